@@ -1,0 +1,101 @@
+"""Command line: ``joulebench run | report | meters``.
+
+Bad input is a UserError: one line on stderr, a non-zero exit, no traceback. Anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from harness.errors import UserError
+
+
+def _data_dir(arg: str | None) -> Path | None:
+    value = arg or os.environ.get("JOULEBENCH_DATA")
+    return Path(value) if value else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import meters, report, suite
+    from harness.runner import Runner, load_task
+
+    s = suite.load(args.suite, "quick" if args.quick else "full")
+    task = load_task(s, _data_dir(args.data_dir))
+    monitor = meters.build(args.meter or s.meter)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("results") / s.name / f"{stamp}-{s.profile}"
+    runner = Runner(s, task, monitor, out)
+    try:
+        runner.run_all()
+    except KeyboardInterrupt:
+        print(f"joulebench: interrupted; the records finished so far are intact in {out}", file=sys.stderr)
+        return 130
+    finally:
+        monitor.close()
+    _, md, warnings = report.write([out])
+    for w in warnings:
+        print(f"joulebench: warning: {w}", file=sys.stderr)
+    print(f"\n## {s.name} ({s.profile}) -> {out}\n")
+    print(md)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness import report
+
+    dirs = [Path(d) for d in args.run_dirs]
+    _, md, warnings = report.write(dirs, Path(args.out) if args.out else None)
+    for w in warnings:
+        print(f"joulebench: warning: {w}", file=sys.stderr)
+    print(md)
+    return 0
+
+
+def cmd_meters(args: argparse.Namespace) -> int:
+    from harness import meters
+
+    for name, avail in meters.availability().items():
+        state = "available" if avail.available else "ABSENT"
+        print(f"{name:10s} {state:9s} {avail.reason}")
+    monitor = meters.build("auto", log=lambda s: None)
+    print(f"\nmeter: auto -> {monitor.method}")
+    for formula in monitor.formulas():
+        print(f"  {formula}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="joulebench", description="How much accuracy does each joule buy?")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train, evaluate and measure a suite; write records and a table")
+    run.add_argument("suite", help="a suite file, e.g. benchmarks/digits.yaml")
+    run.add_argument("--quick", action="store_true", help="use the suite's quick profile (tests, CI)")
+    run.add_argument("--out", help="run directory (default results/<suite>/<timestamp>-<profile>)")
+    run.add_argument("--data-dir", help="folder holding GLUE-format task folders such as sst2/ "
+                                        "(default: $JOULEBENCH_DATA, else the Hub)")
+    run.add_argument("--meter", help="override the suite's meter (auto, estimate, ...)")
+    run.set_defaults(func=cmd_run)
+    rep = sub.add_parser("report", help="rebuild the table from one or more run directories")
+    rep.add_argument("run_dirs", nargs="+")
+    rep.add_argument("--out", help="where to write table.csv/table.md (default: the single run dir)")
+    rep.set_defaults(func=cmd_report)
+    met = sub.add_parser("meters", help="which energy meters exist here, and why any is absent")
+    met.set_defaults(func=cmd_meters)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"joulebench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("joulebench: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,74 @@
+"""The estimate meter: works on any machine, measures nothing, and says so.
+
+    E = W_cpu * (user + sys CPU seconds of this process, all threads)
+      + W_dram_per_GB * (resident set size in GB) * (wall seconds)
+
+Constants (both overridable, both recorded with every result):
+- W_cpu = 12 W per busy logical CPU: the Green Algorithms calculator's default per-core
+  power for an unknown CPU (Lannelongue, Grealey & Inouye, Adv. Sci. 2021, 8:2100707),
+  i.e. a typical server TDP divided by its core count. A vCPU is counted as a core.
+- W_dram = 0.3725 W per GB of memory in use: the same paper's memory power figure.
+
+Stated uncertainty: +-50%. Real per-core power spans roughly 3 W (efficient laptop
+cores) to 20 W (turbo server cores); idle power, fans and PSU losses are not modelled.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Callable
+
+from harness.meters.base import Availability, Backend
+
+CPU_W_PER_BUSY_CPU = 12.0
+DRAM_W_PER_GB = 0.3725
+UNCERTAINTY_REL = 0.5
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux /proc), else its peak."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class EstimateBackend(Backend):
+    method = "estimate"
+    uncertainty_rel = UNCERTAINTY_REL
+    update_period_s = 0.0
+
+    def __init__(self, cpu_w_per_busy_cpu: float = CPU_W_PER_BUSY_CPU,
+                 dram_w_per_gb: float = DRAM_W_PER_GB,
+                 cpu_seconds: Callable[[], float] = time.process_time,
+                 memory_bytes: Callable[[], int] = rss_bytes,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.cpu_w = cpu_w_per_busy_cpu
+        self.dram_w_per_gb = dram_w_per_gb
+        self._cpu_seconds = cpu_seconds
+        self._memory_bytes = memory_bytes
+        self._clock = clock
+        self._last_t = clock()
+        self._dram_j = 0.0
+
+    @staticmethod
+    def probe() -> Availability:
+        return Availability(True, "always available: a model from process CPU time and memory, not a measurement")
+
+    def components(self) -> tuple[str, ...]:
+        return ("cpu", "dram")
+
+    def totals(self) -> dict[str, float]:
+        now = self._clock()
+        # The memory level read now stands for the interval since the last reading.
+        self._dram_j += self.dram_w_per_gb * self._memory_bytes() / 1e9 * (now - self._last_t)
+        self._last_t = now
+        return {"cpu": self.cpu_w * self._cpu_seconds(), "dram": self._dram_j}
+
+    def formula(self) -> str:
+        return (f"estimate: E = {self.cpu_w:g} W x process CPU-seconds (user+sys, all threads) "
+                f"+ {self.dram_w_per_gb:g} W/GB x RSS GB x wall s (Green Algorithms constants; +-"
+                f"{self.uncertainty_rel:.0%})")

@@ -1,0 +1,56 @@
+"""Small convolutional and MLP classifiers for image tasks such as digits (8x8 input)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.models import MODELS, Encoded, ModelBundle
+from harness.tasks import Split, TaskData
+
+
+class ImageClassifier(nn.Module):
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def encode_images(split: Split) -> Encoded:
+    return Encoded({"x": torch.as_tensor(split.inputs, dtype=torch.float32)},
+                   torch.as_tensor(split.labels, dtype=torch.long))
+
+
+def _side(task: TaskData) -> tuple[int, int, int]:
+    c, h, w = task.train.inputs.shape[1:]
+    return int(c), int(h), int(w)
+
+
+@MODELS.register("cnn")
+def build_cnn(task: TaskData, *, channels: list[int] = (16, 32), hidden: int = 64,
+              dropout: float = 0.1) -> ModelBundle:
+    c, h, w = _side(task)
+    layers: list[nn.Module] = []
+    for out in channels:
+        layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU()]
+        c = out
+    layers += [nn.MaxPool2d(2), nn.Flatten(),
+               nn.Linear(c * (h // 2) * (w // 2), hidden), nn.ReLU(), nn.Dropout(dropout),
+               nn.Linear(hidden, task.num_labels)]
+    return ModelBundle(ImageClassifier(nn.Sequential(*layers)), encode_images,
+                       {"architecture": f"cnn{list(channels)}-fc{hidden}"})
+
+
+@MODELS.register("mlp")
+def build_mlp(task: TaskData, *, hidden: list[int] = (64,), dropout: float = 0.0) -> ModelBundle:
+    c, h, w = _side(task)
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = c * h * w
+    for out in hidden:
+        layers += [nn.Linear(width, out), nn.ReLU(), nn.Dropout(dropout)]
+        width = out
+    layers.append(nn.Linear(width, task.num_labels))
+    return ModelBundle(ImageClassifier(nn.Sequential(*layers)), encode_images,
+                       {"architecture": f"mlp{list(hidden)}"})

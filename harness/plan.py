@@ -1,0 +1,46 @@
+"""Suite -> the list of runs it asks for. Pure: no torch, no I/O.
+
+Baselines come first (in suite order), then each variant after its parent, each crossed
+with every seed. The order is deterministic, so a shard of it (later) is too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from harness.suite import ModelConfig, Suite, TrainConfig
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    suite: str
+    variant_id: str  # "cnn" for a baseline, "cnn.int8" style for a variant
+    model: ModelConfig  # the baseline model the lineage starts from
+    seed: int
+    train: TrainConfig
+    technique: str | None = None
+    parent: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant_id}@seed{self.seed}"
+
+    @property
+    def variant(self) -> str:
+        return self.technique or "baseline"
+
+
+def expand(suite: Suite) -> list[RunSpec]:
+    specs: list[RunSpec] = []
+    root: dict[str, ModelConfig] = {}
+    for m in suite.models:
+        root[m.name] = m
+        specs += [RunSpec(suite.name, m.name, m, seed, m.train) for seed in suite.seeds]
+    for v in suite.variants:
+        model = root[v.parent]
+        root[v.id] = model
+        specs += [RunSpec(suite.name, v.id, model, seed, v.train or model.train, v.technique, v.parent, v.params)
+                  for seed in suite.seeds]
+    return specs

@@ -1,0 +1,149 @@
+"""Records -> the table: energy beside accuracy, one row per variant.
+
+Statistics are computed here from raw values, never stored: accuracy pools correct
+answers over seeds (Wilson 95% interval); J per inference is the median over every
+window of every seed, with a distribution-free 95% interval and the CV.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from harness import records, stats
+from harness.errors import UserError
+
+CV_WARN = 0.05
+
+COLUMNS = [
+    "task", "model", "variant", "variant_id", "seeds", "params", "n_eval",
+    "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi",
+    "train_J", "train_s",
+    "J_per_inference", "J_per_inference_ci95_lo", "J_per_inference_ci95_hi", "J_per_inference_cv",
+    "inferences_per_s", "correct_per_J", "energy_method", "energy_uncertainty",
+]
+
+# Units and meaning, for the README and for the markdown header.
+UNITS = {
+    "params": "count", "n_eval": "examples", "accuracy": "fraction", "train_J": "J", "train_s": "s",
+    "J_per_inference": "J", "J_per_inference_cv": "fraction", "inferences_per_s": "1/s",
+    "correct_per_J": "1/J",
+}
+
+
+def load_run_dirs(run_dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    recs: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for d in run_dirs:
+        path = Path(d) / records.RECORDS
+        if not path.is_file():
+            raise UserError(f"{d} holds no {records.RECORDS}; pass a run directory written by 'joulebench run'")
+        got, warn = records.load(path)
+        warnings += warn
+        if not got:
+            raise UserError(f"{path} holds no complete records; rerun the suite")
+        recs += got
+    return recs, warnings
+
+
+def _row(group: list[dict[str, Any]]) -> dict[str, Any]:
+    first = group[0]
+    correct = sum(r["eval"]["correct"] for r in group)
+    n = sum(r["eval"]["n"] for r in group)
+    acc = correct / n
+    lo, hi = stats.wilson(correct, n)
+    per_inf, rates, methods, unc = [], [], set(), set()
+    for r in group:
+        inf = r["inference"]
+        for w in inf["windows"]:
+            per_inf.append(w["energy_j"] / inf["inferences_per_window"])
+            rates.append(inf["inferences_per_window"] / w["duration_s"])
+            for c in w["components"]:
+                methods.add(c["method"])
+                unc.add(c["uncertainty_rel"])
+    j_med = stats.median(per_inf)
+    j_lo, j_hi = stats.median_ci(per_inf)
+    return {
+        "task": first["task"], "model": first["model"], "variant": first["variant"],
+        "variant_id": first["variant_id"], "seeds": len(group), "params": first["n_params"],
+        "n_eval": first["eval"]["n"],
+        "accuracy": acc, "accuracy_ci95_lo": lo, "accuracy_ci95_hi": hi,
+        "train_J": sum(r["train"]["window"]["energy_j"] for r in group) / len(group),
+        "train_s": sum(r["train"]["window"]["duration_s"] for r in group) / len(group),
+        "J_per_inference": j_med, "J_per_inference_ci95_lo": j_lo, "J_per_inference_ci95_hi": j_hi,
+        "J_per_inference_cv": stats.cv(per_inf),
+        "inferences_per_s": stats.median(rates),
+        "correct_per_J": acc / j_med,
+        "energy_method": "+".join(sorted(methods)),
+        "energy_uncertainty": "+-" + "/".join(f"{u:.0%}" for u in sorted(unc)) + " (stated)",
+    }
+
+
+def build_table(recs: list[dict[str, Any]]) -> pd.DataFrame:
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in recs:
+        groups.setdefault((r["suite"], r["task"], r["variant_id"]), []).append(r)
+    return pd.DataFrame([_row(g) for g in groups.values()], columns=COLUMNS)
+
+
+def footnotes(recs: list[dict[str, Any]], table: pd.DataFrame) -> list[str]:
+    notes = []
+    for formula in sorted({f for r in recs for f in r["meter"]["formulas"]}):
+        notes.append(f"Energy method: {formula}")
+    notes.append("accuracy: on the held-out eval split, Wilson 95% CI; J_per_inference: median over windows, "
+                 "distribution-free 95% CI; correct_per_J = accuracy / J_per_inference.")
+    for _, row in table.iterrows():
+        if row["J_per_inference_cv"] > CV_WARN:
+            notes.append(f"WARNING: {row['variant_id']} ({row['task']}): J_per_inference CV "
+                         f"{row['J_per_inference_cv']:.1%} > {CV_WARN:.0%}; the machine was noisy, rerun or lengthen windows.")
+    return notes
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def to_markdown(table: pd.DataFrame, notes: list[str]) -> str:
+    shown = table.copy()
+    shown["accuracy"] = [f"{a:.4f} [{lo:.4f}, {hi:.4f}]" for a, lo, hi in
+                         zip(table["accuracy"], table["accuracy_ci95_lo"], table["accuracy_ci95_hi"])]
+    shown["J_per_inference"] = [f"{_fmt(j)} [{_fmt(lo)}, {_fmt(hi)}]" for j, lo, hi in
+                                zip(table["J_per_inference"], table["J_per_inference_ci95_lo"],
+                                    table["J_per_inference_ci95_hi"])]
+    shown = shown.drop(columns=["accuracy_ci95_lo", "accuracy_ci95_hi", "J_per_inference_ci95_lo",
+                                "J_per_inference_ci95_hi", "variant_id"])
+    headers = []
+    for col in shown.columns:
+        label = {"accuracy": "accuracy [95% CI]", "J_per_inference": "J_per_inference [95% CI]"}.get(col, col)
+        headers.append(f"{label} ({UNITS[col]})" if col in UNITS and col not in ("accuracy", "J_per_inference")
+                       else label)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for _, row in shown.iterrows():
+        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def write(run_dirs: list[Path], out_dir: Path | None = None) -> tuple[pd.DataFrame, str, list[str]]:
+    """Build the table from run dirs and write table.csv/table.md into ``out_dir``
+    (default: the single run dir). Returns (table, markdown, warnings)."""
+    recs, warnings = load_run_dirs(run_dirs)
+    table = build_table(recs)
+    md = to_markdown(table, footnotes(recs, table))
+    target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
+    if target is not None:
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = target / "table.csv.tmp"
+        table.to_csv(tmp, index=False)
+        tmp.replace(target / "table.csv")
+        (target / "table.md.tmp").write_text(md)
+        (target / "table.md.tmp").replace(target / "table.md")
+    return table, md, warnings

@@ -1,0 +1,57 @@
+"""Small, exact statistics for the report: no bootstrap where a closed form exists."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+Z95 = 1.959963984540054
+
+
+def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score 95% interval for a proportion; sound near 0 and 1, unlike p +- 1.96 se."""
+    if n <= 0:
+        raise ValueError("wilson needs n > 0")
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def median(values: Sequence[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    if n == 0:
+        raise ValueError("median of nothing")
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Distribution-free interval for the median from order statistics.
+
+    [x_(j), x_(n-j+1)] covers the median with probability 1 - 2 P(Binom(n, 1/2) < j);
+    j is the largest index keeping that >= ``level``. Needs n >= 6 for 95%.
+    """
+    s = sorted(values)
+    n = len(s)
+    alpha = 1 - level
+    j, tail = 0, 0.0
+    while True:
+        next_tail = tail + math.comb(n, j) / 2 ** n  # P(Binom < j + 1)
+        if 2 * next_tail > alpha:
+            break
+        tail, j = next_tail, j + 1
+    if j == 0:
+        raise ValueError(f"{n} values are too few for a {level:.0%} median interval (need >= 6)")
+    return s[j - 1], s[n - j]
+
+
+def cv(values: Sequence[float]) -> float:
+    """Coefficient of variation (sample std / mean)."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return math.sqrt(var) / mean if mean else float("nan")

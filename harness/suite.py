@@ -1,0 +1,275 @@
+"""Load a YAML suite file into frozen dataclasses, or say in one line what is wrong.
+
+A suite is the unit a paper cites: task, models, training budget, measurement settings,
+seeds and meter. Everything is validated here, before any data is read or any output
+directory exists, so a typo costs a second rather than an hour of training.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from harness.errors import UserError
+
+PROFILES = ("full", "quick")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training budget. ``max_samples`` caps the training split (a fixed, seeded subset)."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-3
+    max_samples: int | None = None
+    weight_decay: float = 0.0
+    warmup_fraction: float = 0.0
+    schedule: str = "constant"  # or "linear": linear decay to 0 after warm-up
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Inference measurement: ``repetitions`` windows, each at least ``min_window_s`` long.
+
+    Six repetitions are the fewest for which a distribution-free 95% interval of the
+    median exists (order statistics of a Binomial(n, 1/2)); five only reach 93.8%.
+    """
+
+    batch_size: int = 64
+    warmup: int = 1
+    repetitions: int = 7
+    min_window_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    family: str
+    options: Mapping[str, Any]
+    train: TrainConfig
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """A compressed variant of a parent (a model name or another variant id)."""
+
+    id: str
+    parent: str
+    technique: str
+    params: Mapping[str, Any]
+    train: TrainConfig | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: str
+    profile: str
+    description: str
+    task: TaskConfig
+    models: tuple[ModelConfig, ...]
+    variants: tuple[VariantConfig, ...]
+    seeds: tuple[int, ...]
+    measure: MeasureConfig
+    meter: str
+    resolved: Mapping[str, Any]  # the merged raw mapping, for the config hash
+
+    def config_hash(self) -> str:
+        text = json.dumps(self.resolved, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+TOP_KEYS = {"name", "description", "task", "models", "variants", "seeds", "train",
+            "measure", "meter", "quick"}
+MODEL_KEYS = {"family", "options", "train"}
+VARIANT_KEYS = {"id", "parent", "technique", "params", "train"}
+TASK_KEYS = {"name", "options"}
+
+
+def load(path: str | Path, profile: str = "full") -> Suite:
+    """Read, merge the profile, validate. Raises UserError with a one-line message."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"suite file {path} not found; pass a YAML file such as benchmarks/digits.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"suite file {path} is not valid YAML{where}; fix the syntax or pass a .yaml suite") from None
+    except UnicodeDecodeError:
+        raise UserError(f"suite file {path} is not a text file; pass a YAML suite such as benchmarks/digits.yaml") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"suite file {path} must hold a YAML mapping (name:, task:, models:, ...), not {type(raw).__name__}")
+    return parse(raw, str(path), profile)
+
+
+def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
+    if profile not in PROFILES:
+        raise UserError(f"unknown profile {profile!r}; use one of: {', '.join(PROFILES)}")
+    _known(raw, TOP_KEYS, f"{where}")
+    merged = copy.deepcopy(dict(raw))
+    quick = merged.pop("quick", None) or {}
+    if not isinstance(quick, dict):
+        raise UserError(f"'quick' in {where} must be a mapping of overrides")
+    _known(quick, TOP_KEYS - {"quick", "name"}, f"{where} (quick)")
+    if profile == "quick":
+        merged = _deep_merge(merged, quick)
+
+    name = _req(merged, "name", str, where)
+    task_raw = _req(merged, "task", dict, where)
+    _known(task_raw, TASK_KEYS, f"{where} task")
+    task = TaskConfig(name=_req(task_raw, "name", str, f"{where} task"),
+                      options=dict(task_raw.get("options") or {}))
+
+    default_train = _train(merged.get("train") or {}, TrainConfig(), f"{where} train")
+    models_raw = _req(merged, "models", dict, where)
+    if not models_raw:
+        raise UserError(f"{where} lists no models; add at least one under 'models:'")
+    models = []
+    for mname, mraw in models_raw.items():
+        mwhere = f"{where} models.{mname}"
+        if not isinstance(mraw, dict):
+            raise UserError(f"{mwhere} must be a mapping with 'family:'")
+        _known(mraw, MODEL_KEYS, mwhere)
+        models.append(ModelConfig(
+            name=str(mname),
+            family=_req(mraw, "family", str, mwhere),
+            options=dict(mraw.get("options") or {}),
+            train=_train(mraw.get("train") or {}, default_train, f"{mwhere}.train"),
+        ))
+
+    variants = []
+    for i, vraw in enumerate(merged.get("variants") or []):
+        vwhere = f"{where} variants[{i}]"
+        if not isinstance(vraw, dict):
+            raise UserError(f"{vwhere} must be a mapping with id, parent, technique")
+        _known(vraw, VARIANT_KEYS, vwhere)
+        vtrain = vraw.get("train")
+        variants.append(VariantConfig(
+            id=_req(vraw, "id", str, vwhere),
+            parent=_req(vraw, "parent", str, vwhere),
+            technique=_req(vraw, "technique", str, vwhere),
+            params=dict(vraw.get("params") or {}),
+            train=None if vtrain is None else _train(vtrain, default_train, f"{vwhere}.train"),
+        ))
+
+    seeds = merged.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise UserError(f"'seeds' in {where} must be a non-empty list of integers, e.g. [0, 1, 2]")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"'seeds' in {where} repeats a seed; list each seed once")
+
+    measure = _dataclass_from(MeasureConfig, merged.get("measure") or {}, MeasureConfig(), f"{where} measure")
+    if measure.repetitions < 6:
+        raise UserError(f"measure.repetitions in {where} is {measure.repetitions}; use at least 6 "
+                        "(the fewest for a distribution-free 95% CI of the median)")
+    if measure.warmup < 1:
+        raise UserError(f"measure.warmup in {where} must be >= 1 (the warm-up pass also calibrates the window length)")
+    if measure.min_window_s <= 0 or measure.batch_size < 1:
+        raise UserError(f"measure.min_window_s and measure.batch_size in {where} must be positive")
+
+    suite = Suite(
+        name=name, path=where, profile=profile,
+        description=str(merged.get("description", "")),
+        task=task, models=tuple(models), variants=tuple(variants), seeds=tuple(seeds),
+        measure=measure, meter=str(merged.get("meter", "auto")), resolved=merged,
+    )
+    _check_references(suite)
+    return suite
+
+
+def _check_references(suite: Suite) -> None:
+    """Names that point into registries or at other entries must resolve now."""
+    from harness import compress, meters, models, tasks
+    from harness.registry import check_options
+
+    where = suite.path
+    check_options(tasks.TASKS.get(suite.task.name), suite.task.options, f"{where} task.options", skip=1)
+    for m in suite.models:
+        check_options(models.MODELS.get(m.family), m.options, f"{where} models.{m.name}.options", skip=1)
+    known = {m.name for m in suite.models}
+    for v in suite.variants:
+        if v.id in known:
+            raise UserError(f"variant id {v.id!r} in {where} is used twice; give each model and variant its own id")
+        if v.parent not in known:
+            raise UserError(f"variant {v.id!r} in {where} names parent {v.parent!r}, which is not defined above it; "
+                            f"use one of: {', '.join(sorted(known))}")
+        technique = compress.TECHNIQUES.get(v.technique)
+        technique.validate(v.params, f"{where} variant {v.id!r}")
+        known.add(v.id)
+    meters.check_name(suite.meter, where)
+
+
+def _train(raw: Any, base: TrainConfig, where: str) -> TrainConfig:
+    cfg = _dataclass_from(TrainConfig, raw, base, where)
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
+        raise UserError(f"{where}: epochs and batch_size must be >= 1 and lr > 0")
+    if cfg.max_samples is not None and cfg.max_samples < 1:
+        raise UserError(f"{where}: max_samples must be a positive integer or null")
+    if cfg.schedule not in ("constant", "linear"):
+        raise UserError(f"{where}: schedule must be 'constant' or 'linear', not {cfg.schedule!r}")
+    if not 0 <= cfg.warmup_fraction < 1:
+        raise UserError(f"{where}: warmup_fraction must be in [0, 1)")
+    return cfg
+
+
+def _dataclass_from(cls: type, raw: Any, base: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} must be a mapping")
+    names = {f.name: f for f in fields(cls)}
+    _known(raw, set(names), where)
+    values = {}
+    for key, value in raw.items():
+        default = getattr(base, key)
+        if value is None and key == "max_samples":
+            values[key] = None
+            continue
+        want = float if isinstance(default, float) else type(default) if default is not None else int
+        if want is float and not isinstance(value, bool):
+            try:  # YAML 1.1 reads 3e-4 as a string; accept any number spelling
+                value = float(value)
+            except (TypeError, ValueError):
+                pass
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise UserError(f"{where}.{key} must be {want.__name__}, got {value!r}")
+        values[key] = value
+    return replace(base, **values)
+
+
+def _known(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise UserError(f"unknown suite key {key!r} in {where}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _req(raw: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in raw:
+        raise UserError(f"{where} is missing required key {key!r}")
+    value = raw[key]
+    if not isinstance(value, kind):
+        raise UserError(f"{where}: {key!r} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _deep_merge(base: dict, over: Mapping) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
