@@ -12,7 +12,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from harness.errors import UserError
+from harness.errors import DataUnavailable, UserError
 
 
 def _data_dir(arg: str | None) -> Path | None:
@@ -25,7 +25,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import Runner, load_task
 
     s = suite.load(args.suite, "quick" if args.quick else "full")
-    task = load_task(s, _data_dir(args.data_dir))
+    try:
+        task = load_task(s, _data_dir(args.data_dir))
+    except DataUnavailable as exc:
+        if not args.skip_if_no_data:
+            raise
+        print(f"joulebench: skipped {s.name}: {exc}", file=sys.stderr)
+        return exc.exit_code
     monitor = meters.build(args.meter or s.meter)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("results") / s.name / f"{stamp}-{s.profile}"
@@ -79,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="folder holding GLUE-format task folders such as sst2/ "
                                         "(default: $JOULEBENCH_DATA, else the Hub)")
     run.add_argument("--meter", help="override the suite's meter (auto, estimate, ...)")
+    run.add_argument("--skip-if-no-data", action="store_true",
+                     help="if the task's data is unreachable, say 'skipped' (exit 3) instead of 'error'")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="rebuild the table from one or more run directories")
     rep.add_argument("run_dirs", nargs="+")

@@ -1,0 +1,43 @@
+"""Shared fixtures. Fakes live only at hardware boundaries; data and training are real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: int = 900):
+    """Run ``python -m harness`` for real, as a user would; returns the CompletedProcess."""
+    full_env = {k: v for k, v in os.environ.items() if k != "JOULEBENCH_DATA"}
+    full_env["HF_HUB_OFFLINE"] = "1"  # tests never touch the Hub
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def shared_sst2() -> Path:
+    if not (SHARED_SST2 / "train.tsv").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs SST-2 at {SHARED_SST2} (../shared beside the clone)")
+        pytest.skip(f"SST-2 not found at {SHARED_SST2}")
+    return SHARED_SST2
+
+
+@pytest.fixture(scope="session")
+def sst2_slice(shared_sst2: Path, tmp_path_factory) -> Path:
+    """A GLUE-format folder holding sst2/ with the first rows of the real files."""
+    root = tmp_path_factory.mktemp("glue")
+    folder = root / "sst2"
+    folder.mkdir()
+    for name, rows in (("train.tsv", 3000), ("validation.tsv", 300)):
+        lines = (shared_sst2 / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        (folder / name).write_text("".join(lines[: rows + 1]), encoding="utf-8")
+    return root

@@ -1,0 +1,85 @@
+"""Bad input through the real CLI: one line, a non-zero exit, no traceback, nothing lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def assert_one_line_error(proc, needle: str, code: int = 2) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("joulebench: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert needle in errors[0]
+
+
+def suite_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    return path
+
+
+SST2_SUITE = """
+name: sst2
+task: {name: sst2}
+meter: estimate
+train: {epochs: 1, batch_size: 8, max_samples: 16}
+models:
+  bert_tiny:
+    family: bert
+    options: {tokenizer: "bundled:minilm", config: {num_hidden_layers: 1, hidden_size: 32,
+              num_attention_heads: 2, intermediate_size: 64}}
+"""
+
+
+def test_unknown_suite_key(tmp_path: Path) -> None:
+    path = suite_file(tmp_path, "name: t\ntask: {name: digits}\nmodels: {cnn: {family: cnn}}\nepochz: 3\n")
+    assert_one_line_error(run_cli("run", str(path)), "unknown suite key 'epochz'")
+
+
+def test_not_yaml(tmp_path: Path) -> None:
+    path = suite_file(tmp_path, "name: t\ntask: {name: digits\n  models: [")
+    assert_one_line_error(run_cli("run", str(path)), "is not valid YAML")
+
+
+def test_missing_data_folder(tmp_path: Path) -> None:
+    path = suite_file(tmp_path, SST2_SUITE)
+    proc = run_cli("run", str(path), "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, "does not exist")
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_data_and_no_hub_exits_3(tmp_path: Path) -> None:
+    path = suite_file(tmp_path, SST2_SUITE)
+    assert_one_line_error(run_cli("run", str(path)), "JOULEBENCH_DATA", code=3)
+
+
+@pytest.mark.parametrize("train_text, needle", [
+    ("", "is empty"),
+    ("sentence\tlabel\ngood\t1\nbad\tfilm\t0\n", "line 3: expected 2 tab-separated fields"),
+    ("sentence\tlabel\ngood\t1\nodd\t7\n", "label '7' is not in the label set"),
+])
+def test_bad_tsv(tmp_path: Path, train_text: str, needle: str) -> None:
+    folder = tmp_path / "data" / "sst2"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text(train_text)
+    (folder / "validation.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    path = suite_file(tmp_path, SST2_SUITE)
+    assert_one_line_error(run_cli("run", str(path), "--data-dir", str(tmp_path / "data")), needle)
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "records.jsonl").write_text('{"keep": "me"}\n')
+    proc = run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(out))
+    assert_one_line_error(proc, "already holds records")
+    assert (out / "records.jsonl").read_text() == '{"keep": "me"}\n'
+
+
+def test_report_on_empty_dir(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("report", str(tmp_path)), "holds no records.jsonl")

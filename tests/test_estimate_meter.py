@@ -1,0 +1,90 @@
+"""The estimate meter's arithmetic, against a known CPU burn and against fake clocks."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.errors import MeterError
+from harness.meters import EnergyMonitor
+from harness.meters.estimate import CPU_W_PER_BUSY_CPU, EstimateBackend
+
+
+def burn_cpu(seconds: float, clock=time.thread_time) -> None:
+    """Spin until this thread has used ``seconds`` of CPU time."""
+    end = clock() + seconds
+    x = 0
+    while clock() < end:
+        x += 1
+
+
+def test_known_cpu_burn_costs_watts_times_cpu_seconds() -> None:
+    monitor = EnergyMonitor([EstimateBackend(memory_bytes=lambda: 0)])
+    cpu0 = time.process_time()
+    monitor.begin_window("burn")
+    burn_cpu(0.5)
+    m = monitor.end_window("burn")
+    cpu_s = time.process_time() - cpu0
+    cpu_j = {c.component: c.energy_j for c in m.components}["cpu"]
+    # The burn used 0.5 s of CPU; the window reports 12 W x that, to within the few ms
+    # of CPU the bookkeeping itself costs.
+    assert cpu_j == pytest.approx(CPU_W_PER_BUSY_CPU * 0.5, rel=0.05)
+    assert cpu_j <= CPU_W_PER_BUSY_CPU * cpu_s + 1e-9
+    assert m.method == "estimate" and m.duration_s >= 0.45
+
+
+def test_cpu_time_of_other_threads_is_counted() -> None:
+    """The main thread only waits; the joules come from the worker thread's burn."""
+    monitor = EnergyMonitor([EstimateBackend(memory_bytes=lambda: 0)])
+    monitor.begin_window("thread")
+    worker = threading.Thread(target=burn_cpu, args=(0.4,))
+    worker.start()
+    worker.join()
+    m = monitor.end_window("thread")
+    assert m.energy_j >= CPU_W_PER_BUSY_CPU * 0.4 * 0.95
+
+
+def test_sleeping_costs_almost_nothing() -> None:
+    monitor = EnergyMonitor([EstimateBackend(memory_bytes=lambda: 0)])
+    monitor.begin_window("sleep")
+    time.sleep(0.3)
+    burn_cpu(0.01)  # a sliver of work so the window is positive
+    m = monitor.end_window("sleep")
+    assert 0 < m.energy_j < CPU_W_PER_BUSY_CPU * 0.1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_formula_exactly_with_fake_clocks() -> None:
+    wall, cpu = FakeClock(), FakeClock()
+    backend = EstimateBackend(cpu_w_per_busy_cpu=10.0, dram_w_per_gb=0.5, cpu_seconds=cpu,
+                              memory_bytes=lambda: 2_000_000_000, clock=wall)
+    monitor = EnergyMonitor([backend], clock=wall)
+    monitor.begin_window("w")
+    wall.t += 4.0  # 4 s wall, 2 busy CPUs -> 8 CPU-seconds
+    cpu.t += 8.0
+    m = monitor.end_window("w")
+    parts = {c.component: c.energy_j for c in m.components}
+    assert parts["cpu"] == pytest.approx(80.0)  # 10 W x 8 CPU-s
+    assert parts["dram"] == pytest.approx(4.0)  # 0.5 W/GB x 2 GB x 4 s
+    assert m.energy_j == pytest.approx(84.0)
+    assert m.duration_s == pytest.approx(4.0)
+    assert m.uncertainty_j == pytest.approx(42.0)  # +-50%
+    assert "10 W x process CPU-seconds" in backend.formula()
+
+
+def test_zero_window_is_an_error_not_a_record() -> None:
+    wall, cpu = FakeClock(), FakeClock()
+    monitor = EnergyMonitor([EstimateBackend(cpu_seconds=cpu, memory_bytes=lambda: 0, clock=wall)], clock=wall)
+    monitor.begin_window("empty")
+    wall.t += 1.0
+    with pytest.raises(MeterError, match="must be positive"):
+        monitor.end_window("empty")
