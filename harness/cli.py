@@ -32,7 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
         print(f"joulebench: skipped {s.name}: {exc}", file=sys.stderr)
         return exc.exit_code
-    monitor = meters.build(args.meter or s.meter)
+    monitor = meters.build(args.meter or s.meter, allow_estimate=args.allow_estimate or s.allow_estimate)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("results") / s.name / f"{stamp}-{s.profile}"
     runner = Runner(s, task, monitor, out)
@@ -66,12 +66,18 @@ def cmd_meters(args: argparse.Namespace) -> int:
     from harness import meters
 
     for name, avail in meters.availability().items():
-        state = "available" if avail.available else "ABSENT"
+        state = "available" if avail.available else "BLOCKED" if avail.blocked else "absent"
         print(f"{name:10s} {state:9s} {avail.reason}")
-    monitor = meters.build("auto", log=lambda s: None)
-    print(f"\nmeter: auto -> {monitor.method}")
-    for formula in monitor.formulas():
-        print(f"  {formula}")
+    notes: list[str] = []
+    monitor = meters.build("auto", allow_estimate=True, log=notes.append)
+    try:
+        print(f"\nmeter: auto -> {monitor.method}")
+        for backend in monitor.backends:
+            print(f"  {', '.join(backend.components())}: {backend.formula()}")
+        for note in notes:
+            print(note.replace("joulebench: ", "note: "))
+    finally:
+        monitor.close()
     return 0
 
 
@@ -85,6 +91,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="folder holding GLUE-format task folders such as sst2/ "
                                         "(default: $JOULEBENCH_DATA, else the Hub)")
     run.add_argument("--meter", help="override the suite's meter (auto, estimate, ...)")
+    run.add_argument("--allow-estimate", action="store_true",
+                     help="with meter auto: estimate CPU energy when a RAPL counter exists but cannot be read")
     run.add_argument("--skip-if-no-data", action="store_true",
                      help="if the task's data is unreachable, say 'skipped' (exit 3) instead of 'error'")
     run.set_defaults(func=cmd_run)

@@ -21,16 +21,17 @@ CV_WARN = 0.05
 COLUMNS = [
     "task", "model", "variant", "variant_id", "seeds", "params", "n_eval",
     "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi",
-    "train_J", "train_s",
+    "train_J", "train_J_net", "train_s",
     "J_per_inference", "J_per_inference_ci95_lo", "J_per_inference_ci95_hi", "J_per_inference_cv",
-    "inferences_per_s", "correct_per_J", "energy_method", "energy_uncertainty",
+    "J_per_inference_net", "J_per_inference_net_ci95_lo", "J_per_inference_net_ci95_hi",
+    "idle_W", "inferences_per_s", "correct_per_J", "energy_method", "energy_uncertainty",
 ]
 
 # Units and meaning, for the README and for the markdown header.
 UNITS = {
-    "params": "count", "n_eval": "examples", "accuracy": "fraction", "train_J": "J", "train_s": "s",
-    "J_per_inference": "J", "J_per_inference_cv": "fraction", "inferences_per_s": "1/s",
-    "correct_per_J": "1/J",
+    "params": "count", "n_eval": "examples", "accuracy": "fraction", "train_J": "J", "train_J_net": "J",
+    "train_s": "s", "J_per_inference": "J", "J_per_inference_cv": "fraction", "J_per_inference_net": "J",
+    "idle_W": "W", "inferences_per_s": "1/s", "correct_per_J": "1/J",
 }
 
 
@@ -55,30 +56,37 @@ def _row(group: list[dict[str, Any]]) -> dict[str, Any]:
     n = sum(r["eval"]["n"] for r in group)
     acc = correct / n
     lo, hi = stats.wilson(correct, n)
-    per_inf, rates, methods, unc = [], [], set(), set()
+    per_inf, per_inf_net, rates, methods, unc = [], [], [], set(), set()
     for r in group:
         inf = r["inference"]
         for w in inf["windows"]:
             per_inf.append(w["energy_j"] / inf["inferences_per_window"])
+            per_inf_net.append(w["net_energy_j"] / inf["inferences_per_window"])
             rates.append(inf["inferences_per_window"] / w["duration_s"])
             for c in w["components"]:
                 methods.add(c["method"])
                 unc.add(c["uncertainty_rel"])
     j_med = stats.median(per_inf)
     j_lo, j_hi = stats.median_ci(per_inf)
+    net_lo, net_hi = stats.median_ci(per_inf_net)
+    trains = [r["train"]["window"] for r in group]
     return {
         "task": first["task"], "model": first["model"], "variant": first["variant"],
         "variant_id": first["variant_id"], "seeds": len(group), "params": first["n_params"],
         "n_eval": first["eval"]["n"],
         "accuracy": acc, "accuracy_ci95_lo": lo, "accuracy_ci95_hi": hi,
-        "train_J": sum(r["train"]["window"]["energy_j"] for r in group) / len(group),
-        "train_s": sum(r["train"]["window"]["duration_s"] for r in group) / len(group),
+        "train_J": sum(w["energy_j"] for w in trains) / len(trains),
+        "train_J_net": sum(w["net_energy_j"] for w in trains) / len(trains),
+        "train_s": sum(w["duration_s"] for w in trains) / len(trains),
         "J_per_inference": j_med, "J_per_inference_ci95_lo": j_lo, "J_per_inference_ci95_hi": j_hi,
         "J_per_inference_cv": stats.cv(per_inf),
+        "J_per_inference_net": stats.median(per_inf_net),
+        "J_per_inference_net_ci95_lo": net_lo, "J_per_inference_net_ci95_hi": net_hi,
+        "idle_W": trains[0]["idle_w"],
         "inferences_per_s": stats.median(rates),
         "correct_per_J": acc / j_med,
         "energy_method": "+".join(sorted(methods)),
-        "energy_uncertainty": "+-" + "/".join(f"{u:.0%}" for u in sorted(unc)) + " (stated)",
+        "energy_uncertainty": "+-" + "/".join(f"{u:.0%}" for u in sorted(unc)),
     }
 
 
@@ -93,8 +101,9 @@ def footnotes(recs: list[dict[str, Any]], table: pd.DataFrame) -> list[str]:
     notes = []
     for formula in sorted({f for r in recs for f in r["meter"]["formulas"]}):
         notes.append(f"Energy method: {formula}")
-    notes.append("accuracy: on the held-out eval split, Wilson 95% CI; J_per_inference: median over windows, "
-                 "distribution-free 95% CI; correct_per_J = accuracy / J_per_inference.")
+    notes.append("accuracy: on the held-out eval split, Wilson 95% CI. J/inference: median over windows, "
+                 "distribution-free 95% CI; net = gross - idle W x window s. correct/J = accuracy / gross "
+                 "J/inference. Units: J, s, W.")
     for _, row in table.iterrows():
         if row["J_per_inference_cv"] > CV_WARN:
             notes.append(f"WARNING: {row['variant_id']} ({row['task']}): J_per_inference CV "
@@ -112,23 +121,26 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _ci(value: float, lo: float, hi: float) -> str:
+    return f"{_fmt(value)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
 def to_markdown(table: pd.DataFrame, notes: list[str]) -> str:
-    shown = table.copy()
-    shown["accuracy"] = [f"{a:.4f} [{lo:.4f}, {hi:.4f}]" for a, lo, hi in
-                         zip(table["accuracy"], table["accuracy_ci95_lo"], table["accuracy_ci95_hi"])]
-    shown["J_per_inference"] = [f"{_fmt(j)} [{_fmt(lo)}, {_fmt(hi)}]" for j, lo, hi in
-                                zip(table["J_per_inference"], table["J_per_inference_ci95_lo"],
-                                    table["J_per_inference_ci95_hi"])]
-    shown = shown.drop(columns=["accuracy_ci95_lo", "accuracy_ci95_hi", "J_per_inference_ci95_lo",
-                                "J_per_inference_ci95_hi", "variant_id"])
-    headers = []
-    for col in shown.columns:
-        label = {"accuracy": "accuracy [95% CI]", "J_per_inference": "J_per_inference [95% CI]"}.get(col, col)
-        headers.append(f"{label} ({UNITS[col]})" if col in UNITS and col not in ("accuracy", "J_per_inference")
-                       else label)
+    """Every energy cell shows gross and net; intervals are 95%; units in the headers."""
+    headers = ["task", "model", "variant", "seeds", "params", "n_eval", "accuracy [95% CI]",
+               "train J gross / net", "train s", "J/inference gross [95% CI]", "J/inference net [95% CI]",
+               "J/inference CV", "idle W", "inferences/s", "correct/J (1/J)", "energy method (stated unc.)"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for _, row in shown.iterrows():
-        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+    for _, r in table.iterrows():
+        cells = [r["task"], r["model"], r["variant"], r["seeds"], r["params"], r["n_eval"],
+                 _ci(r["accuracy"], r["accuracy_ci95_lo"], r["accuracy_ci95_hi"]),
+                 f"{_fmt(r['train_J'])} / {_fmt(r['train_J_net'])}", _fmt(r["train_s"]),
+                 _ci(r["J_per_inference"], r["J_per_inference_ci95_lo"], r["J_per_inference_ci95_hi"]),
+                 _ci(r["J_per_inference_net"], r["J_per_inference_net_ci95_lo"], r["J_per_inference_net_ci95_hi"]),
+                 f"{r['J_per_inference_cv']:.1%}" + (" (!)" if r["J_per_inference_cv"] > CV_WARN else ""),
+                 _fmt(r["idle_W"]), _fmt(r["inferences_per_s"]), _fmt(r["correct_per_J"]),
+                 f"{r['energy_method']} ({r['energy_uncertainty']})"]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 

@@ -53,17 +53,29 @@ class Runner:
             raise UserError(f"{self.out_dir} already holds records; pass a new --out directory")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         env = records.environment(self.monitor.method, self.monitor.formulas())
+        env["idle_w"] = self.measure_idle()
         env["suite"] = {"name": self.suite.name, "path": self.suite.path, "profile": self.suite.profile,
                         "config_hash": self.suite.config_hash(), "resolved": self.suite.resolved}
         env["data"] = {"source": self.task.source, "eval_split": self.task.eval_split,
                        "n_train": len(self.task.train), "n_eval": len(self.task.eval), **self.task.info}
         records.write_json_atomic(self.out_dir / records.ENVIRONMENT, env)
 
+    def measure_idle(self) -> dict[str, float]:
+        seconds = self.suite.measure.idle_s
+        if seconds <= 0:
+            return {}
+        idle = self.monitor.measure_idle(seconds)
+        self.log(f"  idle baseline over {seconds:g} s: {sum(idle.values()):.3g} W ("
+                 + ", ".join(f"{c} {w:.3g} W" for c, w in idle.items()) + ")")
+        return idle
+
     def run_all(self) -> Path:
         self.start()
         path = self.out_dir / records.RECORDS
         specs = expand(self.suite)
         for i, spec in enumerate(specs, start=1):
+            if self.suite.measure.idle_between_variants and i > 1 and spec.variant_id != specs[i - 2].variant_id:
+                self.measure_idle()
             self.log(f"[{i}/{len(specs)}] {self.suite.name}: {spec.key}")
             records.append(path, self.run_one(spec))
         return path

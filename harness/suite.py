@@ -46,6 +46,8 @@ class MeasureConfig:
     warmup: int = 1
     repetitions: int = 7
     min_window_s: float = 1.0
+    idle_s: float = 5.0  # idle baseline before the suite; 0 turns it off (net = gross)
+    idle_between_variants: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Suite:
     seeds: tuple[int, ...]
     measure: MeasureConfig
     meter: str
+    allow_estimate: bool
     resolved: Mapping[str, Any]  # the merged raw mapping, for the config hash
 
     def config_hash(self) -> str:
@@ -93,7 +96,7 @@ class Suite:
 
 
 TOP_KEYS = {"name", "description", "task", "models", "variants", "seeds", "train",
-            "measure", "meter", "quick"}
+            "measure", "meter", "allow_estimate", "quick"}
 MODEL_KEYS = {"family", "options", "train"}
 VARIANT_KEYS = {"id", "parent", "technique", "params", "train"}
 TASK_KEYS = {"name", "options"}
@@ -179,14 +182,18 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
                         "(the fewest for a distribution-free 95% CI of the median)")
     if measure.warmup < 1:
         raise UserError(f"measure.warmup in {where} must be >= 1 (the warm-up pass also calibrates the window length)")
-    if measure.min_window_s <= 0 or measure.batch_size < 1:
-        raise UserError(f"measure.min_window_s and measure.batch_size in {where} must be positive")
+    if measure.min_window_s <= 0 or measure.batch_size < 1 or measure.idle_s < 0:
+        raise UserError(f"measure.min_window_s and measure.batch_size in {where} must be positive, idle_s >= 0")
+    allow_estimate = merged.get("allow_estimate", False)
+    if not isinstance(allow_estimate, bool):
+        raise UserError(f"'allow_estimate' in {where} must be true or false")
 
     suite = Suite(
         name=name, path=where, profile=profile,
         description=str(merged.get("description", "")),
         task=task, models=tuple(models), variants=tuple(variants), seeds=tuple(seeds),
-        measure=measure, meter=str(merged.get("meter", "auto")), resolved=merged,
+        measure=measure, meter=str(merged.get("meter", "auto")), allow_estimate=allow_estimate,
+        resolved=merged,
     )
     _check_references(suite)
     return suite
@@ -244,7 +251,7 @@ def _dataclass_from(cls: type, raw: Any, base: Any, where: str) -> Any:
                 value = float(value)
             except (TypeError, ValueError):
                 pass
-        if not isinstance(value, want) or isinstance(value, bool):
+        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
             raise UserError(f"{where}.{key} must be {want.__name__}, got {value!r}")
         values[key] = value
     return replace(base, **values)

@@ -9,13 +9,37 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+POWERCAP_ROOT = Path("/sys/class/powercap")
+
+
+def read_text(path: Path) -> str:
+    """The one place sysfs is read; tests pass another reader to play permission denied
+    (they run as root, which no chmod can lock out)."""
+    return path.read_text()
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Every hardware boundary in one value, so tests point it at a fake powercap tree or a
+    fake ``pynvml`` module without patching anything deeper."""
+
+    powercap_root: Path = POWERCAP_ROOT
+    read: Callable[[Path], str] = read_text
+    nvml: Any = None  # the pynvml module; None imports the real one
+    env: Mapping[str, str] | None = None  # None = os.environ (for CUDA_VISIBLE_DEVICES)
+    sync: Callable[[], None] | None = None  # None = torch.cuda.synchronize when CUDA is up
 
 
 @dataclass(frozen=True)
 class Availability:
     available: bool
     reason: str  # why it is absent, or what it would measure
+    #: The hardware is there but cannot be read (e.g. root-only RAPL files): the user can
+    #: fix that, so ``auto`` stops with the fix instead of quietly estimating.
+    blocked: bool = False
 
 
 class Backend(ABC):
@@ -28,9 +52,28 @@ class Backend(ABC):
     #: at least 100x this so the quantisation error stays under 1%.
     update_period_s: float = 0.0
 
+    @classmethod
+    @abstractmethod
+    def probe(cls, hw: Hardware) -> Availability:
+        """Whether this backend can run here, and if not, why (in words a user can act on)."""
+
+    @classmethod
+    def create(cls, hw: Hardware) -> "Backend":
+        return cls()
+
     @abstractmethod
     def components(self) -> tuple[str, ...]:
         """Component names, e.g. ("cpu", "dram") or ("gpu0",)."""
+
+    def covers(self) -> set[str]:
+        """Which of "cpu", "dram", "gpu" this backend accounts for (auto fills the rest)."""
+        return {c.split(":")[0].rstrip("0123456789") for c in self.components()}
+
+    def method_of(self, component: str) -> str:
+        return self.method
+
+    def uncertainty_of(self, component: str) -> float:
+        return self.uncertainty_rel
 
     @abstractmethod
     def totals(self) -> dict[str, float]:
@@ -51,20 +94,34 @@ class Backend(ABC):
 class ComponentEnergy:
     component: str
     method: str
-    energy_j: float
+    energy_j: float  # gross: everything the counter saw
     uncertainty_rel: float
+    idle_w: float = 0.0  # idle power of this component, measured before the suite
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One energy window: its wall duration and the joules of each component."""
+    """One energy window: its wall duration and the joules of each component.
+
+    Gross J is what the meter saw; net J = gross - P_idle x duration is what the work
+    added over an idle machine. ``read_s`` is what the closing reading itself cost.
+    """
 
     duration_s: float
     components: tuple[ComponentEnergy, ...]
+    read_s: float = 0.0
 
     @property
     def energy_j(self) -> float:
         return sum(c.energy_j for c in self.components)
+
+    @property
+    def idle_w(self) -> float:
+        return sum(c.idle_w for c in self.components)
+
+    @property
+    def net_energy_j(self) -> float:
+        return self.energy_j - self.idle_w * self.duration_s
 
     @property
     def method(self) -> str:
@@ -76,9 +133,10 @@ class Measurement:
         return sum(c.energy_j * c.uncertainty_rel for c in self.components)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"duration_s": self.duration_s, "energy_j": self.energy_j, "method": self.method,
+        return {"duration_s": self.duration_s, "energy_j": self.energy_j, "net_energy_j": self.net_energy_j,
+                "idle_w": self.idle_w, "method": self.method, "read_s": self.read_s,
                 "components": [asdict(c) for c in self.components]}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Measurement":
-        return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]))
+        return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0))

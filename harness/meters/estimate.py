@@ -20,7 +20,7 @@ import resource
 import time
 from typing import Callable
 
-from harness.meters.base import Availability, Backend
+from harness.meters.base import Availability, Backend, Hardware
 
 CPU_W_PER_BUSY_CPU = 12.0
 DRAM_W_PER_GB = 0.3725
@@ -41,11 +41,15 @@ class EstimateBackend(Backend):
     uncertainty_rel = UNCERTAINTY_REL
     update_period_s = 0.0
 
-    def __init__(self, cpu_w_per_busy_cpu: float = CPU_W_PER_BUSY_CPU,
+    def __init__(self, parts: tuple[str, ...] = ("cpu", "dram"),
+                 cpu_w_per_busy_cpu: float = CPU_W_PER_BUSY_CPU,
                  dram_w_per_gb: float = DRAM_W_PER_GB,
                  cpu_seconds: Callable[[], float] = time.process_time,
                  memory_bytes: Callable[[], int] = rss_bytes,
                  clock: Callable[[], float] = time.perf_counter) -> None:
+        if not parts or set(parts) - {"cpu", "dram"}:
+            raise ValueError(f"the estimate covers cpu and/or dram, not {parts}")
+        self.parts = tuple(parts)
         self.cpu_w = cpu_w_per_busy_cpu
         self.dram_w_per_gb = dram_w_per_gb
         self._cpu_seconds = cpu_seconds
@@ -54,21 +58,23 @@ class EstimateBackend(Backend):
         self._last_t = clock()
         self._dram_j = 0.0
 
-    @staticmethod
-    def probe() -> Availability:
+    @classmethod
+    def probe(cls, hw: Hardware) -> Availability:
         return Availability(True, "always available: a model from process CPU time and memory, not a measurement")
 
     def components(self) -> tuple[str, ...]:
-        return ("cpu", "dram")
+        return self.parts
 
     def totals(self) -> dict[str, float]:
         now = self._clock()
         # The memory level read now stands for the interval since the last reading.
         self._dram_j += self.dram_w_per_gb * self._memory_bytes() / 1e9 * (now - self._last_t)
         self._last_t = now
-        return {"cpu": self.cpu_w * self._cpu_seconds(), "dram": self._dram_j}
+        out = {"cpu": self.cpu_w * self._cpu_seconds(), "dram": self._dram_j}
+        return {p: out[p] for p in self.parts}
 
     def formula(self) -> str:
-        return (f"estimate: E = {self.cpu_w:g} W x process CPU-seconds (user+sys, all threads) "
-                f"+ {self.dram_w_per_gb:g} W/GB x RSS GB x wall s (Green Algorithms constants; +-"
-                f"{self.uncertainty_rel:.0%})")
+        terms = {"cpu": f"{self.cpu_w:g} W x process CPU-seconds (user+sys, all threads)",
+                 "dram": f"{self.dram_w_per_gb:g} W/GB x RSS GB x wall s"}
+        return ("estimate: E = " + " + ".join(terms[p] for p in self.parts)
+                + f" (Green Algorithms constants; +-{self.uncertainty_rel:.0%})")

@@ -1,7 +1,9 @@
 """The window layer: ``begin_window(key)`` / ``end_window(key)`` over any backends.
 
 A window syncs every device, snapshots every running total, and on close subtracts.
-A window of 0 J or less is an error here, so it can never reach a table.
+A window of 0 J or less (gross, or net of idle power) is an error here, so it can never
+reach a table. The idle baseline is measured with the same backends, so gross and net
+come from one meter.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ class EnergyMonitor:
         self.backends = tuple(backends)
         self._clock = clock
         self._open: dict[str, tuple[float, list[dict[str, float]]]] = {}
+        self.idle_w: dict[tuple[int, str], float] = {}  # (backend index, component) -> W
 
     @property
     def method(self) -> str:
-        return "+".join(sorted({b.method for b in self.backends}))
+        return "+".join(sorted({b.method_of(c) for b in self.backends for c in b.components()}))
 
     def formulas(self) -> list[str]:
         return [b.formula() for b in self.backends]
@@ -45,20 +48,42 @@ class EnergyMonitor:
         self._open[key] = (self._clock(), totals)
 
     def end_window(self, key: str) -> Measurement:
-        totals = self._read()
+        t_read = time.perf_counter()
+        try:
+            totals = self._read()
+        except BaseException:
+            self._open.pop(key, None)
+            raise
         end = self._clock()
+        read_s = time.perf_counter() - t_read
         start, before = self._open.pop(key)
         parts = []
-        for backend, b0, b1 in zip(self.backends, before, totals):
+        for i, (backend, b0, b1) in enumerate(zip(self.backends, before, totals)):
             for comp in backend.components():
-                parts.append(ComponentEnergy(comp, backend.method, b1[comp] - b0[comp], backend.uncertainty_rel))
-        m = Measurement(end - start, tuple(parts))
+                parts.append(ComponentEnergy(comp, backend.method_of(comp), b1[comp] - b0[comp],
+                                             backend.uncertainty_of(comp), self.idle_w.get((i, comp), 0.0)))
+        m = Measurement(end - start, tuple(parts), read_s)
         bad = [p for p in parts if p.energy_j < 0]
         if bad or m.energy_j <= 0:
             detail = ", ".join(f"{p.component}={p.energy_j:.3g} J" for p in parts)
             raise MeterError(f"energy window {key!r} read {m.energy_j:.3g} J in {m.duration_s:.3g} s ({detail}); "
                              "a window must be positive: lengthen it (measure.min_window_s) or check the meter")
+        if self.idle_w and m.net_energy_j <= 0:
+            raise MeterError(f"energy window {key!r} is {m.energy_j:.3g} J gross but {m.net_energy_j:.3g} J net of "
+                             f"idle ({m.idle_w:.3g} W); the work is lost in idle noise: lengthen measure.min_window_s")
         return m
+
+    def measure_idle(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> dict[str, float]:
+        """Measure idle power per component over ``seconds`` of sleep; later windows
+        report net J against it. Returns {component: W}."""
+        self.idle_w = {}
+        self.begin_window("idle")
+        sleep(seconds)
+        m = self.end_window("idle")
+        index = {(b.method_of(c), c): i for i, b in enumerate(self.backends) for c in b.components()}
+        self.idle_w = {(index[(p.method, p.component)], p.component): p.energy_j / m.duration_s
+                       for p in m.components}
+        return {p.component: p.energy_j / m.duration_s for p in m.components}
 
     @contextmanager
     def window(self, key: str) -> Iterator[list[Measurement]]:
