@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -27,10 +26,20 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def evaluate(module: nn.Module, data: Encoded, batch_size: int) -> EvalResult:
+def predict_logits(module: nn.Module, data: Encoded, batch_size: int) -> torch.Tensor:
+    """Logits for every example, in the split's own order (length buckets undone)."""
     module.eval()
-    preds = np.empty(len(data), dtype=np.int64)
+    out: torch.Tensor | None = None
     for idx in data.buckets(batch_size):
-        preds[idx.numpy()] = module(**data.batch(idx)).argmax(dim=-1).numpy()
+        logits = module(**data.batch(idx)).float()
+        if out is None:
+            out = torch.empty(len(data), logits.shape[-1])
+        out[idx] = logits
+    assert out is not None
+    return out
+
+
+def evaluate(module: nn.Module, data: Encoded, batch_size: int) -> EvalResult:
+    preds = predict_logits(module, data, batch_size).argmax(dim=-1).numpy()
     labels = data.labels.numpy()
     return EvalResult(int((preds == labels).sum()), len(labels), preds.tolist())

@@ -38,9 +38,11 @@ def expand(suite: Suite) -> list[RunSpec]:
     for m in suite.models:
         root[m.name] = m
         specs += [RunSpec(suite.name, m.name, m, seed, m.train) for seed in suite.seeds]
+    by_name = {m.name: m for m in suite.models}
     for v in suite.variants:
-        model = root[v.parent]
+        # A variant has its parent's architecture, unless it trains a named student.
+        model = by_name[v.params["student"]] if "student" in v.params else root[v.parent]
         root[v.id] = model
-        specs += [RunSpec(suite.name, v.id, model, seed, v.train or model.train, v.technique, v.parent, v.params)
+        specs += [RunSpec(suite.name, v.id, model, seed, v.train, v.technique, v.parent, v.params)
                   for seed in suite.seeds]
     return specs

@@ -55,3 +55,24 @@ def cv(values: Sequence[float]) -> float:
     mean = sum(values) / n
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
     return math.sqrt(var) / mean if mean else float("nan")
+
+
+def mcnemar(parent_correct: Sequence[bool], variant_correct: Sequence[bool]) -> tuple[int, int, float]:
+    """Paired McNemar test on the same eval examples: (b, c, two-sided p).
+
+    b = parent right and variant wrong, c = the reverse. With b + c < 25 the exact
+    binomial form is used (the chi-square approximation is poor there); otherwise the
+    chi-square statistic with continuity correction, 1 degree of freedom.
+    """
+    if len(parent_correct) != len(variant_correct):
+        raise ValueError("McNemar needs the same examples for both models")
+    b = sum(1 for p, v in zip(parent_correct, variant_correct) if p and not v)
+    c = sum(1 for p, v in zip(parent_correct, variant_correct) if v and not p)
+    n = b + c
+    if n == 0:
+        return b, c, 1.0
+    if n < 25:
+        tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
+        return b, c, min(1.0, 2 * tail)
+    chi2 = (abs(b - c) - 1) ** 2 / n
+    return b, c, math.erfc(math.sqrt(chi2 / 2))

@@ -72,7 +72,7 @@ class VariantConfig:
     parent: str
     technique: str
     params: Mapping[str, Any]
-    train: TrainConfig | None = None
+    train: TrainConfig  # resolved: the variant's overrides over its architecture's budget
 
 
 @dataclass(frozen=True)
@@ -156,19 +156,24 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
         ))
 
     variants = []
+    # A variant's training budget starts from its architecture's (parent's, or student's).
+    budget = {m.name: m.train for m in models}
     for i, vraw in enumerate(merged.get("variants") or []):
         vwhere = f"{where} variants[{i}]"
         if not isinstance(vraw, dict):
             raise UserError(f"{vwhere} must be a mapping with id, parent, technique")
         _known(vraw, VARIANT_KEYS, vwhere)
         vtrain = vraw.get("train")
+        params = dict(vraw.get("params") or {})
+        vid, parent = _req(vraw, "id", str, vwhere), _req(vraw, "parent", str, vwhere)
+        base = budget.get(params.get("student"), budget.get(parent, default_train))
         variants.append(VariantConfig(
-            id=_req(vraw, "id", str, vwhere),
-            parent=_req(vraw, "parent", str, vwhere),
+            id=vid, parent=parent,
             technique=_req(vraw, "technique", str, vwhere),
-            params=dict(vraw.get("params") or {}),
-            train=None if vtrain is None else _train(vtrain, default_train, f"{vwhere}.train"),
+            params=params,
+            train=_train(vtrain or {}, base, f"{vwhere}.train"),
         ))
+        budget[vid] = variants[-1].train
 
     seeds = merged.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
@@ -215,8 +220,8 @@ def _check_references(suite: Suite) -> None:
         if v.parent not in known:
             raise UserError(f"variant {v.id!r} in {where} names parent {v.parent!r}, which is not defined above it; "
                             f"use one of: {', '.join(sorted(known))}")
-        technique = compress.TECHNIQUES.get(v.technique)
-        technique.validate(v.params, f"{where} variant {v.id!r}")
+        technique = compress.TECHNIQUES.get(v.technique)()
+        technique.validate(v.params, f"{where} variant {v.id!r}", {m.name for m in suite.models})
         known.add(v.id)
     meters.check_name(suite.meter, where)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,12 @@ def lr_lambda(cfg: TrainConfig, total_steps: int):
     return factor
 
 
-def train(module: nn.Module, data: Encoded, cfg: TrainConfig, seed: int, desc: str = "train") -> TrainStats:
+#: loss(logits, batch indices) -> scalar; the default is cross-entropy on the labels.
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def train(module: nn.Module, data: Encoded, cfg: TrainConfig, seed: int, desc: str = "train",
+          loss_fn: LossFn | None = None) -> TrainStats:
     n = len(data)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
@@ -54,7 +60,7 @@ def train(module: nn.Module, data: Encoded, cfg: TrainConfig, seed: int, desc: s
         for start in range(0, n, cfg.batch_size):
             idx = perm[start:start + cfg.batch_size]
             logits = module(**data.batch(idx))
-            loss = F.cross_entropy(logits, data.labels[idx])
+            loss = loss_fn(logits, idx) if loss_fn else F.cross_entropy(logits, data.labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             # Clipping keeps from-scratch transformers stable at the suite's learning rates.

@@ -1,18 +1,73 @@
 """Compression techniques: one file each, one ``@TECHNIQUES.register(name)`` line each.
 
-A technique turns a trained parent into a variant. ``validate`` runs at suite load so a
-bad parameter (a sparsity of 1.5) fails before any training starts.
+A technique turns a trained parent into a variant. ``validate`` runs at suite load, so a
+bad parameter (a sparsity of 1.5) fails before any training starts; ``apply`` does the
+work and returns the new module with the energy windows spent creating it. A technique
+that cannot run on this machine (fp16 on a CPU) raises VariantSkipped with the reason.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
+from torch import nn
+
+from harness.errors import UserError
+from harness.meters import EnergyMonitor, Measurement
+from harness.models import Encoded, ModelBundle
 from harness.registry import Registry
+from harness.suite import ModelConfig, TrainConfig
+from harness.tasks import TaskData
 
 
-class Technique(Protocol):
-    def validate(self, params: Mapping[str, Any], where: str) -> None: ...
+class VariantSkipped(Exception):
+    """Not an error: the variant cannot be built here, for the reason given."""
 
 
-TECHNIQUES: Registry[Technique] = Registry("technique")
+@dataclass
+class CompressContext:
+    variant_id: str
+    model_name: str  # the suite model whose architecture (and encoder) the parent has
+    parent: nn.Module  # a private copy: the technique may change it in place
+    parent_bundle: ModelBundle
+    params: Mapping[str, Any]
+    train_cfg: TrainConfig
+    seed: int
+    task: TaskData
+    monitor: EnergyMonitor
+    models: Mapping[str, ModelConfig]  # every model in the suite, e.g. to build a student
+    build: Callable[[ModelConfig], ModelBundle]
+    encode_train: Callable[[str, ModelBundle, TrainConfig], Encoded]  # (model name, bundle, budget), cached
+    cache: dict[Any, Any] = field(default_factory=dict)  # shared across variants of one run
+
+
+@dataclass
+class CompressResult:
+    module: nn.Module
+    bundle: ModelBundle  # whose ``encode`` feeds the variant (a student's for distill)
+    windows: dict[str, Measurement]  # "create" always; e.g. "teacher_logits" too
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Technique:
+    """Base for techniques; subclasses set ``name`` and override validate/apply."""
+
+    name = ""
+
+    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
+        """Check params at suite load; ``models`` are the suite's model names."""
+
+    def apply(self, ctx: CompressContext) -> CompressResult:
+        raise NotImplementedError
+
+
+def require(params: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in params:
+        if key not in allowed:
+            raise UserError(f"unknown parameter {key!r} in {where}; allowed: {', '.join(sorted(allowed)) or 'none'}")
+
+
+TECHNIQUES: Registry[type[Technique]] = Registry("technique")
+
+from harness.compress import distill, prune, quantize, structured  # noqa: E402,F401

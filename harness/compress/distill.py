@@ -1,0 +1,63 @@
+"""Knowledge distillation (Hinton et al., 2015): a student learns from a teacher's soft
+targets at temperature T, mixed with the hard labels.
+
+    loss = alpha * T^2 * KL(softmax(t / T) || softmax(s / T)) + (1 - alpha) * CE(s, y)
+
+The parent is the teacher (the variant's knowledge comes from it); ``student`` names the
+suite model whose architecture and training budget the student takes. The teacher's
+logits over the student's training examples are computed once per teacher and seed,
+in their own energy window, which is charged to the variant's creation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, require
+from harness.errors import UserError
+from harness.evaluate import predict_logits
+from harness.train import train
+
+
+@TECHNIQUES.register("distill")
+class Distill(Technique):
+    name = "distill"
+
+    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
+        require(params, {"student", "temperature", "alpha"}, where)
+        if params.get("student") not in models:
+            raise UserError(f"distill in {where} needs student: one of the suite's models "
+                            f"({', '.join(sorted(models))}), not {params.get('student')!r}")
+        if not float(params.get("temperature", 2.0)) > 0 or not 0 <= float(params.get("alpha", 0.5)) <= 1:
+            raise UserError(f"distill in {where}: temperature must be > 0 and alpha in [0, 1]")
+
+    def apply(self, ctx: CompressContext) -> CompressResult:
+        name = ctx.params["student"]
+        temperature = float(ctx.params.get("temperature", 2.0))
+        alpha = float(ctx.params.get("alpha", 0.5))
+        torch.manual_seed(ctx.seed)
+        student = ctx.build(ctx.models[name])
+        data = ctx.encode_train(name, student, ctx.train_cfg)
+        windows = {}
+        key = ("teacher_logits", ctx.model_name, ctx.seed, ctx.train_cfg.max_samples)
+        if key not in ctx.cache:
+            teacher_data = ctx.encode_train(ctx.model_name, ctx.parent_bundle, ctx.train_cfg)  # the same examples
+            with ctx.monitor.window(f"{ctx.variant_id}:teacher_logits") as out:
+                ctx.cache[key] = predict_logits(ctx.parent, teacher_data, 128)
+            windows["teacher_logits"] = out[0]
+        soft = F.softmax(ctx.cache[key] / temperature, dim=-1)
+
+        def loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            kd = F.kl_div(F.log_softmax(logits / temperature, dim=-1), soft[idx], reduction="batchmean")
+            return alpha * temperature ** 2 * kd + (1 - alpha) * F.cross_entropy(logits, data.labels[idx])
+
+        with ctx.monitor.window(f"{ctx.variant_id}:create") as out:
+            stats = train(student.module, data, ctx.train_cfg, ctx.seed, desc=f"distill {ctx.variant_id}", loss_fn=loss)
+        windows["create"] = out[0]
+        return CompressResult(student.module, student, windows, {
+            "student": name, "temperature": temperature, "alpha": alpha, "train_steps": stats.steps,
+            "teacher_logits": "computed" if "teacher_logits" in windows else "cached in this run",
+        })

@@ -1,0 +1,165 @@
+"""Structured pruning: remove whole layers, attention heads or conv channels, so the
+model really computes less (unlike unstructured zeros), then fine-tune.
+
+- ``prune_layers`` (BERT): keep ``keep_layers`` bottom layers (dropping the top ones
+  works best: Sajjad et al., "On the Effect of Dropping Layers of Pre-trained
+  Transformer Models", 2023), or an explicit ``layers`` list.
+- ``prune_heads`` (BERT): keep the ``keep_heads`` heads per layer with the largest
+  weight norm (query/key/value rows and output columns of the head). transformers 5
+  removed ``prune_heads``; BERT's attention infers the head count from the projection
+  width, so slicing the projections is enough.
+- ``prune_channels`` (CNN): keep the ``keep_fraction`` conv filters with the largest
+  L1 norm in every conv layer (Li et al., "Pruning Filters for Efficient ConvNets", 2017).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, require
+from harness.errors import UserError
+from harness.train import train
+
+
+def _hf_bert(module: nn.Module, where: str) -> nn.Module:
+    hf = getattr(module, "hf", None)
+    if hf is None or not hasattr(hf, "bert"):
+        raise UserError(f"{where} needs a bert-family parent")
+    return hf
+
+
+def _slice_linear(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> nn.Linear:
+    w = linear.weight.detach()
+    b = linear.bias.detach() if linear.bias is not None else None
+    if rows is not None:
+        w, b = w[rows], (b[rows] if b is not None else None)
+    if cols is not None:
+        w = w[:, cols]
+    out = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+    with torch.no_grad():
+        out.weight.copy_(w)
+        if b is not None:
+            out.bias.copy_(b)
+    return out
+
+
+def _finetune(ctx: CompressContext, module: nn.Module, surgery) -> CompressResult:
+    data = ctx.encode_train(ctx.model_name, ctx.parent_bundle, ctx.train_cfg)
+    before = sum(p.numel() for p in module.parameters())
+    with ctx.monitor.window(f"{ctx.variant_id}:create") as out:
+        info = surgery(module)
+        stats = train(module, data, ctx.train_cfg, ctx.seed, desc=f"finetune {ctx.variant_id}")
+    info["finetune_steps"] = stats.steps
+    # For structured pruning, "sparsity" is the fraction of the parent's weights removed.
+    info["sparsity"] = 1 - sum(p.numel() for p in module.parameters()) / before
+    info["sparsity_scope"] = "weights removed from the parent (structured)"
+    info["sparsity_exploited"] = "yes: smaller dense layers"
+    return CompressResult(module, ctx.parent_bundle, {"create": out[0]}, info)
+
+
+@TECHNIQUES.register("prune_layers")
+class DropLayers(Technique):
+    name = "prune_layers"
+
+    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
+        require(params, {"keep_layers", "layers"}, where)
+        if ("keep_layers" in params) == ("layers" in params):
+            raise UserError(f"{where} needs exactly one of keep_layers (a count) or layers (a list of indices)")
+        k = params.get("keep_layers")
+        if k is not None and (not isinstance(k, int) or k < 1):
+            raise UserError(f"keep_layers in {where} must be a positive integer")
+
+    def apply(self, ctx: CompressContext) -> CompressResult:
+        hf = _hf_bert(ctx.parent, ctx.variant_id)
+        n = len(hf.bert.encoder.layer)
+        keep = list(ctx.params.get("layers") or range(ctx.params["keep_layers"]))
+        if not keep or max(keep) >= n or len(set(keep)) != len(keep):
+            raise UserError(f"{ctx.variant_id}: layers {keep} do not fit a {n}-layer parent; keep fewer layers")
+
+        def surgery(module: nn.Module) -> dict[str, Any]:
+            hf.bert.encoder.layer = nn.ModuleList(hf.bert.encoder.layer[i] for i in keep)
+            hf.config.num_hidden_layers = len(keep)
+            return {"layers_kept": keep, "layers_before": n}
+
+        return _finetune(ctx, ctx.parent, surgery)
+
+
+@TECHNIQUES.register("prune_heads")
+class PruneHeads(Technique):
+    name = "prune_heads"
+
+    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
+        require(params, {"keep_heads"}, where)
+        k = params.get("keep_heads")
+        if not isinstance(k, int) or k < 1:
+            raise UserError(f"keep_heads in {where} must be a positive integer")
+
+    def apply(self, ctx: CompressContext) -> CompressResult:
+        hf = _hf_bert(ctx.parent, ctx.variant_id)
+        heads, keep = hf.config.num_attention_heads, ctx.params["keep_heads"]
+        if keep >= heads:
+            raise UserError(f"{ctx.variant_id}: keep_heads={keep} must be below the parent's {heads} heads")
+        size = hf.config.hidden_size // heads
+
+        def surgery(module: nn.Module) -> dict[str, Any]:
+            kept_per_layer = []
+            for layer in hf.bert.encoder.layer:
+                att, out = layer.attention.self, layer.attention.output
+                w = torch.stack([p.weight.detach().view(heads, size, -1).pow(2).sum(dim=(1, 2))
+                                 for p in (att.query, att.key, att.value)]).sum(0)
+                w += out.dense.weight.detach().view(-1, heads, size).pow(2).sum(dim=(0, 2))
+                kept = torch.sort(torch.topk(w, keep).indices).values
+                rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in kept.tolist()])
+                att.query, att.key, att.value = (_slice_linear(p, rows=rows) for p in (att.query, att.key, att.value))
+                out.dense = _slice_linear(out.dense, cols=rows)
+                att.num_attention_heads, att.all_head_size = keep, keep * size
+                kept_per_layer.append(kept.tolist())
+            return {"heads_kept": kept_per_layer, "heads_before": heads}
+
+        return _finetune(ctx, ctx.parent, surgery)
+
+
+@TECHNIQUES.register("prune_channels")
+class PruneChannels(Technique):
+    name = "prune_channels"
+
+    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
+        require(params, {"keep_fraction"}, where)
+        f = params.get("keep_fraction")
+        if not isinstance(f, (int, float)) or not 0 < f < 1:
+            raise UserError(f"keep_fraction in {where} must be in (0, 1)")
+
+    def apply(self, ctx: CompressContext) -> CompressResult:
+        body = getattr(ctx.parent, "body", None)
+        if not isinstance(body, nn.Sequential) or not any(isinstance(m, nn.Conv2d) for m in body):
+            raise UserError(f"{ctx.variant_id}: prune_channels needs a cnn-family parent")
+
+        def surgery(module: nn.Module) -> dict[str, Any]:
+            layers = list(body)
+            kept_in: torch.Tensor | None = None
+            channels = []
+            for i, m in enumerate(layers):
+                if isinstance(m, nn.Conv2d):
+                    w = m.weight.detach()
+                    if kept_in is not None:
+                        w = w[:, kept_in]
+                    n_keep = max(1, round(m.out_channels * ctx.params["keep_fraction"]))
+                    kept = torch.sort(torch.topk(w.abs().sum(dim=(1, 2, 3)), n_keep).indices).values
+                    conv = nn.Conv2d(w.shape[1], n_keep, m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
+                    with torch.no_grad():
+                        conv.weight.copy_(w[kept])
+                        if m.bias is not None:
+                            conv.bias.copy_(m.bias.detach()[kept])
+                    layers[i], kept_in = conv, kept
+                    channels.append([m.out_channels, n_keep])
+                elif isinstance(m, nn.Linear) and kept_in is not None:
+                    spatial = m.in_features // channels[-1][0]  # flatten order is (C, H, W)
+                    cols = torch.cat([torch.arange(c * spatial, (c + 1) * spatial) for c in kept_in.tolist()])
+                    layers[i], kept_in = _slice_linear(m, cols=cols), None
+            module.body = nn.Sequential(*layers)
+            return {"channels": channels}
+
+        return _finetune(ctx, ctx.parent, surgery)
