@@ -20,6 +20,23 @@ def _data_dir(arg: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def _carbon(args: argparse.Namespace):
+    from harness.lifecycle import PRESETS, carbon_from
+
+    if args.carbon_preset not in PRESETS:
+        raise UserError(f"unknown carbon preset {args.carbon_preset!r}; use one of: {', '.join(PRESETS)}")
+    if (args.grid_g_per_kwh is not None and args.grid_g_per_kwh < 0) or (args.pue is not None and args.pue < 1):
+        raise UserError("--grid-g-per-kwh must be >= 0 and --pue >= 1")
+    return carbon_from(args.carbon_preset, args.grid_g_per_kwh, args.pue)
+
+
+def add_carbon_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--carbon-preset", default="default",
+                   help="default (IEA 2019 world grid 475 g/kWh, PUE 1.58) or strubell2019 (0.954 lb/kWh, PUE 1.58)")
+    p.add_argument("--grid-g-per-kwh", type=float, help="grid carbon intensity, gCO2e per kWh")
+    p.add_argument("--pue", type=float, help="data-centre power usage effectiveness (>= 1)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import meters, report, suite
     from harness.runner import Runner, load_task
@@ -43,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     finally:
         monitor.close()
-    _, md, warnings = report.write([out])
+    _, md, warnings = report.write([out], carbon=_carbon(args))
     for w in warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
     print(f"\n## {s.name} ({s.profile}) -> {out}\n")
@@ -55,7 +72,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness import report
 
     dirs = [Path(d) for d in args.run_dirs]
-    _, md, warnings = report.write(dirs, Path(args.out) if args.out else None)
+    _, md, warnings = report.write(dirs, Path(args.out) if args.out else None, carbon=_carbon(args))
     for w in warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
     print(md)
@@ -95,10 +112,12 @@ def parser() -> argparse.ArgumentParser:
                      help="with meter auto: estimate CPU energy when a RAPL counter exists but cannot be read")
     run.add_argument("--skip-if-no-data", action="store_true",
                      help="if the task's data is unreachable, say 'skipped' (exit 3) instead of 'error'")
+    add_carbon_options(run)
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="rebuild the table from one or more run directories")
     rep.add_argument("run_dirs", nargs="+")
-    rep.add_argument("--out", help="where to write table.csv/table.md (default: the single run dir)")
+    rep.add_argument("--out", help="where to write the tables and plots (default: the single run dir)")
+    add_carbon_options(rep)
     rep.set_defaults(func=cmd_report)
     met = sub.add_parser("meters", help="which energy meters exist here, and why any is absent")
     met.set_defaults(func=cmd_meters)

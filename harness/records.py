@@ -32,7 +32,8 @@ def append(path: Path, record: dict[str, Any]) -> None:
 
 
 def load(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """(records, warnings). A line that is not a complete record is skipped with a warning."""
+    """(records, warnings). A line that is not a complete record is skipped with a warning.
+    Each record carries its line number as ``_line`` (in memory only), for messages."""
     records, warnings = [], []
     with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
@@ -46,6 +47,7 @@ def load(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
                 warnings.append(f"{path} line {number} is not a schema-{SCHEMA} record; skipped it")
                 continue
+            rec["_line"] = number
             records.append(rec)
     return records, warnings
 

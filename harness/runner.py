@@ -26,6 +26,7 @@ from harness.compress import TECHNIQUES, CompressContext, CompressResult, Varian
 from harness.compress.prune import measured_sparsity
 from harness.errors import UserError
 from harness.evaluate import evaluate
+from harness.flops import forward_flops_per_example
 from harness.measure import measure_inference
 from harness.meters import EnergyMonitor
 from harness.models import MODELS, Encoded, ModelBundle
@@ -91,6 +92,7 @@ class Runner:
         self._built: dict[tuple[str, int], Built] = {}
         self._skipped: dict[tuple[str, int], str] = {}
         self._cache: dict[Any, Any] = {}
+        self._flops: dict[tuple[str, int], tuple[float, float]] = {}  # -> (per inference, per train example)
         self._models = {m.name: m for m in suite.models}
 
     def start(self) -> None:
@@ -146,7 +148,7 @@ class Runner:
         data = self.encode_train(spec.model.name, bundle, spec.train)
         with self.monitor.window(f"{spec.key}:train") as out:
             stats = train(bundle.module, data, spec.train, spec.seed, desc=f"train {spec.key}")
-        info = {"steps": stats.steps, "samples": stats.samples, "final_loss": stats.final_loss}
+        info = {"steps": stats.steps, "train_samples": stats.samples, "final_loss": stats.final_loss}
         return Built(bundle.module, bundle, spec.model.name), {"create": out[0]}, info
 
     def _variant(self, spec: RunSpec) -> tuple[Built, dict[str, Any], dict[str, Any]]:
@@ -188,6 +190,7 @@ class Runner:
         self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples")
         inference = measure_inference(built.module, eval_data, self.suite.measure, self.monitor,
                                       desc=f"measure {spec.key}")
+        flops = self._count_flops(spec, built, eval_data, info)
         size_bytes, n_weights, n_nonzero = state_size(built.module)
         if "sparsity" not in info:
             try:
@@ -199,6 +202,7 @@ class Runner:
             "model_info": built.bundle.info, "architecture": built.model_name,
             "technique_info": info,
             "n_params": n_weights, "n_nonzero_params": n_nonzero, "size_bytes": size_bytes,
+            "flops": flops,
             "data": {"source": self.task.source, "eval_split": self.task.eval_split,
                      "n_train": min(len(self.task.train), spec.train.max_samples or len(self.task.train)),
                      "n_eval": len(eval_data)},
@@ -216,6 +220,25 @@ class Runner:
             "started_at": started,
             "finished_at": now(),
         }
+
+    def _count_flops(self, spec: RunSpec, built: Built, eval_data: Encoded, info: dict[str, Any]) -> dict[str, Any]:
+        """FLOPs per inference and for training (see flops.py for the conventions)."""
+        key = (spec.variant_id, spec.seed)
+        if spec.technique == "quantize":  # torch's counter does not see int8 kernels
+            self._flops[key] = self._flops[(spec.parent, spec.seed)]
+            source = "parent's (quantized kernels are not counted by torch)"
+        else:
+            batch = self.suite.measure.batch_size
+            per_inf = forward_flops_per_example(built.module, eval_data, batch)
+            train_data = self.encode_train(built.model_name, built.bundle, spec.train)
+            self._flops[key] = (per_inf, forward_flops_per_example(built.module, train_data, batch))
+            source = "torch.utils.flop_counter"
+        per_inf, per_train_example = self._flops[key]
+        train_flops = 3 * per_train_example * info.get("train_samples", 0)
+        if info.get("teacher_forward_samples"):
+            train_flops += self._flops[(spec.parent, spec.seed)][1] * info["teacher_forward_samples"]
+        return {"per_inference": per_inf, "train": train_flops, "source": source,
+                "train_rule": "3 x forward FLOPs per example x examples (+ teacher forwards)"}
 
     def _meter(self) -> dict[str, Any]:
         return {"method": self.monitor.method, "formulas": self.monitor.formulas()}

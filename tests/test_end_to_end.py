@@ -9,45 +9,73 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.report import COLUMNS
+from harness.table import COLUMNS
 from tests.conftest import ROOT, run_cli
 
 
-def check_run_dir(out: Path, n_eval: int, min_accuracy: float) -> pd.DataFrame:
-    table = pd.read_csv(out / "table.csv")
-    assert list(table.columns) == COLUMNS
-    assert len(table) == 1
-    row = table.iloc[0]
-    assert row["n_eval"] == n_eval
-    assert 0 <= row["accuracy_ci95_lo"] <= row["accuracy"] <= row["accuracy_ci95_hi"] <= 1
-    # above chance with 95% confidence, not just by luck
-    assert row["accuracy_ci95_lo"] > min_accuracy
-    assert row["train_J"] > 0 and row["train_s"] > 0
-    assert 0 < row["J_per_inference_ci95_lo"] <= row["J_per_inference"] <= row["J_per_inference_ci95_hi"]
-    assert row["correct_per_J"] == pytest.approx(row["accuracy"] / row["J_per_inference"])
-    assert row["energy_method"] == "estimate"
+def check_run_dir(out: Path, n_eval: int, chance: float) -> pd.DataFrame:
+    table = pd.read_csv(out / "table.csv").set_index("variant_id", drop=False)
+    assert set(COLUMNS) <= set(table.columns)
+    for col in ("pareto", "break_even_inferences", "J_at_1e6_queries", "train_gCO2e", "lineage_train_J"):
+        assert col in table.columns
+    for vid, row in table.iterrows():
+        assert row["n_eval"] == n_eval, vid
+        assert 0 <= row["accuracy_ci95_lo"] <= row["accuracy"] <= row["accuracy_ci95_hi"] <= 1, vid
+        assert row["train_J"] > 0 and row["train_s"] > 0, vid
+        assert 0 < row["J_per_inference_ci95_lo"] <= row["J_per_inference"] <= row["J_per_inference_ci95_hi"], vid
+        assert 0 < row["J_per_inference_net"] <= row["J_per_inference"], vid
+        assert row["J_per_inference_cv"] >= 0, vid
+        assert row["correct_per_J"] == pytest.approx(row["accuracy"] / row["J_per_inference"]), vid
+        assert row["energy_method"] == "estimate" and row["energy_uncertainty"] == "+-50%", vid
+        assert row["size_bytes"] > 0 and 0 < row["nonzero_params"] <= row["params"], vid
+        if row["parent"] != "-":
+            assert row["parent"] in table.index, vid
+            assert -1 <= row["accuracy_delta_vs_parent"] <= 1 and 0 <= row["mcnemar_p"] <= 1, vid
+    # the baselines are above chance with 95% confidence, not just by luck
+    baselines = table[table["variant"] == "baseline"]
+    assert (baselines["accuracy_ci95_lo"] > chance).all()
 
-    lines = (out / "records.jsonl").read_text().splitlines()
-    assert len(lines) == 1
-    rec = json.loads(lines[0])
-    assert len(rec["eval"]["predictions"]) == n_eval
-    assert rec["eval"]["correct"] == round(row["accuracy"] * n_eval)
-    assert len(rec["inference"]["windows"]) >= 6
-    assert all(w["energy_j"] > 0 for w in rec["inference"]["windows"])
+    lines = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    ok = [r for r in lines if r["status"] == "ok"]
+    assert len(ok) == len(table)
+    for rec in ok:
+        assert len(rec["eval"]["predictions"]) == n_eval
+        assert len(rec["inference"]["windows"]) >= 6
+        assert all(w["energy_j"] > 0 for w in rec["inference"]["windows"])
     env = json.loads((out / "environment.json").read_text())
     assert env["torch"] and env["meter"] == "estimate" and env["logical_cpus"] >= 1
+    assert set(env["idle_w"]) == {"cpu", "dram"}
     md = (out / "table.md").read_text()
     assert "Energy method: estimate: E = 12 W x process CPU-seconds" in md
     return table
+
+
+def check_ladder(table: pd.DataFrame, out: Path, prefix: str, chance: float) -> None:
+    """The lineage, the sparsity, the int8 size and the KD student, as the ladder promises."""
+    for sparsity in (50, 90):
+        row = table.loc[f"{prefix}.prune{sparsity}"]
+        assert row["parent"] == prefix and row["variant"] == "prune"
+        assert abs(row["sparsity"] - sparsity / 100) < 0.01
+        assert row["sparsity_exploited"].startswith("no")
+    int8, parent = table.loc[f"{prefix}.int8"], table.loc[prefix]
+    assert int8["parent"] == prefix and int8["size_bytes"] < parent["size_bytes"]
+    assert table.loc[f"{prefix}.bf16"]["size_bytes"] < parent["size_bytes"]
+    md = (out / "table.md").read_text()
+    assert f"skipped {prefix}.fp16 (seed 0): fp16 inference needs a CUDA GPU" in md
+    assert f"{prefix}.fp16" not in table.index
 
 
 def test_digits_quick(tmp_path: Path) -> None:
     out = tmp_path / "digits"
     proc = run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    table = check_run_dir(out, n_eval=450, min_accuracy=0.5)  # chance is 0.1
-    assert table.iloc[0]["task"] == "digits" and table.iloc[0]["variant"] == "baseline"
-    assert "| digits | cnn | baseline |" in proc.stdout
+    table = check_run_dir(out, n_eval=450, chance=0.1)
+    check_ladder(table, out, "cnn", chance=0.1)
+    student = table.loc["mlp.distill"]
+    assert student["parent"] == "cnn" and student["model"] == "mlp" and student["variant"] == "distill"
+    assert student["accuracy_ci95_lo"] > 0.1
+    assert table.loc["cnn.channels50"]["params"] < table.loc["cnn"]["params"]
+    assert "| digits | cnn | - | baseline (-) |" in proc.stdout
     assert "ESTIMATE" in proc.stderr  # never a silent fallback
 
 
@@ -56,7 +84,13 @@ def test_sst2_quick_on_a_slice(tmp_path: Path, sst2_slice: Path) -> None:
     proc = run_cli("run", "benchmarks/sst2.yaml", "--quick", "--out", str(out),
                    env={"JOULEBENCH_DATA": str(sst2_slice)})
     assert proc.returncode == 0, proc.stderr
-    check_run_dir(out, n_eval=300, min_accuracy=0.5)  # chance is 0.5
+    table = check_run_dir(out, n_eval=300, chance=0.5)
+    check_ladder(table, out, "bert_tiny", chance=0.5)
+    student = table.loc["bert_tiny.distill"]
+    assert student["parent"] == "minilm" and student["model"] == "bert_tiny"
+    assert student["accuracy_ci95_lo"] > 0.5  # the KD student is above chance
+    assert table.loc["minilm.layers3"]["params"] < table.loc["minilm"]["params"]
+    assert table.loc["minilm"]["params"] > 20_000_000  # the real pretrained MiniLM-L6-H384
 
 
 def test_run_all_skips_unreachable_sst2_with_one_line(tmp_path: Path) -> None:
@@ -74,6 +108,6 @@ def test_run_all_skips_unreachable_sst2_with_one_line(tmp_path: Path) -> None:
     skipped = [line for line in proc.stderr.splitlines() if "skipped sst2" in line]
     assert len(skipped) == 1 and "JOULEBENCH_DATA" in skipped[0] and "--data-dir" in skipped[0]
     assert "Traceback" not in proc.stderr
-    assert "# Combined table" in proc.stdout and "| digits | cnn | baseline |" in proc.stdout
+    assert "# Combined table" in proc.stdout and "| digits | cnn | - | baseline (-) |" in proc.stdout
     assert len(list((clone / "results" / "digits").glob("*/table.csv"))) == 1
     assert not (clone / "results" / "sst2").exists()

@@ -58,6 +58,6 @@ class Distill(Technique):
             stats = train(student.module, data, ctx.train_cfg, ctx.seed, desc=f"distill {ctx.variant_id}", loss_fn=loss)
         windows["create"] = out[0]
         return CompressResult(student.module, student, windows, {
-            "student": name, "temperature": temperature, "alpha": alpha, "train_steps": stats.steps,
+            "student": name, "temperature": temperature, "alpha": alpha, "train_steps": stats.steps, "train_samples": stats.samples, "teacher_forward_samples": len(data),
             "teacher_logits": "computed" if "teacher_logits" in windows else "cached in this run",
         })

@@ -61,5 +61,6 @@ class MagnitudePrune(Technique):
             "sparsity_scope": "Linear and Conv weights",
             "sparsity_exploited": "no: dense kernels multiply the zeros",
             "finetune_steps": stats.steps,
+            "train_samples": stats.samples,
         })
 

@@ -79,7 +79,7 @@ class Quantize(Technique):
         reason = supports(dtype, device)
         if reason:
             raise VariantSkipped(reason)
-        info: dict[str, Any] = {"dtype": dtype}
+        info: dict[str, Any] = {"dtype": dtype, "train_samples": 0}
         ctx.parent.eval()
         with ctx.monitor.window(f"{ctx.variant_id}:create") as out:
             if dtype == "int8":

@@ -53,6 +53,7 @@ def _finetune(ctx: CompressContext, module: nn.Module, surgery) -> CompressResul
         info = surgery(module)
         stats = train(module, data, ctx.train_cfg, ctx.seed, desc=f"finetune {ctx.variant_id}")
     info["finetune_steps"] = stats.steps
+    info["train_samples"] = stats.samples
     # For structured pruning, "sparsity" is the fraction of the parent's weights removed.
     info["sparsity"] = 1 - sum(p.numel() for p in module.parameters()) / before
     info["sparsity_scope"] = "weights removed from the parent (structured)"

@@ -1,0 +1,105 @@
+"""Which variant buys the most accuracy per joule, and when does its training pay back?
+
+Pure functions over the table (one row per variant), so they can be checked against a
+hand-built example whose answers are known:
+
+- Pareto flag: no other row of the same task is at least as accurate *and* at most as
+  costly per inference, and strictly better in one of the two.
+- Break-even inferences vs the parent: the energy spent creating the variant divided by
+  the joules it saves per inference; "never" when it saves nothing.
+- Lifecycle energy at N queries: every joule spent creating the model along its lineage
+  (a distilled student pays for its teacher's training too) + N x J per inference.
+- Carbon: kWh x grid intensity (gCO2e/kWh) x PUE.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+QUERY_SCALES = (1e3, 1e6, 1e9)
+LB_TO_G = 453.59237
+
+
+@dataclass(frozen=True)
+class Carbon:
+    g_per_kwh: float
+    pue: float
+    source: str
+
+    def grams(self, joules: float) -> float:
+        return joules / 3.6e6 * self.g_per_kwh * self.pue
+
+    def describe(self) -> str:
+        return f"gCO2e = kWh x {self.g_per_kwh:.1f} g/kWh x PUE {self.pue:g} ({self.source})"
+
+
+PRESETS = {
+    "default": Carbon(475.0, 1.58, "IEA world-average grid intensity 2019, 475 g/kWh; "
+                                   "PUE 1.58, the Uptime Institute 2018 data-centre average"),
+    "strubell2019": Carbon(0.954 * LB_TO_G, 1.58, "Strubell et al. 2019: US EPA average 0.954 lb CO2/kWh, PUE 1.58"),
+}
+
+
+def carbon_from(preset: str = "default", g_per_kwh: float | None = None, pue: float | None = None) -> Carbon:
+    base = PRESETS[preset]
+    if g_per_kwh is None and pue is None:
+        return base
+    return Carbon(g_per_kwh if g_per_kwh is not None else base.g_per_kwh, pue if pue is not None else base.pue,
+                  f"user-set values over the {preset} preset")
+
+
+def pareto_flags(table: pd.DataFrame) -> pd.Series:
+    flags = pd.Series(False, index=table.index)
+    for _, group in table.groupby("task"):
+        for i, row in group.iterrows():
+            dominated = (
+                (group["accuracy"] >= row["accuracy"]) & (group["J_per_inference"] <= row["J_per_inference"])
+                & ((group["accuracy"] > row["accuracy"]) | (group["J_per_inference"] < row["J_per_inference"]))
+            ).any()
+            flags[i] = not dominated
+    return flags
+
+
+def _by_id(table: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
+    return {(r["task"], r["variant_id"]): r for _, r in table.iterrows()}
+
+
+def break_even(table: pd.DataFrame) -> pd.Series:
+    """Inferences after which the variant's creation energy is repaid, as text."""
+    rows = _by_id(table)
+    out = []
+    for _, r in table.iterrows():
+        parent = rows.get((r["task"], r["parent"]))
+        if parent is None:
+            out.append("-")
+            continue
+        saved = parent["J_per_inference"] - r["J_per_inference"]
+        out.append("never" if saved <= 0 else str(math.ceil(r["train_J"] / saved)))
+    return pd.Series(out, index=table.index)
+
+
+def lineage_train_j(table: pd.DataFrame) -> pd.Series:
+    rows = _by_id(table)
+
+    def total(task: str, vid: str, seen: frozenset = frozenset()) -> float:
+        r = rows.get((task, vid))
+        if r is None or vid in seen:
+            return 0.0
+        return r["train_J"] + total(task, r["parent"], seen | {vid})
+
+    return pd.Series([total(r["task"], r["variant_id"]) for _, r in table.iterrows()], index=table.index)
+
+
+def add_lifecycle(table: pd.DataFrame, carbon: Carbon) -> pd.DataFrame:
+    out = table.copy()
+    out["pareto"] = pareto_flags(out)
+    out["break_even_inferences"] = break_even(out)
+    out["lineage_train_J"] = lineage_train_j(out)
+    for n in QUERY_SCALES:
+        out[f"J_at_{n:.0e}_queries".replace("+0", "")] = out["lineage_train_J"] + n * out["J_per_inference"]
+    out["train_gCO2e"] = out["lineage_train_J"].map(carbon.grams)
+    out["gCO2e_per_1e6_queries"] = (1e6 * out["J_per_inference"]).map(carbon.grams)
+    return out

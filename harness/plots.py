@@ -1,0 +1,65 @@
+"""PNG figures: accuracy against J per inference (log x) with the Pareto frontier, and
+each variant's training energy stacked with the energy of 1M inferences.
+
+Error bars are the table's 95% intervals; with several seeds the accuracy bars are the
+seed std instead, so seed-to-seed spread is what the reader sees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")  # files only; no display on CI
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
+    tasks = list(table["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        t = table[table["task"] == task]
+        x = t["J_per_inference"]
+        xerr = [x - t["J_per_inference_ci95_lo"], t["J_per_inference_ci95_hi"] - x]
+        multi = t["seeds"] > 1
+        yerr_lo = (t["accuracy"] - t["accuracy_ci95_lo"]).where(~multi, t["accuracy_seed_std"])
+        yerr_hi = (t["accuracy_ci95_hi"] - t["accuracy"]).where(~multi, t["accuracy_seed_std"])
+        ax.errorbar(x, t["accuracy"], xerr=xerr, yerr=[yerr_lo, yerr_hi], fmt="o", color="tab:blue",
+                    ecolor="0.6", capsize=3, label="variant (95% CI; seed std if several seeds)")
+        front = t[t["pareto"]].sort_values("J_per_inference")
+        ax.plot(front["J_per_inference"], front["accuracy"], "-", color="tab:red", lw=1.5, label="Pareto frontier")
+        ax.scatter(front["J_per_inference"], front["accuracy"], s=90, facecolors="none", edgecolors="tab:red")
+        for k, (_, r) in enumerate(t.sort_values("J_per_inference").iterrows()):
+            ax.annotate(r["variant_id"], (r["J_per_inference"], r["accuracy"]), textcoords="offset points",
+                        xytext=(4, 4 if k % 2 else -10), fontsize=7)  # alternate sides: neighbours overlap less
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(f"J per inference (J, log scale; {t['energy_method'].iloc[0]})")
+        ax.set_ylabel("accuracy on the eval split (fraction)")
+        ax.set_title(f"{task}: accuracy vs energy per inference")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)
+
+
+def lifecycle_energy(table: pd.DataFrame, path: Path, queries: float = 1e6) -> None:
+    t = table.sort_values(["task", "variant_id"])
+    labels = [f"{r['task']}:{r['variant_id']}" for _, r in t.iterrows()]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(t) + 2), 4.8))
+    ax.bar(labels, t["lineage_train_J"], color="tab:orange", label="creation (lineage train J)")
+    ax.bar(labels, queries * t["J_per_inference"], bottom=t["lineage_train_J"], color="tab:blue",
+           label=f"{queries:.0e} inferences")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=0.5 * t["lineage_train_J"].min())  # a log axis would otherwise hide the smallest bar
+    ax.set_ylabel("energy (J, log scale)")
+    ax.set_title(f"Training energy stacked with {queries:.0e} inferences")
+    ax.tick_params(axis="x", rotation=60, labelsize=7)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)

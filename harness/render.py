@@ -1,0 +1,131 @@
+"""The table as people read it: markdown and LaTeX (booktabs), in two parts.
+
+Part 1 answers "which variant buys the most accuracy per joule"; part 2 answers "what
+did it cost to make, and when does that pay back". Every header carries its unit; the
+footnotes give the energy method, its formula, the carbon constants and any warning.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import pandas as pd
+
+from harness.table import CV_WARN
+
+Cell = Callable[[pd.Series], str]
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if math.isinf(value):
+            return "inf"
+        if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def ci(value: float, lo: float, hi: float) -> str:
+    return f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def _pm(value: float, std: float) -> str:
+    return fmt(value) if pd.isna(std) else f"{fmt(value)} ± {fmt(std)}"
+
+
+def _delta(r: pd.Series) -> str:
+    if pd.isna(r["accuracy_delta_vs_parent"]):
+        return "-"
+    return f"{r['accuracy_delta_vs_parent']:+.4f} (p={r['mcnemar_p']:.3g})"
+
+
+def _sparsity(r: pd.Series) -> str:
+    if r["sparsity"] is None or pd.isna(r["sparsity"]):
+        return "-"
+    return f"{r['sparsity']:.1%} ({str(r['sparsity_exploited']).split(':')[0]})"
+
+
+MAIN: list[tuple[str, Cell]] = [
+    ("task", lambda r: r["task"]),
+    ("variant", lambda r: r["variant_id"]),
+    ("parent", lambda r: r["parent"]),
+    ("technique (params)", lambda r: f"{r['variant']} ({r['params_desc']})"),
+    ("seeds", lambda r: fmt(r["seeds"])),
+    ("accuracy (fraction) [95% CI]", lambda r: ci(r["accuracy"], r["accuracy_ci95_lo"], r["accuracy_ci95_hi"])),
+    ("accuracy mean ± std over seeds", lambda r: _pm(r["accuracy"], r["accuracy_seed_std"])),
+    ("Δ accuracy vs parent (McNemar p)", _delta),
+    ("J/inference gross (J) [95% CI]",
+     lambda r: ci(r["J_per_inference"], r["J_per_inference_ci95_lo"], r["J_per_inference_ci95_hi"])),
+    ("J/inference net (J) [95% CI]",
+     lambda r: ci(r["J_per_inference_net"], r["J_per_inference_net_ci95_lo"], r["J_per_inference_net_ci95_hi"])),
+    ("J/inference CV", lambda r: f"{r['J_per_inference_cv']:.1%}" + (" (!)" if r["J_per_inference_cv"] > CV_WARN else "")),
+    ("J/inference std over seeds (J)", lambda r: fmt(r["J_per_inference_seed_std"])),
+    ("inferences/s (1/s)", lambda r: fmt(r["inferences_per_s"])),
+    ("correct/J (1/J)", lambda r: fmt(r["correct_per_J"])),
+    ("Pareto", lambda r: "yes" if r["pareto"] else ""),
+    ("energy method (stated unc.)", lambda r: f"{r['energy_method']} ({r['energy_uncertainty']})"),
+]
+
+COST: list[tuple[str, Cell]] = [
+    ("task", lambda r: r["task"]),
+    ("variant", lambda r: r["variant_id"]),
+    ("params / nonzero (count)", lambda r: f"{fmt(r['params'])} / {fmt(r['nonzero_params'])}"),
+    ("size on disk (bytes)", lambda r: fmt(r["size_bytes"])),
+    ("sparsity (exploited?)", _sparsity),
+    ("FLOPs/inference (FLOP)", lambda r: fmt(r["flops_per_inference"])),
+    ("train FLOPs (FLOP)", lambda r: fmt(r["train_flops"])),
+    ("train J gross / net (J)", lambda r: f"{fmt(r['train_J'])} / {fmt(r['train_J_net'])}"),
+    ("train s (s)", lambda r: fmt(r["train_s"])),
+    ("idle (W)", lambda r: fmt(r["idle_W"])),
+    ("lineage train J (J)", lambda r: fmt(r["lineage_train_J"])),
+    ("break-even vs parent (inferences)", lambda r: r["break_even_inferences"]),
+    ("J at 1e3 queries (J)", lambda r: fmt(r["J_at_1e3_queries"])),
+    ("J at 1e6 queries (J)", lambda r: fmt(r["J_at_1e6_queries"])),
+    ("J at 1e9 queries (J)", lambda r: fmt(r["J_at_1e9_queries"])),
+    ("train gCO2e (g)", lambda r: fmt(r["train_gCO2e"])),
+    ("gCO2e per 1e6 queries (g)", lambda r: fmt(r["gCO2e_per_1e6_queries"])),
+]
+
+
+def _rows(table: pd.DataFrame, spec: list[tuple[str, Cell]]) -> tuple[list[str], list[list[str]]]:
+    return [h for h, _ in spec], [[str(cell(r)) for _, cell in spec] for _, r in table.iterrows()]
+
+
+def markdown(table: pd.DataFrame, notes: list[str]) -> str:
+    parts = []
+    for title, spec in (("Accuracy per joule", MAIN), ("Cost to create, lifecycle and carbon", COST)):
+        headers, rows = _rows(table, spec)
+        lines = [f"### {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
+       "{": r"\{", "}": r"\}", "±": r"$\pm$", "Δ": r"$\Delta$", "~": r"\textasciitilde{}", "^": r"\^{}"}
+
+
+def _tex_escape(text: str) -> str:
+    return "".join(TEX.get(ch, ch) for ch in text)
+
+
+def latex(table: pd.DataFrame, notes: list[str]) -> str:
+    """Two booktabs tables (needs \\usepackage{booktabs}); footnotes as a list below."""
+    out = ["% generated by joulebench; needs \\usepackage{booktabs}"]
+    for title, spec in (("Accuracy per joule", MAIN), ("Cost to create, lifecycle and carbon", COST)):
+        headers, rows = _rows(table, spec)
+        out += ["\\begin{table}[ht]", "\\centering", "\\scriptsize", f"\\caption{{{title}}}",
+                "\\begin{tabular}{" + "l" * len(headers) + "}", "\\toprule",
+                " & ".join(_tex_escape(h) for h in headers) + " \\\\", "\\midrule"]
+        out += [" & ".join(_tex_escape(c) for c in row) + " \\\\" for row in rows]
+        out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    out += ["\\begin{itemize}"] + [f"\\item {_tex_escape(n)}" for n in notes] + ["\\end{itemize}", ""]
+    return "\n".join(out)

@@ -1,0 +1,151 @@
+"""Every registered technique runs for real on a small trained parent (looped over the
+registry: a new technique fails here until it has an example below)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import stats, suite
+from harness.compress import TECHNIQUES, CompressContext, VariantSkipped
+from harness.compress.prune import measured_sparsity
+from harness.errors import UserError
+from harness.evaluate import evaluate
+from harness.meters import EnergyMonitor
+from harness.meters.estimate import EstimateBackend
+from harness.models import MODELS
+from harness.runner import state_size
+from harness.suite import ModelConfig, TrainConfig
+from harness.tasks import TASKS
+
+TINY_BERT = {"tokenizer": "bundled:minilm", "max_length": 32,
+             "config": {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64}}
+MODELS_IN_SUITE = {
+    "cnn": ModelConfig("cnn", "cnn", {"channels": [8, 16], "hidden": 32}, TrainConfig(epochs=3, batch_size=32, lr=3e-3)),
+    "mlp": ModelConfig("mlp", "mlp", {"hidden": [16]}, TrainConfig(epochs=3, batch_size=32, lr=3e-3)),
+    "bert": ModelConfig("bert", "bert", TINY_BERT, TrainConfig(epochs=1, batch_size=16, lr=1e-3, max_samples=128)),
+}
+EXAMPLES = {  # technique -> (parent model, params)
+    "quantize": ("cnn", {"dtype": "int8"}),
+    "prune": ("cnn", {"sparsity": 0.8}),
+    "prune_channels": ("cnn", {"keep_fraction": 0.5}),
+    "distill": ("cnn", {"student": "mlp", "temperature": 3.0, "alpha": 0.7}),
+    "prune_layers": ("bert", {"keep_layers": 1}),
+    "prune_heads": ("bert", {"keep_heads": 2}),
+}
+
+
+@pytest.fixture(scope="module")
+def parents(sst2_slice: Path):
+    tasks = {"image": TASKS.get("digits")(None), "text": TASKS.get("sst2")(sst2_slice)}
+    out = {}
+    for name, cfg in MODELS_IN_SUITE.items():
+        task = tasks["text" if cfg.family == "bert" else "image"]
+        torch.manual_seed(0)
+        bundle = MODELS.get(cfg.family)(task, **cfg.options)
+        data = bundle.encode(task.train.subset(cfg.train.max_samples))
+        from harness.train import train
+        train(bundle.module, data, cfg.train, seed=0)
+        out[name] = (task, bundle)
+    return out
+
+
+def context(parents, model: str, params: dict, train_cfg: TrainConfig | None = None) -> CompressContext:
+    task, bundle = parents[model]
+    encoded = {}
+
+    def encode_train(name, b, cfg):
+        key = (name, cfg.max_samples)
+        if key not in encoded:
+            encoded[key] = b.encode(task.train.subset(cfg.max_samples))
+        return encoded[key]
+
+    return CompressContext(
+        variant_id=f"{model}.x", model_name=model, parent=copy.deepcopy(bundle.module), parent_bundle=bundle,
+        params=params, train_cfg=train_cfg or MODELS_IN_SUITE[model].train, seed=0, task=task,
+        monitor=EnergyMonitor([EstimateBackend()]), models=MODELS_IN_SUITE,
+        build=lambda cfg: MODELS.get(cfg.family)(task, **cfg.options), encode_train=encode_train,
+    )
+
+
+@pytest.mark.parametrize("technique", TECHNIQUES.names())
+def test_every_technique_builds_a_working_variant(technique: str, parents) -> None:
+    assert technique in EXAMPLES, f"add an example for the new technique {technique!r} to EXAMPLES"
+    model, params = EXAMPLES[technique]
+    TECHNIQUES.get(technique)().validate(params, "test", set(MODELS_IN_SUITE))
+    task, parent_bundle = parents[model]
+    result = TECHNIQUES.get(technique)().apply(context(parents, model, params))
+    assert result.windows["create"].energy_j > 0
+    eval_data = result.bundle.encode(task.eval.subset(200))
+    acc = evaluate(result.module, eval_data, 64).accuracy
+    parent_acc = evaluate(parent_bundle.module, parent_bundle.encode(task.eval.subset(200)), 64).accuracy
+    if task.kind == "image":  # the digits parents are well trained; the tiny text parent is not
+        assert acc > 1.5 / task.num_labels  # well above chance (0.1)
+    assert acc >= parent_acc - 0.25
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.9])
+def test_unstructured_sparsity_within_one_percent(parents, sparsity: float) -> None:
+    result = TECHNIQUES.get("prune")().apply(context(parents, "cnn", {"sparsity": sparsity}))
+    assert abs(measured_sparsity(result.module) - sparsity) < 0.01
+    assert result.info["sparsity"] == pytest.approx(measured_sparsity(result.module))
+    assert not any(hasattr(m, "weight_mask") for m in result.module.modules())  # masks made permanent
+    assert result.info["sparsity_exploited"].startswith("no")
+
+
+def test_int8_is_smaller_on_disk_than_fp32(parents) -> None:
+    _, bundle = parents["bert"]
+    result = TECHNIQUES.get("quantize")().apply(context(parents, "bert", {"dtype": "int8"}))
+    fp32_bytes, fp32_weights, _ = state_size(bundle.module)
+    int8_bytes, int8_weights, _ = state_size(result.module)
+    assert int8_bytes < fp32_bytes
+    assert int8_weights == pytest.approx(fp32_weights, rel=0.01)  # same weights, fewer bytes each
+    assert "torch.ao" in result.info["backend"] or "torchao" in result.info["backend"]
+
+
+def test_structured_pruning_really_shrinks(parents) -> None:
+    _, bundle = parents["bert"]
+    before = sum(p.numel() for p in bundle.module.parameters())
+    heads = TECHNIQUES.get("prune_heads")().apply(context(parents, "bert", {"keep_heads": 1}))
+    layer0 = heads.module.hf.bert.encoder.layer[0].attention.self
+    assert layer0.query.out_features == 32 // 4  # one head of size 8 left
+    assert sum(p.numel() for p in heads.module.parameters()) < before
+    layers = TECHNIQUES.get("prune_layers")().apply(context(parents, "bert", {"keep_layers": 1}))
+    assert len(layers.module.hf.bert.encoder.layer) == 1 and layers.info["layers_kept"] == [0]
+
+
+def test_fp16_on_cpu_is_a_skip_with_its_reason(parents) -> None:
+    with pytest.raises(VariantSkipped, match="needs a CUDA GPU"):
+        TECHNIQUES.get("quantize")().apply(context(parents, "cnn", {"dtype": "fp16"}))
+
+
+@pytest.mark.parametrize("variant, needle", [
+    ({"id": "cnn.p", "parent": "cnn", "technique": "prune", "params": {"sparsity": 1.0}}, "in [0, 1)"),
+    ({"id": "cnn.p", "parent": "cnn", "technique": "prune", "params": {"sparsity": -0.1}}, "in [0, 1)"),
+    ({"id": "cnn.p", "parent": "cnn", "technique": "prune", "params": {"amount": 0.5}}, "unknown parameter 'amount'"),
+    ({"id": "cnn.q", "parent": "cnn", "technique": "quantize", "params": {"dtype": "int4"}}, "must be one of int8"),
+    ({"id": "cnn.d", "parent": "cnn", "technique": "distill", "params": {"student": "ghost"}}, "needs student"),
+    ({"id": "cnn.x", "parent": "cnn", "technique": "sharpen"}, "unknown technique 'sharpen'"),
+    ({"id": "cnn.x", "parent": "nobody", "technique": "prune", "params": {"sparsity": 0.5}}, "names parent 'nobody'"),
+])
+def test_bad_variant_is_one_clear_line(variant: dict, needle: str) -> None:
+    raw = {"name": "t", "task": {"name": "digits"}, "models": {"cnn": {"family": "cnn"}}, "variants": [variant]}
+    with pytest.raises(UserError) as err:
+        suite.parse(raw, "bad.yaml")
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_mcnemar_exact_and_chi_square() -> None:
+    # 1 discordant pair each way: exact p = 1
+    assert stats.mcnemar([True, False, True], [False, True, True]) == (1, 1, 1.0)
+    # b=0, c=6: exact two-sided p = 2 / 2^6
+    parent = [False] * 6 + [True] * 10
+    variant = [True] * 16
+    assert stats.mcnemar(parent, variant) == (0, 6, pytest.approx(2 / 64))
+    # b=10, c=30 (n=40): chi2 = (20-1)^2/40 = 9.025 -> p = 0.00266
+    parent = [True] * 10 + [False] * 30
+    variant = [False] * 10 + [True] * 30
+    assert stats.mcnemar(parent, variant)[2] == pytest.approx(0.002663, rel=1e-3)
