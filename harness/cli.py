@@ -1,4 +1,4 @@
-"""Command line: ``joulebench run | report | meters``.
+"""Command line: ``joulebench run | report | compare | merge | meters``.
 
 Bad input is a UserError: one line on stderr, a non-zero exit, no traceback. Anything
 else is a bug and keeps its traceback.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,15 @@ def _data_dir(arg: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    m = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise UserError(f"--shard {text!r} is not of the form i/n with 1 <= i <= n, e.g. --shard 2/4")
+    return int(m.group(1)), int(m.group(2))
+
+
 def _carbon(args: argparse.Namespace):
     from harness.lifecycle import PRESETS, carbon_from
 
@@ -30,18 +40,16 @@ def _carbon(args: argparse.Namespace):
     return carbon_from(args.carbon_preset, args.grid_g_per_kwh, args.pue)
 
 
-def add_carbon_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--carbon-preset", default="default",
-                   help="default (IEA 2019 world grid 475 g/kWh, PUE 1.58) or strubell2019 (0.954 lb/kWh, PUE 1.58)")
-    p.add_argument("--grid-g-per-kwh", type=float, help="grid carbon intensity, gCO2e per kWh")
-    p.add_argument("--pue", type=float, help="data-centre power usage effectiveness (>= 1)")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import meters, report, suite
+    from harness.cache import ArtifactCache
     from harness.runner import Runner, load_task
 
     s = suite.load(args.suite, "quick" if args.quick else "full")
+    shard = _shard(args.shard)
+    carbon = _carbon(args)
+    if args.resume and args.out and Path(args.resume) != Path(args.out):
+        raise UserError("--resume names the run directory itself; drop --out")
     try:
         task = load_task(s, _data_dir(args.data_dir))
     except DataUnavailable as exc:
@@ -51,16 +59,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         return exc.exit_code
     monitor = meters.build(args.meter or s.meter, allow_estimate=args.allow_estimate or s.allow_estimate)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("results") / s.name / f"{stamp}-{s.profile}"
-    runner = Runner(s, task, monitor, out)
+    suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
+    out = Path(args.resume or args.out or Path("results") / s.name / f"{stamp}-{s.profile}{suffix}")
+    cache = None if args.no_cache else ArtifactCache(Path(args.cache_dir) if args.cache_dir else None)
+    runner = Runner(s, task, monitor, out, cache=cache, shard_spec=shard)
     try:
-        runner.run_all()
+        runner.run_all(resume=bool(args.resume))
     except KeyboardInterrupt:
-        print(f"joulebench: interrupted; the records finished so far are intact in {out}", file=sys.stderr)
+        print(f"joulebench: interrupted; the records finished so far are intact in {out} "
+              f"(finish with: joulebench run {args.suite} --resume {out})", file=sys.stderr)
         return 130
     finally:
         monitor.close()
-    _, md, warnings = report.write([out], carbon=_carbon(args))
+    if cache is not None:
+        print(f"joulebench: artifact cache {cache.root}: {len(cache.hits)} hit(s), {len(cache.misses)} miss(es)",
+              file=sys.stderr)
+    _, md, warnings = report.write([out], carbon=carbon)
     for w in warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
     print(f"\n## {s.name} ({s.profile}) -> {out}\n")
@@ -75,6 +89,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     _, md, warnings = report.write(dirs, Path(args.out) if args.out else None, carbon=_carbon(args))
     for w in warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
+    print(md)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import Thresholds, compare
+
+    lines, code = compare([Path(args.base)], [Path(args.new)],
+                          Thresholds(args.acc_drop, args.energy_rise, args.alpha))
+    print("\n".join(lines))
+    return code
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness import report
+    from harness.merge import merge
+
+    out = Path(args.out)
+    for line in merge([Path(d) for d in args.shard_dirs], out):
+        print(f"joulebench: {line}", file=sys.stderr)
+    _, md, warnings = report.write([out], carbon=_carbon(args))
     print(md)
     return 0
 
@@ -98,27 +133,50 @@ def cmd_meters(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_carbon_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--carbon-preset", default="default",
+                   help="default (IEA 2019 world grid 475 g/kWh, PUE 1.58) or strubell2019 (0.954 lb/kWh, PUE 1.58)")
+    p.add_argument("--grid-g-per-kwh", type=float, help="grid carbon intensity, gCO2e per kWh")
+    p.add_argument("--pue", type=float, help="data-centre power usage effectiveness (>= 1)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="joulebench", description="How much accuracy does each joule buy?")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train, evaluate and measure a suite; write records and a table")
+    run = sub.add_parser("run", help="train, evaluate and measure a suite; write records, tables and plots")
     run.add_argument("suite", help="a suite file, e.g. benchmarks/digits.yaml")
     run.add_argument("--quick", action="store_true", help="use the suite's quick profile (tests, CI)")
     run.add_argument("--out", help="run directory (default results/<suite>/<timestamp>-<profile>)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: do only what is missing")
+    run.add_argument("--shard", metavar="i/n", help="run only shard i of n of the (variant x seed) matrix")
     run.add_argument("--data-dir", help="folder holding GLUE-format task folders such as sst2/ "
                                         "(default: $JOULEBENCH_DATA, else the Hub)")
-    run.add_argument("--meter", help="override the suite's meter (auto, estimate, ...)")
+    run.add_argument("--meter", help="override the suite's meter (auto, estimate, rapl, nvml)")
     run.add_argument("--allow-estimate", action="store_true",
                      help="with meter auto: estimate CPU energy when a RAPL counter exists but cannot be read")
+    run.add_argument("--no-cache", action="store_true", help="retrain everything; do not read or write the cache")
+    run.add_argument("--cache-dir", help="artifact cache (default $JOULEBENCH_CACHE, else ~/.cache/joulebench)")
     run.add_argument("--skip-if-no-data", action="store_true",
                      help="if the task's data is unreachable, say 'skipped' (exit 3) instead of 'error'")
     add_carbon_options(run)
     run.set_defaults(func=cmd_run)
-    rep = sub.add_parser("report", help="rebuild the table from one or more run directories")
+    rep = sub.add_parser("report", help="rebuild tables and plots from one or more run directories")
     rep.add_argument("run_dirs", nargs="+")
     rep.add_argument("--out", help="where to write the tables and plots (default: the single run dir)")
     add_carbon_options(rep)
     rep.set_defaults(func=cmd_report)
+    cmp_ = sub.add_parser("compare", help="BASE vs NEW run dir; exit 1 on a regression")
+    cmp_.add_argument("base")
+    cmp_.add_argument("new")
+    cmp_.add_argument("--acc-drop", type=float, default=0.01, help="accuracy drop that counts (fraction; 0.01)")
+    cmp_.add_argument("--energy-rise", type=float, default=0.05, help="J/inference rise that counts (0.05 = 5%%)")
+    cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    cmp_.set_defaults(func=cmd_compare)
+    mer = sub.add_parser("merge", help="combine shard run dirs into one run dir and table")
+    mer.add_argument("shard_dirs", nargs="+")
+    mer.add_argument("--out", required=True, help="the merged run directory (new)")
+    add_carbon_options(mer)
+    mer.set_defaults(func=cmd_merge)
     met = sub.add_parser("meters", help="which energy meters exist here, and why any is absent")
     met.set_defaults(func=cmd_meters)
     return p

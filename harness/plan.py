@@ -46,3 +46,13 @@ def expand(suite: Suite) -> list[RunSpec]:
         specs += [RunSpec(suite.name, v.id, model, seed, v.train, v.technique, v.parent, v.params)
                   for seed in suite.seeds]
     return specs
+
+
+def shard(specs: list[RunSpec], index: int, count: int) -> list[RunSpec]:
+    """Shard ``index`` of ``count`` (1-based): every count-th run of the suite's
+    (variant x seed) matrix in plan order, so shards are disjoint and cover it all.
+    A shard that holds a variant but not its parent rebuilds the parent (or takes it
+    from a shared cache) without recording it."""
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count} is out of range")
+    return [s for k, s in enumerate(specs) if k % count == index - 1]

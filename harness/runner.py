@@ -1,19 +1,18 @@
-"""RunSpecs -> records: create each variant (train, or compress its parent) inside energy
-windows, evaluate it on the held-out split, then measure its inference energy.
+"""RunSpecs -> records: for each run, obtain the variant (trained, compressed, or from
+the cache), evaluate it on the held-out split, measure its inference energy, and append
+one complete record.
 
 Everything that can fail on bad input (suite, data, meter) fails before the output
-directory is created, so a mistake never leaves a half-written run behind.
+directory is created, so a mistake never leaves a half-written run behind. A killed run
+leaves whole lines only; ``resume`` repairs a torn tail and does only what is missing.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import random
 import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,19 +20,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness import cache as cache_mod
 from harness import records
-from harness.compress import TECHNIQUES, CompressContext, CompressResult, VariantSkipped
+from harness.cache import ArtifactCache
+from harness.compress import VariantSkipped
 from harness.compress.prune import measured_sparsity
 from harness.errors import UserError
 from harness.evaluate import evaluate
 from harness.flops import forward_flops_per_example
 from harness.measure import measure_inference
 from harness.meters import EnergyMonitor
-from harness.models import MODELS, Encoded, ModelBundle
-from harness.plan import RunSpec, expand
-from harness.suite import ModelConfig, Suite, TrainConfig
+from harness.models import Encoded
+from harness.plan import RunSpec, expand, shard
+from harness.suite import Suite
 from harness.tasks import TASKS, TaskData
-from harness.train import train
+from harness.workshop import Made, Workshop, now
 
 
 def seed_everything(seed: int) -> None:
@@ -44,10 +45,6 @@ def seed_everything(seed: int) -> None:
 
 def load_task(suite: Suite, data_dir: Path | None) -> TaskData:
     return TASKS.get(suite.task.name)(data_dir, **suite.task.options)
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def state_size(module: nn.Module) -> tuple[int, int, int]:
@@ -77,35 +74,53 @@ def state_size(module: nn.Module) -> tuple[int, int, int]:
     return buf.getbuffer().nbytes, total, nonzero
 
 
-@dataclass
-class Built:
-    module: nn.Module
-    bundle: ModelBundle
-    model_name: str  # the suite model whose architecture and encoder it has
-
-
 class Runner:
     def __init__(self, suite: Suite, task: TaskData, monitor: EnergyMonitor, out_dir: Path,
+                 cache: ArtifactCache | None = None, shard_spec: tuple[int, int] | None = None,
                  log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> None:
         self.suite, self.task, self.monitor, self.out_dir, self.log = suite, task, monitor, out_dir, log
-        self._encoded: dict[tuple[str, str, int | None], Encoded] = {}
-        self._built: dict[tuple[str, int], Built] = {}
-        self._skipped: dict[tuple[str, int], str] = {}
-        self._cache: dict[Any, Any] = {}
+        self.specs = expand(suite)
+        self.todo = shard(self.specs, *shard_spec) if shard_spec else self.specs
+        self.shard_spec = shard_spec
+        self.workshop = Workshop(suite, task, monitor, self.specs, cache, log)
         self._flops: dict[tuple[str, int], tuple[float, float]] = {}  # -> (per inference, per train example)
-        self._models = {m.name: m for m in suite.models}
+        self.fingerprint: dict[str, Any] = {}
 
-    def start(self) -> None:
-        if (self.out_dir / records.RECORDS).exists():
-            raise UserError(f"{self.out_dir} already holds records; pass a new --out directory")
+    def start(self, resume: bool = False) -> set[str]:
+        """Prepare the run dir; returns the run keys already recorded (on resume)."""
+        path = self.out_dir / records.RECORDS
+        env_path = self.out_dir / records.ENVIRONMENT
+        done: set[str] = set()
+        if resume:
+            if not env_path.is_file():
+                raise UserError(f"{self.out_dir} is not a run directory (no {records.ENVIRONMENT}); "
+                                "run without --resume to start one")
+            old = records.read_json(env_path)
+            if old["suite"]["config_hash"] != self.suite.config_hash():
+                raise UserError(f"{self.out_dir} was run with another configuration of {old['suite']['name']} "
+                                f"({old['suite']['profile']}); resume with the same suite file and profile")
+            if path.exists():
+                dropped = records.repair_tail(path)
+                if dropped:
+                    self.log(f"  resume: dropped a torn last line ({dropped} bytes) left by the interruption")
+                recs, _ = records.load(path)
+                done = {r["run_key"] for r in recs}
+            self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
+        elif path.exists():
+            raise UserError(f"{self.out_dir} already holds records; pass a new --out, or --resume {self.out_dir}")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         env = records.environment(self.monitor.method, self.monitor.formulas())
         env["idle_w"] = self.measure_idle()
         env["suite"] = {"name": self.suite.name, "path": self.suite.path, "profile": self.suite.profile,
                         "config_hash": self.suite.config_hash(), "resolved": self.suite.resolved}
         env["data"] = {"source": self.task.source, "eval_split": self.task.eval_split,
-                       "n_train": len(self.task.train), "n_eval": len(self.task.eval), **self.task.info}
-        records.write_json_atomic(self.out_dir / records.ENVIRONMENT, env)
+                       "n_train": len(self.task.train), "n_eval": len(self.task.eval), **self.task.info,
+                       "train_sha256": self.workshop.data_fp}
+        env["shard"] = list(self.shard_spec) if self.shard_spec else None
+        self.fingerprint = records.fingerprint(env)
+        if not (resume and env_path.is_file()):
+            records.write_json_atomic(env_path, env)
+        return done
 
     def measure_idle(self) -> dict[str, float]:
         seconds = self.suite.measure.idle_s
@@ -116,81 +131,44 @@ class Runner:
                  + ", ".join(f"{c} {w:.3g} W" for c, w in idle.items()) + ")")
         return idle
 
-    def run_all(self) -> Path:
-        self.start()
+    def run_all(self, resume: bool = False) -> Path:
+        done = self.start(resume)
         path = self.out_dir / records.RECORDS
-        specs = expand(self.suite)
-        for i, spec in enumerate(specs, start=1):
-            if self.suite.measure.idle_between_variants and i > 1 and spec.variant_id != specs[i - 2].variant_id:
+        todo = [s for s in self.todo if s.key not in done]
+        for i, spec in enumerate(todo, start=1):
+            if self.suite.measure.idle_between_variants and i > 1 and spec.variant_id != todo[i - 2].variant_id:
                 self.measure_idle()
-            self.log(f"[{i}/{len(specs)}] {self.suite.name}: {spec.key}")
+            self.log(f"[{i}/{len(todo)}] {self.suite.name}: {spec.key}")
             records.append(path, self.run_one(spec))
         return path
-
-    def encode_train(self, model_name: str, bundle: ModelBundle, cfg: TrainConfig) -> Encoded:
-        """Tokenize once per model and training budget: the same tensors serve every seed."""
-        key = (model_name, "train", cfg.max_samples)
-        if key not in self._encoded:
-            self._encoded[key] = bundle.encode(self.task.train.subset(cfg.max_samples))
-        return self._encoded[key]
-
-    def encode_eval(self, model_name: str, bundle: ModelBundle) -> Encoded:
-        key = (model_name, "eval", None)
-        if key not in self._encoded:
-            self._encoded[key] = bundle.encode(self.task.eval)
-        return self._encoded[key]
-
-    def build(self, model: ModelConfig) -> ModelBundle:
-        return MODELS.get(model.family)(self.task, **model.options)
-
-    def _baseline(self, spec: RunSpec) -> tuple[Built, dict[str, Any], dict[str, Any]]:
-        bundle = self.build(spec.model)
-        data = self.encode_train(spec.model.name, bundle, spec.train)
-        with self.monitor.window(f"{spec.key}:train") as out:
-            stats = train(bundle.module, data, spec.train, spec.seed, desc=f"train {spec.key}")
-        info = {"steps": stats.steps, "train_samples": stats.samples, "final_loss": stats.final_loss}
-        return Built(bundle.module, bundle, spec.model.name), {"create": out[0]}, info
-
-    def _variant(self, spec: RunSpec) -> tuple[Built, dict[str, Any], dict[str, Any]]:
-        parent = self._built[(spec.parent, spec.seed)]
-        ctx = CompressContext(
-            variant_id=spec.variant_id, model_name=parent.model_name, parent=copy.deepcopy(parent.module),
-            parent_bundle=parent.bundle, params=spec.params, train_cfg=spec.train, seed=spec.seed,
-            task=self.task, monitor=self.monitor, models=self._models, build=self.build,
-            encode_train=self.encode_train, cache=self._cache,
-        )
-        result: CompressResult = TECHNIQUES.get(spec.technique)().apply(ctx)
-        name = spec.params.get("student", parent.model_name)
-        return Built(result.module, result.bundle, name), result.windows, result.info
 
     def run_one(self, spec: RunSpec) -> dict[str, Any]:
         started = now()
         seed_everything(spec.seed)
         base = {"schema": records.SCHEMA, "suite": self.suite.name, "profile": self.suite.profile,
-                "config_hash": self.suite.config_hash(), "run_key": spec.key, "task": self.task.name,
+                "config_hash": self.suite.config_hash(), "run_config_hash": run_config_hash(self.suite, spec),
+                "fingerprint": self.fingerprint, "run_key": spec.key, "task": self.task.name,
                 "model": spec.model.name, "variant_id": spec.variant_id, "variant": spec.variant,
                 "technique": spec.technique, "parent": spec.parent, "params": dict(spec.params), "seed": spec.seed}
-        parent_skip = self._skipped.get((spec.parent, spec.seed)) if spec.parent else None
+        t0 = time.perf_counter()
         try:
-            if parent_skip:
-                raise VariantSkipped(f"its parent {spec.parent} was skipped ({parent_skip})")
-            t0 = time.perf_counter()
-            built, windows, info = self._variant(spec) if spec.technique else self._baseline(spec)
+            made = self.workshop.obtain(spec)
         except VariantSkipped as why:
-            self._skipped[(spec.variant_id, spec.seed)] = str(why)
             self.log(f"  skipped {spec.variant_id}: {why}")
             return {**base, "status": "skipped", "reason": str(why), "meter": self._meter(),
                     "started_at": started, "finished_at": now()}
-        self._built[(spec.variant_id, spec.seed)] = built
+        built, windows, info = made.built, made.windows, made.info
         create_j = sum(w.energy_j for w in windows.values())
-        self.log(f"  created in {time.perf_counter() - t0:.1f} s, {create_j:.1f} J ({windows['create'].method})")
+        self.log(f"  {'fetched' if made.cached else 'created'} in {time.perf_counter() - t0:.1f} s; "
+                 f"creation energy {create_j:.1f} J ({windows['create'].method}"
+                 f"{', measured ' + made.cached['measured_at'] if made.cached else ''})")
 
-        eval_data = self.encode_eval(built.model_name, built.bundle)
+        eval_data = self.workshop.encode_eval(built.model_name, built.bundle)
         result = evaluate(built.module, eval_data, self.suite.measure.batch_size)
         self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples")
         inference = measure_inference(built.module, eval_data, self.suite.measure, self.monitor,
                                       desc=f"measure {spec.key}")
-        flops = self._count_flops(spec, built, eval_data, info)
+        flops = self._count_flops(spec, made, eval_data)
         size_bytes, n_weights, n_nonzero = state_size(built.module)
         if "sparsity" not in info:
             try:
@@ -199,6 +177,7 @@ class Runner:
                 info["sparsity"] = None
         return {
             **base, "status": "ok",
+            "artifact_key": made.key, "cached": made.cached,
             "model_info": built.bundle.info, "architecture": built.model_name,
             "technique_info": info,
             "n_params": n_weights, "n_nonzero_params": n_nonzero, "size_bytes": size_bytes,
@@ -221,24 +200,34 @@ class Runner:
             "finished_at": now(),
         }
 
-    def _count_flops(self, spec: RunSpec, built: Built, eval_data: Encoded, info: dict[str, Any]) -> dict[str, Any]:
+    def _count_flops(self, spec: RunSpec, made: Made, eval_data: Encoded) -> dict[str, Any]:
         """FLOPs per inference and for training (see flops.py for the conventions)."""
-        key = (spec.variant_id, spec.seed)
-        if spec.technique == "quantize":  # torch's counter does not see int8 kernels
-            self._flops[key] = self._flops[(spec.parent, spec.seed)]
+        key, built, info = (spec.variant_id, spec.seed), made.built, made.info
+        parent_key = (spec.parent, spec.seed)
+        if spec.technique == "quantize" and parent_key in self._flops:  # torch does not count int8 kernels
+            self._flops[key] = self._flops[parent_key]
             source = "parent's (quantized kernels are not counted by torch)"
         else:
+            module = self.workshop._built[parent_key].module if spec.technique == "quantize" else built.module
             batch = self.suite.measure.batch_size
-            per_inf = forward_flops_per_example(built.module, eval_data, batch)
-            train_data = self.encode_train(built.model_name, built.bundle, spec.train)
-            self._flops[key] = (per_inf, forward_flops_per_example(built.module, train_data, batch))
-            source = "torch.utils.flop_counter"
+            per_inf = forward_flops_per_example(module, eval_data, batch)
+            train_data = self.workshop.encode_train(built.model_name, built.bundle, spec.train)
+            self._flops[key] = (per_inf, forward_flops_per_example(module, train_data, batch))
+            source = "torch.utils.flop_counter" + (" on the parent" if spec.technique == "quantize" else "")
         per_inf, per_train_example = self._flops[key]
         train_flops = 3 * per_train_example * info.get("train_samples", 0)
-        if info.get("teacher_forward_samples"):
-            train_flops += self._flops[(spec.parent, spec.seed)][1] * info["teacher_forward_samples"]
+        if info.get("teacher_forward_samples") and parent_key in self._flops:
+            train_flops += self._flops[parent_key][1] * info["teacher_forward_samples"]
         return {"per_inference": per_inf, "train": train_flops, "source": source,
                 "train_rule": "3 x forward FLOPs per example x examples (+ teacher forwards)"}
 
     def _meter(self) -> dict[str, Any]:
         return {"method": self.monitor.method, "formulas": self.monitor.formulas()}
+
+
+def run_config_hash(suite: Suite, spec: RunSpec) -> str:
+    """Hash of everything this one run depends on (not the rest of the suite)."""
+    from dataclasses import asdict
+
+    return cache_mod.digest({"task": asdict(suite.task), "spec": asdict(spec), "measure": asdict(suite.measure),
+                             "meter": suite.meter})[:16]

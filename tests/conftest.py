@@ -41,3 +41,21 @@ def sst2_slice(shared_sst2: Path, tmp_path_factory) -> Path:
         lines = (shared_sst2 / name).read_text(encoding="utf-8").splitlines(keepends=True)
         (folder / name).write_text("".join(lines[: rows + 1]), encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory, cache_dir: Path) -> Path:
+    """One real quick digits run, shared by the tests that read its outputs. It fills a
+    fresh artifact cache, which the cache test then reuses."""
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    proc = run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(out),
+                   env={"JOULEBENCH_CACHE": str(cache_dir)})
+    assert proc.returncode == 0, proc.stderr
+    (out / "stdout.txt").write_text(proc.stdout)
+    (out / "stderr.txt").write_text(proc.stderr)
+    return out

@@ -39,7 +39,9 @@ class CompressContext:
     models: Mapping[str, ModelConfig]  # every model in the suite, e.g. to build a student
     build: Callable[[ModelConfig], ModelBundle]
     encode_train: Callable[[str, ModelBundle, TrainConfig], Encoded]  # (model name, bundle, budget), cached
-    cache: dict[Any, Any] = field(default_factory=dict)  # shared across variants of one run
+    #: (budget) -> (the parent's logits over those training examples, the window that
+    #: computed them or None when they were already computed and charged once)
+    teacher_logits: Callable[[TrainConfig], tuple[Any, Measurement | None]] | None = None
 
 
 @dataclass

@@ -42,13 +42,16 @@ class Distill(Technique):
         student = ctx.build(ctx.models[name])
         data = ctx.encode_train(name, student, ctx.train_cfg)
         windows = {}
-        key = ("teacher_logits", ctx.model_name, ctx.seed, ctx.train_cfg.max_samples)
-        if key not in ctx.cache:
+        if ctx.teacher_logits is not None:
+            teacher, window = ctx.teacher_logits(ctx.train_cfg)
+            if window is not None:
+                windows["teacher_logits"] = window
+        else:  # no shared store: compute them here
             teacher_data = ctx.encode_train(ctx.model_name, ctx.parent_bundle, ctx.train_cfg)  # the same examples
             with ctx.monitor.window(f"{ctx.variant_id}:teacher_logits") as out:
-                ctx.cache[key] = predict_logits(ctx.parent, teacher_data, 128)
+                teacher = predict_logits(ctx.parent, teacher_data, 128)
             windows["teacher_logits"] = out[0]
-        soft = F.softmax(ctx.cache[key] / temperature, dim=-1)
+        soft = F.softmax(teacher / temperature, dim=-1)
 
         def loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             kd = F.kl_div(F.log_softmax(logits / temperature, dim=-1), soft[idx], reduction="batchmean")
@@ -59,5 +62,5 @@ class Distill(Technique):
         windows["create"] = out[0]
         return CompressResult(student.module, student, windows, {
             "student": name, "temperature": temperature, "alpha": alpha, "train_steps": stats.steps, "train_samples": stats.samples, "teacher_forward_samples": len(data),
-            "teacher_logits": "computed" if "teacher_logits" in windows else "cached in this run",
+            "teacher_logits": "computed" if "teacher_logits" in windows else "reused (charged when computed)",
         })

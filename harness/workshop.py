@@ -1,0 +1,209 @@
+"""Where variants are made: a baseline is trained, a variant is compressed from its
+parent, and either may instead come from the artifact cache.
+
+Kept apart from the runner so the runner reads as "for each run: obtain the model,
+evaluate, measure, record", and so a parent needed by a later variant (after a resume,
+or in another shard) is obtained the same way: from memory, from the cache, or rebuilt
+without being recorded twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness import cache as cache_mod
+from harness.cache import ArtifactCache
+from harness.compress import TECHNIQUES, CompressContext, VariantSkipped
+from harness.evaluate import predict_logits
+from harness.meters import EnergyMonitor, Measurement
+from harness.models import MODELS, Encoded, ModelBundle
+from harness.plan import RunSpec
+from harness.suite import ModelConfig, Suite, TrainConfig
+from harness.tasks import TaskData
+from harness.train import train
+
+#: Techniques cheap enough that caching them would cost more than redoing them.
+NOT_CACHED = {"quantize"}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def task_fingerprint(task: TaskData) -> str:
+    """Hash of the training data (inputs and labels): a checkpoint depends on it."""
+    h = hashlib.sha256()
+    inputs = task.train.inputs
+    if isinstance(inputs, np.ndarray):
+        h.update(np.ascontiguousarray(inputs).tobytes())
+    else:
+        for text in inputs:
+            h.update(text.encode())
+            h.update(b"\0")
+    h.update(task.train.labels.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Built:
+    module: nn.Module
+    bundle: ModelBundle
+    model_name: str  # the suite model whose architecture and encoder it has
+
+
+@dataclass
+class Made:
+    """A variant as made (or fetched): the module, its creation windows and details."""
+
+    built: Built
+    windows: dict[str, Measurement]
+    info: dict[str, Any]
+    cached: dict[str, Any] | None = None  # {"measured_at": ...} when it came from the cache
+    key: str = ""
+
+
+@dataclass
+class Workshop:
+    suite: Suite
+    task: TaskData
+    monitor: EnergyMonitor
+    specs: list[RunSpec]
+    cache: ArtifactCache | None = None
+    log: Callable[[str], None] = print
+    _encoded: dict[tuple, Encoded] = field(default_factory=dict)
+    _built: dict[tuple[str, int], Built] = field(default_factory=dict)
+    _skipped: dict[tuple[str, int], str] = field(default_factory=dict)
+    _logits: dict[str, tuple[torch.Tensor, Measurement | None]] = field(default_factory=dict)
+    _keys: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.models = {m.name: m for m in self.suite.models}
+        self.by_id = {(s.variant_id, s.seed): s for s in self.specs}
+        self.data_fp = task_fingerprint(self.task)
+
+    # -- encoders ---------------------------------------------------------------------
+    def build(self, model: ModelConfig) -> ModelBundle:
+        return MODELS.get(model.family)(self.task, **model.options)
+
+    def encode_train(self, model_name: str, bundle: ModelBundle, cfg: TrainConfig) -> Encoded:
+        """Tokenize once per model and training budget: the same tensors serve every seed."""
+        key = (model_name, "train", cfg.max_samples)
+        if key not in self._encoded:
+            self._encoded[key] = bundle.encode(self.task.train.subset(cfg.max_samples))
+        return self._encoded[key]
+
+    def encode_eval(self, model_name: str, bundle: ModelBundle) -> Encoded:
+        key = (model_name, "eval", None)
+        if key not in self._encoded:
+            self._encoded[key] = bundle.encode(self.task.eval)
+        return self._encoded[key]
+
+    # -- keys -------------------------------------------------------------------------
+    def artifact_key(self, spec: RunSpec) -> str:
+        """Hash of everything that determines the trained module, lineage included."""
+        k = (spec.variant_id, spec.seed)
+        if k not in self._keys:
+            parent = self.artifact_key(self.by_id[(spec.parent, spec.seed)]) if spec.parent else None
+            self._keys[k] = cache_mod.digest({
+                "artifact_version": cache_mod.ARTIFACT_VERSION, "torch": torch.__version__,
+                "task": self.suite.task.name, "task_options": self.suite.task.options, "data": self.data_fp,
+                "model": asdict(spec.model), "train": asdict(spec.train), "seed": spec.seed,
+                "technique": spec.technique, "params": spec.params, "parent": parent,
+            })
+        return self._keys[k]
+
+    # -- making -----------------------------------------------------------------------
+    def obtain(self, spec: RunSpec) -> Made:
+        """Make the variant of ``spec`` (its parent first, if not at hand)."""
+        if spec.parent:
+            parent_spec = self.by_id[(spec.parent, spec.seed)]
+            if (spec.parent, spec.seed) in self._skipped:
+                raise VariantSkipped(f"its parent {spec.parent} was skipped ({self._skipped[(spec.parent, spec.seed)]})")
+            if (spec.parent, spec.seed) not in self._built:
+                self.log(f"  obtaining parent {parent_spec.key} (already recorded; not recorded again)")
+                try:
+                    self.obtain(parent_spec)
+                except VariantSkipped as why:
+                    self._skipped[(spec.parent, spec.seed)] = str(why)
+                    raise VariantSkipped(f"its parent {spec.parent} was skipped ({why})") from None
+        key = self.artifact_key(spec)
+        made = self._from_cache(spec, key) if spec.technique not in NOT_CACHED else None
+        if made is None:
+            torch.manual_seed(spec.seed)
+            try:
+                made = self._variant(spec) if spec.technique else self._baseline(spec)
+            except VariantSkipped as why:
+                self._skipped[(spec.variant_id, spec.seed)] = str(why)
+                raise
+            made.key = key
+            if self.cache is not None and spec.technique not in NOT_CACHED:
+                self.cache.put_module(key, made.built.module, {
+                    "variant": spec.key, "model_name": made.built.model_name, "measured_at": now(),
+                    "windows": {k: w.to_dict() for k, w in made.windows.items()}, "info": made.info})
+        self._built[(spec.variant_id, spec.seed)] = made.built
+        return made
+
+    def _from_cache(self, spec: RunSpec, key: str) -> Made | None:
+        if self.cache is None:
+            return None
+        got = self.cache.get_module(key)
+        if got is None:
+            return None
+        module, meta = got
+        bundle = self.build(self.models[meta["model_name"]])  # only for its encoder
+        bundle.module = module
+        windows = {k: Measurement.from_dict(w) for k, w in meta["windows"].items()}
+        self.log(f"  cached: {spec.key} (trained {meta['measured_at']}; its creation energy is the one measured then)")
+        return Made(Built(module, bundle, meta["model_name"]), windows, meta["info"],
+                    {"measured_at": meta["measured_at"], "key": key}, key)
+
+    def _baseline(self, spec: RunSpec) -> Made:
+        bundle = self.build(spec.model)
+        data = self.encode_train(spec.model.name, bundle, spec.train)
+        with self.monitor.window(f"{spec.key}:train") as out:
+            stats = train(bundle.module, data, spec.train, spec.seed, desc=f"train {spec.key}")
+        info = {"steps": stats.steps, "train_samples": stats.samples, "final_loss": stats.final_loss}
+        return Made(Built(bundle.module, bundle, spec.model.name), {"create": out[0]}, info)
+
+    def _variant(self, spec: RunSpec) -> Made:
+        parent = self._built[(spec.parent, spec.seed)]
+        parent_spec = self.by_id[(spec.parent, spec.seed)]
+        ctx = CompressContext(
+            variant_id=spec.variant_id, model_name=parent.model_name, parent=copy.deepcopy(parent.module),
+            parent_bundle=parent.bundle, params=spec.params, train_cfg=spec.train, seed=spec.seed,
+            task=self.task, monitor=self.monitor, models=self.models, build=self.build,
+            encode_train=self.encode_train,
+            teacher_logits=lambda cfg: self.teacher_logits(parent, parent_spec, cfg, spec.variant_id),
+        )
+        result = TECHNIQUES.get(spec.technique)().apply(ctx)
+        name = spec.params.get("student", parent.model_name)
+        return Made(Built(result.module, result.bundle, name), result.windows, result.info)
+
+    def teacher_logits(self, teacher: Built, teacher_spec: RunSpec, cfg: TrainConfig,
+                       variant_id: str) -> tuple[torch.Tensor, Measurement | None]:
+        """The teacher's logits over the student's training examples: computed once per
+        teacher and budget (in memory, then the cache); the window is returned only the
+        first time, so its energy is charged once."""
+        key = cache_mod.digest({"teacher": self.artifact_key(teacher_spec), "max_samples": cfg.max_samples})
+        if key in self._logits:
+            return self._logits[key][0], None
+        tensor = self.cache.get_tensor(key) if self.cache is not None else None
+        if tensor is not None:
+            self.log(f"  cached: teacher logits of {teacher_spec.key}")
+            self._logits[key] = (tensor, None)
+            return tensor, None
+        data = self.encode_train(teacher.model_name, teacher.bundle, cfg)  # the student's examples
+        with self.monitor.window(f"{variant_id}:teacher_logits") as out:
+            tensor = predict_logits(teacher.module, data, 128)
+        if self.cache is not None:
+            self.cache.put_tensor(key, tensor, {"teacher": teacher_spec.key, "window": out[0].to_dict()})
+        self._logits[key] = (tensor, out[0])
+        return tensor, out[0]

@@ -1,0 +1,48 @@
+"""Pareto, break-even, lineage energy and carbon on a hand-built 3-row table whose
+answers are worked out by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from harness.lifecycle import PRESETS, add_lifecycle, carbon_from
+
+
+@pytest.fixture
+def three_rows() -> pd.DataFrame:
+    # A: the baseline. B: a variant of A that halves J/inference for 1 accuracy point.
+    # C: a variant of A that costs more per inference and is less accurate.
+    return pd.DataFrame([
+        {"task": "t", "variant_id": "A", "parent": "-", "accuracy": 0.90, "J_per_inference": 1.0e-3, "train_J": 100.0},
+        {"task": "t", "variant_id": "B", "parent": "A", "accuracy": 0.89, "J_per_inference": 0.5e-3, "train_J": 20.0},
+        {"task": "t", "variant_id": "C", "parent": "A", "accuracy": 0.85, "J_per_inference": 2.0e-3, "train_J": 5.0},
+    ])
+
+
+def test_pareto_and_break_even(three_rows: pd.DataFrame) -> None:
+    out = add_lifecycle(three_rows, PRESETS["default"]).set_index("variant_id")
+    assert out["pareto"].to_dict() == {"A": True, "B": True, "C": False}
+    # B saves 0.5 mJ per inference; its 20 J pay back after 20 / 0.0005 = 40,000 inferences
+    assert out["break_even_inferences"].to_dict() == {"A": "-", "B": "40000", "C": "never"}
+
+
+def test_lineage_and_energy_at_scale(three_rows: pd.DataFrame) -> None:
+    out = add_lifecycle(three_rows, PRESETS["default"]).set_index("variant_id")
+    assert out["lineage_train_J"].to_dict() == {"A": 100.0, "B": 120.0, "C": 105.0}
+    assert out.loc["A", "J_at_1e3_queries"] == pytest.approx(101.0)
+    assert out.loc["B", "J_at_1e6_queries"] == pytest.approx(620.0)
+    assert out.loc["C", "J_at_1e9_queries"] == pytest.approx(105.0 + 2.0e6)
+    # at 1e3 queries the baseline is cheapest in total; at 1e6 the variant B is
+    assert out["J_at_1e3_queries"].idxmin() == "A" and out["J_at_1e6_queries"].idxmin() == "B"
+
+
+def test_carbon_presets_and_overrides(three_rows: pd.DataFrame) -> None:
+    strubell = PRESETS["strubell2019"]
+    assert strubell.g_per_kwh == pytest.approx(432.7, abs=0.1) and strubell.pue == 1.58
+    out = add_lifecycle(three_rows, strubell).set_index("variant_id")
+    # 100 J = 100 / 3.6e6 kWh; x 432.74 g/kWh x 1.58
+    assert out.loc["A", "train_gCO2e"] == pytest.approx(100 / 3.6e6 * 432.74 * 1.58, rel=1e-3)
+    custom = carbon_from("default", g_per_kwh=0.0)
+    assert custom.pue == 1.58 and custom.grams(1e9) == 0.0
+    assert "user-set" in custom.describe()
