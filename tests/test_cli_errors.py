@@ -83,3 +83,20 @@ def test_existing_run_dir_is_not_overwritten(tmp_path: Path) -> None:
 
 def test_report_on_empty_dir(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("report", str(tmp_path)), "holds no records.jsonl")
+
+
+def test_meters_says_what_is_absent_and_why() -> None:
+    """On this VM (no RAPL, no NVIDIA driver) the estimate is in use, with its formula."""
+    from harness.meters import availability
+
+    proc = run_cli("meters")
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line and not line.startswith(" ")}
+    avail = availability()
+    for name in ("rapl", "nvml"):
+        a = avail[name]
+        state = "available" if a.available else "BLOCKED" if a.blocked else "absent"
+        assert state in lines[name] and avail[name].reason in lines[name]
+    if not avail["rapl"].available and not avail["nvml"].available:
+        assert "meter: auto -> estimate" in proc.stdout
+        assert "estimate: E = 12 W x process CPU-seconds" in proc.stdout
