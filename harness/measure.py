@@ -28,9 +28,6 @@ class InferenceResult:
     warmup_s: float
     windows: tuple[Measurement, ...]
 
-    def j_per_inference(self) -> list[float]:
-        return [w.energy_j / self.inferences_per_window for w in self.windows]
-
 
 def measure_inference(module: nn.Module, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor,
                       desc: str = "measure") -> InferenceResult:
