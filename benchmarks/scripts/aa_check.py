@@ -8,7 +8,6 @@ correct_per_J. Run-to-run noise on this VM is the floor any A/B claim must clear
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import suite_args  # noqa: E402
 
 
 def run(suite: str, out: Path, extra: list[str]) -> pd.DataFrame:
@@ -26,12 +28,7 @@ def run(suite: str, out: Path, extra: list[str]) -> pd.DataFrame:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("suite", nargs="?", default="benchmarks/digits.yaml")
-    ap.add_argument("--full", action="store_true", help="full profile (default: quick)")
-    ap.add_argument("--data-dir")
-    args = ap.parse_args()
-    extra = ([] if args.full else ["--quick"]) + (["--data-dir", args.data_dir] if args.data_dir else [])
+    args, extra = suite_args.parse("A/A check")
     tmp = Path(tempfile.mkdtemp())
     a, b = run(args.suite, tmp / "a", extra), run(args.suite, tmp / "b", extra)
     print(f"A/A on {args.suite} ({'full' if args.full else 'quick'}); run dirs {tmp}/a and {tmp}/b\n")

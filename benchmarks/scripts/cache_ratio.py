@@ -10,7 +10,6 @@ dominates (SST-2 full) and higher where measurement does (digits quick).
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -19,17 +18,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import suite_args  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("suite", nargs="?", default="benchmarks/digits.yaml")
-    ap.add_argument("--full", action="store_true", help="full profile (default: quick)")
-    ap.add_argument("--data-dir")
-    args = ap.parse_args()
+    args, extra = suite_args.parse("cache wall-time ratio")
     tmp = Path(tempfile.mkdtemp())
     env = {**os.environ, "JOULEBENCH_CACHE": str(tmp / "cache")}
-    extra = ([] if args.full else ["--quick"]) + (["--data-dir", args.data_dir] if args.data_dir else [])
     times = []
     for name in ("first", "second"):
         start = time.perf_counter()

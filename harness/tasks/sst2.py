@@ -49,7 +49,7 @@ def load_sst2(data_dir: Path | None, *, hub_id: str = "nyu-mll/glue") -> TaskDat
         folder = find_folder(Path(data_dir))
         train = read_tsv(folder / "train.tsv")
         evals = read_tsv(folder / "validation.tsv")
-        source = str(folder.resolve())
+        source = str(folder)  # as the user gave it: a relative --data-dir stays portable
     else:
         if not hub_reachable():
             raise DataUnavailable(f"SST-2 data not found and the Hugging Face Hub is unreachable; {HOW_TO_SUPPLY}")
