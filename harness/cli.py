@@ -96,8 +96,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.compare import Thresholds, compare
 
-    lines, code = compare([Path(args.base)], [Path(args.new)],
-                          Thresholds(args.acc_drop, args.energy_rise, args.alpha))
+    def dirs(arg: str) -> list[Path]:
+        return [Path(d) for d in arg.split(",") if d]
+
+    lines, code = compare(dirs(args.base), dirs(args.new),
+                          Thresholds(args.acc_drop, args.energy_rise, args.alpha, args.windows_as_units))
     print("\n".join(lines))
     return code
 
@@ -165,12 +168,14 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="where to write the tables and plots (default: the single run dir)")
     add_carbon_options(rep)
     rep.set_defaults(func=cmd_report)
-    cmp_ = sub.add_parser("compare", help="BASE vs NEW run dir; exit 1 on a regression")
-    cmp_.add_argument("base")
-    cmp_.add_argument("new")
+    cmp_ = sub.add_parser("compare", help="BASE vs NEW run dir(s); exit 1 on a regression")
+    cmp_.add_argument("base", help="run dir, or several repeated runs as DIR1,DIR2,...")
+    cmp_.add_argument("new", help="run dir, or several repeated runs as DIR1,DIR2,...")
     cmp_.add_argument("--acc-drop", type=float, default=0.01, help="accuracy drop that counts (fraction; 0.01)")
     cmp_.add_argument("--energy-rise", type=float, default=0.05, help="J/inference rise that counts (0.05 = 5%%)")
     cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    cmp_.add_argument("--windows-as-units", action="store_true",
+                      help="test energy over windows, not runs (only where an A/A shows little run-to-run drift)")
     cmp_.set_defaults(func=cmd_compare)
     mer = sub.add_parser("merge", help="combine shard run dirs into one run dir and table")
     mer.add_argument("shard_dirs", nargs="+")

@@ -1,5 +1,12 @@
-"""Inference energy: pre-built length-bucketed batches, a warm-up that also calibrates,
-then ``repetitions`` windows, each stretched to whole passes over the eval inputs.
+"""Inference energy, measured in interleaved rounds (the asv design).
+
+This VM's speed drifts by +-25% over tens of seconds (benchmarks/scripts/aa_check.py
+and the README's A/A figures), so measuring one variant's windows back to back and then
+the next variant's compares the variants at different machine states. Instead every
+variant of a group is prepared first (batches built, a warm-up that also calibrates how
+many passes fill a window), then round r measures one window of each variant, starting
+at a rotating position so no variant always follows the same neighbour. Each variant's
+windows then span the whole measurement phase, and the variants in a table share it.
 
 This is the hottest path in the project: the windowed loop does nothing but forward
 passes over tensors built beforehand (no tokenization, no Python-side bookkeeping).
@@ -10,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,6 +27,8 @@ from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded
 from harness.suite import MeasureConfig
 
+SCHEDULE = "interleaved rounds"
+
 
 @dataclass(frozen=True)
 class InferenceResult:
@@ -27,30 +37,62 @@ class InferenceResult:
     inferences_per_window: int
     warmup_s: float
     windows: tuple[Measurement, ...]
+    rounds: tuple[int, ...]  # the round each window belongs to
+    schedule: str = SCHEDULE
+
+
+@dataclass(frozen=True)
+class Target:
+    """One module ready to measure: its batches built and its window length calibrated."""
+
+    name: str
+    module: nn.Module
+    batches: list[dict[str, Any]]
+    n: int
+    passes: int
+    warmup_s: float
+
+    def one_pass(self) -> None:
+        for batch in self.batches:
+            self.module(**batch)
+
+
+def prepare(name: str, module: nn.Module, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor) -> Target:
+    batches = [data.batch(idx) for idx in data.buckets(cfg.batch_size)]
+    module.eval()
+    target = Target(name, module, batches, len(data), 1, 0.0)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        for _ in range(cfg.warmup):
+            target.one_pass()
+        warmup_s = time.perf_counter() - start
+    min_s = max(cfg.min_window_s, monitor.min_window_s())
+    passes = max(1, math.ceil(min_s / max(warmup_s / cfg.warmup, 1e-9)))
+    return Target(name, module, batches, len(data), passes, warmup_s)
+
+
+def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMonitor,
+                   desc: str = "measure") -> list[InferenceResult]:
+    windows: list[list[Measurement]] = [[] for _ in targets]
+    n = len(targets)
+    with torch.inference_mode(), tqdm(total=cfg.repetitions * n, desc=desc, unit="window",
+                                      leave=False, disable=None) as bar:
+        for rnd in range(cfg.repetitions):
+            for k in range(n):
+                i = (rnd + k) % n  # rotate the starting variant each round
+                t = targets[i]
+                key = f"{t.name}:{rnd}"
+                monitor.begin_window(key)
+                for _ in range(t.passes):
+                    t.one_pass()
+                windows[i].append(monitor.end_window(key))
+                bar.update()
+    rounds = tuple(range(cfg.repetitions))
+    return [InferenceResult(cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds)
+            for t, w in zip(targets, windows)]
 
 
 def measure_inference(module: nn.Module, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor,
                       desc: str = "measure") -> InferenceResult:
-    batches = [data.batch(idx) for idx in data.buckets(cfg.batch_size)]
-    module.eval()
-
-    def one_pass() -> None:
-        for batch in batches:
-            module(**batch)
-
-    with torch.inference_mode():
-        start = time.perf_counter()
-        for _ in range(cfg.warmup):
-            one_pass()
-        warmup_s = time.perf_counter() - start
-        pass_s = warmup_s / cfg.warmup
-        min_s = max(cfg.min_window_s, monitor.min_window_s())
-        passes = max(1, math.ceil(min_s / max(pass_s, 1e-9)))
-        windows = []
-        for rep in tqdm(range(cfg.repetitions), desc=desc, unit="window", leave=False, disable=None):
-            key = f"{desc}:{rep}"
-            monitor.begin_window(key)
-            for _ in range(passes):
-                one_pass()
-            windows.append(monitor.end_window(key))
-    return InferenceResult(cfg.batch_size, passes, passes * len(data), warmup_s, tuple(windows))
+    """One module alone (benchmark scripts): the same windows with a group of one."""
+    return measure_rounds([prepare(desc, module, data, cfg, monitor)], cfg, monitor, desc)[0]

@@ -1,6 +1,6 @@
-"""RunSpecs -> records: for each run, obtain the variant (trained, compressed, or from
-the cache), evaluate it on the held-out split, measure its inference energy, and append
-one complete record.
+"""RunSpecs -> records: for each seed, obtain every variant (trained, compressed, or from
+the cache) and evaluate it on the held-out split, then measure their inference energy
+in interleaved rounds and append one complete record per variant.
 
 Everything that can fail on bad input (suite, data, meter) fails before the output
 directory is created, so a mistake never leaves a half-written run behind. A killed run
@@ -13,6 +13,7 @@ import io
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +29,7 @@ from harness.compress.prune import measured_sparsity
 from harness.errors import UserError
 from harness.evaluate import evaluate
 from harness.flops import forward_flops_per_example
-from harness.measure import measure_inference
+from harness.measure import InferenceResult, Target, measure_rounds, prepare
 from harness.meters import EnergyMonitor
 from harness.models import Encoded
 from harness.plan import RunSpec, expand, shard
@@ -72,6 +73,14 @@ def state_size(module: nn.Module) -> tuple[int, int, int]:
         if not key.endswith("_packed_params.dtype"):
             visit(value)
     return buf.getbuffer().nbytes, total, nonzero
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A variant obtained and evaluated, waiting for its inference windows."""
+
+    record: dict[str, Any]
+    target: Target
 
 
 class Runner:
@@ -132,17 +141,39 @@ class Runner:
         return idle
 
     def run_all(self, resume: bool = False) -> Path:
+        """Seed by seed: obtain and evaluate every variant of the seed, measure them all in
+        interleaved rounds (measure.py says why), then append one record per variant.
+        A skipped variant is recorded at once; a kill loses at most the seed's windows,
+        and its trained variants come back from the cache on resume."""
         done = self.start(resume)
         path = self.out_dir / records.RECORDS
         todo = [s for s in self.todo if s.key not in done]
-        for i, spec in enumerate(todo, start=1):
-            if self.suite.measure.idle_between_variants and i > 1 and spec.variant_id != todo[i - 2].variant_id:
+        seeds = list(dict.fromkeys(s.seed for s in todo))
+        count = 0
+        for g, seed in enumerate(seeds):
+            if self.suite.measure.idle_between_seeds and g > 0:
                 self.measure_idle()
-            self.log(f"[{i}/{len(todo)}] {self.suite.name}: {spec.key}")
-            records.append(path, self.run_one(spec))
+            pending: list[Pending] = []
+            for spec in (s for s in todo if s.seed == seed):
+                count += 1
+                self.log(f"[{count}/{len(todo)}] {self.suite.name}: {spec.key}")
+                made = self.prepare_one(spec)
+                if isinstance(made, Pending):
+                    pending.append(made)
+                else:
+                    records.append(path, made)
+            if not pending:
+                continue
+            cfg = self.suite.measure
+            self.log(f"  measuring {len(pending)} variant(s) of seed {seed}: {cfg.repetitions} interleaved "
+                     f"rounds of one window each (>= {max(cfg.min_window_s, self.monitor.min_window_s()):g} s)")
+            results = measure_rounds([p.target for p in pending], cfg, self.monitor, desc=f"measure seed {seed}")
+            for p, inference in zip(pending, results):
+                records.append(path, self.finish(p, inference))
         return path
 
-    def run_one(self, spec: RunSpec) -> dict[str, Any]:
+    def prepare_one(self, spec: RunSpec) -> dict[str, Any] | Pending:
+        """Everything but the inference windows: obtain, evaluate, count; or a skip record."""
         started = now()
         seed_everything(spec.seed)
         base = {"schema": records.SCHEMA, "suite": self.suite.name, "profile": self.suite.profile,
@@ -166,8 +197,6 @@ class Runner:
         eval_data = self.workshop.encode_eval(built.model_name, built.bundle)
         result = evaluate(built.module, eval_data, self.suite.measure.batch_size)
         self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples")
-        inference = measure_inference(built.module, eval_data, self.suite.measure, self.monitor,
-                                      desc=f"measure {spec.key}")
         flops = self._count_flops(spec, made, eval_data)
         size_bytes, n_weights, n_nonzero = state_size(built.module)
         if "sparsity" not in info:
@@ -175,7 +204,7 @@ class Runner:
                 info["sparsity"] = measured_sparsity(built.module)
             except ZeroDivisionError:  # no float Linear/Conv left (int8): zeros are not tracked
                 info["sparsity"] = None
-        return {
+        record = {
             **base, "status": "ok",
             "artifact_key": made.key, "cached": made.cached,
             "model_info": built.bundle.info, "architecture": built.model_name,
@@ -191,14 +220,20 @@ class Runner:
                       "extra_windows": {k: w.to_dict() for k, w in windows.items() if k != "create"}},
             "eval": {"accuracy": result.accuracy, "correct": result.correct, "n": result.n,
                      "predictions": result.predictions, "labels": eval_data.labels.tolist()},
-            "inference": {"batch_size": inference.batch_size, "passes": inference.passes,
-                          "inferences_per_window": inference.inferences_per_window,
-                          "warmup_s": inference.warmup_s,
-                          "windows": [w.to_dict() for w in inference.windows]},
-            "meter": self._meter(),
             "started_at": started,
-            "finished_at": now(),
         }
+        target = prepare(spec.key, built.module, eval_data, self.suite.measure, self.monitor)
+        return Pending(record, target)
+
+    def finish(self, pending: Pending, inference: InferenceResult) -> dict[str, Any]:
+        return {**pending.record,
+                "inference": {"batch_size": inference.batch_size, "passes": inference.passes,
+                              "inferences_per_window": inference.inferences_per_window,
+                              "warmup_s": inference.warmup_s, "schedule": inference.schedule,
+                              "rounds": list(inference.rounds),
+                              "windows": [w.to_dict() for w in inference.windows]},
+                "meter": self._meter(),
+                "finished_at": now()}
 
     def _count_flops(self, spec: RunSpec, made: Made, eval_data: Encoded) -> dict[str, Any]:
         """FLOPs per inference and for training (see flops.py for the conventions)."""

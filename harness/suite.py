@@ -47,7 +47,7 @@ class MeasureConfig:
     repetitions: int = 7
     min_window_s: float = 1.0
     idle_s: float = 5.0  # idle baseline before the suite; 0 turns it off (net = gross)
-    idle_between_variants: bool = False
+    idle_between_seeds: bool = False  # re-measure idle before each seed's measurement rounds
 
 
 @dataclass(frozen=True)

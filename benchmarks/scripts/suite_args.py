@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 
-def parse(description: str) -> tuple[argparse.Namespace, list[str]]:
+def parse(description: str, runs: int | None = None) -> tuple[argparse.Namespace, list[str]]:
     """(args, the extra options to pass to ``joulebench run``)."""
     ap = argparse.ArgumentParser(description=description)
+    if runs is not None:
+        ap.add_argument("--runs", type=int, default=runs, help=f"runs per side ({runs})")
     ap.add_argument("suite", nargs="?", default="benchmarks/digits.yaml")
     ap.add_argument("--full", action="store_true", help="full profile (default: quick)")
     ap.add_argument("--data-dir")
