@@ -12,6 +12,7 @@ trust. Logits are stored as safetensors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,8 +23,13 @@ from typing import Any, Callable
 
 import torch
 
-#: Bump when training or compression code changes what an unchanged config produces.
+#: Bump when the stored format changes.
 ARTIFACT_VERSION = 1
+
+#: The source that decides what a config trains into. Its hash is part of every key, so
+#: a nightly comparing two commits retrains what a change to training, model,
+#: compression or task code could alter, and reuses everything else.
+ARTIFACT_SOURCES = ("train.py", "workshop.py", "cache.py", "models", "compress", "tasks")
 
 
 def default_root() -> Path:
@@ -32,6 +38,21 @@ def default_root() -> Path:
 
 def digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest() -> str:
+    """The digest of this package's ARTIFACT_SOURCES (read once per process)."""
+    return source_digest(Path(__file__).parent, ARTIFACT_SOURCES)
+
+
+def source_digest(root: Path, sources: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for name in sources:
+        path = root / name
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def file_sha256(path: Path) -> str:

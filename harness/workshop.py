@@ -13,6 +13,7 @@ import copy
 import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from importlib import metadata
 from typing import Any, Callable
 
 import numpy as np
@@ -113,7 +114,8 @@ class Workshop:
         if k not in self._keys:
             parent = self.artifact_key(self.by_id[(spec.parent, spec.seed)]) if spec.parent else None
             self._keys[k] = cache_mod.digest({
-                "artifact_version": cache_mod.ARTIFACT_VERSION, "torch": torch.__version__,
+                "artifact_version": cache_mod.ARTIFACT_VERSION, "code": cache_mod.code_digest(),
+                "torch": torch.__version__, "transformers": metadata.version("transformers"),
                 "task": self.suite.task.name, "task_options": self.suite.task.options, "data": self.data_fp,
                 "model": asdict(spec.model), "train": asdict(spec.train), "seed": spec.seed,
                 "technique": spec.technique, "params": spec.params, "parent": parent,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cache import ArtifactCache
+from harness.cache import ARTIFACT_SOURCES, ArtifactCache, source_digest
 from harness.plan import expand, shard
 from harness.suite import load
 from tests.conftest import ROOT, run_cli
@@ -63,6 +63,22 @@ def test_corrupt_cache_entry_is_detected_and_rebuilt(tmp_path: Path) -> None:
     assert cache.get_module("ab" * 32) is None
     assert any("corrupt (sha256 mismatch)" in line for line in logs)
     assert not payload.parent.exists()  # removed, so the next put rebuilds it
+
+
+def test_cache_keys_follow_the_training_code(tmp_path: Path) -> None:
+    """A change to training/compression source must retrain, not serve a stale module."""
+    (tmp_path / "compress").mkdir()
+    (tmp_path / "train.py").write_text("lr = 1\n")
+    (tmp_path / "compress" / "prune.py").write_text("x = 1\n")
+    sources = ("train.py", "compress")
+    before = source_digest(tmp_path, sources)
+    assert source_digest(tmp_path, sources) == before
+    (tmp_path / "compress" / "prune.py").write_text("x = 2\n")
+    assert source_digest(tmp_path, sources) != before
+    (tmp_path / "compress" / "prune.py").write_text("x = 1\n")
+    (tmp_path / "compress" / "new.py").write_text("\n")
+    assert source_digest(tmp_path, sources) != before
+    assert set(ARTIFACT_SOURCES) >= {"train.py", "models", "compress", "tasks"}
 
 
 def test_resume_after_sigkill(digits_run: Path, tmp_path: Path) -> None:
