@@ -38,6 +38,7 @@ class InferenceResult:
     warmup_s: float
     windows: tuple[Measurement, ...]
     rounds: tuple[int, ...]  # the round each window belongs to
+    sequence: tuple[int, ...]  # each window's place in the group's measurement order
     schedule: str = SCHEDULE
 
 
@@ -74,6 +75,7 @@ def prepare(name: str, module: nn.Module, data: Encoded, cfg: MeasureConfig, mon
 def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMonitor,
                    desc: str = "measure") -> list[InferenceResult]:
     windows: list[list[Measurement]] = [[] for _ in targets]
+    sequence: list[list[int]] = [[] for _ in targets]
     n = len(targets)
     with torch.inference_mode(), tqdm(total=cfg.repetitions * n, desc=desc, unit="window",
                                       leave=False, disable=None) as bar:
@@ -86,13 +88,9 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
                 for _ in range(t.passes):
                     t.one_pass()
                 windows[i].append(monitor.end_window(key))
+                sequence[i].append(rnd * n + k)
                 bar.update()
     rounds = tuple(range(cfg.repetitions))
-    return [InferenceResult(cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds)
-            for t, w in zip(targets, windows)]
+    return [InferenceResult(cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds, tuple(q))
+            for t, w, q in zip(targets, windows, sequence)]
 
-
-def measure_inference(module: nn.Module, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor,
-                      desc: str = "measure") -> InferenceResult:
-    """One module alone (benchmark scripts): the same windows with a group of one."""
-    return measure_rounds([prepare(desc, module, data, cfg, monitor)], cfg, monitor, desc)[0]

@@ -231,6 +231,7 @@ class Runner:
                               "inferences_per_window": inference.inferences_per_window,
                               "warmup_s": inference.warmup_s, "schedule": inference.schedule,
                               "rounds": list(inference.rounds),
+                              "sequence": list(inference.sequence),
                               "windows": [w.to_dict() for w in inference.windows]},
                 "meter": self._meter(),
                 "finished_at": now()}

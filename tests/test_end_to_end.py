@@ -130,3 +130,26 @@ def test_run_all_skips_unreachable_sst2_with_one_line(tmp_path: Path) -> None:
     assert "# Combined table" in proc.stdout and "| digits | cnn | - | baseline (-) |" in proc.stdout
     assert len(list((clone / "results" / "digits").glob("*/table.csv"))) == 1
     assert not (clone / "results" / "sst2").exists()
+
+
+def test_variants_are_measured_in_interleaved_rounds(digits_run: Path) -> None:
+    """Round r holds one window of every measured variant, so each variant's windows
+    span the whole measurement phase and the variants share the machine's drift."""
+    recs = [json.loads(x) for x in (digits_run / "records.jsonl").read_text().splitlines()]
+    ok = [r for r in recs if r["status"] == "ok"]
+    reps = len(ok[0]["inference"]["windows"])
+    slots: dict[int, str] = {}
+    for r in ok:
+        inf = r["inference"]
+        assert inf["schedule"] == "interleaved rounds" and inf["rounds"] == list(range(reps))
+        assert len(inf["sequence"]) == len(inf["windows"]) == reps
+        for pos in inf["sequence"]:
+            assert pos not in slots, "two windows in one slot"
+            slots[pos] = r["variant_id"]
+    n = len(ok)
+    assert sorted(slots) == list(range(n * reps))
+    for rnd in range(reps):
+        in_round = [slots[rnd * n + k] for k in range(n)]
+        assert sorted(in_round) == sorted(r["variant_id"] for r in ok)  # every variant once per round
+    firsts = [slots[rnd * n] for rnd in range(reps)]
+    assert len(set(firsts)) == min(n, reps)  # the starting variant rotates
