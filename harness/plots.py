@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 
 def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
     tasks = list(table["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(8.0 * len(tasks), 4.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         t = table[table["task"] == task]
         x = t["J_per_inference"]
@@ -32,9 +32,14 @@ def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
         front = t[t["pareto"]].sort_values("J_per_inference")
         ax.plot(front["J_per_inference"], front["accuracy"], "-", color="tab:red", lw=1.5, label="Pareto frontier")
         ax.scatter(front["J_per_inference"], front["accuracy"], s=90, facecolors="none", edgecolors="tab:red")
-        for k, (_, r) in enumerate(t.sort_values("J_per_inference").iterrows()):
-            ax.annotate(r["variant_id"], (r["J_per_inference"], r["accuracy"]), textcoords="offset points",
-                        xytext=(4, 4 if k % 2 else -10), fontsize=7)  # alternate sides: neighbours overlap less
+        # Labels in a column right of the axes, in the order of the points' accuracy, each
+        # tied to its point by a thin line: compressed variants cluster around their parent,
+        # and labels placed beside the points would print over one another.
+        ranked = t.sort_values(["accuracy", "J_per_inference"])
+        for k, (_, r) in enumerate(ranked.iterrows()):
+            ax.annotate(r["variant_id"], xy=(r["J_per_inference"], r["accuracy"]), xycoords="data",
+                        xytext=(1.03, (k + 0.5) / len(ranked)), textcoords="axes fraction", fontsize=7,
+                        va="center", arrowprops={"arrowstyle": "-", "color": "0.75", "lw": 0.6, "shrinkB": 4})
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(f"J per inference (J, log scale; {t['energy_method'].iloc[0]})")
@@ -43,7 +48,7 @@ def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")
+    fig.savefig(path, dpi=120, format="png", bbox_inches="tight")  # keep the label column
     plt.close(fig)
 
 

@@ -38,7 +38,7 @@ def main() -> None:
     tables: dict[str, list[pd.DataFrame]] = {"a": [], "b": []}
     t0 = time.perf_counter()
     for i in range(args.runs):
-        for side in ("a", "b"):
+        for side in ("a", "b") if i % 2 == 0 else ("b", "a"):  # ABBA: neither side always goes second
             tables[side].append(run(args.suite, tmp / f"{side}{i}", extra))
     wall = time.perf_counter() - t0
     print(f"A/A on {args.suite} ({'full' if args.full else 'quick'}), {args.runs} runs per side interleaved "
