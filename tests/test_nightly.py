@@ -175,8 +175,12 @@ def test_compare_energy_over_repeated_runs(digits_run: Path, tmp_path: Path) -> 
     assert flagged == ["cnn"] and "relative to the other variants" in bad.stdout
     few = run_cli("compare", joined(base[:3]), joined(costly[:3]))
     assert few.returncode == 0 and "energy cannot fail this comparison" in few.stdout  # 3 runs: too few
-    windows = run_cli("compare", str(base[2]), str(costly[2]), "--windows-as-units")  # drift 1.0 on both
-    assert windows.returncode == 1 and "ENERGY REGRESSION" in windows.stdout
+    # one run each, windows as units: the quick run's windows spread ~15%, up to 3x (they span the
+    # drift of the measurement phase), so plant a change no window overlap can hide
+    tripled = planted(digits_run, tmp_path / "tripled", scaled(1.0, "cnn", 3.0))
+    windows = run_cli("compare", str(digits_run), str(tripled), "--windows-as-units")
+    assert windows.returncode == 1, windows.stdout
+    assert [line.split()[0] for line in windows.stdout.splitlines() if "ENERGY REGRESSION" in line] == ["cnn"]
 
 
 def test_shards_are_disjoint_and_cover_the_suite() -> None:
