@@ -109,18 +109,23 @@ def min_runs_per_side(alpha: float, tests: int) -> int:
     return k
 
 
-def _median_j(group: list[dict[str, Any]]) -> float:
-    return stats.median(_per_window(group))
+Medians = dict[str, dict[int, float]]  # variant -> run dir index -> median J/inference
 
 
-def _relative(runs: Runs, vid: str, others: list[str]) -> list[float]:
+def _run_medians(runs: Runs) -> Medians:
+    """Each run's median J/inference per variant, once: both tests read these."""
+    return {vid: {k: stats.median(_per_window(g)) for k, g in by_run.items()}
+            for vid, by_run in runs.items()}
+
+
+def _relative(medians: Medians, vid: str, others: list[str]) -> list[float]:
     """Per run: log J/inference of ``vid`` minus the mean log J/inference of the other
     variants in that same run."""
     out = []
-    for k, group in runs.get(vid, {}).items():
-        peers = [math.log(_median_j(runs[u][k])) for u in others if k in runs.get(u, {})]
+    for k, own in medians.get(vid, {}).items():
+        peers = [math.log(medians[u][k]) for u in others if k in medians.get(u, {})]
         if peers:
-            out.append(math.log(_median_j(group)) - sum(peers) / len(peers))
+            out.append(math.log(own) - sum(peers) / len(peers))
     return out
 
 
@@ -140,16 +145,17 @@ def _u(new: list[float], base: list[float]) -> float | None:
     return float(mannwhitneyu(new, base, alternative="greater", method="exact").pvalue)
 
 
-def _energy(vid: str, b: Runs, n: Runs, shared: list[str], th: Thresholds) -> EnergyChange:
+def _energy(vid: str, b: Runs, n: Runs, mb_all: Medians, mn_all: Medians, shared: list[str],
+            th: Thresholds) -> EnergyChange:
     if th.windows_as_units:
         jb = _per_window([r for g in b[vid].values() for r in g])
         jn = _per_window([r for g in n[vid].values() for r in g])
         return EnergyChange(stats.median(jb), stats.median(jn), stats.median(jn) / stats.median(jb) - 1,
                             float(mannwhitneyu(jn, jb, alternative="greater").pvalue))
-    mb, mn = [_median_j(g) for g in b[vid].values()], [_median_j(g) for g in n[vid].values()]
+    mb, mn = list(mb_all[vid].values()), list(mn_all[vid].values())
     base, new = stats.median(mb), stats.median(mn)
     others = [u for u in shared if u != vid]
-    rb, rn = _relative(b, vid, others), _relative(n, vid, others)
+    rb, rn = _relative(mb_all, vid, others), _relative(mn_all, vid, others)
     rel = math.exp(stats.median(rn) - stats.median(rb)) - 1 if rb and rn else None
     return EnergyChange(base, new, new / base - 1, _u(mn, mb), rel, _u(rn, rb))
 
@@ -178,7 +184,8 @@ def compare(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresh
                  f"{'J/inf base':>10s} {'J/inf new':>10s} {'change':>8s} {'p(U)':>8s} {'rel chg':>8s} {'p(U)':>8s} "
                  f"{'runs':>5s}  verdict")
     shared = sorted(set(b_var) & set(n_var))
-    energy = {vid: _energy(vid, b_var, n_var, shared, th) for vid in shared}
+    mb, mn = _run_medians(b_var), _run_medians(n_var)
+    energy = {vid: _energy(vid, b_var, n_var, mb, mn, shared, th) for vid in shared}
     raw_p = _holm({v: e.p for v, e in energy.items()})
     rel_p = _holm({v: e.rel_p for v, e in energy.items()})
     regressions = 0

@@ -14,6 +14,7 @@ passes over tensors built beforehand (no tokenization, no Python-side bookkeepin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -59,9 +60,8 @@ class Target:
 
 
 def prepare(name: str, module: nn.Module, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor) -> Target:
-    batches = [data.batch(idx) for idx in data.buckets(cfg.batch_size)]
     module.eval()
-    target = Target(name, module, batches, len(data), 1, 0.0)
+    target = Target(name, module, [data.batch(idx) for idx in data.buckets(cfg.batch_size)], len(data), 1, 0.0)
     with torch.inference_mode():
         start = time.perf_counter()
         for _ in range(cfg.warmup):
@@ -69,7 +69,7 @@ def prepare(name: str, module: nn.Module, data: Encoded, cfg: MeasureConfig, mon
         warmup_s = time.perf_counter() - start
     min_s = max(cfg.min_window_s, monitor.min_window_s())
     passes = max(1, math.ceil(min_s / max(warmup_s / cfg.warmup, 1e-9)))
-    return Target(name, module, batches, len(data), passes, warmup_s)
+    return dataclasses.replace(target, passes=passes, warmup_s=warmup_s)
 
 
 def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMonitor,
@@ -93,4 +93,3 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
     rounds = tuple(range(cfg.repetitions))
     return [InferenceResult(cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds, tuple(q))
             for t, w, q in zip(targets, windows, sequence)]
-
