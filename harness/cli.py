@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.errors import DataUnavailable, UserError
+from harness.files import check_creatable
 
 
 def _data_dir(arg: str | None) -> Path | None:
@@ -50,6 +51,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     carbon = _carbon(args)
     if args.resume and args.out and Path(args.resume) != Path(args.out):
         raise UserError("--resume names the run directory itself; drop --out")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
+    out = Path(args.resume or args.out or Path("results") / s.name / f"{stamp}-{s.profile}{suffix}")
+    check_creatable(out, "run directory")  # before any data is read or trained on
     try:
         task = load_task(s, _data_dir(args.data_dir))
     except DataUnavailable as exc:
@@ -57,11 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
         print(f"joulebench: skipped {s.name}: {exc}", file=sys.stderr)
         return exc.exit_code
-    monitor = meters.build(args.meter or s.meter, allow_estimate=args.allow_estimate or s.allow_estimate)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
-    out = Path(args.resume or args.out or Path("results") / s.name / f"{stamp}-{s.profile}{suffix}")
     cache = None if args.no_cache else ArtifactCache(Path(args.cache_dir) if args.cache_dir else None)
+    monitor = meters.build(args.meter or s.meter, allow_estimate=args.allow_estimate or s.allow_estimate)
     runner = Runner(s, task, monitor, out, cache=cache, shard_spec=shard)
     try:
         runner.run_all(resume=bool(args.resume))
@@ -86,6 +88,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness import report
 
     dirs = [Path(d) for d in args.run_dirs]
+    if args.out:
+        check_creatable(Path(args.out), "report folder")
     _, md, warnings = report.write(dirs, Path(args.out) if args.out else None, carbon=_carbon(args))
     for w in warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
@@ -110,6 +114,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from harness.merge import merge
 
     out = Path(args.out)
+    check_creatable(out, "merged run directory")
     for line in merge([Path(d) for d in args.shard_dirs], out):
         print(f"joulebench: {line}", file=sys.stderr)
     _, md, warnings = report.write([out], carbon=_carbon(args))
@@ -194,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"joulebench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the file system said no (full disk, permissions): not a joulebench bug
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"joulebench: error: {exc.strerror or exc}{where}; check the path and free space, then rerun "
+              "(with --resume RUN_DIR for an interrupted run)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("joulebench: interrupted", file=sys.stderr)
         return 130

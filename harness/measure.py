@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded
-from harness.suite import MeasureConfig
+from harness.config import MeasureConfig
 
 SCHEDULE = "interleaved rounds"
 

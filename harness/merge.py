@@ -6,11 +6,12 @@ recorded (overlapping shards) is reported and kept once, from the first shard gi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness import records
 from harness.errors import UserError
+from harness.files import ensure_dir, read_json, write_json_atomic
+from harness.records import RunRecord
 
 
 def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
@@ -18,36 +19,33 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
     if (out_dir / records.RECORDS).exists():
         raise UserError(f"{out_dir} already holds records; merge into a new directory")
     messages: list[str] = []
-    merged: list[dict] = []
+    merged: list[RunRecord] = []
     seen: dict[str, Path] = {}
     config = None
     envs = []
     for d in shard_dirs:
-        path = d / records.RECORDS
-        if not path.is_file():
-            raise UserError(f"{d} holds no {records.RECORDS}; pass shard run directories")
-        recs, warnings = records.load(path)
+        recs, warnings = records.load_dir(d)
         messages += [f"warning: {w}" for w in warnings]
         for r in recs:
             if config is None:
-                config = r["config_hash"]
-            if r["config_hash"] != config:
-                raise UserError(f"{path} line {r['_line']} comes from another suite configuration "
-                                f"({r['config_hash']} != {config}); merge shards of one suite run only")
-            if r["run_key"] in seen:
-                messages.append(f"duplicate: {r['run_key']} in {d} is already in {seen[r['run_key']]}; kept once")
+                config = r.config_hash
+            if r.config_hash != config:
+                raise UserError(f"{d / records.RECORDS} line {r.line} comes from another suite configuration "
+                                f"({r.config_hash} != {config}); merge shards of one suite run only")
+            if r.run_key in seen:
+                messages.append(f"duplicate: {r.run_key} in {d} is already in {seen[r.run_key]}; kept once")
                 continue
-            seen[r["run_key"]] = d
-            merged.append({k: v for k, v in r.items() if k != "_line"})
+            seen[r.run_key] = d
+            merged.append(r)
         env_path = d / records.ENVIRONMENT
         if env_path.is_file():
-            envs.append(json.loads(env_path.read_text()))
-    out_dir.mkdir(parents=True, exist_ok=True)
+            envs.append(read_json(env_path, "environment file"))
+    ensure_dir(out_dir, "merged run directory")
     for r in merged:
         records.append(out_dir / records.RECORDS, r)
-    env = dict(envs[0]) if envs else {}
+    env = dict(envs[0]) if envs and isinstance(envs[0], dict) else {}
     env["merged_from"] = [str(d) for d in shard_dirs]
     env["shard"] = None
-    records.write_json_atomic(out_dir / records.ENVIRONMENT, env)
+    write_json_atomic(out_dir / records.ENVIRONMENT, env)
     messages.append(f"merged {len(merged)} runs from {len(shard_dirs)} shard(s) into {out_dir}")
     return messages

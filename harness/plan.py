@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from harness.suite import ModelConfig, Suite, TrainConfig
+from harness.config import ModelConfig, Suite, TrainConfig
 
 
 @dataclass(frozen=True)
 class RunSpec:
     suite: str
     variant_id: str  # "cnn" for a baseline, "cnn.int8" style for a variant
-    model: ModelConfig  # the baseline model the lineage starts from
+    model: ModelConfig  # the suite model whose architecture (and encoder) the variant has
     seed: int
     train: TrainConfig
     technique: str | None = None
@@ -34,16 +34,12 @@ class RunSpec:
 
 def expand(suite: Suite) -> list[RunSpec]:
     specs: list[RunSpec] = []
-    root: dict[str, ModelConfig] = {}
     for m in suite.models:
-        root[m.name] = m
         specs += [RunSpec(suite.name, m.name, m, seed, m.train) for seed in suite.seeds]
     by_name = {m.name: m for m in suite.models}
     for v in suite.variants:
-        # A variant has its parent's architecture, unless it trains a named student.
-        model = by_name[v.params["student"]] if "student" in v.params else root[v.parent]
-        root[v.id] = model
-        specs += [RunSpec(suite.name, v.id, model, seed, v.train, v.technique, v.parent, v.params)
+        # The architecture the technique gives the variant (resolved at suite load).
+        specs += [RunSpec(suite.name, v.id, by_name[v.architecture], seed, v.train, v.technique, v.parent, v.params)
                   for seed in suite.seeds]
     return specs
 

@@ -1,8 +1,8 @@
 """PNG figures: accuracy against J per inference (log x) with the Pareto frontier, and
 each variant's training energy stacked with the energy of 1M inferences.
 
-Error bars are the table's 95% intervals; with several seeds the accuracy bars are the
-seed std instead, so seed-to-seed spread is what the reader sees.
+Error bars are the table's 95% intervals: accuracy over examples (and seeds, when there
+are several: a seeds x examples bootstrap); J/inference within the run.
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
     for ax, task in zip(axes[0], tasks):
         t = table[table["task"] == task]
         x = t["J_per_inference"]
-        xerr = [x - t["J_per_inference_ci95_lo"], t["J_per_inference_ci95_hi"] - x]
-        multi = t["seeds"] > 1
-        yerr_lo = (t["accuracy"] - t["accuracy_ci95_lo"]).where(~multi, t["accuracy_seed_std"])
-        yerr_hi = (t["accuracy_ci95_hi"] - t["accuracy"]).where(~multi, t["accuracy_seed_std"])
-        ax.errorbar(x, t["accuracy"], xerr=xerr, yerr=[yerr_lo, yerr_hi], fmt="o", color="tab:blue",
-                    ecolor="0.6", capsize=3, label="variant (95% CI; seed std if several seeds)")
+        xerr = [x - t["J_per_inference_within_run_ci95_lo"], t["J_per_inference_within_run_ci95_hi"] - x]
+        yerr = [t["accuracy"] - t["accuracy_ci95_lo"], t["accuracy_ci95_hi"] - t["accuracy"]]
+        ax.errorbar(x, t["accuracy"], xerr=xerr, yerr=yerr, fmt="o", color="tab:blue", ecolor="0.6", capsize=3,
+                    label="variant (95% CIs; J/inference within run)")
         front = t[t["pareto"]].sort_values("J_per_inference")
         ax.plot(front["J_per_inference"], front["accuracy"], "-", color="tab:red", lw=1.5, label="Pareto frontier")
         ax.scatter(front["J_per_inference"], front["accuracy"], s=90, facecolors="none", edgecolors="tab:red")

@@ -1,58 +1,226 @@
-"""The records file: one JSON object per finished run of a (variant, seed), appended.
+"""The records file: one ``RunRecord`` per finished run of a (variant, seed), appended.
 
 Each line is complete or absent: it is written in one ``write`` and fsynced, so a
 killed run leaves whole lines behind and a reader warns about (and skips) a torn tail.
 Raw window values are kept; statistics are computed by the report, never stored.
 
-Schema history (readers accept every version listed):
+``RunRecord`` is the declared type every reader uses (table, compare, merge, report,
+runner): fields by name, checked on write and on read. Unknown fields are kept, so a
+record written by a newer joulebench survives a round trip through an older one.
+
+Schema history (readers accept every version listed; ``upgrade`` brings each to the
+current one on read):
 - 1: first version (suite, lineage, train window, eval predictions and labels,
   inference windows).
 - 2: provenance (run_config_hash, fingerprint), artifact_key and cached, flops.
+- 3: every energy window names the host it was measured on (``host``), and the
+  fingerprint carries it, so creation energy reused from a cache filled on another
+  machine is labelled with that machine and its method.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-SCHEMA = 2
-READABLE = {1, 2}
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import UserError
+from harness.files import read_text
+
+SCHEMA = 3
+READABLE = {1, 2, 3}
 RECORDS = "records.jsonl"
 ENVIRONMENT = "environment.json"
 
 
-def append(path: Path, record: dict[str, Any]) -> None:
-    line = json.dumps(record, sort_keys=True) + "\n"
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+
+
+class Component(_Model):
+    component: str
+    method: str
+    energy_j: float  # gross
+    uncertainty_rel: float
+    idle_w: float = 0.0
+
+
+class Window(_Model):
+    """One energy window as recorded (see meters.base.Measurement)."""
+
+    duration_s: float
+    energy_j: float
+    net_energy_j: float
+    idle_w: float = 0.0
+    method: str
+    read_s: float = 0.0
+    host: str = ""  # empty in records older than schema 3
+    components: list[Component]
+
+    @property
+    def provenance(self) -> str:
+        """``method@host`` (just the method where the host is unknown)."""
+        return f"{self.method}@{self.host}" if self.host else self.method
+
+
+class Creation(_Model):
+    """How the variant was made: its budget and every window spent creating it."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    max_samples: int | None = None
+    window: Window
+    extra_windows: dict[str, Window] = Field(default_factory=dict)  # e.g. the teacher's logits
+
+    def windows(self) -> list[Window]:
+        return [self.window, *self.extra_windows.values()]
+
+
+class Eval(_Model):
+    accuracy: float
+    correct: int
+    n: int
+    predictions: list[int]
+    labels: list[int]
+
+    def correct_mask(self) -> list[bool]:
+        """Per eval example: was the prediction right? (The one implementation.)"""
+        return [p == y for p, y in zip(self.predictions, self.labels)]
+
+
+class Inference(_Model):
+    batch_size: int
+    passes: int
+    inferences_per_window: int
+    warmup_s: float
+    schedule: str = ""
+    rounds: list[int] = Field(default_factory=list)
+    sequence: list[int] = Field(default_factory=list)
+    windows: list[Window]
+
+    def j_per_inference(self, net: bool = False) -> list[float]:
+        """Each window's joules per inference, gross or net of idle. (The one implementation.)"""
+        return [(w.net_energy_j if net else w.energy_j) / self.inferences_per_window for w in self.windows]
+
+    def rates(self) -> list[float]:
+        """Inferences per second, per window."""
+        return [self.inferences_per_window / w.duration_s for w in self.windows]
+
+
+class RunRecord(_Model):
+    schema_version: int = Field(alias="schema")
+    suite: str
+    profile: str = "full"
+    config_hash: str
+    run_config_hash: str | None = None
+    fingerprint: dict[str, Any] = Field(default_factory=dict)
+    run_key: str
+    task: str
+    model: str
+    variant_id: str
+    variant: str
+    technique: str | None = None
+    parent: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int
+    status: str = "ok"  # or "skipped", with ``reason``
+    reason: str | None = None
+    meter: dict[str, Any] = Field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+    # Only in "ok" records:
+    artifact_key: str | None = None
+    cached: dict[str, Any] | None = None
+    model_info: dict[str, Any] = Field(default_factory=dict)
+    architecture: str | None = None
+    technique_info: dict[str, Any] = Field(default_factory=dict)
+    n_params: int | None = None
+    n_nonzero_params: int | None = None
+    size_bytes: int | None = None
+    flops: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)
+    train: Creation | None = None
+    eval: Eval | None = None
+    inference: Inference | None = None
+    #: The line it was read from (in memory only, for messages).
+    line: int | None = Field(default=None, exclude=True)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunRecord":
+        return cls.model_validate(upgrade(raw))
+
+
+def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring a record of any readable schema to the current one (a new dict)."""
+    out = dict(raw)
+    version = out.get("schema")
+    if version not in READABLE:
+        raise ValueError(f"schema {version!r} is not one of {sorted(READABLE)}")
+    if version == 1:  # no provenance yet: say so rather than invent it
+        out.setdefault("run_config_hash", None)
+        out.setdefault("fingerprint", {})
+        out.setdefault("flops", {})
+        version = 2
+    if version == 2:  # windows had no host; Window.host defaults to "" (unknown)
+        version = 3
+    out["schema"] = version
+    return out
+
+
+def append(path: Path, record: RunRecord) -> None:
+    line = record.to_json() + "\n"
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def load(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def load(path: Path) -> tuple[list[RunRecord], list[str]]:
     """(records, warnings). A line that is not a complete record is skipped with a warning.
-    Each record carries its line number as ``_line`` (in memory only), for messages."""
+    A file that is not UTF-8 text is one UserError naming it."""
     records, warnings = [], []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                warnings.append(f"{path} line {number} is truncated or not JSON; skipped it")
-                continue
-            if not isinstance(rec, dict) or rec.get("schema") not in READABLE:
-                warnings.append(f"{path} line {number} is not a joulebench record (schema {sorted(READABLE)}); skipped it")
-                continue
-            rec["_line"] = number
-            records.append(rec)
+    for number, line in enumerate(read_text(path, "records file").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError:
+            warnings.append(f"{path} line {number} is truncated or not JSON; skipped it")
+            continue
+        if not isinstance(raw, dict) or raw.get("schema") not in READABLE:
+            warnings.append(f"{path} line {number} is not a joulebench record (schema {sorted(READABLE)}); skipped it")
+            continue
+        try:
+            rec = RunRecord.from_dict(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            warnings.append(f"{path} line {number} is not a valid record ({where}: {first['msg']}); skipped it")
+            continue
+        rec.line = number
+        records.append(rec)
     return records, warnings
+
+
+def load_dir(run_dir: Path) -> tuple[list[RunRecord], list[str]]:
+    """Records of one run dir, or a one-line UserError when it is not one."""
+    path = Path(run_dir) / RECORDS
+    if not Path(run_dir).is_dir():
+        raise UserError(f"{run_dir} is not a folder; pass a run directory written by 'joulebench run'")
+    if not path.is_file():
+        raise UserError(f"{run_dir} holds no {RECORDS}; pass a run directory written by 'joulebench run'")
+    return load(path)
 
 
 def repair_tail(path: Path) -> int:
@@ -65,91 +233,3 @@ def repair_tail(path: Path) -> int:
     with open(path, "r+b") as fh:
         fh.truncate(keep)
     return len(data) - keep
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
-
-
-def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
-    """The part of the environment every record carries: what could change a number."""
-    keys = ("joulebench", "git_commit", "git_dirty", "python", "torch", "transformers", "datasets", "numpy",
-            "cpu_model", "logical_cpus", "torch_threads", "gpu", "gpu_driver", "meter")
-    return {k: env.get(k) for k in keys}
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write beside, then rename: a reader never sees half a file, an old one is never lost."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git(*args: str) -> str | None:
-    here = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_commit() -> str | None:
-    return _git("rev-parse", "HEAD") or None
-
-
-def git_dirty() -> bool | None:
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
-
-
-def gpu_driver() -> str | None:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        version = pynvml.nvmlSystemGetDriverVersion()
-        return version.decode() if isinstance(version, bytes) else version
-    except Exception:  # no driver, no GPU, no pynvml: all mean "none"
-        return None
-
-
-def environment(meter_method: str, formulas: list[str]) -> dict[str, Any]:
-    import datasets
-    import numpy
-    import torch
-    import transformers
-
-    from harness import __version__
-
-    gpu = None
-    if torch.cuda.is_available():
-        gpu = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {
-        "joulebench": __version__,
-        "git_commit": git_commit(),
-        "git_dirty": git_dirty(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "numpy": numpy.__version__,
-        "cpu_model": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": gpu,
-        "gpu_driver": gpu_driver() if gpu else None,
-        "meter": meter_method,
-        "meter_formulas": formulas,
-    }

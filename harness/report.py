@@ -13,17 +13,28 @@ from typing import Any
 import pandas as pd
 
 from harness import plots, render
+from harness.files import ensure_dir, write_atomic
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
+from harness.records import RunRecord
 from harness.table import CV_WARN, build_table, load_run_dirs
 
 OUTPUTS = ("table.md", "table.csv", "table.parquet", "table.tex", "accuracy_vs_energy.png", "lifecycle_energy.png")
 
 
-def footnotes(recs: list[dict[str, Any]], table: pd.DataFrame, carbon: Carbon) -> list[str]:
-    notes = [f"Energy method: {f}" for f in sorted({f for r in recs for f in r["meter"]["formulas"]})]
-    notes.append("accuracy: on the held-out eval split, Wilson 95% CI; delta and McNemar p (exact binomial when "
-                 "b+c < 25) vs the parent on the same examples. J/inference: median over windows, distribution-free "
-                 "95% CI; net = gross - idle W x window s. correct/J = accuracy / gross J/inference.")
+def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> list[str]:
+    notes = [f"Energy method: {f}" for f in sorted({f for r in recs for f in r.meter.get("formulas", [])})]
+    notes.append("accuracy: on the held-out eval split. 95% CI: Wilson over examples with one seed; with several, a "
+                 "bootstrap resampling seeds and examples together (3 seeds x 450 examples are not 1,350 independent "
+                 "trials). Delta vs the parent on the same examples: McNemar (exact binomial when b+c < 25) with one "
+                 "seed, a paired seeds x examples bootstrap with several; p not adjusted for multiplicity.")
+    notes.append("J/inference: median over windows; its 95% CI (order statistics) is WITHIN RUN: the windows of "
+                 "one run share its machine state, so the interval does not cover run-to-run drift (compare "
+                 "repeated runs for that). net = gross - idle W x window s. correct/J = accuracy / gross J/inference.")
+    mixed = sorted({m for m in table["energy_method"] if m.startswith("train: ")})
+    if mixed:
+        notes.append("energy method 'train: A; inference: B': creation energy was measured by another method or on "
+                     "another host than inference (reused from the artifact cache); the two are not comparable as "
+                     "one measurement. idle W is always this run's own.")
     notes.append("train J: every window spent creating the variant (training, fine-tuning, teacher logits); "
                  "lineage train J adds its ancestors'; J at N queries = lineage train J + N x J/inference; "
                  "break-even = train J / (parent J/inference - J/inference), never if it saves nothing.")
@@ -31,20 +42,13 @@ def footnotes(recs: list[dict[str, Any]], table: pd.DataFrame, carbon: Carbon) -
     notes.append("FLOPs: torch.utils.flop_counter over the eval split; training = 3 x forward FLOPs x examples "
                  "(+ teacher forwards); quantized variants report their parent's FLOPs.")
     for r in recs:
-        if r.get("status") == "skipped":
-            notes.append(f"skipped {r['variant_id']} (seed {r['seed']}): {r['reason']}")
+        if r.status == "skipped":
+            notes.append(f"skipped {r.variant_id} (seed {r.seed}): {r.reason}")
     for _, row in table.iterrows():
         if row["J_per_inference_cv"] > CV_WARN:
             notes.append(f"WARNING: {row['variant_id']} ({row['task']}): J/inference CV "
                          f"{row['J_per_inference_cv']:.1%} > {CV_WARN:.0%}; the machine was noisy, rerun or lengthen windows.")
     return notes
-
-
-def _replace(path: Path, write) -> None:
-    """Write beside, then rename: an old table is never left half-overwritten."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 def write(run_dirs: list[Path], out_dir: Path | None = None,
@@ -59,12 +63,13 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
     md = render.markdown(table, notes)
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
     if target is not None and len(table):
-        target.mkdir(parents=True, exist_ok=True)
+        ensure_dir(target, "report folder")
         tex = render.latex(table, notes)
-        _replace(target / "table.md", lambda p: p.write_text(md))
-        _replace(target / "table.tex", lambda p: p.write_text(tex))
-        _replace(target / "table.csv", lambda p: table.to_csv(p, index=False))
-        _replace(target / "table.parquet", lambda p: table.to_parquet(p, index=False))
-        _replace(target / "accuracy_vs_energy.png", lambda p: plots.accuracy_vs_energy(table, p))
-        _replace(target / "lifecycle_energy.png", lambda p: plots.lifecycle_energy(table, p))
+        # each written beside and renamed: an old table is never left half-overwritten
+        write_atomic(target / "table.md", lambda p: p.write_text(md))
+        write_atomic(target / "table.tex", lambda p: p.write_text(tex))
+        write_atomic(target / "table.csv", lambda p: table.to_csv(p, index=False))
+        write_atomic(target / "table.parquet", lambda p: table.to_parquet(p, index=False))
+        write_atomic(target / "accuracy_vs_energy.png", lambda p: plots.accuracy_vs_energy(table, p))
+        write_atomic(target / "lifecycle_energy.png", lambda p: plots.lifecycle_energy(table, p))
     return table, md, warnings

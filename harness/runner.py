@@ -5,37 +5,41 @@ in interleaved rounds and append one complete record per variant.
 Everything that can fail on bad input (suite, data, meter) fails before the output
 directory is created, so a mistake never leaves a half-written run behind. A killed run
 leaves whole lines only; ``resume`` repairs a torn tail and does only what is missing.
+A run holds an exclusive lock on its directory while it writes, so a second run or
+resume of the same directory stops with one line instead of interleaving records.
 """
 
 from __future__ import annotations
 
-import io
+import fcntl
+import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch import nn
 
-from harness import cache as cache_mod
-from harness import records
+from harness import environment, records
 from harness.cache import ArtifactCache
-from harness.compress import VariantSkipped
-from harness.compress.prune import measured_sparsity
+from harness.compress import TECHNIQUES, VariantSkipped
+from harness.config import Suite
 from harness.errors import UserError
 from harness.evaluate import evaluate
-from harness.flops import forward_flops_per_example
+from harness.files import digest, ensure_dir, read_json, write_json_atomic
+from harness.inspection import forward_flops_per_example, measured_sparsity, state_size
 from harness.measure import InferenceResult, Target, measure_rounds, prepare
 from harness.meters import EnergyMonitor
 from harness.models import Encoded
 from harness.plan import RunSpec, expand, shard
-from harness.suite import Suite
+from harness.records import RunRecord
 from harness.tasks import TASKS, TaskData
 from harness.workshop import Made, Workshop, now
+
+LOCK = ".lock"
 
 
 def seed_everything(seed: int) -> None:
@@ -46,33 +50,6 @@ def seed_everything(seed: int) -> None:
 
 def load_task(suite: Suite, data_dir: Path | None) -> TaskData:
     return TASKS.get(suite.task.name)(data_dir, **suite.task.options)
-
-
-def state_size(module: nn.Module) -> tuple[int, int, int]:
-    """(bytes of the saved state dict, weights, nonzero weights). Counted from the state
-    dict so int8-packed and half-precision weights count like any other."""
-    buf = io.BytesIO()
-    state = module.state_dict()
-    torch.save(state, buf)
-    total = nonzero = 0
-
-    def visit(value: Any) -> None:
-        nonlocal total, nonzero
-        if isinstance(value, torch.Tensor):
-            if value.is_quantized:
-                value = value.int_repr()
-            elif not value.is_floating_point():
-                return  # integer buffers (position ids, counters) are not weights
-            total += value.numel()
-            nonzero += int(torch.count_nonzero(value))
-        elif isinstance(value, (tuple, list)):
-            for v in value:
-                visit(v)
-
-    for key, value in state.items():
-        if not key.endswith("_packed_params.dtype"):
-            visit(value)
-    return buf.getbuffer().nbytes, total, nonzero
 
 
 @dataclass(frozen=True)
@@ -94,31 +71,49 @@ class Runner:
         self.workshop = Workshop(suite, task, monitor, self.specs, cache, log)
         self._flops: dict[tuple[str, int], tuple[float, float]] = {}  # -> (per inference, per train example)
         self.fingerprint: dict[str, Any] = {}
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Hold an exclusive lock on the run dir until the process ends (or ``unlock``)."""
+        fd = os.open(self.out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"another joulebench process is writing {self.out_dir} (it holds {self.out_dir / LOCK}); "
+                            "wait for it to finish, or pass another --out") from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def start(self, resume: bool = False) -> set[str]:
         """Prepare the run dir; returns the run keys already recorded (on resume)."""
         path = self.out_dir / records.RECORDS
         env_path = self.out_dir / records.ENVIRONMENT
         done: set[str] = set()
+        if resume and not env_path.is_file():
+            raise UserError(f"{self.out_dir} is not a run directory (no {records.ENVIRONMENT}); "
+                            "run without --resume to start one")
+        if not resume and path.exists():
+            raise UserError(f"{self.out_dir} already holds records; pass a new --out, or --resume {self.out_dir}")
+        ensure_dir(self.out_dir, "run directory")
+        self.lock()  # before anything is changed: a second process stops here
         if resume:
-            if not env_path.is_file():
-                raise UserError(f"{self.out_dir} is not a run directory (no {records.ENVIRONMENT}); "
-                                "run without --resume to start one")
-            old = records.read_json(env_path)
-            if old["suite"]["config_hash"] != self.suite.config_hash():
-                raise UserError(f"{self.out_dir} was run with another configuration of {old['suite']['name']} "
-                                f"({old['suite']['profile']}); resume with the same suite file and profile")
+            old = read_json(env_path, "environment file")
+            if not isinstance(old, dict) or old.get("suite", {}).get("config_hash") != self.suite.config_hash():
+                raise UserError(f"{self.out_dir} was run with another configuration ({records.ENVIRONMENT}); "
+                                "resume with the same suite file and profile")
             if path.exists():
                 dropped = records.repair_tail(path)
                 if dropped:
                     self.log(f"  resume: dropped a torn last line ({dropped} bytes) left by the interruption")
                 recs, _ = records.load(path)
-                done = {r["run_key"] for r in recs}
+                done = {r.run_key for r in recs}
             self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
-        elif path.exists():
-            raise UserError(f"{self.out_dir} already holds records; pass a new --out, or --resume {self.out_dir}")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        env = records.environment(self.monitor.method, self.monitor.formulas())
+        env = environment.environment(self.monitor.method, self.monitor.formulas())
         env["idle_w"] = self.measure_idle()
         env["suite"] = {"name": self.suite.name, "path": self.suite.path, "profile": self.suite.profile,
                         "config_hash": self.suite.config_hash(), "resolved": self.suite.resolved}
@@ -126,9 +121,9 @@ class Runner:
                        "n_train": len(self.task.train), "n_eval": len(self.task.eval), **self.task.info,
                        "train_sha256": self.workshop.data_fp}
         env["shard"] = list(self.shard_spec) if self.shard_spec else None
-        self.fingerprint = records.fingerprint(env)
+        self.fingerprint = environment.fingerprint(env)
         if not (resume and env_path.is_file()):
-            records.write_json_atomic(env_path, env)
+            write_json_atomic(env_path, env)
         return done
 
     def measure_idle(self) -> dict[str, float]:
@@ -161,7 +156,7 @@ class Runner:
                 if isinstance(made, Pending):
                     pending.append(made)
                 else:
-                    records.append(path, made)
+                    records.append(path, RunRecord.model_validate(made))
             if not pending:
                 continue
             cfg = self.suite.measure
@@ -169,7 +164,8 @@ class Runner:
                      f"rounds of one window each (>= {max(cfg.min_window_s, self.monitor.min_window_s()):g} s)")
             results = measure_rounds([p.target for p in pending], cfg, self.monitor, desc=f"measure seed {seed}")
             for p, inference in zip(pending, results):
-                records.append(path, self.finish(p, inference))
+                records.append(path, RunRecord.model_validate(self.finish(p, inference)))
+        self.unlock()
         return path
 
     def prepare_one(self, spec: RunSpec) -> dict[str, Any] | Pending:
@@ -200,10 +196,7 @@ class Runner:
         flops = self._count_flops(spec, made, eval_data)
         size_bytes, n_weights, n_nonzero = state_size(built.module)
         if "sparsity" not in info:
-            try:
-                info["sparsity"] = measured_sparsity(built.module)
-            except ZeroDivisionError:  # no float Linear/Conv left (int8): zeros are not tracked
-                info["sparsity"] = None
+            info["sparsity"] = measured_sparsity(built.module)  # None for int8: zeros not tracked
         record = {
             **base, "status": "ok",
             "artifact_key": made.key, "cached": made.cached,
@@ -240,16 +233,17 @@ class Runner:
         """FLOPs per inference and for training (see flops.py for the conventions)."""
         key, built, info = (spec.variant_id, spec.seed), made.built, made.info
         parent_key = (spec.parent, spec.seed)
-        if spec.technique == "quantize" and parent_key in self._flops:  # torch does not count int8 kernels
+        from_parent = spec.technique is not None and TECHNIQUES.get(spec.technique).flops_from_parent
+        if from_parent and parent_key in self._flops:  # torch cannot see this variant's kernels
             self._flops[key] = self._flops[parent_key]
-            source = "parent's (quantized kernels are not counted by torch)"
+            source = "parent's (torch's counter cannot see this variant's kernels)"
         else:
-            module = self.workshop._built[parent_key].module if spec.technique == "quantize" else built.module
+            module = self.workshop._built[parent_key].module if from_parent else built.module
             batch = self.suite.measure.batch_size
             per_inf = forward_flops_per_example(module, eval_data, batch)
             train_data = self.workshop.encode_train(built.model_name, built.bundle, spec.train)
             self._flops[key] = (per_inf, forward_flops_per_example(module, train_data, batch))
-            source = "torch.utils.flop_counter" + (" on the parent" if spec.technique == "quantize" else "")
+            source = "torch.utils.flop_counter" + (" on the parent" if from_parent else "")
         per_inf, per_train_example = self._flops[key]
         train_flops = 3 * per_train_example * info.get("train_samples", 0)
         if info.get("teacher_forward_samples") and parent_key in self._flops:
@@ -263,7 +257,5 @@ class Runner:
 
 def run_config_hash(suite: Suite, spec: RunSpec) -> str:
     """Hash of everything this one run depends on (not the rest of the suite)."""
-    from dataclasses import asdict
-
-    return cache_mod.digest({"task": asdict(suite.task), "spec": asdict(spec), "measure": asdict(suite.measure),
-                             "meter": suite.meter})[:16]
+    return digest({"task": asdict(suite.task), "spec": asdict(spec), "measure": asdict(suite.measure),
+                   "meter": suite.meter}, 16)

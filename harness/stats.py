@@ -1,30 +1,46 @@
-"""Small, exact statistics for the report: no bootstrap where a closed form exists."""
+"""Statistics for the report and compare, each valid for its unit.
+
+Units, and why they matter here:
+- **examples**: with one seed, the eval examples are the only sampling unit: Wilson
+  interval for accuracy, McNemar for a paired difference (scipy does the arithmetic).
+- **seeds x examples**: with several seeds the same eval examples are scored by each
+  seed's model, so 3 seeds x 450 examples are not 1,350 independent trials. Accuracy
+  and paired differences then use a two-level bootstrap that resamples seeds and
+  examples together (``seed_example_bootstrap``); it accounts for both the spread over
+  training seeds and the sampling of eval examples. With few seeds (< ~5) it still
+  understates the spread over seeds (a bootstrap cannot see beyond the seeds it has),
+  which is why the table prints the std over seeds beside it.
+- **windows**: the median-of-windows interval is valid for *this run's* windows only;
+  windows of one run share its machine state, so it says nothing about run-to-run drift
+  (the report labels it "within run"). compare uses runs as units for energy.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
-Z95 = 1.959963984540054
+import numpy as np
+from scipy import stats as sps
+
+#: Resamples for the bootstrap; fixed seed, so a table is reproducible to the digit.
+BOOTSTRAP_RESAMPLES = 4000
+BOOTSTRAP_SEED = 0
 
 
-def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score 95% interval for a proportion; sound near 0 and 1, unlike p +- 1.96 se."""
+def wilson(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion; sound near 0 and 1, unlike p +- 1.96 se."""
     if n <= 0:
         raise ValueError("wilson needs n > 0")
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = sps.binomtest(correct, n).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def median(values: Sequence[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    if n == 0:
+    if len(values) == 0:
         raise ValueError("median of nothing")
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+    return float(np.median(values))
 
 
 def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -35,13 +51,9 @@ def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, floa
     """
     s = sorted(values)
     n = len(s)
-    alpha = 1 - level
-    j, tail = 0, 0.0
-    while True:
-        next_tail = tail + math.comb(n, j) / 2 ** n  # P(Binom < j + 1)
-        if 2 * next_tail > alpha:
-            break
-        tail, j = next_tail, j + 1
+    j = 0
+    while 2 * sps.binom.cdf(j, n, 0.5) <= 1 - level:  # P(Binom < j + 1)
+        j += 1
     if j == 0:
         raise ValueError(f"{n} values are too few for a {level:.0%} median interval (need >= 6)")
     return s[j - 1], s[n - j]
@@ -49,20 +61,23 @@ def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, floa
 
 def cv(values: Sequence[float]) -> float:
     """Coefficient of variation (sample std / mean)."""
-    n = len(values)
-    if n < 2:
+    if len(values) < 2:
         return float("nan")
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return math.sqrt(var) / mean if mean else float("nan")
+    mean = float(np.mean(values))
+    return float(np.std(values, ddof=1)) / mean if mean else float("nan")
+
+
+def std(values: Sequence[float]) -> float:
+    """Sample std; NaN for fewer than two values (no spread to report)."""
+    return float(np.std(values, ddof=1)) if len(values) >= 2 else float("nan")
 
 
 def mcnemar(parent_correct: Sequence[bool], variant_correct: Sequence[bool]) -> tuple[int, int, float]:
-    """Paired McNemar test on the same eval examples: (b, c, two-sided p).
+    """Paired McNemar test on the same eval examples (one seed): (b, c, two-sided p).
 
     b = parent right and variant wrong, c = the reverse. With b + c < 25 the exact
-    binomial form is used (the chi-square approximation is poor there); otherwise the
-    chi-square statistic with continuity correction, 1 degree of freedom.
+    binomial form (scipy ``binomtest``, p = 1/2); otherwise chi-square with continuity
+    correction, 1 degree of freedom.
     """
     if len(parent_correct) != len(variant_correct):
         raise ValueError("McNemar needs the same examples for both models")
@@ -72,10 +87,73 @@ def mcnemar(parent_correct: Sequence[bool], variant_correct: Sequence[bool]) -> 
     if n == 0:
         return b, c, 1.0
     if n < 25:
-        tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
-        return b, c, min(1.0, 2 * tail)
+        return b, c, float(sps.binomtest(min(b, c), n, 0.5).pvalue)
     chi2 = (abs(b - c) - 1) ** 2 / n
-    return b, c, math.erfc(math.sqrt(chi2 / 2))
+    return b, c, float(sps.chi2.sf(chi2, 1))
+
+
+def seed_example_bootstrap(matrix: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
+                           seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """Bootstrap distribution of the mean of a (seeds x examples) matrix, resampling
+    seeds and examples (with replacement, independently): each replicate weighs seed s
+    by how often it was drawn and example i likewise."""
+    m = np.asarray(matrix, dtype=np.float64)
+    s, n = m.shape
+    rng = np.random.default_rng(seed)
+    w_seed = rng.multinomial(s, np.full(s, 1 / s), size=resamples)  # (B, S)
+    w_example = rng.multinomial(n, np.full(n, 1 / n), size=resamples)  # (B, N)
+    return np.einsum("bs,sn,bn->b", w_seed, m, w_example) / (s * n)
+
+
+@dataclass(frozen=True)
+class Interval:
+    lo: float
+    hi: float
+    method: str  # what the unit was, for the footnote
+
+
+def accuracy_interval(correct: np.ndarray, level: float = 0.95) -> Interval:
+    """95% interval for accuracy from a (seeds x examples) 0/1 matrix: Wilson over
+    examples for one seed; the seeds x examples bootstrap (percentile) for several."""
+    correct = np.atleast_2d(np.asarray(correct, dtype=bool))
+    s, n = correct.shape
+    if s == 1:
+        lo, hi = wilson(int(correct.sum()), n, level)
+        return Interval(lo, hi, "Wilson (examples)")
+    dist = seed_example_bootstrap(correct)
+    tail = (1 - level) / 2
+    return Interval(float(np.quantile(dist, tail)), float(np.quantile(dist, 1 - tail)),
+                    f"bootstrap ({s} seeds x {n} examples)")
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    delta: float  # variant - parent accuracy
+    p: float  # two-sided
+    method: str
+
+
+def paired_accuracy_test(parent: np.ndarray, variant: np.ndarray) -> PairedTest:
+    """Two models scored on the same (seeds x examples): McNemar for one seed; for
+    several, a paired bootstrap over seeds and examples (the same resampled seeds and
+    examples for both), with p = 2 x the smaller tail share of deltas on either side of
+    zero, counting the observed one ((k + 1) / (B + 1): never 0)."""
+    parent = np.atleast_2d(np.asarray(parent, dtype=bool))
+    variant = np.atleast_2d(np.asarray(variant, dtype=bool))
+    if parent.shape != variant.shape:
+        raise ValueError("a paired test needs the same seeds and examples for both models")
+    s, n = parent.shape
+    delta = float(variant.mean() - parent.mean())
+    if s == 1:
+        _, _, p = mcnemar(parent[0].tolist(), variant[0].tolist())
+        return PairedTest(delta, p, "McNemar")
+    diff = variant.astype(np.int8) - parent.astype(np.int8)
+    if not diff.any():
+        return PairedTest(0.0, 1.0, f"paired bootstrap ({s} seeds x {n} examples)")
+    dist = seed_example_bootstrap(diff)
+    b = len(dist)
+    tail = min(int((dist <= 0).sum()), int((dist >= 0).sum()))
+    return PairedTest(delta, min(1.0, 2 * (tail + 1) / (b + 1)), f"paired bootstrap ({s} seeds x {n} examples)")
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

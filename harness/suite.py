@@ -8,92 +8,15 @@ directory exists, so a typo costs a second rather than an hour of training.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from harness.config import (PROFILES, MeasureConfig, ModelConfig, Suite, TaskConfig, TrainConfig,  # noqa: F401
+                            VariantConfig)
 from harness.errors import UserError
-
-PROFILES = ("full", "quick")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training budget. ``max_samples`` caps the training split (a fixed, seeded subset)."""
-
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 1e-3
-    max_samples: int | None = None
-    weight_decay: float = 0.0
-    warmup_fraction: float = 0.0
-    schedule: str = "constant"  # or "linear": linear decay to 0 after warm-up
-
-
-@dataclass(frozen=True)
-class MeasureConfig:
-    """Inference measurement: ``repetitions`` windows, each at least ``min_window_s`` long.
-
-    Six repetitions are the fewest for which a distribution-free 95% interval of the
-    median exists (order statistics of a Binomial(n, 1/2)); five only reach 93.8%.
-    """
-
-    batch_size: int = 64
-    warmup: int = 1
-    repetitions: int = 7
-    min_window_s: float = 1.0
-    idle_s: float = 5.0  # idle baseline before the suite; 0 turns it off (net = gross)
-    idle_between_seeds: bool = False  # re-measure idle before each seed's measurement rounds
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: str
-    family: str
-    options: Mapping[str, Any]
-    train: TrainConfig
-
-
-@dataclass(frozen=True)
-class VariantConfig:
-    """A compressed variant of a parent (a model name or another variant id)."""
-
-    id: str
-    parent: str
-    technique: str
-    params: Mapping[str, Any]
-    train: TrainConfig  # resolved: the variant's overrides over its architecture's budget
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    path: str
-    profile: str
-    description: str
-    task: TaskConfig
-    models: tuple[ModelConfig, ...]
-    variants: tuple[VariantConfig, ...]
-    seeds: tuple[int, ...]
-    measure: MeasureConfig
-    meter: str
-    allow_estimate: bool
-    resolved: Mapping[str, Any]  # the merged raw mapping, for the config hash
-
-    def config_hash(self) -> str:
-        text = json.dumps(self.resolved, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
 
 TOP_KEYS = {"name", "description", "task", "models", "variants", "seeds", "train",
             "measure", "meter", "allow_estimate", "quick"}
@@ -155,9 +78,13 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
             train=_train(mraw.get("train") or {}, default_train, f"{mwhere}.train"),
         ))
 
+    from harness.compress import TECHNIQUES
+
     variants = []
-    # A variant's training budget starts from its architecture's (parent's, or student's).
+    # A variant's training budget starts from its architecture's (the parent's, or the
+    # model the technique builds, e.g. distill's student), overridden by its own.
     budget = {m.name: m.train for m in models}
+    arch = {m.name: m.name for m in models}
     for i, vraw in enumerate(merged.get("variants") or []):
         vwhere = f"{where} variants[{i}]"
         if not isinstance(vraw, dict):
@@ -166,14 +93,15 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
         vtrain = vraw.get("train")
         params = dict(vraw.get("params") or {})
         vid, parent = _req(vraw, "id", str, vwhere), _req(vraw, "parent", str, vwhere)
-        base = budget.get(params.get("student"), budget.get(parent, default_train))
+        technique = _req(vraw, "technique", str, vwhere)
+        architecture = TECHNIQUES.get(technique)().architecture(params, arch.get(parent, parent))
+        base = budget.get(architecture if architecture != arch.get(parent) else parent, default_train)
         variants.append(VariantConfig(
-            id=vid, parent=parent,
-            technique=_req(vraw, "technique", str, vwhere),
-            params=params,
-            train=_train(vtrain or {}, base, f"{vwhere}.train"),
+            id=vid, parent=parent, technique=technique, params=params,
+            train=_train(vtrain or {}, base, f"{vwhere}.train"), architecture=architecture,
         ))
         budget[vid] = variants[-1].train
+        arch[vid] = architecture
 
     seeds = merged.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):

@@ -1,21 +1,29 @@
 """Records -> the table: energy beside accuracy, one row per variant (and per suite).
 
-Statistics are computed here from raw values, never stored: accuracy pools correct
-answers over seeds (Wilson 95% interval); J per inference is the median over every
-window of every seed, with a distribution-free 95% interval and the CV; each variant is
-tested against its parent with a paired McNemar test on the same eval examples.
+Statistics are computed here from raw values, never stored (stats.py says which unit
+each is valid for):
+- accuracy pools correct answers over seeds; its 95% interval is Wilson over examples
+  with one seed, and a bootstrap over seeds and examples with several;
+- each variant is tested against its parent on the same eval examples: McNemar with
+  one seed, a paired seeds x examples bootstrap with several;
+- J per inference is the median over every window of every seed, with a distribution-
+  free 95% interval that is valid *within the run* (windows of one run share its
+  machine state), and the CV;
+- the energy method names how creation and inference energy were obtained and where,
+  when they differ (a creation window reused from a cache filled on another machine).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from harness import records, stats
 from harness.errors import UserError
+from harness.records import RunRecord
 
 CV_WARN = 0.05
 
@@ -23,10 +31,12 @@ COLUMNS = [
     "suite", "task", "model", "variant_id", "variant", "parent", "params_desc", "seeds",
     "params", "nonzero_params", "size_bytes", "sparsity", "sparsity_exploited",
     "flops_per_inference", "train_flops", "n_eval",
-    "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi", "accuracy_seed_std", "accuracy_delta_vs_parent", "mcnemar_p",
+    "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi", "accuracy_ci_method", "accuracy_seed_std",
+    "accuracy_delta_vs_parent", "delta_p", "delta_test",
     "train_J", "train_J_net", "train_s",
-    "J_per_inference", "J_per_inference_ci95_lo", "J_per_inference_ci95_hi", "J_per_inference_cv",
-    "J_per_inference_seed_std", "J_per_inference_net", "J_per_inference_net_ci95_lo", "J_per_inference_net_ci95_hi",
+    "J_per_inference", "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi",
+    "J_per_inference_cv", "J_per_inference_seed_std", "J_per_inference_net",
+    "J_per_inference_net_within_run_ci95_lo", "J_per_inference_net_within_run_ci95_hi",
     "idle_W", "inferences_per_s", "correct_per_J", "energy_method", "energy_uncertainty",
 ]
 
@@ -43,120 +53,110 @@ UNITS = {
 }
 
 
-def load_run_dirs(run_dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+def load_run_dirs(run_dirs: Iterable[Path]) -> tuple[list[RunRecord], list[str]]:
     """Records of every run dir. Within one records file, every record must come from the
     same suite and resolved config as the first; any other is skipped with a warning."""
-    recs: list[dict[str, Any]] = []
+    recs: list[RunRecord] = []
     warnings: list[str] = []
     for d in run_dirs:
-        path = Path(d) / records.RECORDS
-        if not path.is_file():
-            raise UserError(f"{d} holds no {records.RECORDS}; pass a run directory written by 'joulebench run'")
-        got, warn = records.load(path)
+        got, warn = records.load_dir(Path(d))
         warnings += warn
         if not got:
-            raise UserError(f"{path} holds no complete records; rerun the suite")
+            raise UserError(f"{Path(d) / records.RECORDS} holds no complete records; rerun the suite")
         first = got[0]
         for rec in got:
-            if (rec["suite"], rec["config_hash"]) != (first["suite"], first["config_hash"]):
-                warnings.append(f"{path} line {rec['_line']} is from suite {rec['suite']!r} (config "
-                                f"{rec['config_hash']}), not {first['suite']!r} ({first['config_hash']}) like line "
-                                f"{first['_line']}; skipped it")
+            if (rec.suite, rec.config_hash) != (first.suite, first.config_hash):
+                warnings.append(f"{Path(d) / records.RECORDS} line {rec.line} is from suite {rec.suite!r} (config "
+                                f"{rec.config_hash}), not {first.suite!r} ({first.config_hash}) like line "
+                                f"{first.line}; skipped it")
                 continue
             recs.append(rec)
     return recs, warnings
 
 
-def _correct(rec: dict[str, Any]) -> list[bool]:
-    return [p == y for p, y in zip(rec["eval"]["predictions"], rec["eval"]["labels"])]
+def correctness(group: list[RunRecord]) -> np.ndarray:
+    """(seeds x examples) 0/1 matrix of a variant's answers, seeds in the given order."""
+    return np.array([r.eval.correct_mask() for r in group], dtype=bool)
 
 
-def _vs_parent(group: list[dict[str, Any]], by_key: dict[tuple, dict[str, Any]]) -> tuple[float, float]:
-    """(accuracy delta, McNemar p) pooled over the seeds both variant and parent have."""
-    mine, theirs = [], []
-    for r in group:
-        parent = by_key.get((r["suite"], r["parent"], r["seed"]))
-        if parent is not None and parent["eval"]["n"] == r["eval"]["n"]:
-            mine += _correct(r)
-            theirs += _correct(parent)
-    if not mine:
-        return float("nan"), float("nan")
-    _, _, p = stats.mcnemar(theirs, mine)
-    return (sum(mine) - sum(theirs)) / len(mine), p
-
-
-def _std(values: list[float]) -> float:
-    """Sample std over seeds; NaN with a single seed (no spread to report)."""
-    if len(values) < 2:
-        return float("nan")
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+def _vs_parent(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> stats.PairedTest | None:
+    """The variant against its parent on the seeds (and eval examples) both have."""
+    pairs = [(by_key.get((r.suite, r.parent, r.seed)), r) for r in group]
+    pairs = [(p, r) for p, r in pairs if p is not None and p.eval.labels == r.eval.labels]
+    if not pairs:
+        return None
+    return stats.paired_accuracy_test(correctness([p for p, _ in pairs]), correctness([r for _, r in pairs]))
 
 
 def _describe(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
 
 
-def _row(group: list[dict[str, Any]], by_key: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+def energy_method(group: list[RunRecord]) -> str:
+    """How the joules were obtained: one method when creation and inference share
+    method and host; else both, e.g. ``train: estimate@hostA; inference: nvml@hostB``."""
+    create = sorted({w.provenance for r in group for w in r.train.windows()})
+    infer = sorted({w.provenance for r in group for w in r.inference.windows})
+    if create == infer:
+        return "+".join(sorted({w.method for r in group for w in r.inference.windows}))
+    return f"train: {', '.join(create)}; inference: {', '.join(infer)}"
+
+
+def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, Any]:
     first = group[0]
-    correct = sum(r["eval"]["correct"] for r in group)
-    n = sum(r["eval"]["n"] for r in group)
-    acc = correct / n
-    lo, hi = stats.wilson(correct, n)
-    seed_acc = [r["eval"]["accuracy"] for r in group]
-    seed_j = [stats.median([w["energy_j"] / r["inference"]["inferences_per_window"]
-                            for w in r["inference"]["windows"]]) for r in group]
-    per_inf, per_inf_net, rates, methods, unc = [], [], [], set(), set()
-    for r in group:
-        inf = r["inference"]
-        for w in inf["windows"]:
-            per_inf.append(w["energy_j"] / inf["inferences_per_window"])
-            per_inf_net.append(w["net_energy_j"] / inf["inferences_per_window"])
-            rates.append(inf["inferences_per_window"] / w["duration_s"])
-            for c in w["components"]:
-                methods.add(c["method"])
-                unc.add(c["uncertainty_rel"])
+    correct = correctness(group)
+    acc = float(correct.mean())
+    interval = stats.accuracy_interval(correct)
+    per_inf = [j for r in group for j in r.inference.j_per_inference()]
+    per_inf_net = [j for r in group for j in r.inference.j_per_inference(net=True)]
     j_med = stats.median(per_inf)
     j_lo, j_hi = stats.median_ci(per_inf)
     net_lo, net_hi = stats.median_ci(per_inf_net)
     # Creation energy: the training (or compression) window plus any extra windows it
-    # needed, such as the teacher's logits for distillation.
-    create = [[r["train"]["window"], *r["train"].get("extra_windows", {}).values()] for r in group]
-    delta, p = _vs_parent(group, by_key) if first["parent"] else (float("nan"), float("nan"))
-    info = first.get("technique_info", {})
-    flops = first.get("flops", {})
+    # needed, such as the teacher's logits for distillation; averaged over seeds.
+    create = [w for r in group for w in r.train.windows()]
+    test = _vs_parent(group, by_key) if first.parent else None
+    info = first.technique_info
+    unc = {c.uncertainty_rel for r in group for w in r.inference.windows for c in w.components}
     return {
-        "suite": first["suite"], "task": first["task"], "model": first.get("architecture", first["model"]),
-        "variant_id": first["variant_id"], "variant": first["variant"], "parent": first["parent"] or "-",
-        "params_desc": _describe(first["params"]), "seeds": len(group),
-        "params": first["n_params"], "nonzero_params": first.get("n_nonzero_params", first["n_params"]),
-        "size_bytes": first.get("size_bytes"), "sparsity": info.get("sparsity"),
+        "suite": first.suite, "task": first.task, "model": first.architecture or first.model,
+        "variant_id": first.variant_id, "variant": first.variant, "parent": first.parent or "-",
+        "params_desc": _describe(first.params), "seeds": len(group),
+        "params": first.n_params, "nonzero_params": first.n_nonzero_params or first.n_params,
+        "size_bytes": first.size_bytes, "sparsity": info.get("sparsity"),
         "sparsity_exploited": info.get("sparsity_exploited", "-"),
-        "flops_per_inference": flops.get("per_inference"), "train_flops": flops.get("train"),
-        "n_eval": first["eval"]["n"],
-        "accuracy": acc, "accuracy_ci95_lo": lo, "accuracy_ci95_hi": hi,
-        "accuracy_seed_std": _std(seed_acc),
-        "accuracy_delta_vs_parent": delta, "mcnemar_p": p,
-        "train_J": sum(w["energy_j"] for ws in create for w in ws) / len(group),
-        "train_J_net": sum(w["net_energy_j"] for ws in create for w in ws) / len(group),
-        "train_s": sum(w["duration_s"] for ws in create for w in ws) / len(group),
-        "J_per_inference": j_med, "J_per_inference_ci95_lo": j_lo, "J_per_inference_ci95_hi": j_hi,
+        "flops_per_inference": first.flops.get("per_inference"), "train_flops": first.flops.get("train"),
+        "n_eval": first.eval.n,
+        "accuracy": acc, "accuracy_ci95_lo": interval.lo, "accuracy_ci95_hi": interval.hi,
+        "accuracy_ci_method": interval.method,
+        "accuracy_seed_std": stats.std([r.eval.accuracy for r in group]),
+        "accuracy_delta_vs_parent": test.delta if test else float("nan"),
+        "delta_p": test.p if test else float("nan"), "delta_test": test.method if test else "-",
+        "train_J": sum(w.energy_j for w in create) / len(group),
+        "train_J_net": sum(w.net_energy_j for w in create) / len(group),
+        "train_s": sum(w.duration_s for w in create) / len(group),
+        "J_per_inference": j_med,
+        "J_per_inference_within_run_ci95_lo": j_lo, "J_per_inference_within_run_ci95_hi": j_hi,
         "J_per_inference_cv": stats.cv(per_inf),
-        "J_per_inference_seed_std": _std(seed_j),
+        "J_per_inference_seed_std": stats.std([stats.median(r.inference.j_per_inference()) for r in group]),
         "J_per_inference_net": stats.median(per_inf_net),
-        "J_per_inference_net_ci95_lo": net_lo, "J_per_inference_net_ci95_hi": net_hi,
-        "idle_W": first["train"]["window"]["idle_w"],
-        "inferences_per_s": stats.median(rates),
+        "J_per_inference_net_within_run_ci95_lo": net_lo, "J_per_inference_net_within_run_ci95_hi": net_hi,
+        # idle power of *this* run's machine, from its inference windows: a cached
+        # creation window from another machine never lends its idle figure here
+        "idle_W": stats.median([w.idle_w for r in group for w in r.inference.windows]),
+        "inferences_per_s": stats.median([x for r in group for x in r.inference.rates()]),
         "correct_per_J": acc / j_med,
-        "energy_method": "+".join(sorted(methods)),
+        "energy_method": energy_method(group),
         "energy_uncertainty": "+-" + "/".join(f"{u:.0%}" for u in sorted(unc)),
     }
 
 
-def build_table(recs: list[dict[str, Any]]) -> pd.DataFrame:
-    ok = [r for r in recs if r.get("status", "ok") == "ok"]
-    by_key = {(r["suite"], r["variant_id"], r["seed"]): r for r in ok}
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+def build_table(recs: list[RunRecord]) -> pd.DataFrame:
+    ok = [r for r in recs if r.ok]
+    by_key = {(r.suite, r.variant_id, r.seed): r for r in ok}
+    groups: dict[tuple[str, str, str], list[RunRecord]] = {}
     for r in ok:
-        groups.setdefault((r["suite"], r["task"], r["variant_id"]), []).append(r)
+        groups.setdefault((r.suite, r.task, r.variant_id), []).append(r)
+    for g in groups.values():
+        g.sort(key=lambda r: r.seed)
     return pd.DataFrame([_row(g, by_key) for g in groups.values()], columns=COLUMNS)

@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harness.models import Encoded
-from harness.suite import TrainConfig
+from harness.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -22,17 +22,15 @@ from torch import nn
 
 from harness import cache as cache_mod
 from harness.cache import ArtifactCache
-from harness.compress import TECHNIQUES, CompressContext, VariantSkipped
+from harness.compress import TECHNIQUES, CompressContext, Technique, VariantSkipped
+from harness.config import ModelConfig, Suite, TrainConfig
 from harness.evaluate import predict_logits
+from harness.files import digest
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import MODELS, Encoded, ModelBundle
 from harness.plan import RunSpec
-from harness.suite import ModelConfig, Suite, TrainConfig
 from harness.tasks import TaskData
 from harness.train import train
-
-#: Techniques cheap enough that caching them would cost more than redoing them.
-NOT_CACHED = {"quantize"}
 
 
 def now() -> str:
@@ -67,7 +65,7 @@ class Made:
     built: Built
     windows: dict[str, Measurement]
     info: dict[str, Any]
-    cached: dict[str, Any] | None = None  # {"measured_at": ...} when it came from the cache
+    cached: dict[str, Any] | None = None  # {"measured_at", "host", "key"} when it came from the cache
     key: str = ""
 
 
@@ -113,7 +111,7 @@ class Workshop:
         k = (spec.variant_id, spec.seed)
         if k not in self._keys:
             parent = self.artifact_key(self.by_id[(spec.parent, spec.seed)]) if spec.parent else None
-            self._keys[k] = cache_mod.digest({
+            self._keys[k] = digest({
                 "artifact_version": cache_mod.ARTIFACT_VERSION, "code": cache_mod.code_digest(),
                 "torch": torch.__version__, "transformers": metadata.version("transformers"),
                 "task": self.suite.task.name, "task_options": self.suite.task.options, "data": self.data_fp,
@@ -137,7 +135,9 @@ class Workshop:
                     self._skipped[(spec.parent, spec.seed)] = str(why)
                     raise VariantSkipped(f"its parent {spec.parent} was skipped ({why})") from None
         key = self.artifact_key(spec)
-        made = self._from_cache(spec, key) if spec.technique not in NOT_CACHED else None
+        technique = TECHNIQUES.get(spec.technique)() if spec.technique else None
+        cacheable = technique is None or technique.cacheable
+        made = self._from_cache(spec, key, technique) if cacheable else None
         if made is None:
             torch.manual_seed(spec.seed)
             try:
@@ -146,26 +146,39 @@ class Workshop:
                 self._skipped[(spec.variant_id, spec.seed)] = str(why)
                 raise
             made.key = key
-            if self.cache is not None and spec.technique not in NOT_CACHED:
+            if self.cache is not None and cacheable:
                 self.cache.put_module(key, made.built.module, {
                     "variant": spec.key, "model_name": made.built.model_name, "measured_at": now(),
+                    "host": self.monitor.host,
                     "windows": {k: w.to_dict() for k, w in made.windows.items()}, "info": made.info})
         self._built[(spec.variant_id, spec.seed)] = made.built
         return made
 
-    def _from_cache(self, spec: RunSpec, key: str) -> Made | None:
+    def _from_cache(self, spec: RunSpec, key: str, technique: Technique | None) -> Made | None:
+        """The variant from the cache: its structure rebuilt (from config, or from its
+        parent plus the technique's recorded edits), then its stored weights loaded."""
         if self.cache is None:
             return None
-        got = self.cache.get_module(key)
+        built: list[ModelBundle] = []
+
+        def skeleton(meta: dict[str, Any]) -> nn.Module:  # called on a hit only
+            built.append(self.build(spec.model))  # the encoder, and a fresh module of the architecture
+            if technique is None:
+                return built[0].module
+            parent = copy.deepcopy(self._built[(spec.parent, spec.seed)].module)
+            return technique.rebuild(parent, built[0].module, spec.params, meta["info"])
+
+        got = self.cache.get_module(key, skeleton)
         if got is None:
             return None
         module, meta = got
-        bundle = self.build(self.models[meta["model_name"]])  # only for its encoder
+        bundle = built[0]
         bundle.module = module
         windows = {k: Measurement.from_dict(w) for k, w in meta["windows"].items()}
-        self.log(f"  cached: {spec.key} (trained {meta['measured_at']}; its creation energy is the one measured then)")
-        return Made(Built(module, bundle, meta["model_name"]), windows, meta["info"],
-                    {"measured_at": meta["measured_at"], "key": key}, key)
+        self.log(f"  cached: {spec.key} (made {meta['measured_at']} on {meta.get('host', 'an unknown host')}; "
+                 "its creation energy is the one measured then)")
+        return Made(Built(module, bundle, spec.model.name), windows, meta["info"],
+                    {"measured_at": meta["measured_at"], "host": meta.get("host"), "key": key}, key)
 
     def _baseline(self, spec: RunSpec) -> Made:
         bundle = self.build(spec.model)
@@ -186,26 +199,30 @@ class Workshop:
             teacher_logits=lambda cfg: self.teacher_logits(parent, parent_spec, cfg, spec.variant_id),
         )
         result = TECHNIQUES.get(spec.technique)().apply(ctx)
-        name = spec.params.get("student", parent.model_name)
-        return Made(Built(result.module, result.bundle, name), result.windows, result.info)
+        return Made(Built(result.module, result.bundle, spec.model.name), result.windows, result.info)
 
     def teacher_logits(self, teacher: Built, teacher_spec: RunSpec, cfg: TrainConfig,
                        variant_id: str) -> tuple[torch.Tensor, Measurement | None]:
         """The teacher's logits over the student's training examples: computed once per
-        teacher and budget (in memory, then the cache); the window is returned only the
-        first time, so its energy is charged once."""
-        key = cache_mod.digest({"teacher": self.artifact_key(teacher_spec), "max_samples": cfg.max_samples})
+        teacher and budget (in memory, then the cache). The window that computed them is
+        returned the first time in a run, so its energy is charged once; from the cache
+        it is the window measured then, with its own method and host."""
+        key = digest({"teacher": self.artifact_key(teacher_spec), "max_samples": cfg.max_samples})
         if key in self._logits:
             return self._logits[key][0], None
-        tensor = self.cache.get_tensor(key) if self.cache is not None else None
-        if tensor is not None:
-            self.log(f"  cached: teacher logits of {teacher_spec.key}")
-            self._logits[key] = (tensor, None)
-            return tensor, None
+        got = self.cache.get_tensor(key) if self.cache is not None else None
+        if got is not None:
+            tensor, meta = got
+            window = Measurement.from_dict(meta["window"])
+            self.log(f"  cached: teacher logits of {teacher_spec.key} (computed {meta.get('measured_at', '?')} on "
+                     f"{window.host or 'an unknown host'}; charged with the energy measured then)")
+            self._logits[key] = (tensor, window)
+            return tensor, window
         data = self.encode_train(teacher.model_name, teacher.bundle, cfg)  # the student's examples
         with self.monitor.window(f"{variant_id}:teacher_logits") as out:
             tensor = predict_logits(teacher.module, data, 128)
         if self.cache is not None:
-            self.cache.put_tensor(key, tensor, {"teacher": teacher_spec.key, "window": out[0].to_dict()})
+            self.cache.put_tensor(key, tensor, {"teacher": teacher_spec.key, "measured_at": now(),
+                                                "window": out[0].to_dict()})
         self._logits[key] = (tensor, out[0])
         return tensor, out[0]

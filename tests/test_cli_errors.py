@@ -100,3 +100,55 @@ def test_meters_says_what_is_absent_and_why() -> None:
     if not avail["rapl"].available and not avail["nvml"].available:
         assert "meter: auto -> estimate" in proc.stdout
         assert "estimate: E = 12 W x process CPU-seconds" in proc.stdout
+
+
+def test_out_is_an_existing_file(tmp_path: Path) -> None:
+    out = tmp_path / "taken"
+    out.write_text("mine\n")
+    assert_one_line_error(run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(out)),
+                          "is an existing file, not a folder")
+    assert out.read_text() == "mine\n"
+
+
+def test_out_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    assert_one_line_error(run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(tmp_path / "file" / "run")),
+                          "cannot be created")
+
+
+def test_report_on_records_that_are_not_text(tmp_path: Path) -> None:
+    (tmp_path / "records.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe binary")
+    assert_one_line_error(run_cli("report", str(tmp_path)), "is not UTF-8 text")
+
+
+@pytest.mark.parametrize("command", ["report", "merge", "compare"])
+def test_siblings_of_the_bad_paths(command: str, digits_run: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("mine\n")
+    binary = tmp_path / "binary"
+    binary.mkdir()
+    (binary / "records.jsonl").write_bytes(b"\xff\xfe\x00 not text")
+    if command == "report":
+        assert_one_line_error(run_cli("report", str(digits_run), "--out", str(taken)), "is an existing file")
+        assert_one_line_error(run_cli("report", str(taken)), "is not a folder")
+    elif command == "merge":
+        assert_one_line_error(run_cli("merge", str(digits_run), "--out", str(taken)), "is an existing file")
+        assert_one_line_error(run_cli("merge", str(binary), "--out", str(tmp_path / "m")), "is not UTF-8 text")
+    else:
+        assert_one_line_error(run_cli("compare", str(digits_run), str(binary)), "is not UTF-8 text")
+        assert_one_line_error(run_cli("compare", str(digits_run), str(tmp_path / "nowhere")), "is not a folder")
+    assert taken.read_text() == "mine\n"
+
+
+def test_cache_dir_is_a_file_and_resume_of_a_damaged_run(digits_run: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    assert_one_line_error(run_cli("run", "benchmarks/digits.yaml", "--quick", "--cache-dir", str(taken),
+                                  "--out", str(tmp_path / "run")), "artifact cache")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "records.jsonl").write_bytes((digits_run / "records.jsonl").read_bytes())
+    (damaged / "environment.json").write_text("{not json")
+    assert_one_line_error(run_cli("run", "benchmarks/digits.yaml", "--quick", "--resume", str(damaged)),
+                          "is not valid JSON")
+    assert (damaged / "records.jsonl").read_bytes() == (digits_run / "records.jsonl").read_bytes()

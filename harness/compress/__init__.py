@@ -4,6 +4,12 @@ A technique turns a trained parent into a variant. ``validate`` runs at suite lo
 bad parameter (a sparsity of 1.5) fails before any training starts; ``apply`` does the
 work and returns the new module with the energy windows spent creating it. A technique
 that cannot run on this machine (fp16 on a CPU) raises VariantSkipped with the reason.
+
+Each technique also declares its traits, so no module outside ``compress/`` needs to
+know technique names: whether its result is worth caching, whether torch's FLOP counter
+can see its kernels, which suite model's architecture the variant has, and how to
+rebuild the variant's structure from its parent for loading cached weights (the
+artifact cache stores weights only, never pickled modules).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from harness.errors import UserError
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded, ModelBundle
 from harness.registry import Registry
-from harness.suite import ModelConfig, TrainConfig
+from harness.config import ModelConfig, TrainConfig
 from harness.tasks import TaskData
 
 
@@ -53,12 +59,33 @@ class CompressResult:
 
 
 class Technique:
-    """Base for techniques; subclasses set ``name`` and override validate/apply."""
+    """Base for techniques; subclasses set ``name`` and override validate/apply, and the
+    traits below where the defaults do not hold."""
 
     name = ""
+    #: Store the result in the artifact cache. False where redoing it takes seconds and
+    #: its structure cannot be rebuilt from weights alone (int8 packed modules).
+    cacheable = True
+    #: torch's FLOP counter cannot see this variant's kernels (int8 linear counts 0), so
+    #: the variant reports its parent's FLOPs, labelled as such.
+    flops_from_parent = False
 
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
         """Check params at suite load; ``models`` are the suite's model names."""
+
+    def architecture(self, params: Mapping[str, Any], parent_architecture: str) -> str:
+        """The suite model whose architecture and encoder the variant has (the parent's,
+        by default). Called at suite load, before ``validate``."""
+        return parent_architecture
+
+    def rebuild(self, parent: nn.Module, fresh: nn.Module, params: Mapping[str, Any],
+                info: Mapping[str, Any]) -> nn.Module:
+        """A module with the variant's structure, for cached weights to be loaded into.
+
+        ``parent`` is a private copy of the (rebuilt) parent, ``fresh`` a newly built
+        module of the variant's architecture, ``info`` what ``apply`` recorded. The
+        default, the parent's own structure, fits techniques that change values only."""
+        return parent
 
     def apply(self, ctx: CompressContext) -> CompressResult:
         raise NotImplementedError

@@ -34,6 +34,12 @@ class Distill(Technique):
         if not float(params.get("temperature", 2.0)) > 0 or not 0 <= float(params.get("alpha", 0.5)) <= 1:
             raise UserError(f"distill in {where}: temperature must be > 0 and alpha in [0, 1]")
 
+    def architecture(self, params: Mapping[str, Any], parent_architecture: str) -> str:
+        return params.get("student")  # validate() checks it names a suite model
+
+    def rebuild(self, parent, fresh, params, info):
+        return fresh  # the student: a new module of its own architecture
+
     def apply(self, ctx: CompressContext) -> CompressResult:
         name = ctx.params["student"]
         temperature = float(ctx.params.get("temperature", 2.0))

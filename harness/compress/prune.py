@@ -13,29 +13,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, require
 from harness.errors import UserError
+from harness.inspection import measured_sparsity, prunable_weights
 from harness.train import train
-
-PRUNABLE = (nn.Linear, nn.Conv2d)
-
-
-def prunable_weights(module: nn.Module) -> list[tuple[nn.Module, str]]:
-    return [(m, "weight") for m in module.modules() if isinstance(m, PRUNABLE)]
-
-
-def measured_sparsity(module: nn.Module) -> float:
-    weights = [getattr(m, name) for m, name in prunable_weights(module)]
-    total = sum(w.numel() for w in weights)
-    zeros = sum(int((w == 0).sum()) for w in weights)
-    return zeros / total
 
 
 @TECHNIQUES.register("prune")
 class MagnitudePrune(Technique):
+    """Zeros in place: the variant keeps its parent's structure (the default rebuild)."""
+
     name = "prune"
 
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:

@@ -67,6 +67,8 @@ def supports(dtype: str, device: str) -> str | None:
 @TECHNIQUES.register("quantize")
 class Quantize(Technique):
     name = "quantize"
+    cacheable = False  # seconds to redo; int8 packed modules cannot be rebuilt from weights
+    flops_from_parent = True  # torch's counter does not see quantized kernels
 
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
         require(params, {"dtype"}, where)

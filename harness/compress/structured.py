@@ -74,18 +74,23 @@ class DropLayers(Technique):
             raise UserError(f"keep_layers in {where} must be a positive integer")
 
     def apply(self, ctx: CompressContext) -> CompressResult:
-        hf = _hf_bert(ctx.parent, ctx.variant_id)
-        n = len(hf.bert.encoder.layer)
+        n = len(_hf_bert(ctx.parent, ctx.variant_id).bert.encoder.layer)
         keep = list(ctx.params.get("layers") or range(ctx.params["keep_layers"]))
         if not keep or max(keep) >= n or len(set(keep)) != len(keep):
             raise UserError(f"{ctx.variant_id}: layers {keep} do not fit a {n}-layer parent; keep fewer layers")
+        return _finetune(ctx, ctx.parent, lambda module: {**keep_layers(module, keep), "layers_before": n})
 
-        def surgery(module: nn.Module) -> dict[str, Any]:
-            hf.bert.encoder.layer = nn.ModuleList(hf.bert.encoder.layer[i] for i in keep)
-            hf.config.num_hidden_layers = len(keep)
-            return {"layers_kept": keep, "layers_before": n}
+    def rebuild(self, parent, fresh, params, info):
+        keep_layers(parent, info["layers_kept"])
+        return parent
 
-        return _finetune(ctx, ctx.parent, surgery)
+
+def keep_layers(module: nn.Module, keep: list[int]) -> dict[str, Any]:
+    """Keep these encoder layers, in this order (replayable from the record)."""
+    hf = _hf_bert(module, "prune_layers")
+    hf.bert.encoder.layer = nn.ModuleList(hf.bert.encoder.layer[i] for i in keep)
+    hf.config.num_hidden_layers = len(keep)
+    return {"layers_kept": list(keep)}
 
 
 @TECHNIQUES.register("prune_heads")
@@ -107,20 +112,33 @@ class PruneHeads(Technique):
 
         def surgery(module: nn.Module) -> dict[str, Any]:
             kept_per_layer = []
-            for layer in hf.bert.encoder.layer:
+            for layer in hf.bert.encoder.layer:  # score each head by its weights' norm
                 att, out = layer.attention.self, layer.attention.output
                 w = torch.stack([p.weight.detach().view(heads, size, -1).pow(2).sum(dim=(1, 2))
                                  for p in (att.query, att.key, att.value)]).sum(0)
                 w += out.dense.weight.detach().view(-1, heads, size).pow(2).sum(dim=(0, 2))
-                kept = torch.sort(torch.topk(w, keep).indices).values
-                rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in kept.tolist()])
-                att.query, att.key, att.value = (_slice_linear(p, rows=rows) for p in (att.query, att.key, att.value))
-                out.dense = _slice_linear(out.dense, cols=rows)
-                att.num_attention_heads, att.all_head_size = keep, keep * size
-                kept_per_layer.append(kept.tolist())
-            return {"heads_kept": kept_per_layer, "heads_before": heads}
+                kept_per_layer.append(torch.sort(torch.topk(w, keep).indices).values.tolist())
+            return {**keep_heads(module, kept_per_layer), "heads_before": heads}
 
         return _finetune(ctx, ctx.parent, surgery)
+
+    def rebuild(self, parent, fresh, params, info):
+        keep_heads(parent, info["heads_kept"])
+        return parent
+
+
+def keep_heads(module: nn.Module, kept_per_layer: list[list[int]]) -> dict[str, Any]:
+    """Keep these heads in each layer: slice q/k/v rows and the output's columns
+    (replayable from the record)."""
+    hf = _hf_bert(module, "prune_heads")
+    size = hf.config.hidden_size // hf.config.num_attention_heads
+    for layer, kept in zip(hf.bert.encoder.layer, kept_per_layer):
+        att, out = layer.attention.self, layer.attention.output
+        rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in kept])
+        att.query, att.key, att.value = (_slice_linear(p, rows=rows) for p in (att.query, att.key, att.value))
+        out.dense = _slice_linear(out.dense, cols=rows)
+        att.num_attention_heads, att.all_head_size = len(kept), len(kept) * size
+    return {"heads_kept": [list(k) for k in kept_per_layer]}
 
 
 @TECHNIQUES.register("prune_channels")
@@ -134,33 +152,53 @@ class PruneChannels(Technique):
             raise UserError(f"keep_fraction in {where} must be in (0, 1)")
 
     def apply(self, ctx: CompressContext) -> CompressResult:
-        body = getattr(ctx.parent, "body", None)
-        if not isinstance(body, nn.Sequential) or not any(isinstance(m, nn.Conv2d) for m in body):
-            raise UserError(f"{ctx.variant_id}: prune_channels needs a cnn-family parent")
+        body = _cnn_body(ctx.parent, ctx.variant_id)
 
         def surgery(module: nn.Module) -> dict[str, Any]:
-            layers = list(body)
             kept_in: torch.Tensor | None = None
-            channels = []
-            for i, m in enumerate(layers):
+            kept_per_conv = []
+            for m in body:  # rank each conv's filters by L1 norm over the inputs still kept
                 if isinstance(m, nn.Conv2d):
-                    w = m.weight.detach()
-                    if kept_in is not None:
-                        w = w[:, kept_in]
+                    w = m.weight.detach() if kept_in is None else m.weight.detach()[:, kept_in]
                     n_keep = max(1, round(m.out_channels * ctx.params["keep_fraction"]))
-                    kept = torch.sort(torch.topk(w.abs().sum(dim=(1, 2, 3)), n_keep).indices).values
-                    conv = nn.Conv2d(w.shape[1], n_keep, m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
-                    with torch.no_grad():
-                        conv.weight.copy_(w[kept])
-                        if m.bias is not None:
-                            conv.bias.copy_(m.bias.detach()[kept])
-                    layers[i], kept_in = conv, kept
-                    channels.append([m.out_channels, n_keep])
-                elif isinstance(m, nn.Linear) and kept_in is not None:
-                    spatial = m.in_features // channels[-1][0]  # flatten order is (C, H, W)
-                    cols = torch.cat([torch.arange(c * spatial, (c + 1) * spatial) for c in kept_in.tolist()])
-                    layers[i], kept_in = _slice_linear(m, cols=cols), None
-            module.body = nn.Sequential(*layers)
-            return {"channels": channels}
+                    kept_in = torch.sort(torch.topk(w.abs().sum(dim=(1, 2, 3)), n_keep).indices).values
+                    kept_per_conv.append(kept_in.tolist())
+            return keep_channels(module, kept_per_conv)
 
         return _finetune(ctx, ctx.parent, surgery)
+
+    def rebuild(self, parent, fresh, params, info):
+        keep_channels(parent, info["channels_kept"])
+        return parent
+
+
+def _cnn_body(module: nn.Module, where: str) -> nn.Sequential:
+    body = getattr(module, "body", None)
+    if not isinstance(body, nn.Sequential) or not any(isinstance(m, nn.Conv2d) for m in body):
+        raise UserError(f"{where}: prune_channels needs a cnn-family parent")
+    return body
+
+
+def keep_channels(module: nn.Module, kept_per_conv: list[list[int]]) -> dict[str, Any]:
+    """Keep these filters of each conv, and the matching inputs of what follows it
+    (replayable from the record)."""
+    layers = list(_cnn_body(module, "prune_channels"))
+    kept_in: torch.Tensor | None = None
+    channels, convs = [], iter(kept_per_conv)
+    for i, m in enumerate(layers):
+        if isinstance(m, nn.Conv2d):
+            kept = torch.as_tensor(next(convs), dtype=torch.long)
+            w = m.weight.detach() if kept_in is None else m.weight.detach()[:, kept_in]
+            conv = nn.Conv2d(w.shape[1], len(kept), m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
+            with torch.no_grad():
+                conv.weight.copy_(w[kept])
+                if m.bias is not None:
+                    conv.bias.copy_(m.bias.detach()[kept])
+            layers[i], kept_in = conv, kept
+            channels.append([m.out_channels, len(kept)])
+        elif isinstance(m, nn.Linear) and kept_in is not None:
+            spatial = m.in_features // channels[-1][0]  # flatten order is (C, H, W)
+            cols = torch.cat([torch.arange(c * spatial, (c + 1) * spatial) for c in kept_in.tolist()])
+            layers[i], kept_in = _slice_linear(m, cols=cols), None
+    module.body = nn.Sequential(*layers)
+    return {"channels": channels, "channels_kept": [list(k) for k in kept_per_conv]}

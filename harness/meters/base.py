@@ -110,6 +110,7 @@ class Measurement:
     duration_s: float
     components: tuple[ComponentEnergy, ...]
     read_s: float = 0.0
+    host: str = ""  # the machine it was measured on: cached creation energy keeps it
 
     @property
     def energy_j(self) -> float:
@@ -134,9 +135,10 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         return {"duration_s": self.duration_s, "energy_j": self.energy_j, "net_energy_j": self.net_energy_j,
-                "idle_w": self.idle_w, "method": self.method, "read_s": self.read_s,
+                "idle_w": self.idle_w, "method": self.method, "read_s": self.read_s, "host": self.host,
                 "components": [asdict(c) for c in self.components]}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Measurement":
-        return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0))
+        return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0),
+                   raw.get("host", ""))

@@ -12,15 +12,18 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
+from harness import environment
 from harness.errors import MeterError
 from harness.meters.base import Backend, ComponentEnergy, Measurement
 
 
 class EnergyMonitor:
-    def __init__(self, backends: Sequence[Backend], clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, backends: Sequence[Backend], clock: Callable[[], float] = time.perf_counter,
+                 host: str | None = None) -> None:
         if not backends:
             raise ValueError("an EnergyMonitor needs at least one backend")
         self.backends = tuple(backends)
+        self.host = host if host is not None else environment.host()
         self._clock = clock
         self._open: dict[str, tuple[float, list[dict[str, float]]]] = {}
         self.idle_w: dict[tuple[int, str], float] = {}  # (backend index, component) -> W
@@ -62,7 +65,7 @@ class EnergyMonitor:
             for comp in backend.components():
                 parts.append(ComponentEnergy(comp, backend.method_of(comp), b1[comp] - b0[comp],
                                              backend.uncertainty_of(comp), self.idle_w.get((i, comp), 0.0)))
-        m = Measurement(end - start, tuple(parts), read_s)
+        m = Measurement(end - start, tuple(parts), read_s, self.host)
         bad = [p for p in parts if p.energy_j < 0]
         if bad or m.energy_j <= 0:
             detail = ", ".join(f"{p.component}={p.energy_j:.3g} J" for p in parts)

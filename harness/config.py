@@ -1,0 +1,91 @@
+"""The configuration a suite resolves to: frozen dataclasses and nothing else.
+
+A leaf module: it imports no other part of joulebench, so the YAML parser (suite.py),
+the training loop, the techniques and the planner can all depend on it without an
+import loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from harness.files import digest
+
+PROFILES = ("full", "quick")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training budget. ``max_samples`` caps the training split (a fixed, seeded subset)."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-3
+    max_samples: int | None = None
+    weight_decay: float = 0.0
+    warmup_fraction: float = 0.0
+    schedule: str = "constant"  # or "linear": linear decay to 0 after warm-up
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Inference measurement: ``repetitions`` windows, each at least ``min_window_s`` long.
+
+    Six repetitions are the fewest for which a distribution-free 95% interval of the
+    median exists (order statistics of a Binomial(n, 1/2)); five only reach 93.8%.
+    """
+
+    batch_size: int = 64
+    warmup: int = 1
+    repetitions: int = 7
+    min_window_s: float = 1.0
+    idle_s: float = 5.0  # idle baseline before the suite; 0 turns it off (net = gross)
+    idle_between_seeds: bool = False  # re-measure idle before each seed's measurement rounds
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    family: str
+    options: Mapping[str, Any]
+    train: TrainConfig
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """A compressed variant of a parent (a model name or another variant id)."""
+
+    id: str
+    parent: str
+    technique: str
+    params: Mapping[str, Any]
+    train: TrainConfig  # resolved: the variant's overrides over its architecture's budget
+    #: The suite model whose architecture (and encoder) the variant has: its parent's,
+    #: unless the technique says otherwise (distill: the student). Resolved at load.
+    architecture: str = ""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: str
+    profile: str
+    description: str
+    task: TaskConfig
+    models: tuple[ModelConfig, ...]
+    variants: tuple[VariantConfig, ...]
+    seeds: tuple[int, ...]
+    measure: MeasureConfig
+    meter: str
+    allow_estimate: bool
+    resolved: Mapping[str, Any]  # the merged raw mapping, for the config hash
+
+    def config_hash(self) -> str:
+        return digest(self.resolved, 16)

@@ -1,0 +1,106 @@
+"""Reading and writing files safely, and hashing what we write: one implementation each.
+
+- ``write_atomic``: write beside, then rename, so a reader never sees half a file and an
+  old file is never lost to a crash mid-write.
+- ``ensure_dir`` / ``read_text``: every path the CLI writes or reads goes through these,
+  so a file where a folder should be, a folder that cannot be created or a file that is
+  not UTF-8 text is one line naming the path and the fix (a UserError), not a traceback.
+- ``digest``: the one JSON-config hash (suite config, run config, cache keys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.errors import UserError
+
+
+def digest(payload: Any, length: int | None = None) -> str:
+    """sha256 of the canonical JSON of ``payload`` (keys sorted), optionally shortened."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` a unique file beside ``path``, then rename it over ``path``."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_atomic(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+
+
+def ensure_dir(path: Path, what: str) -> Path:
+    """Create ``path`` (and parents) or say in one line why it cannot be a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is an existing file, not a folder; pass a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{what} {path} cannot be created: a parent of it is a file; pass another path") from None
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be created ({exc.strerror}); pass a path you can write") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} is not writable; pass a path you can write")
+    return path
+
+
+def check_creatable(path: Path, what: str) -> None:
+    """Fail now, creating nothing, if ``path`` could not become a writable folder."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"{what} {path} is an existing file, not a folder; pass a folder path")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UserError(f"{what} {path} is not writable; pass a path you can write")
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{what} {path} cannot be created: {parent} is a file; pass another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} cannot be created: {parent} is not writable; pass a path you can write")
+
+
+def read_text(path: Path, what: str) -> str:
+    """The whole file as UTF-8 text, or one line saying why not."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} {path} is a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {exc.start}); pass the file joulebench wrote") from None
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be read ({exc.strerror})") from None
+
+
+def read_json(path: Path, what: str) -> Any:
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} {path} is not valid JSON (line {exc.lineno}); restore it from the run") from None
