@@ -41,6 +41,9 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        mask = os.umask(0)  # mkstemp makes 0600; give the file the mode a plain write would
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -65,3 +65,19 @@ def test_no_module_outside_compress_names_a_technique() -> None:
         text = path.read_text()
         offenders += [f"{path.name}: {n}" for n in names if f'"{n}"' in text or f"'{n}'" in text]
     assert not offenders
+
+
+def test_atomic_write_keeps_the_usual_file_mode(tmp_path: Path) -> None:
+    import os
+
+    from harness.files import write_atomic, write_json_atomic
+
+    mask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "t.md", lambda p: p.write_text("x"))
+        write_json_atomic(tmp_path / "e.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "t.md").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "e.json").stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing left beside them
