@@ -81,3 +81,13 @@ def test_atomic_write_keeps_the_usual_file_mode(tmp_path: Path) -> None:
     assert (tmp_path / "t.md").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "e.json").stat().st_mode & 0o777 == 0o644
     assert not list(tmp_path.glob(".*.tmp"))  # nothing left beside them
+
+
+def test_schema_2_golden_records_upgrade() -> None:
+    """Two lines of the previous reference (schema 2, committed as written then)."""
+    recs, warnings = records.load(Path(__file__).parent / "data" / "records_schema2.jsonl")
+    assert not warnings and [r.status for r in recs] == ["skipped", "ok"]
+    ok = recs[1]
+    assert ok.schema_version == records.SCHEMA and ok.fingerprint["git_commit"].startswith("15e8bd1")
+    assert ok.eval.correct == sum(ok.eval.correct_mask()) and len(ok.inference.j_per_inference()) == 7
+    assert all(w.host == "" and w.provenance == "estimate" for w in ok.inference.windows)
