@@ -8,7 +8,6 @@ add the lifecycle columns, render, plot.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 

@@ -17,7 +17,6 @@ Units, and why they matter here:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
