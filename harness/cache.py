@@ -22,6 +22,7 @@ the first rename wins and the second keeps the existing entry.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -62,8 +63,6 @@ def code_digest() -> str:
 
 
 def source_digest(root: Path, sources: tuple[str, ...]) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for name in sources:
         path = root / name

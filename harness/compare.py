@@ -139,7 +139,6 @@ class EnergyChange:
     rel_p: float | None = None
     ref_change: float | None = None  # how the reference itself moved (NEW vs BASE)
     ref_fell_p: float | None = None  # one-sided U: did the reference fall in NEW?
-    moved_p: float | None = None  # two-sided U on the relative series: did it move at all?
 
 
 class Relative:
@@ -166,6 +165,21 @@ class Relative:
                 refs.append(ref)
         return own, refs
 
+    def moved(self, th: Thresholds) -> frozenset[str]:
+        """Variants that moved on their own: relative change beyond ``energy_rise`` in
+        either direction, two-sided U p < alpha (unadjusted: leaving one more variant out
+        of a median costs little)."""
+        out = set()
+        for vid in self.variants:
+            (xb, _), (xn, _) = self.series(vid, "base"), self.series(vid, "new")
+            if not (xb and xn):
+                continue
+            change = math.exp(stats.median(xn) - stats.median(xb)) - 1
+            p = _u(xn, xb, "two-sided")
+            if abs(change) > th.energy_rise and p is not None and p < th.alpha:
+                out.add(vid)
+        return frozenset(out)
+
 
 def _energy(vid: str, b: Runs, n: Runs, mb: Medians, mn: Medians, rel: Relative, th: Thresholds) -> EnergyChange:
     if th.windows_as_units:
@@ -174,13 +188,12 @@ def _energy(vid: str, b: Runs, n: Runs, mb: Medians, mn: Medians, rel: Relative,
         return EnergyChange(stats.median(jb), stats.median(jn), stats.median(jn) / stats.median(jb) - 1,
                             float(mannwhitneyu(jn, jb, alternative="greater").pvalue))
     base, new = stats.median(list(mb[vid].values())), stats.median(list(mn[vid].values()))
+    raw = (base, new, new / base - 1, _u(list(mn[vid].values()), list(mb[vid].values())))
     (xb, rb), (xn, rn) = rel.series(vid, "base"), rel.series(vid, "new")
     if not (xb and xn):
-        return EnergyChange(base, new, new / base - 1, _u(list(mn[vid].values()), list(mb[vid].values())))
-    return EnergyChange(base, new, new / base - 1, _u(list(mn[vid].values()), list(mb[vid].values())),
-                        math.exp(stats.median(xn) - stats.median(xb)) - 1, _u(xn, xb),
-                        math.exp(stats.median(rn) - stats.median(rb)) - 1, _u(rn, rb, "less"),
-                        _u(xn, xb, "two-sided"))
+        return EnergyChange(*raw)
+    return EnergyChange(*raw, math.exp(stats.median(xn) - stats.median(xb)) - 1, _u(xn, xb),
+                        math.exp(stats.median(rn) - stats.median(rb)) - 1, _u(rn, rb, "less"))
 
 
 def _holm(pvalues: dict[str, float | None]) -> dict[str, float]:
@@ -212,9 +225,7 @@ def compare(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresh
                  f"{'runs':>5s}  verdict")
     shared = sorted(set(b_var) & set(n_var))
     mb, mn = _run_medians(b_var), _run_medians(n_var)
-    first = {vid: _energy(vid, b_var, n_var, mb, mn, Relative(mb, mn, shared), th) for vid in shared}
-    moved = frozenset(v for v, e in first.items() if e.rel_change is not None and abs(e.rel_change) > th.energy_rise
-                      and e.moved_p is not None and e.moved_p < th.alpha)
+    moved = frozenset() if th.windows_as_units else Relative(mb, mn, shared).moved(th)
     rel = Relative(mb, mn, shared, exclude=moved)
     energy = {vid: _energy(vid, b_var, n_var, mb, mn, rel, th) for vid in shared}
     accuracy = {vid: _accuracy(_one_per_seed(b_var[vid]), _one_per_seed(n_var[vid])) for vid in shared}

@@ -141,6 +141,12 @@ class Runner:
         A skipped variant is recorded at once; a kill loses at most the seed's windows,
         and its trained variants come back from the cache on resume."""
         done = self.start(resume)
+        try:
+            return self._run(done)
+        finally:
+            self.unlock()
+
+    def _run(self, done: set[str]) -> Path:
         path = self.out_dir / records.RECORDS
         todo = [s for s in self.todo if s.key not in done]
         seeds = list(dict.fromkeys(s.seed for s in todo))
@@ -165,7 +171,6 @@ class Runner:
             results = measure_rounds([p.target for p in pending], cfg, self.monitor, desc=f"measure seed {seed}")
             for p, inference in zip(pending, results):
                 records.append(path, RunRecord.model_validate(self.finish(p, inference)))
-        self.unlock()
         return path
 
     def prepare_one(self, spec: RunSpec) -> dict[str, Any] | Pending:
