@@ -15,6 +15,9 @@ from tests.conftest import ROOT, run_cli
 
 def check_run_dir(out: Path, n_eval: int, chance: float) -> pd.DataFrame:
     table = pd.read_csv(out / "table.csv").set_index("variant_id", drop=False)
+    env = json.loads((out / "environment.json").read_text())
+    meter = env["meter"]  # what `meter: auto` found here: estimate on our CI VM, counters elsewhere
+    estimated = meter == "estimate"
     assert set(COLUMNS) <= set(table.columns)
     for col in ("pareto", "break_even_inferences", "J_at_1e6_queries", "train_gCO2e", "lineage_train_J"):
         assert col in table.columns
@@ -25,7 +28,9 @@ def check_run_dir(out: Path, n_eval: int, chance: float) -> pd.DataFrame:
         assert 0 < row["J_per_inference_within_run_ci95_lo"] <= row["J_per_inference"], vid
         assert row["J_per_inference"] <= row["J_per_inference_within_run_ci95_hi"], vid
         assert 0 < row["J_per_inference_net"] <= row["J_per_inference"], vid
-        assert row["energy_method"] == "estimate" and row["energy_uncertainty"] == "+-50%", vid
+        assert row["energy_method"] == meter, vid  # creation and inference here, by one meter
+        if estimated:
+            assert row["energy_uncertainty"] == "+-50%", vid
         assert row["size_bytes"] > 0 and 0 < row["nonzero_params"] <= row["params"], vid
         if row["parent"] != "-":
             assert row["parent"] in table.index, vid
@@ -41,11 +46,13 @@ def check_run_dir(out: Path, n_eval: int, chance: float) -> pd.DataFrame:
         assert len(rec["eval"]["predictions"]) == n_eval
         assert len(rec["inference"]["windows"]) >= 6
         assert all(w["energy_j"] > 0 for w in rec["inference"]["windows"])
-    env = json.loads((out / "environment.json").read_text())
-    assert env["torch"] and env["meter"] == "estimate" and env["logical_cpus"] >= 1
-    assert set(env["idle_w"]) == {"cpu", "dram"}
+    assert env["torch"] and env["logical_cpus"] >= 1
+    assert env["idle_w"] and all(w >= 0 for w in env["idle_w"].values())
+    if estimated:
+        assert set(env["idle_w"]) == {"cpu", "dram"}
     md = (out / "table.md").read_text()
-    assert "Energy method: estimate: E = 12 W x process CPU-seconds" in md
+    if estimated:
+        assert "Energy method: estimate: E = 12 W x process CPU-seconds" in md
     assert "Carbon: gCO2e = kWh x 475.0 g/kWh x PUE 1.58" in md
     check_outputs(out, table)
     return table
@@ -61,7 +68,8 @@ def check_outputs(out: Path, table: pd.DataFrame) -> None:
     assert parquet["break_even_inferences"].tolist() == table["break_even_inferences"].astype(str).tolist()
     assert table["pareto"].any()  # somebody is on the frontier
     tex = (out / "table.tex").read_text()
-    assert tex.count("\\toprule") == 2 and "\\bottomrule" in tex and "estimate" in tex
+    assert tex.count("\\toprule") == 2 and "\\bottomrule" in tex
+    assert table["energy_method"].iloc[0] in tex
     for png in ("accuracy_vs_energy.png", "lifecycle_energy.png"):
         image = matplotlib.image.imread(out / png)
         assert image.shape[0] > 200 and image.shape[1] > 200
@@ -113,7 +121,8 @@ def test_digits_quick(digits_run: Path) -> None:
     assert student["accuracy_ci95_lo"] > 0.1
     assert table.loc["cnn.channels50"]["params"] < table.loc["cnn"]["params"]
     assert "| digits | cnn | - | baseline (-) |" in stdout
-    assert "ESTIMATE" in stderr  # never a silent fallback
+    if json.loads((out / "environment.json").read_text())["meter"] == "estimate":
+        assert "ESTIMATE" in stderr  # never a silent fallback
     assert "0 hit(s), 7 miss(es)" in stderr  # a fresh cache: 6 modules (int8/bf16 are never cached) + teacher logits
 
 

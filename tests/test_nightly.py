@@ -197,12 +197,14 @@ def test_creation_energy_from_another_machine_is_labelled(cache_dir: Path, tmp_p
                    env={"JOULEBENCH_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(tmp_path / "run" / "table.csv").set_index("variant_id")
-    host = json.loads((tmp_path / "run" / "environment.json").read_text())["host"]
+    env = json.loads((tmp_path / "run" / "environment.json").read_text())
+    here = env["meter"]  # estimate on our CI VM; whatever counters auto found elsewhere
     for vid in ("cnn", "mlp", "mlp.distill", "cnn.prune50", "cnn.channels50"):
-        assert table.loc[vid, "energy_method"] == f"train: rapl@hostA; inference: estimate@{host}", vid
+        assert table.loc[vid, "energy_method"] == f"train: rapl@hostA; inference: {here}@{env['host']}", vid
     for vid in ("cnn.int8", "cnn.bf16"):  # made here, now
-        assert table.loc[vid, "energy_method"] == "estimate", vid
-    assert table["idle_W"].max() < 10  # this VM's idle estimate, never the planted 99 W
+        assert table.loc[vid, "energy_method"] == here, vid
+    # idle W is this run's own baseline, never the planted 99 W
+    assert table["idle_W"].tolist() == pytest.approx([sum(env["idle_w"].values())] * len(table))
     assert "creation energy was measured by another method or on another host" in (
         tmp_path / "run" / "table.md").read_text()
 
