@@ -3,14 +3,24 @@
 # Options pass through to `joulebench run` (e.g. --quick, --data-dir DIR, --meter estimate).
 # A suite whose data is not reachable (SST-2 offline, no data folder) is skipped with a
 # one-line reason; the script still exits 0 when every other suite succeeds.
+# The GPU suites (benchmarks/gpu/) run only where torch sees a CUDA GPU; elsewhere they
+# are skipped with one line. The suites above run on the GPU too there (device: auto);
+# pass --device cpu to keep them on the CPU.
 set -u
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 stamp=$(date +%Y%m%d-%H%M%S)
 ran=()
 status=0
-for suite in benchmarks/*.yaml; do
-  name=$(basename "$suite" .yaml)
+suites=(benchmarks/*.yaml)
+if "$PYTHON" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  suites+=(benchmarks/gpu/*.yaml)
+else
+  echo "run_all: skipped benchmarks/gpu/ (the GPU suites): torch sees no CUDA GPU here" >&2
+fi
+for suite in "${suites[@]}"; do
+  name=$(basename "$(dirname "$suite")")-$(basename "$suite" .yaml)  # benchmarks-digits, gpu-sst2
+  name=${name#benchmarks-}
   out="results/$name/$stamp"
   "$PYTHON" -m harness run "$suite" --out "$out" --skip-if-no-data "$@"
   rc=$?

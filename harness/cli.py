@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -42,11 +43,12 @@ def _carbon(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import meters, report, suite
+    from harness import device as device_mod, meters, report, suite
     from harness.cache import ArtifactCache
     from harness.runner import Runner, load_task
 
     s = suite.load(args.suite, "quick" if args.quick else "full")
+    device = device_mod.resolve(args.device or s.device, where="--device" if args.device else f"{s.path} device:")
     shard = _shard(args.shard)
     carbon = _carbon(args)
     if args.resume and args.out and Path(args.resume) != Path(args.out):
@@ -63,8 +65,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"joulebench: skipped {s.name}: {exc}", file=sys.stderr)
         return exc.exit_code
     cache = None if args.no_cache else ArtifactCache(Path(args.cache_dir) if args.cache_dir else None)
-    monitor = meters.build(args.meter or s.meter, allow_estimate=args.allow_estimate or s.allow_estimate)
-    runner = Runner(s, task, monitor, out, cache=cache, shard_spec=shard)
+    meter = replace(s.meter, name=args.meter) if args.meter else s.meter
+    monitor = meters.build(meter, allow_estimate=args.allow_estimate or s.allow_estimate, device=device)
+    print(f"joulebench: device {device.name}" + (f" ({device.model})" if device.model else "")
+          + f"; meter {monitor.method}", file=sys.stderr)
+    try:
+        runner = Runner(s, task, monitor, out, cache=cache, shard_spec=shard, device=device)
+    except BaseException:
+        monitor.close()
+        raise
     try:
         runner.run_all(resume=bool(args.resume))
     except KeyboardInterrupt:
@@ -123,15 +132,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_meters(args: argparse.Namespace) -> int:
-    from harness import meters
+    from harness import device as device_mod, meters
 
     for name, avail in meters.availability().items():
         state = "available" if avail.available else "BLOCKED" if avail.blocked else "absent"
         print(f"{name:10s} {state:9s} {avail.reason}")
     notes: list[str] = []
-    monitor = meters.build("auto", allow_estimate=True, log=notes.append)
+    device = device_mod.resolve("auto")
+    monitor = meters.build("auto", allow_estimate=True, log=notes.append, device=device)
     try:
-        print(f"\nmeter: auto -> {monitor.method}")
+        print(f"\ndevice: auto -> {device.name}" + (f" ({device.model})" if device.model else ""))
+        print(f"meter: auto -> {monitor.method}")
         for backend in monitor.backends:
             print(f"  {', '.join(backend.components())}: {backend.formula()}")
         for note in notes:
@@ -160,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="folder holding GLUE-format task folders such as sst2/ "
                                         "(default: $JOULEBENCH_DATA, else the Hub)")
     run.add_argument("--meter", help="override the suite's meter (auto, estimate, rapl, nvml)")
+    run.add_argument("--device", help="override the suite's device: auto (CUDA if torch sees a GPU, else CPU), "
+                                      "cpu, cuda or cuda:N")
     run.add_argument("--allow-estimate", action="store_true",
                      help="with meter auto: estimate CPU energy when a RAPL counter exists but cannot be read")
     run.add_argument("--no-cache", action="store_true", help="retrain everything; do not read or write the cache")

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 from harness.files import digest
 
 PROFILES = ("full", "quick")
+PRECISIONS = ("fp32", "bf16", "fp16")
+GPU_IDLE = ("exclude", "include")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_fraction: float = 0.0
     schedule: str = "constant"  # or "linear": linear decay to 0 after warm-up
+    #: Arithmetic of the forward and backward passes: fp32, or autocast to bf16 / fp16
+    #: (fp16 adds a GradScaler). The weights and the optimizer stay in fp32.
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,29 @@ class MeasureConfig:
     min_window_s: float = 1.0
     idle_s: float = 5.0  # idle baseline before the suite; 0 turns it off (net = gross)
     idle_between_seeds: bool = False  # re-measure idle before each seed's measurement rounds
+    #: Inference batch sizes to measure, each its own row in batch_sizes.csv; the table's
+    #: J/inference is the one at ``batch_size``. Empty: just ``batch_size``.
+    batch_sizes: tuple[int, ...] = ()
+    #: Copy each batch from host memory inside the window (off: batches are staged on
+    #: the device before any window opens, so the windows hold forward passes only).
+    include_transfer: bool = False
+
+    def all_batch_sizes(self) -> tuple[int, ...]:
+        """Every batch size measured, the table's own first."""
+        return (self.batch_size,) + tuple(b for b in self.batch_sizes if b != self.batch_size)
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    """``meter: auto`` or ``meter: {name: auto, gpu_idle: exclude, cross_check: false}``."""
+
+    name: str = "auto"
+    #: On a CPU run on a GPU machine the GPUs did none of the work, so their (idle) draw
+    #: is left out; ``include`` adds it for a whole-box view.
+    gpu_idle: str = "exclude"
+    #: Where an NVML energy counter exists, also integrate sampled power over the same
+    #: windows and report how the two agree (the counter stays the figure used).
+    cross_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,9 +111,10 @@ class Suite:
     variants: tuple[VariantConfig, ...]
     seeds: tuple[int, ...]
     measure: MeasureConfig
-    meter: str
+    meter: MeterConfig
     allow_estimate: bool
     resolved: Mapping[str, Any]  # the merged raw mapping, for the config hash
+    device: str = "auto"  # auto | cpu | cuda | cuda:N, resolved at run time (--device overrides)
 
     def config_hash(self) -> str:
         return digest(self.resolved, 16)

@@ -23,7 +23,7 @@ def host() -> str:
 def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
     """The part of the environment every record carries: what could change a number."""
     keys = ("joulebench", "host", "git_commit", "git_dirty", "python", "torch", "transformers", "datasets", "numpy",
-            "cpu_model", "logical_cpus", "torch_threads", "gpu", "gpu_driver", "meter")
+            "cpu_model", "logical_cpus", "torch_threads", "gpu", "gpu_driver", "device", "meter")
     return {k: env.get(k) for k in keys}
 
 
@@ -66,7 +66,7 @@ def gpu_driver() -> str | None:
         return None
 
 
-def environment(meter_method: str, formulas: list[str]) -> dict[str, Any]:
+def environment(meter_method: str, formulas: list[str], device: dict[str, Any] | None = None) -> dict[str, Any]:
     import datasets
     import numpy
     import torch
@@ -93,6 +93,7 @@ def environment(meter_method: str, formulas: list[str]) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu,
         "gpu_driver": gpu_driver() if gpu else None,
+        "device": device,  # the one the run used (harness.device.Device.describe())
         "meter": meter_method,
         "meter_formulas": formulas,
     }

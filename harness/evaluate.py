@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.models import Encoded
+from harness.models import Encoded, module_device
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,13 @@ class EvalResult:
 
 @torch.inference_mode()
 def predict_logits(module: nn.Module, data: Encoded, batch_size: int) -> torch.Tensor:
-    """Logits for every example, in the split's own order (length buckets undone)."""
+    """Logits for every example, in the split's own order (length buckets undone), in
+    host memory; computed where the module is."""
     module.eval()
+    data = data.to(module_device(module))
     out: torch.Tensor | None = None
     for idx in data.buckets(batch_size):
-        logits = module(**data.batch(idx)).float()
+        logits = module(**data.batch(idx)).float().cpu()
         if out is None:
             out = torch.empty(len(data), logits.shape[-1])
         out[idx] = logits
@@ -41,5 +43,5 @@ def predict_logits(module: nn.Module, data: Encoded, batch_size: int) -> torch.T
 
 def evaluate(module: nn.Module, data: Encoded, batch_size: int) -> EvalResult:
     preds = predict_logits(module, data, batch_size).argmax(dim=-1).numpy()
-    labels = data.labels.numpy()
+    labels = data.labels.cpu().numpy()
     return EvalResult(int((preds == labels).sum()), len(labels), preds.tolist())

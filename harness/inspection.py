@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness.models import Encoded
+from harness.models import Encoded, module_device
 
 PRUNABLE = (nn.Linear, nn.Conv2d)
 
@@ -80,6 +80,7 @@ def forward_flops_per_example(module: nn.Module, data: Encoded, batch_size: int 
     if data.lengths is not None:
         idx = idx[torch.argsort(data.lengths[idx], stable=True)]
     module.eval()
+    data = data.to(module_device(module))  # counted where the module runs
     with FlopCounterMode(display=False) as counter:
         for start in range(0, len(idx), batch_size):
             module(**data.batch(idx[start:start + batch_size]))

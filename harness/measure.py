@@ -10,6 +10,12 @@ windows then span the whole measurement phase, and the variants in a table share
 
 This is the hottest path in the project: the windowed loop does nothing but forward
 passes over tensors built beforehand (no tokenization, no Python-side bookkeeping).
+On a GPU the batches are staged in device memory before any window opens, so no
+host-to-device copy sits in a window unless the suite asks for it
+(``measure.include_transfer``); the warm-up that calibrates the window length waits
+for the device before it reads the clock, and every window edge does (the monitor's
+sync). One variant is measured at every batch size in ``measure.batch_sizes``, each
+its own target in the same interleaved rounds.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from harness.config import MeasureConfig
+from harness.device import to_device
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded
-from harness.config import MeasureConfig
 
 SCHEDULE = "interleaved rounds"
 
@@ -45,7 +52,8 @@ class InferenceResult:
 
 @dataclass(frozen=True)
 class Target:
-    """One module ready to measure: its batches built and its window length calibrated."""
+    """One module at one batch size, ready to measure: its batches built (on the device,
+    or in host memory with ``transfer_to`` set) and its window length calibrated."""
 
     name: str
     module: nn.Module
@@ -53,19 +61,34 @@ class Target:
     n: int
     passes: int
     warmup_s: float
+    batch_size: int = 0
+    transfer_to: torch.device | None = None  # copy each batch there inside the window
 
     def one_pass(self) -> None:
-        for batch in self.batches:
-            self.module(**batch)
+        if self.transfer_to is None:
+            for batch in self.batches:
+                self.module(**batch)
+        else:
+            for batch in self.batches:
+                self.module(**to_device(batch, self.transfer_to))
 
 
-def prepare(name: str, module: nn.Module, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor) -> Target:
+def prepare(name: str, module: nn.Module, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor,
+            device: torch.device = torch.device("cpu"), batch_size: int | None = None) -> Target:
+    """Build the batches where the windows will read them, warm up, and calibrate how many
+    passes over the split fill a window of at least ``min_window_s``."""
     module.eval()
-    target = Target(name, module, [data.batch(idx) for idx in data.buckets(cfg.batch_size)], len(data), 1, 0.0)
+    batch_size = batch_size or cfg.batch_size
+    host = [data.batch(idx) for idx in data.buckets(batch_size)]
+    transfer = cfg.include_transfer and device.type != "cpu"
+    batches = host if transfer else [to_device(b, device) for b in host]
+    target = Target(name, module, batches, len(data), 1, 0.0, batch_size, device if transfer else None)
     with torch.inference_mode():
+        monitor.sync()  # the staging copies are done before the clock starts
         start = time.perf_counter()
         for _ in range(cfg.warmup):
             target.one_pass()
+        monitor.sync()  # ... and the warm-up's kernels before it stops
         warmup_s = time.perf_counter() - start
     min_s = max(cfg.min_window_s, monitor.min_window_s())
     passes = max(1, math.ceil(min_s / max(warmup_s / cfg.warmup, 1e-9)))
@@ -91,5 +114,5 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
                 sequence[i].append(rnd * n + k)
                 bar.update()
     rounds = tuple(range(cfg.repetitions))
-    return [InferenceResult(cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds, tuple(q))
-            for t, w, q in zip(targets, windows, sequence)]
+    return [InferenceResult(t.batch_size or cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds,
+                            tuple(q)) for t, w, q in zip(targets, windows, sequence)]

@@ -66,3 +66,24 @@ def lifecycle_energy(table: pd.DataFrame, path: Path, queries: float = 1e6) -> N
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
+
+
+def batch_size_energy(batches: pd.DataFrame, path: Path) -> None:
+    """J per inference against batch size (log-log), one line per variant, 95% CIs
+    within the run as error bars."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for (task, vid), t in batches.groupby(["task", "variant_id"], sort=False):
+        t = t.sort_values("batch_size")
+        yerr = [t["J_per_inference"] - t["J_per_inference_within_run_ci95_lo"],
+                t["J_per_inference_within_run_ci95_hi"] - t["J_per_inference"]]
+        ax.errorbar(t["batch_size"], t["J_per_inference"], yerr=yerr, fmt="o-", capsize=3, label=f"{task}:{vid}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("inference batch size (log scale)")
+    ax.set_ylabel(f"J per inference (J, log scale; {batches['energy_method'].iloc[0]})")
+    ax.set_title(f"Energy per inference against batch size ({batches['device'].iloc[0]})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)

@@ -16,6 +16,11 @@ current one on read):
 - 3: every energy window names the host it was measured on (``host``), and the
   fingerprint carries it, so creation energy reused from a cache filled on another
   machine is labelled with that machine and its method.
+- 4: the device the run used (``device``: cpu or cuda:N, its model and UUID), the
+  training precision, inference windows at further batch sizes (``inference_sweep``),
+  windows' NVML cross-check readings (``cross_check``), and per-window uncertainty
+  (NVML's +-5 W is a different fraction in every window). Older records ran on the
+  CPU: nothing left it before version 4.
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.errors import UserError
 from harness.files import read_text
 
-SCHEMA = 3
-READABLE = {1, 2, 3}
+SCHEMA = 4
+READABLE = {1, 2, 3, 4}
+#: What a record older than schema 4 ran on: joulebench moved no tensor off the CPU then.
+CPU_DEVICE = {"name": "cpu", "type": "cpu", "index": None, "model": None, "uuid": None, "capability": None,
+              "requested": None}
 RECORDS = "records.jsonl"
 ENVIRONMENT = "environment.json"
 
@@ -59,6 +67,9 @@ class Window(_Model):
     read_s: float = 0.0
     host: str = ""  # empty in records older than schema 3
     components: list[Component]
+    #: The same window by a second path (NVML sampled power beside the counter), for
+    #: the agreement printed under the table; never part of the energy.
+    cross_check: list[Component] = Field(default_factory=list)
 
     @property
     def provenance(self) -> str:
@@ -73,6 +84,7 @@ class Creation(_Model):
     batch_size: int
     lr: float
     max_samples: int | None = None
+    precision: str = "fp32"
     window: Window
     extra_windows: dict[str, Window] = Field(default_factory=dict)  # e.g. the teacher's logits
 
@@ -98,6 +110,7 @@ class Inference(_Model):
     inferences_per_window: int
     warmup_s: float
     schedule: str = ""
+    include_transfer: bool = False  # host-to-device copies inside the windows
     rounds: list[int] = Field(default_factory=list)
     sequence: list[int] = Field(default_factory=list)
     windows: list[Window]
@@ -127,6 +140,7 @@ class RunRecord(_Model):
     parent: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int
+    device: dict[str, Any] = Field(default_factory=lambda: dict(CPU_DEVICE))
     status: str = "ok"  # or "skipped", with ``reason``
     reason: str | None = None
     meter: dict[str, Any] = Field(default_factory=dict)
@@ -145,13 +159,18 @@ class RunRecord(_Model):
     data: dict[str, Any] = Field(default_factory=dict)
     train: Creation | None = None
     eval: Eval | None = None
-    inference: Inference | None = None
+    inference: Inference | None = None  # at the table's batch size
+    inference_sweep: list[Inference] = Field(default_factory=list)  # at the suite's other batch sizes
     #: The line it was read from (in memory only, for messages).
     line: int | None = Field(default=None, exclude=True)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def inferences(self) -> list[Inference]:
+        """Every measured batch size, the table's first."""
+        return [self.inference, *self.inference_sweep] if self.inference is not None else []
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
@@ -174,6 +193,9 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
         version = 2
     if version == 2:  # windows had no host; Window.host defaults to "" (unknown)
         version = 3
+    if version == 3:  # every run was on the CPU; no sweep, no cross-check, fp32 training
+        out.setdefault("device", dict(CPU_DEVICE))
+        version = 4
     out["schema"] = version
     return out
 

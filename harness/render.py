@@ -59,6 +59,7 @@ MAIN: list[tuple[str, Cell]] = [
     ("parent", lambda r: r["parent"]),
     ("technique (params)", lambda r: f"{r['variant']} ({r['params_desc']})"),
     ("seeds", lambda r: fmt(r["seeds"])),
+    ("device", lambda r: r["device"]),
     ("accuracy (fraction) [95% CI]", lambda r: ci(r["accuracy"], r["accuracy_ci95_lo"], r["accuracy_ci95_hi"])),
     ("accuracy mean ± std over seeds", lambda r: _pm(r["accuracy"], r["accuracy_seed_std"])),
     ("Δ accuracy vs parent (p)", _delta),
@@ -101,10 +102,28 @@ def _rows(table: pd.DataFrame, spec: list[tuple[str, Cell]]) -> tuple[list[str],
     return [h for h, _ in spec], [[str(cell(r)) for _, cell in spec] for _, r in table.iterrows()]
 
 
-def markdown(table: pd.DataFrame, notes: list[str]) -> str:
+BATCH: list[tuple[str, Cell]] = [
+    ("task", lambda r: r["task"]),
+    ("variant", lambda r: r["variant_id"]),
+    ("device", lambda r: r["device"]),
+    ("batch size", lambda r: fmt(r["batch_size"])),
+    ("J/inference gross (J) [95% CI within run]",
+     lambda r: ci(r["J_per_inference"], r["J_per_inference_within_run_ci95_lo"],
+                  r["J_per_inference_within_run_ci95_hi"])),
+    ("J/inference net (J)", lambda r: fmt(r["J_per_inference_net"])),
+    ("vs table's batch size", lambda r: f"{r['ratio_to_table_batch']:.3g}x"),
+    ("inferences/s (1/s)", lambda r: fmt(r["inferences_per_s"])),
+    ("energy method", lambda r: r["energy_method"]),
+]
+
+
+def markdown(table: pd.DataFrame, notes: list[str], batches: pd.DataFrame | None = None) -> str:
     parts = []
-    for title, spec in (("Accuracy per joule", MAIN), ("Cost to create, lifecycle and carbon", COST)):
-        headers, rows = _rows(table, spec)
+    sections = [("Accuracy per joule", MAIN, table), ("Cost to create, lifecycle and carbon", COST, table)]
+    if batches is not None and len(batches):
+        sections.append(("J per inference against batch size", BATCH, batches))
+    for title, spec, frame in sections:
+        headers, rows = _rows(frame, spec)
         lines = [f"### {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         parts.append("\n".join(lines))

@@ -15,7 +15,7 @@ from harness import plots, render
 from harness.files import ensure_dir, write_atomic
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
 from harness.records import RunRecord
-from harness.table import CV_WARN, build_table, load_run_dirs
+from harness.table import CV_WARN, build_batch_table, build_table, cross_check_notes, load_run_dirs
 
 OUTPUTS = ("table.md", "table.csv", "table.parquet", "table.tex", "accuracy_vs_energy.png", "lifecycle_energy.png")
 
@@ -37,6 +37,9 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
     notes.append("train J: every window spent creating the variant (training, fine-tuning, teacher logits); "
                  "lineage train J adds its ancestors'; J at N queries = lineage train J + N x J/inference; "
                  "break-even = train J / (parent J/inference - J/inference), never if it saves nothing.")
+    notes.append("energy uncertainty: the median over inference windows of the stated (systematic) error, "
+                 "components added; NVML's +-5 W is a different fraction of each window's energy.")
+    notes += cross_check_notes(recs)
     notes.append(f"Carbon: {carbon.describe()}.")
     notes.append("FLOPs: torch.utils.flop_counter over the eval split; training = 3 x forward FLOPs x examples "
                  "(+ teacher forwards); quantized variants report their parent's FLOPs.")
@@ -58,8 +61,12 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
     carbon = carbon or carbon_from()
     recs, warnings = load_run_dirs(run_dirs)
     table = add_lifecycle(build_table(recs), carbon)
+    batches = build_batch_table(recs)
     notes = footnotes(recs, table, carbon)
-    md = render.markdown(table, notes)
+    if len(batches):
+        notes.append("batch sizes: every batch size is measured in the same interleaved rounds over the same eval "
+                      "examples; the main table's J/inference is the one at measure.batch_size.")
+    md = render.markdown(table, notes, batches)
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
     if target is not None and len(table):
         ensure_dir(target, "report folder")
@@ -71,4 +78,7 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
         write_atomic(target / "table.parquet", lambda p: table.to_parquet(p, index=False))
         write_atomic(target / "accuracy_vs_energy.png", lambda p: plots.accuracy_vs_energy(table, p))
         write_atomic(target / "lifecycle_energy.png", lambda p: plots.lifecycle_energy(table, p))
+        if len(batches):
+            write_atomic(target / "batch_sizes.csv", lambda p: batches.to_csv(p, index=False))
+            write_atomic(target / "batch_size_energy.png", lambda p: plots.batch_size_energy(batches, p))
     return table, md, warnings

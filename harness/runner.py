@@ -27,6 +27,7 @@ from harness import environment, records
 from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES, VariantSkipped
 from harness.config import Suite
+from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError
 from harness.evaluate import evaluate
 from harness.files import digest, ensure_dir, read_json, write_json_atomic
@@ -37,6 +38,7 @@ from harness.models import Encoded
 from harness.plan import RunSpec, expand, shard
 from harness.records import RunRecord
 from harness.tasks import TASKS, TaskData
+from harness.train import unsupported_precision
 from harness.workshop import Made, Workshop, now
 
 LOCK = ".lock"
@@ -54,21 +56,27 @@ def load_task(suite: Suite, data_dir: Path | None) -> TaskData:
 
 @dataclass(frozen=True)
 class Pending:
-    """A variant obtained and evaluated, waiting for its inference windows."""
+    """A variant obtained and evaluated, waiting for its inference windows: one target
+    per measured batch size, the table's own first."""
 
     record: dict[str, Any]
-    target: Target
+    targets: list[Target]
 
 
 class Runner:
     def __init__(self, suite: Suite, task: TaskData, monitor: EnergyMonitor, out_dir: Path,
                  cache: ArtifactCache | None = None, shard_spec: tuple[int, int] | None = None,
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> None:
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr), device: Device = CPU) -> None:
         self.suite, self.task, self.monitor, self.out_dir, self.log = suite, task, monitor, out_dir, log
+        self.device = device
         self.specs = expand(suite)
         self.todo = shard(self.specs, *shard_spec) if shard_spec else self.specs
         self.shard_spec = shard_spec
-        self.workshop = Workshop(suite, task, monitor, self.specs, cache, log)
+        for spec in self.specs:  # before anything is written: a precision this device cannot train
+            why = unsupported_precision(spec.train.precision, device.torch)
+            if why:
+                raise UserError(f"{spec.variant_id}: {why}")
+        self.workshop = Workshop(suite, task, monitor, self.specs, cache, log, device)
         self._flops: dict[tuple[str, int], tuple[float, float]] = {}  # -> (per inference, per train example)
         self.fingerprint: dict[str, Any] = {}
         self._lock_fd: int | None = None
@@ -113,7 +121,8 @@ class Runner:
                 recs, _ = records.load(path)
                 done = {r.run_key for r in recs}
             self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
-        env = environment.environment(self.monitor.method, self.monitor.formulas())
+        prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
+        env = environment.environment(self.monitor.method, self.monitor.formulas(), self.device.describe())
         env["idle_w"] = self.measure_idle()
         env["suite"] = {"name": self.suite.name, "path": self.suite.path, "profile": self.suite.profile,
                         "config_hash": self.suite.config_hash(), "resolved": self.suite.resolved}
@@ -166,11 +175,16 @@ class Runner:
             if not pending:
                 continue
             cfg = self.suite.measure
-            self.log(f"  measuring {len(pending)} variant(s) of seed {seed}: {cfg.repetitions} interleaved "
-                     f"rounds of one window each (>= {max(cfg.min_window_s, self.monitor.min_window_s()):g} s)")
-            results = measure_rounds([p.target for p in pending], cfg, self.monitor, desc=f"measure seed {seed}")
-            for p, inference in zip(pending, results):
-                records.append(path, RunRecord.model_validate(self.finish(p, inference)))
+            sizes = cfg.all_batch_sizes()
+            self.log(f"  measuring {len(pending)} variant(s) of seed {seed}"
+                     + (f" at batch sizes {', '.join(map(str, sizes))}" if len(sizes) > 1 else "")
+                     + f": {cfg.repetitions} interleaved rounds of one window each "
+                     f"(>= {max(cfg.min_window_s, self.monitor.min_window_s()):g} s) on {self.device.name}")
+            results = measure_rounds([t for p in pending for t in p.targets], cfg, self.monitor,
+                                     desc=f"measure seed {seed}")
+            for p in pending:
+                mine, results = results[:len(p.targets)], results[len(p.targets):]
+                records.append(path, RunRecord.model_validate(self.finish(p, mine)))
         return path
 
     def prepare_one(self, spec: RunSpec) -> dict[str, Any] | Pending:
@@ -181,7 +195,8 @@ class Runner:
                 "config_hash": self.suite.config_hash(), "run_config_hash": run_config_hash(self.suite, spec),
                 "fingerprint": self.fingerprint, "run_key": spec.key, "task": self.task.name,
                 "model": spec.model.name, "variant_id": spec.variant_id, "variant": spec.variant,
-                "technique": spec.technique, "parent": spec.parent, "params": dict(spec.params), "seed": spec.seed}
+                "technique": spec.technique, "parent": spec.parent, "params": dict(spec.params), "seed": spec.seed,
+                "device": self.device.describe()}
         t0 = time.perf_counter()
         try:
             made = self.workshop.obtain(spec)
@@ -196,7 +211,7 @@ class Runner:
                  f"{', measured ' + made.cached['measured_at'] if made.cached else ''})")
 
         eval_data = self.workshop.encode_eval(built.model_name, built.bundle)
-        result = evaluate(built.module, eval_data, self.suite.measure.batch_size)
+        result = evaluate(built.runs, eval_data, self.suite.measure.batch_size)
         self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples")
         flops = self._count_flops(spec, made, eval_data)
         size_bytes, n_weights, n_nonzero = state_size(built.module)
@@ -213,32 +228,38 @@ class Runner:
                      "n_train": min(len(self.task.train), spec.train.max_samples or len(self.task.train)),
                      "n_eval": len(eval_data)},
             "train": {"epochs": spec.train.epochs, "batch_size": spec.train.batch_size, "lr": spec.train.lr,
-                      "max_samples": spec.train.max_samples,
+                      "max_samples": spec.train.max_samples, "precision": spec.train.precision,
                       "window": windows["create"].to_dict(),
                       "extra_windows": {k: w.to_dict() for k, w in windows.items() if k != "create"}},
             "eval": {"accuracy": result.accuracy, "correct": result.correct, "n": result.n,
                      "predictions": result.predictions, "labels": eval_data.labels.tolist()},
             "started_at": started,
         }
-        target = prepare(spec.key, built.module, eval_data, self.suite.measure, self.monitor)
-        return Pending(record, target)
+        cfg = self.suite.measure
+        targets = [prepare(f"{spec.key}@bs{b}", built.runs, eval_data, cfg, self.monitor, self.device.torch, b)
+                   for b in cfg.all_batch_sizes()]
+        return Pending(record, targets)
 
-    def finish(self, pending: Pending, inference: InferenceResult) -> dict[str, Any]:
-        return {**pending.record,
-                "inference": {"batch_size": inference.batch_size, "passes": inference.passes,
-                              "inferences_per_window": inference.inferences_per_window,
-                              "warmup_s": inference.warmup_s, "schedule": inference.schedule,
-                              "rounds": list(inference.rounds),
-                              "sequence": list(inference.sequence),
-                              "windows": [w.to_dict() for w in inference.windows]},
-                "meter": self._meter(),
-                "finished_at": now()}
+    def finish(self, pending: Pending, results: list[InferenceResult]) -> dict[str, Any]:
+        """The record, with the windows at the table's batch size (and at the others)."""
+        def block(inference: InferenceResult) -> dict[str, Any]:
+            return {"batch_size": inference.batch_size, "passes": inference.passes,
+                    "inferences_per_window": inference.inferences_per_window,
+                    "warmup_s": inference.warmup_s, "schedule": inference.schedule,
+                    "include_transfer": self.suite.measure.include_transfer,
+                    "rounds": list(inference.rounds), "sequence": list(inference.sequence),
+                    "windows": [w.to_dict() for w in inference.windows]}
+
+        out = {**pending.record, "inference": block(results[0]), "meter": self._meter(), "finished_at": now()}
+        if len(results) > 1:
+            out["inference_sweep"] = [block(r) for r in results[1:]]
+        return out
 
     def _count_flops(self, spec: RunSpec, made: Made, eval_data: Encoded) -> dict[str, Any]:
         """FLOPs per inference and for training (see flops.py for the conventions)."""
         key, built, info = (spec.variant_id, spec.seed), made.built, made.info
         parent_key = (spec.parent, spec.seed)
-        from_parent = spec.technique is not None and TECHNIQUES.get(spec.technique).flops_from_parent
+        from_parent = spec.technique is not None and TECHNIQUES.get(spec.technique)().counts_flops_on_parent(spec.params)
         if from_parent and parent_key in self._flops:  # torch cannot see this variant's kernels
             self._flops[key] = self._flops[parent_key]
             source = "parent's (torch's counter cannot see this variant's kernels)"
@@ -263,4 +284,4 @@ class Runner:
 def run_config_hash(suite: Suite, spec: RunSpec) -> str:
     """Hash of everything this one run depends on (not the rest of the suite)."""
     return digest({"task": asdict(suite.task), "spec": asdict(spec), "measure": asdict(suite.measure),
-                   "meter": suite.meter}, 16)
+                   "meter": asdict(suite.meter)}, 16)

@@ -14,12 +14,12 @@ from typing import Any, Mapping
 
 import yaml
 
-from harness.config import (PROFILES, MeasureConfig, ModelConfig, Suite, TaskConfig, TrainConfig,  # noqa: F401
-                            VariantConfig)
+from harness.config import (GPU_IDLE, PRECISIONS, PROFILES, MeasureConfig, MeterConfig, ModelConfig,  # noqa: F401
+                            Suite, TaskConfig, TrainConfig, VariantConfig)
 from harness.errors import UserError
 
 TOP_KEYS = {"name", "description", "task", "models", "variants", "seeds", "train",
-            "measure", "meter", "allow_estimate", "quick"}
+            "measure", "meter", "allow_estimate", "device", "quick"}
 MODEL_KEYS = {"family", "options", "train"}
 VARIANT_KEYS = {"id", "parent", "technique", "params", "train"}
 TASK_KEYS = {"name", "options"}
@@ -109,7 +109,18 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
     if len(set(seeds)) != len(seeds):
         raise UserError(f"'seeds' in {where} repeats a seed; list each seed once")
 
-    measure = _dataclass_from(MeasureConfig, merged.get("measure") or {}, MeasureConfig(), f"{where} measure")
+    measure_raw, batch_sizes = merged.get("measure") or {}, None
+    if isinstance(measure_raw, dict):  # batch_sizes is a list: checked here, not by type
+        measure_raw = dict(measure_raw)
+        batch_sizes = measure_raw.pop("batch_sizes", None)
+    measure = _dataclass_from(MeasureConfig, measure_raw, MeasureConfig(), f"{where} measure")
+    if batch_sizes is not None:
+        if (not isinstance(batch_sizes, list) or not batch_sizes
+                or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in batch_sizes)
+                or len(set(batch_sizes)) != len(batch_sizes)):
+            raise UserError(f"measure.batch_sizes in {where} must be a list of distinct positive integers, "
+                            f"e.g. [1, 8, 64, 256], got {batch_sizes!r}")
+        measure = replace(measure, batch_sizes=tuple(batch_sizes))
     if measure.repetitions < 6:
         raise UserError(f"measure.repetitions in {where} is {measure.repetitions}; use at least 6 "
                         "(the fewest for a distribution-free 95% CI of the median)")
@@ -121,12 +132,17 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
     if not isinstance(allow_estimate, bool):
         raise UserError(f"'allow_estimate' in {where} must be true or false")
 
+    device = merged.get("device", "auto")
+    from harness.device import parse as parse_device
+
+    parse_device(device, f"'device' in {where}")
+
     suite = Suite(
         name=name, path=where, profile=profile,
         description=str(merged.get("description", "")),
         task=task, models=tuple(models), variants=tuple(variants), seeds=tuple(seeds),
-        measure=measure, meter=str(merged.get("meter", "auto")), allow_estimate=allow_estimate,
-        resolved=merged,
+        measure=measure, meter=_meter(merged.get("meter", "auto"), where), allow_estimate=allow_estimate,
+        resolved=merged, device=device,
     )
     _check_references(suite)
     return suite
@@ -151,7 +167,17 @@ def _check_references(suite: Suite) -> None:
         technique = compress.TECHNIQUES.get(v.technique)()
         technique.validate(v.params, f"{where} variant {v.id!r}", {m.name for m in suite.models})
         known.add(v.id)
-    meters.check_name(suite.meter, where)
+    meters.check_name(suite.meter.name, where)
+
+
+def _meter(raw: Any, where: str) -> MeterConfig:
+    """``meter: auto`` is shorthand for ``meter: {name: auto}``."""
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    cfg = _dataclass_from(MeterConfig, raw, MeterConfig(), f"{where} meter")
+    if cfg.gpu_idle not in GPU_IDLE:
+        raise UserError(f"meter.gpu_idle in {where} must be one of {', '.join(GPU_IDLE)}, not {cfg.gpu_idle!r}")
+    return cfg
 
 
 def _train(raw: Any, base: TrainConfig, where: str) -> TrainConfig:
@@ -164,6 +190,8 @@ def _train(raw: Any, base: TrainConfig, where: str) -> TrainConfig:
         raise UserError(f"{where}: schedule must be 'constant' or 'linear', not {cfg.schedule!r}")
     if not 0 <= cfg.warmup_fraction < 1:
         raise UserError(f"{where}: warmup_fraction must be in [0, 1)")
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"{where}: precision must be one of {', '.join(PRECISIONS)}, not {cfg.precision!r}")
     return cfg
 
 

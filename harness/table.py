@@ -28,7 +28,7 @@ from harness.records import RunRecord
 CV_WARN = 0.05
 
 COLUMNS = [
-    "suite", "task", "model", "variant_id", "variant", "parent", "params_desc", "seeds",
+    "suite", "task", "model", "variant_id", "variant", "parent", "params_desc", "seeds", "device",
     "params", "nonzero_params", "size_bytes", "sparsity", "sparsity_exploited",
     "flops_per_inference", "train_flops", "n_eval",
     "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi", "accuracy_ci_method", "accuracy_seed_std",
@@ -117,11 +117,12 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
     create = [w for r in group for w in r.train.windows()]
     test = _vs_parent(group, by_key) if first.parent else None
     info = first.technique_info
-    unc = {c.uncertainty_rel for r in group for w in r.inference.windows for c in w.components}
+    # stated uncertainty of each window (NVML's +-5 W is a different fraction in each)
+    unc = stats.median([w_unc(w) for r in group for w in r.inference.windows])
     return {
         "suite": first.suite, "task": first.task, "model": first.architecture or first.model,
         "variant_id": first.variant_id, "variant": first.variant, "parent": first.parent or "-",
-        "params_desc": _describe(first.params), "seeds": len(group),
+        "params_desc": _describe(first.params), "seeds": len(group), "device": device_label(group),
         "params": first.n_params, "nonzero_params": first.n_nonzero_params or first.n_params,
         "size_bytes": first.size_bytes, "sparsity": info.get("sparsity"),
         "sparsity_exploited": info.get("sparsity_exploited", "-"),
@@ -147,8 +148,67 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
         "inferences_per_s": stats.median([x for r in group for x in r.inference.rates()]),
         "correct_per_J": acc / j_med,
         "energy_method": energy_method(group),
-        "energy_uncertainty": "+-" + "/".join(f"{u:.0%}" for u in sorted(unc)),
+        "energy_uncertainty": f"+-{100 * unc:.2g}%",
     }
+
+
+def w_unc(window: records.Window) -> float:
+    """A window's stated relative uncertainty (its components' errors added)."""
+    return sum(c.energy_j * c.uncertainty_rel for c in window.components) / window.energy_j
+
+
+def device_label(group: list[RunRecord]) -> str:
+    """``cpu`` or ``cuda:0 (NVIDIA H100 80GB HBM3)``; several joined when seeds differ."""
+    names = sorted({r.device.get("name", "cpu") + (f" ({r.device['model']})" if r.device.get("model") else "")
+                    for r in group})
+    return ", ".join(names)
+
+
+BATCH_COLUMNS = ["suite", "task", "variant_id", "device", "batch_size", "J_per_inference",
+                 "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi", "J_per_inference_net",
+                 "inferences_per_s", "ratio_to_table_batch", "energy_method"]
+
+
+def build_batch_table(recs: list[RunRecord]) -> pd.DataFrame:
+    """One row per (variant, batch size) where a suite measured several batch sizes
+    (``measure.batch_sizes``); empty otherwise. ratio_to_table_batch is the row's median
+    J/inference over the variant's at the main table's batch size."""
+    ok = [r for r in recs if r.ok and r.inference_sweep]
+    groups: dict[tuple[str, str, str], list[RunRecord]] = {}
+    for r in ok:
+        groups.setdefault((r.suite, r.task, r.variant_id), []).append(r)
+    rows = []
+    for (suite, task, vid), group in groups.items():
+        table_j = stats.median([j for r in group for j in r.inference.j_per_inference()])
+        sizes = sorted({inf.batch_size for r in group for inf in r.inferences()})
+        for size in sizes:
+            infs = [inf for r in group for inf in r.inferences() if inf.batch_size == size]
+            per = [j for inf in infs for j in inf.j_per_inference()]
+            lo, hi = stats.median_ci(per)
+            rows.append({"suite": suite, "task": task, "variant_id": vid, "device": device_label(group),
+                         "batch_size": size, "J_per_inference": stats.median(per),
+                         "J_per_inference_within_run_ci95_lo": lo, "J_per_inference_within_run_ci95_hi": hi,
+                         "J_per_inference_net": stats.median([j for inf in infs for j in inf.j_per_inference(net=True)]),
+                         "inferences_per_s": stats.median([x for inf in infs for x in inf.rates()]),
+                         "ratio_to_table_batch": stats.median(per) / table_j,
+                         "energy_method": "+".join(sorted({w.method for inf in infs for w in inf.windows}))})
+    return pd.DataFrame(rows, columns=BATCH_COLUMNS)
+
+
+def cross_check_notes(recs: list[RunRecord]) -> list[str]:
+    """Per GPU: how NVML's sampled-power integral agreed with its energy counter over the
+    same windows (polled / counter, median and range), where a suite asked for it."""
+    ratios: dict[str, list[float]] = {}
+    for r in (r for r in recs if r.ok):
+        for inf in r.inferences():
+            for w in inf.windows:
+                counter = {c.component: c.energy_j for c in w.components}
+                for c in w.cross_check:
+                    if counter.get(c.component, 0) > 0:
+                        ratios.setdefault(c.component, []).append(c.energy_j / counter[c.component])
+    return [f"NVML cross-check, {comp}: polled power integral / energy counter = {stats.median(v):.3f} "
+            f"(median; range {min(v):.3f}-{max(v):.3f}) over {len(v)} inference windows; the counter is the figure "
+            "used" for comp, v in sorted(ratios.items())]
 
 
 def build_table(recs: list[RunRecord]) -> pd.DataFrame:

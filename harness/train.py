@@ -2,6 +2,12 @@
 
 Every model family speaks ``module(**batch) -> logits``, so images and token sequences
 share this loop. The whole loop runs inside one energy window owned by the caller.
+
+It runs where the module is: the caller puts the module on the run's device, and the
+training tensors follow it there once, before the first step (so no host-to-device copy
+sits in the loop). ``precision`` bf16/fp16 runs the forward and loss under autocast,
+with a GradScaler for fp16; weights and optimizer state stay fp32. The running loss is
+summed on the device, so the loop never waits for the GPU between steps.
 """
 
 from __future__ import annotations
@@ -15,8 +21,18 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from harness.models import Encoded
 from harness.config import TrainConfig
+from harness.models import Encoded, module_device
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def unsupported_precision(precision: str, device: torch.device) -> str | None:
+    """None if ``precision`` can train on ``device``, else why not (in one line)."""
+    if precision == "fp16" and device.type != "cuda":
+        return ("train.precision fp16 needs a CUDA device (fp16 autocast and GradScaler); use bf16 or fp32 on the "
+                "CPU, or run with --device cuda")
+    return None
 
 
 @dataclass(frozen=True)
@@ -39,38 +55,50 @@ def lr_lambda(cfg: TrainConfig, total_steps: int):
     return factor
 
 
-#: loss(logits, batch indices) -> scalar; the default is cross-entropy on the labels.
+#: loss(logits, batch indices on the module's device) -> scalar; the default is
+#: cross-entropy on the labels.
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def train(module: nn.Module, data: Encoded, cfg: TrainConfig, seed: int, desc: str = "train",
           loss_fn: LossFn | None = None) -> TrainStats:
+    device = module_device(module)
+    why = unsupported_precision(cfg.precision, device)
+    if why:
+        raise ValueError(why)  # the runner checks this before any window opens
+    data = data.to(device)
     n = len(data)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, total_steps))
-    order = torch.Generator().manual_seed(seed)  # the data order is part of the seed
+    amp = AUTOCAST.get(cfg.precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+    order = torch.Generator().manual_seed(seed)  # the data order is part of the seed (drawn on the CPU)
     module.train()
-    step, epoch_loss = 0, 0.0
+    step, epoch_loss = 0, torch.zeros((), dtype=torch.float64, device=device)
     bar = tqdm(total=total_steps, desc=desc, unit="step", leave=False, disable=None)
     for _epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=order)
-        epoch_loss = 0.0
+        epoch_loss = torch.zeros((), dtype=torch.float64, device=device)
         for start in range(0, n, cfg.batch_size):
             idx = perm[start:start + cfg.batch_size]
-            logits = module(**data.batch(idx))
-            loss = loss_fn(logits, idx) if loss_fn else F.cross_entropy(logits, data.labels[idx])
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                logits = module(**data.batch(idx))
+                idx = idx.to(device)
+                loss = loss_fn(logits, idx) if loss_fn else F.cross_entropy(logits, data.labels[idx])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)  # clip the true gradients (a no-op unless fp16)
             # Clipping keeps from-scratch transformers stable at the suite's learning rates.
             torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
-            epoch_loss += loss.item() * len(idx)
+            epoch_loss += loss.detach().double() * len(idx)
             step += 1
             bar.update(1)
-        bar.set_postfix(loss=f"{epoch_loss / n:.3f}")
+        bar.set_postfix(loss=f"{epoch_loss.item() / n:.3f}")
     bar.close()
     module.eval()
-    return TrainStats(steps=step, samples=cfg.epochs * n, final_loss=epoch_loss / n)
+    return TrainStats(steps=step, samples=cfg.epochs * n, final_loss=epoch_loss.item() / n)

@@ -24,6 +24,7 @@ from harness import cache as cache_mod
 from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES, CompressContext, Technique, VariantSkipped
 from harness.config import ModelConfig, Suite, TrainConfig
+from harness.device import CPU, Device
 from harness.evaluate import predict_logits
 from harness.files import digest
 from harness.meters import EnergyMonitor, Measurement
@@ -53,9 +54,15 @@ def task_fingerprint(task: TaskData) -> str:
 
 @dataclass
 class Built:
-    module: nn.Module
+    module: nn.Module  # as created or cached: what children derive from, what is sized
     bundle: ModelBundle
     model_name: str  # the suite model whose architecture and encoder it has
+    runnable: nn.Module | None = None  # as it runs, where the technique finalizes it (2:4 kernels)
+
+    @property
+    def runs(self) -> nn.Module:
+        """The module evaluated and measured."""
+        return self.runnable if self.runnable is not None else self.module
 
 
 @dataclass
@@ -77,6 +84,7 @@ class Workshop:
     specs: list[RunSpec]
     cache: ArtifactCache | None = None
     log: Callable[[str], None] = print
+    device: Device = CPU
     _encoded: dict[tuple, Encoded] = field(default_factory=dict)
     _built: dict[tuple[str, int], Built] = field(default_factory=dict)
     _skipped: dict[tuple[str, int], str] = field(default_factory=dict)
@@ -90,7 +98,10 @@ class Workshop:
 
     # -- encoders ---------------------------------------------------------------------
     def build(self, model: ModelConfig) -> ModelBundle:
-        return MODELS.get(model.family)(self.task, **model.options)
+        """A fresh module of ``model``'s architecture, on the run's device, and its encoder."""
+        bundle = MODELS.get(model.family)(self.task, **model.options)
+        bundle.module.to(self.device.torch)
+        return bundle
 
     def encode_train(self, model_name: str, bundle: ModelBundle, cfg: TrainConfig) -> Encoded:
         """Tokenize once per model and training budget: the same tensors serve every seed."""
@@ -113,6 +124,7 @@ class Workshop:
             parent = self.artifact_key(self.by_id[(spec.parent, spec.seed)]) if spec.parent else None
             self._keys[k] = digest({
                 "artifact_version": cache_mod.ARTIFACT_VERSION, "code": cache_mod.code_digest(),
+                "device": self.device.cache_tag,  # a module trained on a GPU is not the CPU one
                 "torch": torch.__version__, "transformers": metadata.version("transformers"),
                 "task": self.suite.task.name, "task_options": self.suite.task.options, "data": self.data_fp,
                 "model": asdict(spec.model), "train": asdict(spec.train), "seed": spec.seed,
@@ -151,6 +163,13 @@ class Workshop:
                     "variant": spec.key, "model_name": made.built.model_name, "measured_at": now(),
                     "host": self.monitor.host,
                     "windows": {k: w.to_dict() for k, w in made.windows.items()}, "info": made.info})
+        if technique is not None and technique.finalizes:  # on a copy: children derive from the created module
+            try:
+                made.built.runnable = technique.finalize(copy.deepcopy(made.built.module), spec.params, made.info,
+                                                         self.device)
+            except VariantSkipped as why:
+                self._skipped[(spec.variant_id, spec.seed)] = str(why)
+                raise
         self._built[(spec.variant_id, spec.seed)] = made.built
         return made
 
@@ -194,7 +213,7 @@ class Workshop:
         ctx = CompressContext(
             variant_id=spec.variant_id, model_name=parent.model_name, parent=copy.deepcopy(parent.module),
             parent_bundle=parent.bundle, params=spec.params, train_cfg=spec.train, seed=spec.seed,
-            task=self.task, monitor=self.monitor, models=self.models, build=self.build,
+            task=self.task, monitor=self.monitor, models=self.models, build=self.build, device=self.device,
             encode_train=self.encode_train,
             teacher_logits=lambda cfg: self.teacher_logits(parent, parent_spec, cfg, spec.variant_id),
         )

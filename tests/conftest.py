@@ -13,13 +13,24 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: int = 900):
-    """Run ``python -m harness`` for real, as a user would; returns the CompletedProcess."""
+def run_cli(*args: str, env: dict[str, str | None] | None = None, cwd: Path = ROOT, timeout: int = 900):
+    """Run ``python -m harness`` for real, as a user would; returns the CompletedProcess.
+
+    GPUs are hidden (CUDA_VISIBLE_DEVICES="") unless ``env`` sets it: the CLI tests are CPU
+    runs on every machine, so they pass alike with and without a GPU; the GPU tests pass
+    ``gpu_env()``."""
     full_env = {k: v for k, v in os.environ.items() if k != "JOULEBENCH_DATA"}
     full_env["HF_HUB_OFFLINE"] = "1"  # tests never touch the Hub
+    full_env["CUDA_VISIBLE_DEVICES"] = ""
     full_env.update(env or {})
+    full_env = {k: v for k, v in full_env.items() if v is not None}  # None: unset it
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def gpu_env() -> dict[str, str | None]:
+    """The caller's own GPU visibility (None: unset), for the tests that run on a GPU."""
+    return {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +64,9 @@ def digits_run(tmp_path_factory, cache_dir: Path) -> Path:
     """One real quick digits run, shared by the tests that read its outputs. It fills a
     fresh artifact cache, which the cache test then reuses."""
     out = tmp_path_factory.mktemp("runs") / "digits"
-    proc = run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(out),
+    # --device cpu: the CPU ladder (int8 runs, fp16 is skipped) on any machine; a GPU
+    # box meters it with RAPL or the estimate and leaves its idle GPUs out
+    proc = run_cli("run", "benchmarks/digits.yaml", "--quick", "--device", "cpu", "--out", str(out),
                    env={"JOULEBENCH_CACHE": str(cache_dir)})
     assert proc.returncode == 0, proc.stderr
     (out / "stdout.txt").write_text(proc.stdout)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness.table import COLUMNS
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, gpu_env, run_cli
 
 
 def check_run_dir(out: Path, n_eval: int, chance: float) -> pd.DataFrame:
@@ -149,6 +149,7 @@ def test_run_all_skips_unreachable_sst2_with_one_line(tmp_path: Path) -> None:
     shutil.copytree(ROOT, clone, ignore=shutil.ignore_patterns("results", ".git", "__pycache__", "*.egg-info"))
     env = {k: v for k, v in os.environ.items() if k != "JOULEBENCH_DATA"}
     env["HF_HUB_OFFLINE"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU run on every machine, like the other CLI tests
     proc = subprocess.run(["./run_all.sh", "--quick"], cwd=clone, env=env, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr
@@ -181,3 +182,24 @@ def test_variants_are_measured_in_interleaved_rounds(digits_run: Path) -> None:
         assert sorted(in_round) == sorted(r["variant_id"] for r in ok)  # every variant once per round
     firsts = [slots[rnd * n] for rnd in range(reps)]
     assert len(set(firsts)) == min(n, reps)  # the starting variant rotates
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_digits_quick_on_the_gpu(tmp_path: Path) -> None:
+    """Where a GPU exists: the same suite on cuda:0, metered by NVML (the run's GPU only),
+    fp16 runs for real and int8 is a one-line skip."""
+    out = tmp_path / "gpu"
+    proc = run_cli("run", "benchmarks/digits.yaml", "--quick", "--device", "cuda", "--out", str(out), "--no-cache",
+                   env=gpu_env())
+    assert proc.returncode == 0, proc.stderr
+    env = json.loads((out / "environment.json").read_text())
+    assert env["device"]["type"] == "cuda" and env["device"]["model"]
+    assert "nvml" in env["meter"] and "gpu0" in env["idle_w"]
+    table = pd.read_csv(out / "table.csv").set_index("variant_id")
+    assert "cnn.fp16" in table.index and table.loc["cnn", "device"].startswith("cuda:0")
+    assert "skipped cnn.int8 (seed 0): int8 on a GPU" in (out / "table.md").read_text()
+    for line in (out / "records.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["status"] == "ok":
+            comps = {c["component"] for w in rec["inference"]["windows"] for c in w["components"]}
+            assert {c for c in comps if c.startswith("gpu")} == {"gpu0"}

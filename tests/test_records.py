@@ -92,3 +92,6 @@ def test_schema_2_golden_records_upgrade() -> None:
     assert ok.schema_version == records.SCHEMA and ok.fingerprint["git_commit"].startswith("15e8bd1")
     assert ok.eval.correct == sum(ok.eval.correct_mask()) and len(ok.inference.j_per_inference()) == 7
     assert all(w.host == "" and w.provenance == "estimate" for w in ok.inference.windows)
+    # before schema 4 no tensor left the CPU: the upgrade says so instead of leaving it blank
+    assert ok.device["type"] == "cpu" and ok.train.precision == "fp32" and ok.inference_sweep == []
+    assert all(w.cross_check == [] for w in ok.inference.windows)

@@ -10,7 +10,7 @@ from harness import plan, suite
 from harness.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.yaml"))
+BENCHMARKS = sorted((ROOT / "benchmarks").rglob("*.yaml"))  # the GPU suites too: they parse anywhere
 
 MINIMAL = {
     "name": "t",
@@ -23,7 +23,7 @@ MINIMAL = {
 @pytest.mark.parametrize("profile", suite.PROFILES)
 def test_every_benchmark_parses(path: Path, profile: str) -> None:
     s = suite.load(path, profile)
-    assert s.name == path.stem
+    assert s.name == (path.stem if path.parent.name == "benchmarks" else f"{path.stem}_{path.parent.name}")
     assert s.models and s.seeds
     assert s.measure.repetitions >= 6
     specs = plan.expand(s)
@@ -64,6 +64,14 @@ def test_model_train_overrides_suite_default() -> None:
     ({"train": {"lr": "fast"}}, "lr must be float"),
     ({"train": {"schedule": "cosine"}}, "schedule"),
     ({"meter": "wattmeter"}, "unknown meter 'wattmeter'"),
+    ({"meter": {"name": "auto", "gpu_idle": "maybe"}}, "gpu_idle"),
+    ({"meter": {"name": "auto", "crosscheck": True}}, "unknown suite key 'crosscheck'"),
+    ({"device": "gpu"}, "auto, cpu, cuda or cuda:N"),
+    ({"device": "cuda:first"}, "auto, cpu, cuda or cuda:N"),
+    ({"train": {"precision": "fp8"}}, "precision must be one of fp32, bf16, fp16"),
+    ({"measure": {"batch_sizes": [0, 8]}}, "batch_sizes"),
+    ({"measure": {"batch_sizes": 8}}, "batch_sizes"),
+    ({"measure": {"include_transfer": "yes"}}, "include_transfer must be bool"),
     ({"variants": [{"id": "cnn.x", "parent": "ghost", "technique": "prune"}]}, "names parent 'ghost'"),
     ({"variants": [{"id": "cnn.x", "parent": "cnn", "technique": "origami"}]}, "unknown technique 'origami'"),
     ({"quick": {"name": "other"}}, "unknown suite key 'name'"),
@@ -75,6 +83,18 @@ def test_bad_suite_is_one_clear_line(patch: dict, needle: str) -> None:
     message = str(err.value)
     assert needle in message
     assert "\n" not in message
+
+
+def test_device_meter_and_precision_keys() -> None:
+    raw = dict(MINIMAL, device="cuda:1", meter={"name": "auto", "gpu_idle": "include", "cross_check": True},
+               train={"precision": "bf16"}, measure={"batch_size": 8, "batch_sizes": [1, 8, 64]})
+    s = suite.parse(raw, "x.yaml")
+    assert s.device == "cuda:1" and s.meter.gpu_idle == "include" and s.meter.cross_check
+    assert s.models[0].train.precision == "bf16"
+    assert s.measure.all_batch_sizes() == (8, 1, 64)
+    plain = suite.parse(dict(MINIMAL), "x.yaml")
+    assert plain.device == "auto" and plain.meter.name == "auto" and plain.meter.gpu_idle == "exclude"
+    assert plain.measure.all_batch_sizes() == (64,)
 
 
 def test_missing_required_key() -> None:

@@ -7,9 +7,10 @@ that cannot run on this machine (fp16 on a CPU) raises VariantSkipped with the r
 
 Each technique also declares its traits, so no module outside ``compress/`` needs to
 know technique names: whether its result is worth caching, whether torch's FLOP counter
-can see its kernels, which suite model's architecture the variant has, and how to
-rebuild the variant's structure from its parent for loading cached weights (the
-artifact cache stores weights only, never pickled modules).
+can see its kernels, which suite model's architecture the variant has, how to rebuild
+the variant's structure from its parent for loading cached weights (the artifact cache
+stores weights only, never pickled modules), and how to finalize it for running (2:4
+weights handed to sparse kernels).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
+from harness.device import CPU, Device
 from harness.errors import UserError
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded, ModelBundle
@@ -48,6 +50,7 @@ class CompressContext:
     #: (budget) -> (the parent's logits over those training examples, the window that
     #: computed them or None when they were already computed and charged once)
     teacher_logits: Callable[[TrainConfig], tuple[Any, Measurement | None]] | None = None
+    device: Device = CPU  # where the run's modules live (the parent is already there)
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Technique:
     #: torch's FLOP counter cannot see this variant's kernels (int8 linear counts 0), so
     #: the variant reports its parent's FLOPs, labelled as such.
     flops_from_parent = False
+    #: ``finalize`` turns the created module into another one to run.
+    finalizes = False
 
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
         """Check params at suite load; ``models`` are the suite's model names."""
@@ -86,6 +91,18 @@ class Technique:
         module of the variant's architecture, ``info`` what ``apply`` recorded. The
         default, the parent's own structure, fits techniques that change values only."""
         return parent
+
+    def counts_flops_on_parent(self, params: Mapping[str, Any]) -> bool:
+        """Whether this variant reports its parent's FLOPs (``flops_from_parent``, or
+        per variant where only some parameters hide the kernels from torch's counter)."""
+        return self.flops_from_parent
+
+    def finalize(self, module: nn.Module, params: Mapping[str, Any], info: dict[str, Any], device: Any) -> nn.Module:
+        """The module as it will run (evaluated and measured), made from a private copy of
+        the created (or cached) one: e.g. weights handed to special kernels. Called only
+        where ``finalizes``; not stored in the cache, redone on every load. May update
+        ``info`` and raise VariantSkipped."""
+        return module
 
     def apply(self, ctx: CompressContext) -> CompressResult:
         raise NotImplementedError

@@ -57,11 +57,12 @@ class Distill(Technique):
             with ctx.monitor.window(f"{ctx.variant_id}:teacher_logits") as out:
                 teacher = predict_logits(ctx.parent, teacher_data, 128)
             windows["teacher_logits"] = out[0]
-        soft = F.softmax(teacher / temperature, dim=-1)
+        soft = F.softmax(teacher / temperature, dim=-1).to(ctx.device.torch)
+        labels = data.labels.to(ctx.device.torch)
 
         def loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             kd = F.kl_div(F.log_softmax(logits / temperature, dim=-1), soft[idx], reduction="batchmean")
-            return alpha * temperature ** 2 * kd + (1 - alpha) * F.cross_entropy(logits, data.labels[idx])
+            return alpha * temperature ** 2 * kd + (1 - alpha) * F.cross_entropy(logits, labels[idx])
 
         with ctx.monitor.window(f"{ctx.variant_id}:create") as out:
             stats = train(student.module, data, ctx.train_cfg, ctx.seed, desc=f"distill {ctx.variant_id}", loss_fn=loss)

@@ -20,6 +20,7 @@ from torch import nn
 
 from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, VariantSkipped, require
 from harness.errors import UserError
+from harness.models import module_device
 
 DTYPES = ("int8", "bf16", "fp16")
 
@@ -60,7 +61,8 @@ def supports(dtype: str, device: str) -> str | None:
     if dtype == "fp16" and device == "cpu":
         return "fp16 inference needs a CUDA GPU (CPU fp16 matmuls are emulated and slower than fp32)"
     if dtype == "int8" and device != "cpu":
-        return "int8 dynamic quantization runs on the CPU only"
+        return ("int8 on a GPU: torch.ao dynamic quantization is CPU-only, and torchao's GPU int8 path has not been "
+                "measured on a GPU by joulebench yet, so it is not offered")
     return None
 
 
@@ -77,8 +79,7 @@ class Quantize(Technique):
 
     def apply(self, ctx: CompressContext) -> CompressResult:
         dtype = ctx.params["dtype"]
-        device = next(ctx.parent.parameters()).device.type
-        reason = supports(dtype, device)
+        reason = supports(dtype, module_device(ctx.parent).type)
         if reason:
             raise VariantSkipped(reason)
         info: dict[str, Any] = {"dtype": dtype, "train_samples": 0}

@@ -38,7 +38,7 @@ def _slice_linear(linear: nn.Linear, rows: torch.Tensor | None = None, cols: tor
         w, b = w[rows], (b[rows] if b is not None else None)
     if cols is not None:
         w = w[:, cols]
-    out = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+    out = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=w.device, dtype=w.dtype)
     with torch.no_grad():
         out.weight.copy_(w)
         if b is not None:
@@ -189,7 +189,8 @@ def keep_channels(module: nn.Module, kept_per_conv: list[list[int]]) -> dict[str
         if isinstance(m, nn.Conv2d):
             kept = torch.as_tensor(next(convs), dtype=torch.long)
             w = m.weight.detach() if kept_in is None else m.weight.detach()[:, kept_in]
-            conv = nn.Conv2d(w.shape[1], len(kept), m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
+            conv = nn.Conv2d(w.shape[1], len(kept), m.kernel_size, m.stride, m.padding, bias=m.bias is not None,
+                             device=w.device, dtype=w.dtype)
             with torch.no_grad():
                 conv.weight.copy_(w[kept])
                 if m.bias is not None:

@@ -5,13 +5,18 @@ Adding a meter is one file with a Backend subclass and one registry line below.
 components, and fills only what no counter covers with the estimate, saying so. A
 counter that exists but cannot be read stops the run with the fix, unless the suite
 (``allow_estimate: true``) or the flag ``--allow-estimate`` accepts the estimate.
+
+The meters follow the run's device: a GPU run meters exactly the GPU it uses (and
+stops if nothing can measure it: the estimate covers CPU and DRAM only); a CPU run on
+a GPU machine leaves the GPUs out, saying so, unless ``meter.gpu_idle: include``.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from typing import Any, Callable
 
+from harness.config import MeterConfig
 from harness.errors import UserError
 from harness.meters.base import Availability, Backend, Hardware, Measurement
 from harness.meters.estimate import EstimateBackend
@@ -39,25 +44,55 @@ def availability(hw: Hardware = Hardware()) -> dict[str, Availability]:
     return {name: METERS.get(name).probe(hw) for name in METERS.names()}
 
 
-def build(name: str, allow_estimate: bool = False,
+def build(cfg: MeterConfig | str = "auto", allow_estimate: bool = False,
           log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-          hw: Hardware = Hardware()) -> EnergyMonitor:
-    """A monitor for ``name``; ``auto`` takes every available counter, estimates the rest."""
-    if name != "auto":
-        cls = METERS.get(name)
+          hw: Hardware = Hardware(), device: Any = None) -> EnergyMonitor:
+    """A monitor for the meter ``cfg`` names, following ``device`` (a harness.device.Device;
+    None = the CPU). ``auto`` takes every available counter and estimates the rest."""
+    cfg = MeterConfig(name=cfg) if isinstance(cfg, str) else cfg
+    on_gpu = device is not None and device.is_cuda
+    sync = device.sync if device is not None else (lambda: None)
+    if on_gpu:
+        gpu_options: dict[str, Any] | None = {"ordinals": [device.index], "uuids": {device.index: device.uuid},
+                                              "cross_check": cfg.cross_check}
+    elif cfg.gpu_idle == "include":
+        gpu_options = {"ordinals": None, "cross_check": cfg.cross_check}  # every visible GPU: the whole box
+    else:
+        gpu_options = None
+    where = device.name if device is not None else "cpu"
+
+    def create(name: str) -> Backend:
+        return METERS.get(name).create(hw, **(gpu_options or {})) if name == "nvml" else METERS.get(name).create(hw)
+
+    if cfg.name != "auto":
+        cls = METERS.get(cfg.name)
         avail = cls.probe(hw)
         if not avail.available:
-            raise UserError(f"meter {name!r} is not available here: {avail.reason}")
-        return EnergyMonitor([cls.create(hw)])
+            raise UserError(f"meter {cfg.name!r} is not available here: {avail.reason}")
+        if cfg.name == "nvml" and gpu_options is None:
+            raise UserError("meter nvml measures GPUs, but this run uses the CPU; pass --device cuda, or set "
+                            "meter.gpu_idle: include to add the idle GPUs' draw (whole-box view)")
+        if on_gpu and "gpu" not in cls.covers_kinds:
+            raise UserError(f"meter {cfg.name!r} cannot see {where}, where this run's work happens; "
+                            "use meter: auto or nvml (pip install nvidia-ml-py), or --device cpu")
+        return EnergyMonitor([create(cfg.name)], sync=sync)
     backends: list[Backend] = []
     for counter in COUNTER_METERS:
         avail = METERS.get(counter).probe(hw)
+        if counter == "nvml" and gpu_options is None:
+            if avail.available:
+                log(f"joulebench: NVML sees GPU(s), but this run uses the CPU: their idle draw is left out of the "
+                    "energy (meter.gpu_idle: include adds it)")
+            continue
         if avail.available:
-            backends.append(METERS.get(counter).create(hw))
+            backends.append(create(counter))
         elif avail.blocked:
             if not allow_estimate:
                 raise UserError(f"{counter}: {avail.reason}; or accept an estimate with --allow-estimate")
             log(f"joulebench: {counter} present but unreadable ({avail.reason}); estimate allowed, so using it")
+        elif counter == "nvml" and on_gpu:
+            raise UserError(f"this run uses {where} but NVML cannot measure it ({avail.reason}); the GPU's energy "
+                            "cannot be estimated, so install nvidia-ml-py or run with --device cpu")
     covered = set().union(*(b.covers() for b in backends)) if backends else set()
     missing = tuple(p for p in ESTIMABLE if p not in covered)
     if missing:
@@ -65,7 +100,7 @@ def build(name: str, allow_estimate: bool = False,
         what = "no RAPL or NVML energy counter here" if not backends else f"no counter for {', '.join(missing)}"
         log(f"joulebench: {what}; that energy is an ESTIMATE: {est.formula()}")
         backends.append(est)
-    return EnergyMonitor(backends)
+    return EnergyMonitor(backends, sync=sync)
 
 
 __all__ = ["METERS", "Availability", "Backend", "EnergyMonitor", "Hardware", "Measurement", "build", "check_name"]

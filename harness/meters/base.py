@@ -30,7 +30,7 @@ class Hardware:
     read: Callable[[Path], str] = read_text
     nvml: Any = None  # the pynvml module; None imports the real one
     env: Mapping[str, str] | None = None  # None = os.environ (for CUDA_VISIBLE_DEVICES)
-    sync: Callable[[], None] | None = None  # None = torch.cuda.synchronize when CUDA is up
+    clock: Callable[[], float] | None = None  # None = time.monotonic (NVML's period probe, polling)
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,18 @@ class Backend(ABC):
     """One source of joules. ``method`` is what the table prints beside each number."""
 
     method: str = ""
+    #: What this kind of backend can measure at all: "cpu", "dram", "gpu".
+    covers_kinds: frozenset[str] = frozenset()
     #: Stated relative uncertainty of the joules (systematic, one side), e.g. 0.5 = +-50%.
     uncertainty_rel: float = 0.0
+    #: Stated absolute uncertainty of the power, in W (NVML: +-5 W); it becomes a relative
+    #: figure at each window's measured mean power.
+    uncertainty_w: float = 0.0
     #: How often the underlying counter updates, in seconds; windows are stretched to
-    #: at least 100x this so the quantisation error stays under 1%.
+    #: at least 100x this, so missing up to one update's energy stays under 1%.
     update_period_s: float = 0.0
+    #: The method of ``check_totals`` (e.g. "nvml-polled"), where there is one.
+    check_method: str = ""
 
     @classmethod
     @abstractmethod
@@ -58,7 +65,7 @@ class Backend(ABC):
         """Whether this backend can run here, and if not, why (in words a user can act on)."""
 
     @classmethod
-    def create(cls, hw: Hardware) -> "Backend":
+    def create(cls, hw: Hardware, **options: Any) -> "Backend":
         return cls()
 
     @abstractmethod
@@ -72,15 +79,19 @@ class Backend(ABC):
     def method_of(self, component: str) -> str:
         return self.method
 
-    def uncertainty_of(self, component: str) -> float:
-        return self.uncertainty_rel
+    def uncertainty(self, component: str, energy_j: float, duration_s: float) -> float:
+        """Relative uncertainty of one window's joules of ``component``."""
+        absolute = self.uncertainty_w * duration_s / energy_j if energy_j > 0 and self.uncertainty_w else 0.0
+        return self.uncertainty_rel + absolute
 
     @abstractmethod
     def totals(self) -> dict[str, float]:
         """Running totals in joules since an arbitrary origin, one per component."""
 
-    def sync(self) -> None:
-        """Wait for queued device work (e.g. CUDA kernels) before a reading."""
+    def check_totals(self) -> dict[str, float]:
+        """A second reading of the same components by another path, for cross-checks
+        only (never added to the energy); empty when there is none."""
+        return {}
 
     @abstractmethod
     def formula(self) -> str:
@@ -111,6 +122,9 @@ class Measurement:
     components: tuple[ComponentEnergy, ...]
     read_s: float = 0.0
     host: str = ""  # the machine it was measured on: cached creation energy keeps it
+    #: The same window read by a second path (NVML sampled power beside the counter);
+    #: reported as agreement, never added to the energy.
+    cross_check: tuple[ComponentEnergy, ...] = ()
 
     @property
     def energy_j(self) -> float:
@@ -134,11 +148,14 @@ class Measurement:
         return sum(c.energy_j * c.uncertainty_rel for c in self.components)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"duration_s": self.duration_s, "energy_j": self.energy_j, "net_energy_j": self.net_energy_j,
-                "idle_w": self.idle_w, "method": self.method, "read_s": self.read_s, "host": self.host,
-                "components": [asdict(c) for c in self.components]}
+        out = {"duration_s": self.duration_s, "energy_j": self.energy_j, "net_energy_j": self.net_energy_j,
+               "idle_w": self.idle_w, "method": self.method, "read_s": self.read_s, "host": self.host,
+               "components": [asdict(c) for c in self.components]}
+        if self.cross_check:
+            out["cross_check"] = [asdict(c) for c in self.cross_check]
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Measurement":
         return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0),
-                   raw.get("host", ""))
+                   raw.get("host", ""), tuple(ComponentEnergy(**c) for c in raw.get("cross_check", [])))

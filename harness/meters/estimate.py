@@ -38,6 +38,7 @@ def rss_bytes() -> int:
 
 class EstimateBackend(Backend):
     method = "estimate"
+    covers_kinds = frozenset({"cpu", "dram"})
     uncertainty_rel = UNCERTAINTY_REL
     update_period_s = 0.0
 

@@ -1,6 +1,7 @@
 """The window layer: ``begin_window(key)`` / ``end_window(key)`` over any backends.
 
-A window syncs every device, snapshots every running total, and on close subtracts.
+A window syncs the run's device (``sync``: the GPU it uses, and only that one; nothing
+on a CPU run), snapshots every running total, and on close subtracts.
 A window of 0 J or less (gross, or net of idle power) is an error here, so it can never
 reach a table. The idle baseline is measured with the same backends, so gross and net
 come from one meter.
@@ -18,11 +19,16 @@ from harness.meters.base import Backend, ComponentEnergy, Measurement
 
 
 class EnergyMonitor:
+    #: A window lasts at least this many counter updates: missing up to one update's
+    #: energy at the edges then costs at most 1%.
+    WINDOW_PERIODS = 100
+
     def __init__(self, backends: Sequence[Backend], clock: Callable[[], float] = time.perf_counter,
-                 host: str | None = None) -> None:
+                 host: str | None = None, sync: Callable[[], None] = lambda: None) -> None:
         if not backends:
             raise ValueError("an EnergyMonitor needs at least one backend")
         self.backends = tuple(backends)
+        self.sync = sync
         self.host = host if host is not None else environment.host()
         self._clock = clock
         self._open: dict[str, tuple[float, list[dict[str, float]]]] = {}
@@ -37,35 +43,45 @@ class EnergyMonitor:
 
     def min_window_s(self) -> float:
         """Windows shorter than 100 counter updates would carry >1% quantisation error."""
-        return max(100.0 * b.update_period_s for b in self.backends)
+        return max(self.WINDOW_PERIODS * b.update_period_s for b in self.backends)
 
     def _read(self) -> list[dict[str, float]]:
-        for b in self.backends:
-            b.sync()
+        self.sync()  # queued kernels land in the window that launched them
         return [b.totals() for b in self.backends]
+
+    def _read_checks(self) -> list[dict[str, float]]:
+        return [b.check_totals() for b in self.backends]
 
     def begin_window(self, key: str) -> None:
         if key in self._open:
             raise RuntimeError(f"energy window {key!r} is already open")
         totals = self._read()
-        self._open[key] = (self._clock(), totals)
+        self._open[key] = (self._clock(), totals, self._read_checks())
 
     def end_window(self, key: str) -> Measurement:
         t_read = time.perf_counter()
         try:
             totals = self._read()
+            checks = self._read_checks()
         except BaseException:
             self._open.pop(key, None)
             raise
         end = self._clock()
         read_s = time.perf_counter() - t_read
-        start, before = self._open.pop(key)
-        parts = []
+        start, before, checks_before = self._open.pop(key)
+        duration = end - start
+        parts, cross = [], []
         for i, (backend, b0, b1) in enumerate(zip(self.backends, before, totals)):
             for comp in backend.components():
-                parts.append(ComponentEnergy(comp, backend.method_of(comp), b1[comp] - b0[comp],
-                                             backend.uncertainty_of(comp), self.idle_w.get((i, comp), 0.0)))
-        m = Measurement(end - start, tuple(parts), read_s, self.host)
+                joules = b1[comp] - b0[comp]
+                parts.append(ComponentEnergy(comp, backend.method_of(comp), joules,
+                                             backend.uncertainty(comp, joules, duration),
+                                             self.idle_w.get((i, comp), 0.0)))
+        for backend, c0, c1 in zip(self.backends, checks_before, checks):
+            for comp in c1:
+                joules = c1[comp] - c0[comp]
+                cross.append(ComponentEnergy(comp, backend.check_method, joules, 0.0))
+        m = Measurement(duration, tuple(parts), read_s, self.host, tuple(cross))
         bad = [p for p in parts if p.energy_j < 0]
         if bad or m.energy_j <= 0:
             detail = ", ".join(f"{p.component}={p.energy_j:.3g} J" for p in parts)

@@ -4,26 +4,46 @@ Two paths, labelled differently because they differ in trust:
 - ``nvml``: ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load; Volta and
   newer) read at the window edges;
 - ``nvml-polled``: older GPUs have no energy counter, so a thread samples
-  ``nvmlDeviceGetPowerUsage`` (mW) every ``poll_interval_s`` and integrates with the
-  trapezoid rule; short windows are less accurate, hence the larger stated uncertainty.
+  ``nvmlDeviceGetPowerUsage`` (mW) and integrates with the trapezoid rule.
 
-``torch.cuda.synchronize()`` runs before every reading so that queued kernels land in
-the window that launched them. Devices follow ``CUDA_VISIBLE_DEVICES`` (indices or
-``GPU-`` UUIDs); set ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so CUDA and NVML agree on indices.
-The ``nvml`` module and the ``sync`` function are constructor arguments, so tests pass
-fakes at exactly this boundary.
+Which GPUs: exactly the ones the run uses. The run's CUDA ordinal is mapped to its NVML
+handle by the UUID torch reports; where torch cannot say, through
+``CUDA_VISIBLE_DEVICES`` (indices, full or prefix ``GPU-`` UUIDs), with indices trusted
+only under ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (CUDA's default order, fastest first, need
+not be NVML's). A MIG slice is refused in one line: NVML's energy is the whole board's.
+
+Update period: measured at start (as Zeus does) by reading the counter in a tight loop
+and taking the median time between changes; the minimum window is derived from it.
+
+Uncertainty, as NVIDIA documents it: board power is accurate to within +-5 W
+(``nvidia-smi --help-query-gpu``, power.draw), so a window's stated error is 5 W x its
+duration, i.e. 5 W / the measured mean power as a fraction. Sampled power carries an
+extra +-25% that we chose, not NVIDIA: on A100/H100 the sensor averages only ~25% of
+each period (Yang et al., SC'24, "Part-time power measurements"), so a polled integral
+can miss short power phases by a large margin.
+
+The ``nvml`` module is a constructor argument, so tests pass a fake at this boundary.
+The sync before each reading is the monitor's (the run's device), not this module's.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import threading
 import time
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from harness.errors import MeterError
 from harness.meters.base import Availability, Backend, Hardware
+
+#: NVIDIA's stated accuracy of board power (nvidia-smi --help-query-gpu, power.draw).
+NVIDIA_ABS_W = 5.0
+#: Our extra allowance for sampled power (see the module docstring); not NVIDIA's figure.
+POLLED_EXTRA_REL = 0.25
+#: Used only when the update period cannot be measured, and then said in the formula.
+ASSUMED_PERIOD_S = 0.1
 
 
 def _import_nvml() -> ModuleType:
@@ -32,53 +52,111 @@ def _import_nvml() -> ModuleType:
     return pynvml
 
 
-def _cuda_sync() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def visible_handles(nvml: Any, env: dict[str, str] | None = None) -> list[Any]:
+def visible_entries(env: Mapping[str, str] | None) -> list[str] | None:
+    """CUDA_VISIBLE_DEVICES as CUDA reads it (stopping at the first invalid entry), or
+    None when it is unset (every GPU visible)."""
     env = os.environ if env is None else env
     spec = env.get("CUDA_VISIBLE_DEVICES")
     if spec is None:
-        return [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
-    handles = []
+        return None
+    out = []
     for item in (s.strip() for s in spec.split(",")):
-        if not item:
-            continue
-        if item.isdigit():
-            handles.append(nvml.nvmlDeviceGetHandleByIndex(int(item)))
-        elif item.startswith(("GPU-", "MIG-")):
-            handles.append(nvml.nvmlDeviceGetHandleByUUID(item))
-        else:
+        if not (item.isdigit() or item.startswith(("GPU-", "MIG-"))):
             break  # CUDA stops at the first invalid entry; so do we
-    return handles
+        out.append(item)
+    return out
+
+
+def _by_uuid_prefix(nvml: Any, prefix: str) -> Any:
+    matches = []
+    for i in range(nvml.nvmlDeviceGetCount()):
+        h = nvml.nvmlDeviceGetHandleByIndex(i)
+        if _text(nvml.nvmlDeviceGetUUID(h)).startswith(prefix):
+            matches.append(h)
+    if len(matches) != 1:
+        raise MeterError(f"CUDA_VISIBLE_DEVICES entry {prefix!r} matches {len(matches)} GPUs in NVML; "
+                         "give a longer (unique) GPU- UUID or an index")
+    return matches[0]
+
+
+def _handle(nvml: Any, entry: str, env: Mapping[str, str], ordered: bool = True) -> Any:
+    if entry.startswith("MIG-"):
+        raise MeterError(f"the run uses MIG instance {entry}; NVML's energy counter covers the whole GPU, not one "
+                         "slice, so it cannot be attributed: run on a whole GPU, or choose meter: estimate")
+    if entry.startswith("GPU-"):
+        return _by_uuid_prefix(nvml, entry)
+    if ordered and nvml.nvmlDeviceGetCount() > 1 and env.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+        raise MeterError("several GPUs and CUDA_DEVICE_ORDER is not PCI_BUS_ID, so CUDA's GPU numbers need not be "
+                         "NVML's; export CUDA_DEVICE_ORDER=PCI_BUS_ID (or name GPUs by UUID in CUDA_VISIBLE_DEVICES)")
+    return nvml.nvmlDeviceGetHandleByIndex(int(entry))
+
+
+def select_handles(nvml: Any, ordinals: Sequence[int] | None = None, env: Mapping[str, str] | None = None,
+                   uuids: Mapping[int, str | None] | None = None) -> dict[str, Any]:
+    """``{"gpuN": handle}`` for the CUDA ordinals N the run uses; None = every visible GPU."""
+    env = os.environ if env is None else env
+    entries = visible_entries(env)
+    if entries is None:
+        entries = [str(i) for i in range(nvml.nvmlDeviceGetCount())]
+    if ordinals is None:  # the whole box: which number is which does not matter
+        return {f"gpu{k}": _handle(nvml, e, env, ordered=False) for k, e in enumerate(entries)}
+    out = {}
+    for k in ordinals:
+        uuid = (uuids or {}).get(k)
+        if uuid and not uuid.startswith("MIG-"):
+            out[f"gpu{k}"] = nvml.nvmlDeviceGetHandleByUUID(uuid)  # what torch itself reported: exact
+            continue
+        if k >= len(entries):
+            raise MeterError(f"the run uses cuda:{k} but CUDA_VISIBLE_DEVICES makes only {len(entries)} GPU(s) "
+                             "visible; check CUDA_VISIBLE_DEVICES")
+        out[f"gpu{k}"] = _handle(nvml, uuid or entries[k], env)
+    return out
+
+
+def measure_update_period(read: Callable[[], float], clock: Callable[[], float] = time.perf_counter,
+                          max_s: float = 2.0, changes: int = 8) -> float | None:
+    """Median seconds between changes of ``read()`` while polling it as fast as possible,
+    or None when it changed too rarely to tell (fewer than 4 intervals in ``max_s``)."""
+    deadline = clock() + max_s
+    last, stamps = read(), []
+    while len(stamps) <= changes and clock() < deadline:
+        value = read()
+        if value != last:
+            stamps.append(clock())
+            last = value
+    intervals = [b - a for a, b in zip(stamps, stamps[1:])]
+    return statistics.median(intervals) if len(intervals) >= 4 else None
 
 
 class NvmlBackend(Backend):
     method = "nvml"
-    uncertainty_rel = 0.05  # NVIDIA documents board power as accurate to +-5%
-    polled_uncertainty_rel = 0.10
-    update_period_s = 0.1  # conservative: counters and power samples refresh ~every 100 ms
+    covers_kinds = frozenset({"gpu"})
+    uncertainty_w = NVIDIA_ABS_W
+    uncertainty_rel = 0.0
+    check_method = "nvml-polled"
 
-    def __init__(self, nvml: Any = None, sync: Callable[[], None] = _cuda_sync, poll_interval_s: float = 0.1,
-                 env: dict[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
-                 start_thread: bool = True) -> None:
+    def __init__(self, nvml: Any = None, ordinals: Sequence[int] | None = None,
+                 uuids: Mapping[int, str | None] | None = None, env: Mapping[str, str] | None = None,
+                 poll_interval_s: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 start_thread: bool = True, cross_check: bool = False,
+                 update_period_s: float | None = None) -> None:
         self.nvml = nvml if nvml is not None else _import_nvml()
-        self._sync, self._clock = sync, clock
+        self._clock = clock
         try:
             self.nvml.nvmlInit()
-            self.handles = visible_handles(self.nvml, env)
+            selected = select_handles(self.nvml, ordinals, env, uuids)
         except self.nvml.NVMLError as exc:
             raise MeterError(f"NVML failed to start ({exc}); check the NVIDIA driver or choose meter: estimate") from None
-        if not self.handles:
+        if not selected:
             raise MeterError("no visible GPU for NVML (CUDA_VISIBLE_DEVICES is empty?); choose meter: estimate")
-        self.polled: dict[str, dict[str, float]] = {}  # component -> {t, p, j}
+        self.handles = list(selected.values())
+        self._index = {comp: i for i, comp in enumerate(selected)}
         self._methods: dict[str, str] = {}
-        for i, h in enumerate(self.handles):
-            comp = f"gpu{i}"
+        for comp, h in selected.items():
             try:
                 self.nvml.nvmlDeviceGetTotalEnergyConsumption(h)
                 self._methods[comp] = "nvml"
@@ -86,8 +164,15 @@ class NvmlBackend(Backend):
                 if getattr(exc, "value", None) != self.nvml.NVML_ERROR_NOT_SUPPORTED:
                     raise MeterError(f"NVML energy read of {comp} failed ({exc}); choose meter: estimate") from None
                 self._methods[comp] = "nvml-polled"
-                self.polled[comp] = {"t": self._clock(), "p": self._power_w(i), "j": 0.0}
-        self.poll_interval_s = poll_interval_s
+        self.cross_check = cross_check and "nvml" in self._methods.values()
+        # Power is integrated for polled GPUs, and for counter GPUs too under cross_check.
+        polled = [c for c, m in self._methods.items() if m == "nvml-polled" or self.cross_check]
+        self.period_measured = update_period_s is not None
+        if update_period_s is None:
+            update_period_s = self._measure_period()
+        self.update_period_s = update_period_s
+        self.poll_interval_s = poll_interval_s if poll_interval_s is not None else max(update_period_s / 2, 0.005)
+        self.polled = {c: {"t": self._clock(), "p": self._power_w(c), "j": 0.0} for c in polled}
         self._lock = threading.Lock()
         self._error: MeterError | None = None
         self._stop = threading.Event()
@@ -98,46 +183,64 @@ class NvmlBackend(Backend):
         methods = set(self._methods.values())
         self.method = "nvml" if methods == {"nvml"} else "nvml-polled" if methods == {"nvml-polled"} else "nvml+nvml-polled"
 
+    def _measure_period(self) -> float:
+        """The counter's update period (power's, where there is no counter), measured on
+        the first GPU; the fallback is said in the formula, never silent."""
+        comp = next(iter(self._methods))
+        h = self.handles[self._index[comp]]
+        if self._methods[comp] == "nvml":
+            read = lambda: self.nvml.nvmlDeviceGetTotalEnergyConsumption(h)  # noqa: E731
+        else:
+            read = lambda: self.nvml.nvmlDeviceGetPowerUsage(h)  # noqa: E731
+        try:
+            period = measure_update_period(read, self._clock)
+        except self.nvml.NVMLError as exc:
+            raise MeterError(f"NVML read of {comp} failed while measuring its update period ({exc})") from None
+        self.period_measured = period is not None
+        return period if period is not None else ASSUMED_PERIOD_S
+
     @classmethod
-    def create(cls, hw: Hardware) -> "NvmlBackend":
-        return cls(hw.nvml, sync=hw.sync or _cuda_sync, env=hw.env)
+    def create(cls, hw: Hardware, **options: Any) -> "NvmlBackend":
+        return cls(hw.nvml, env=hw.env, clock=hw.clock or time.monotonic, **options)
 
     @classmethod
     def probe(cls, hw: Hardware) -> Availability:
-        env = hw.env
         try:
             nvml = hw.nvml if hw.nvml is not None else _import_nvml()
         except ImportError:
             return Availability(False, "pynvml is not installed (pip install nvidia-ml-py)")
         try:
             nvml.nvmlInit()
-            handles = visible_handles(nvml, env)
+            entries = visible_entries(hw.env)
+            count = nvml.nvmlDeviceGetCount() if entries is None else len(entries)
         except nvml.NVMLError as exc:
             return Availability(False, f"NVML could not start: {exc} (no NVIDIA GPU or driver)")
-        if not handles:
+        if not count:
             return Availability(False, "NVML sees no visible GPU (CUDA_VISIBLE_DEVICES hides them all)")
-        return Availability(True, f"measures gpu0..gpu{len(handles) - 1} (energy counter or polled power)")
+        return Availability(True, f"measures the GPUs a run uses, of {count} visible (energy counter or polled power)")
 
     def method_of(self, component: str) -> str:
         return self._methods[component]
 
-    def uncertainty_of(self, component: str) -> float:
-        return self.polled_uncertainty_rel if self._methods[component] == "nvml-polled" else self.uncertainty_rel
+    def uncertainty(self, component: str, energy_j: float, duration_s: float) -> float:
+        """+-5 W over the window as a fraction of its energy (+25% for sampled power)."""
+        rel = NVIDIA_ABS_W * duration_s / energy_j if energy_j > 0 else float("inf")
+        return rel + (POLLED_EXTRA_REL if self._methods[component] == "nvml-polled" else 0.0)
 
     def components(self) -> tuple[str, ...]:
         return tuple(self._methods)
 
-    def _power_w(self, i: int) -> float:
+    def _power_w(self, comp: str) -> float:
         try:
-            return self.nvml.nvmlDeviceGetPowerUsage(self.handles[i]) / 1000.0
+            return self.nvml.nvmlDeviceGetPowerUsage(self.handles[self._index[comp]]) / 1000.0
         except self.nvml.NVMLError as exc:
-            raise MeterError(f"NVML power read of gpu{i} failed mid-window ({exc}); the window is discarded") from None
+            raise MeterError(f"NVML power read of {comp} failed mid-window ({exc}); the window is discarded") from None
 
     def sample(self) -> None:
-        """One trapezoid step for every polled GPU."""
+        """One trapezoid step for every GPU whose power is integrated."""
         with self._lock:
             for comp, state in self.polled.items():
-                now, p = self._clock(), self._power_w(int(comp[3:]))
+                now, p = self._clock(), self._power_w(comp)
                 state["j"] += (state["p"] + p) / 2 * (now - state["t"])
                 state["t"], state["p"] = now, p
 
@@ -149,19 +252,17 @@ class NvmlBackend(Backend):
                 self._error = exc
                 return
 
-    def sync(self) -> None:
-        self._sync()
-
     def totals(self) -> dict[str, float]:
         if self._error is not None:
             raise self._error
         if self.polled:
             self.sample()  # close the integral at the reading's own instant
         out = {}
-        for i, (comp, method) in enumerate(self._methods.items()):
+        for comp, method in self._methods.items():
             if method == "nvml":
                 try:
-                    out[comp] = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handles[i]) / 1000.0
+                    h = self.handles[self._index[comp]]
+                    out[comp] = self.nvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0
                 except self.nvml.NVMLError as exc:
                     raise MeterError(f"NVML energy read of {comp} failed mid-window ({exc}); "
                                      "the window is discarded") from None
@@ -169,10 +270,23 @@ class NvmlBackend(Backend):
                 out[comp] = self.polled[comp]["j"]
         return out
 
+    def check_totals(self) -> dict[str, float]:
+        """Under cross_check: integrated sampled power of the counter GPUs, read with
+        ``totals()`` (and only after it), never added to the energy."""
+        if not self.cross_check:
+            return {}
+        return {c: self.polled[c]["j"] for c, m in self._methods.items() if m == "nvml"}
+
     def formula(self) -> str:
         parts = [f"{c}: {'energy counter' if m == 'nvml' else 'polled power, trapezoid'}"
                  for c, m in self._methods.items()]
-        return f"{self.method}: NVML " + ", ".join(parts) + ", torch.cuda.synchronize() before each read"
+        period = (f"update period {self.update_period_s * 1000:.0f} ms measured at start" if self.period_measured
+                  else f"update period ASSUMED {self.update_period_s * 1000:.0f} ms (the counter changed too rarely "
+                       "to measure)")
+        unc = f"+-{NVIDIA_ABS_W:g} W (NVIDIA)" + (f" +{POLLED_EXTRA_REL:.0%} for polled power"
+                                                  if "nvml-polled" in self._methods.values() else "")
+        check = "; cross-check: polled power integrated over the same windows" if self.cross_check else ""
+        return f"{self.method}: NVML " + ", ".join(parts) + f"; {period}; {unc}; device synchronized before each read{check}"
 
     def close(self) -> None:
         self._stop.set()

@@ -67,6 +67,7 @@ def _zone(path: Path, component: str, read: Reader) -> Zone:
 
 class RaplBackend(Backend):
     method = "rapl"
+    covers_kinds = frozenset({"cpu", "dram"})
     uncertainty_rel = 0.05  # RAPL's model-based estimates track wall power within a few %
     update_period_s = 0.001  # the counters update about every millisecond
 

@@ -7,6 +7,7 @@ tensors once (pre-tokenized, so tokenization never sits inside an energy window)
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,11 +29,20 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def to(self, device: torch.device) -> "Encoded":
+        """The same split with its features and labels on ``device``. ``lengths`` stays
+        in host memory: the width of a batch is then known without waiting for a GPU."""
+        if all(v.device == device for v in self.features.values()) and self.labels.device == device:
+            return self
+        return Encoded({k: v.to(device) for k, v in self.features.items()}, self.labels.to(device), self.lengths)
+
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {k: v[idx] for k, v in self.features.items()}
-        if self.lengths is not None:  # trim padding to the longest sequence in the batch
-            width = int(self.lengths[idx].max())
-            out = {k: v[:, :width] for k, v in out.items()}
+        """The examples ``idx`` (host indices), on the split's device."""
+        width = int(self.lengths[idx].max()) if self.lengths is not None else None
+        out = {}
+        for k, v in self.features.items():
+            rows = v[idx.to(v.device)]
+            out[k] = rows[:, :width] if width is not None else rows  # trim padding to the batch's longest
         return out
 
     def buckets(self, batch_size: int) -> list[torch.Tensor]:
@@ -47,6 +57,13 @@ class ModelBundle:
     module: nn.Module
     encode: Callable[[Split], Encoded]
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module's tensors live (the CPU for one with none, e.g. int8 packed)."""
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        return t.device
+    return torch.device("cpu")
 
 
 def count_params(module: nn.Module) -> tuple[int, int]:
