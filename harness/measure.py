@@ -36,6 +36,7 @@ from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded
 
 SCHEDULE = "interleaved rounds"
+CALIBRATION_MARGIN = 1.2
 
 
 @dataclass(frozen=True)
@@ -83,16 +84,29 @@ def prepare(name: str, module: nn.Module, data: Encoded, cfg: MeasureConfig, mon
     transfer = cfg.include_transfer and device.type != "cpu"
     batches = host if transfer else [to_device(b, device) for b in host]
     target = Target(name, module, batches, len(data), 1, 0.0, batch_size, device if transfer else None)
-    with torch.inference_mode():
-        monitor.sync()  # the staging copies are done before the clock starts
-        start = time.perf_counter()
-        for _ in range(cfg.warmup):
-            target.one_pass()
-        monitor.sync()  # ... and the warm-up's kernels before it stops
-        warmup_s = time.perf_counter() - start
     min_s = max(cfg.min_window_s, monitor.min_window_s())
-    passes = max(1, math.ceil(min_s / max(warmup_s / cfg.warmup, 1e-9)))
+    with torch.inference_mode():
+        warmup_s = _timed(target, cfg.warmup, monitor)
+        # Calibrate on warm passes (the first ones pay for allocation, kernel selection,
+        # cuBLAS start-up): double the passes until they fill a tenth of a window.
+        k, elapsed = 1, _timed(target, 1, monitor)
+        while elapsed < min_s / 10:
+            k *= 2
+            elapsed = _timed(target, k, monitor)
+    # 20% to spare: the machine's speed drifts between calibration and the windows
+    passes = max(1, math.ceil(CALIBRATION_MARGIN * min_s / max(elapsed / k, 1e-9)))
     return dataclasses.replace(target, passes=passes, warmup_s=warmup_s)
+
+
+def _timed(target: Target, passes: int, monitor: EnergyMonitor) -> float:
+    """Seconds for ``passes`` passes, the device synchronised before both clock reads
+    (staging copies and earlier kernels are done before the clock starts)."""
+    monitor.sync()
+    start = time.perf_counter()
+    for _ in range(passes):
+        target.one_pass()
+    monitor.sync()
+    return time.perf_counter() - start
 
 
 def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMonitor,
