@@ -1,4 +1,5 @@
-"""Where a number was measured: package versions, CPU, GPU and driver, host, git state.
+"""Where a number was measured: package versions, CPU, GPUs and driver (every GPU the
+machine has, from NVML; the one the run used is ``device``), host, git state.
 
 Captured once per run into ``environment.json``; the part that could change a number
 (the fingerprint) is copied into every record.
@@ -55,15 +56,21 @@ def git_dirty() -> bool | None:
     return None if status is None else bool(status)
 
 
-def gpu_driver() -> str | None:
+def gpus() -> tuple[list[str] | None, str | None]:
+    """(GPU names, driver version) from NVML; (None, None) without a driver. NVML, not
+    torch.cuda, so a CPU run never initialises CUDA on the machine's GPUs."""
     try:
         import pynvml
 
         pynvml.nvmlInit()
+        names = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
+            names.append(name.decode() if isinstance(name, bytes) else name)
         version = pynvml.nvmlSystemGetDriverVersion()
-        return version.decode() if isinstance(version, bytes) else version
+        return names or None, version.decode() if isinstance(version, bytes) else version
     except Exception:  # no driver, no GPU, no pynvml: all mean "none"
-        return None
+        return None, None
 
 
 def environment(meter_method: str, formulas: list[str], device: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -74,9 +81,7 @@ def environment(meter_method: str, formulas: list[str], device: dict[str, Any] |
 
     from harness import __version__
 
-    gpu = None
-    if torch.cuda.is_available():
-        gpu = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    gpu, driver = gpus()
     return {
         "joulebench": __version__,
         "host": host(),
@@ -92,7 +97,7 @@ def environment(meter_method: str, formulas: list[str], device: dict[str, Any] |
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu,
-        "gpu_driver": gpu_driver() if gpu else None,
+        "gpu_driver": driver,
         "device": device,  # the one the run used (harness.device.Device.describe())
         "meter": meter_method,
         "meter_formulas": formulas,
