@@ -218,6 +218,11 @@ def compare(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresh
         if sa != sb:
             raise UserError(f"cannot compare {what} {', '.join(sorted(sa))} with {', '.join(sorted(sb))}; "
                             f"compare runs of the same {what}")
+    devices = [{f"{r.device.get('type', 'cpu')} {r.device.get('model') or ''}".strip() for r in side if r.ok}
+               for side in (base, new)]
+    if devices[0] != devices[1]:
+        raise UserError(f"BASE ran on {', '.join(sorted(devices[0]))} and NEW on {', '.join(sorted(devices[1]))}; "
+                        "energy per inference is not comparable across devices: compare runs on the same device")
     lines = [f"warning: {w}" for w in w1 + w2]
     unit = "windows" if th.windows_as_units else "runs"
     lines.append(f"{'variant':22s} {'acc base':>8s} {'acc new':>8s} {'delta':>8s} {'p(Holm)':>8s}  "

@@ -159,3 +159,19 @@ def test_windows_as_units_on_one_run_each(digits_run: Path, tmp_path: Path) -> N
     assert code == 1 and list(flagged(lines)) == ["cnn"], "\n".join(lines)
     lines, code = compare([base], [plant_run(digits_run, tmp_path / "aa", same)], Thresholds(windows_as_units=True))
     assert code == 0 and not flagged(lines), "\n".join(lines)
+
+
+def test_runs_on_different_devices_are_not_compared(digits_run: Path, tmp_path: Path) -> None:
+    """A GPU run's J/inference against a CPU run's is no regression test: one line, refused;
+    the same device on both sides is compared as usual (the absence of the planted thing)."""
+    from harness.errors import UserError
+
+    same = {v: 1.0 for v in VARIANTS}
+    base = plant_run(digits_run, tmp_path / "base", same)
+    gpu = plant_run(digits_run, tmp_path / "gpu", same, lambda rec: rec.update(
+        device={"name": "cuda:0", "type": "cuda", "index": 0, "model": "Fake H100", "uuid": None,
+                "capability": [9, 0], "requested": "cuda"}))
+    with pytest.raises(UserError, match="BASE ran on cpu and NEW on cuda Fake H100"):
+        compare([base], [gpu])
+    lines, code = compare([base], [plant_run(digits_run, tmp_path / "cpu", same)])
+    assert code == 0
