@@ -62,6 +62,8 @@ MAIN: list[tuple[str, Cell]] = [
     ("device", lambda r: r["device"]),
     ("accuracy (fraction) [95% CI]", lambda r: ci(r["accuracy"], r["accuracy_ci95_lo"], r["accuracy_ci95_hi"])),
     ("accuracy mean ± std over seeds", lambda r: _pm(r["accuracy"], r["accuracy_seed_std"])),
+    ("macro-F1", lambda r: fmt(r["macro_f1"])),
+    ("task metric", lambda r: "-" if r["task_metric"] == "accuracy" else f"{r['task_metric']} {fmt(r['task_metric_value'])}"),
     ("Δ accuracy vs parent (p)", _delta),
     ("J/inference gross (J) [95% CI within run]",
      lambda r: ci(r["J_per_inference"], r["J_per_inference_within_run_ci95_lo"],

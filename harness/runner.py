@@ -225,6 +225,7 @@ class Runner:
             "n_params": n_weights, "n_nonzero_params": n_nonzero, "size_bytes": size_bytes,
             "flops": flops,
             "data": {"source": self.task.source, "eval_split": self.task.eval_split,
+                     "metric": self.task.info.get("metric", "accuracy"),
                      "n_train": min(len(self.task.train), spec.train.max_samples or len(self.task.train)),
                      "n_eval": len(eval_data)},
             "train": {"epochs": spec.train.epochs, "batch_size": spec.train.batch_size, "lr": spec.train.lr,

@@ -32,6 +32,7 @@ COLUMNS = [
     "params", "nonzero_params", "size_bytes", "sparsity", "sparsity_exploited",
     "flops_per_inference", "train_flops", "n_eval",
     "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi", "accuracy_ci_method", "accuracy_seed_std",
+    "macro_f1", "task_metric", "task_metric_value",
     "accuracy_delta_vs_parent", "delta_p", "delta_test",
     "train_J", "train_J_net", "train_s",
     "J_per_inference", "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi",
@@ -46,7 +47,7 @@ UNITS = {
     "flops_per_inference": "FLOP", "train_flops": "FLOP", "accuracy_seed_std": "fraction",
     "J_per_inference_seed_std": "J", "lineage_train_J": "J", "J_at_1e3_queries": "J", "J_at_1e6_queries": "J",
     "J_at_1e9_queries": "J", "train_gCO2e": "g", "gCO2e_per_1e6_queries": "g", "break_even_inferences": "inferences",
-    "n_eval": "examples", "accuracy": "fraction", "accuracy_delta_vs_parent": "fraction",
+    "n_eval": "examples", "accuracy": "fraction", "macro_f1": "fraction", "accuracy_delta_vs_parent": "fraction",
     "train_J": "J", "train_J_net": "J", "train_s": "s", "J_per_inference": "J",
     "J_per_inference_cv": "fraction", "J_per_inference_net": "J", "idle_W": "W",
     "inferences_per_s": "1/s", "correct_per_J": "1/J",
@@ -131,6 +132,9 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
         "accuracy": acc, "accuracy_ci95_lo": interval.lo, "accuracy_ci95_hi": interval.hi,
         "accuracy_ci_method": interval.method,
         "accuracy_seed_std": stats.std([r.eval.accuracy for r in group]),
+        "macro_f1": float(np.mean([metric(r, "macro_f1") for r in group])),
+        "task_metric": first.data.get("metric", "accuracy"),
+        "task_metric_value": float(np.mean([metric(r, first.data.get("metric", "accuracy")) for r in group])),
         "accuracy_delta_vs_parent": test.delta if test else float("nan"),
         "delta_p": test.p if test else float("nan"), "delta_test": test.method if test else "-",
         "train_J": sum(w.energy_j for w in create) / len(group),
@@ -150,6 +154,22 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
         "energy_method": energy_method(group),
         "energy_uncertainty": f"+-{100 * unc:.2g}%",
     }
+
+
+def metric(rec: RunRecord, name: str) -> float:
+    """One seed's ``name`` on the eval split: accuracy, macro_f1 (the unweighted mean of
+    per-class F1 over the classes present), f1 (of label 1: GLUE's MRPC/QQP), mcc
+    (Matthews: GLUE's CoLA)."""
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    y, p = rec.eval.labels, rec.eval.predictions
+    if name == "macro_f1":
+        return float(f1_score(y, p, average="macro", labels=sorted(set(y)), zero_division=0))
+    if name == "f1":
+        return float(f1_score(y, p, pos_label=1, zero_division=0))
+    if name == "mcc":
+        return float(matthews_corrcoef(y, p))
+    return rec.eval.accuracy
 
 
 def w_unc(window: records.Window) -> float:

@@ -45,9 +45,10 @@ def task_fingerprint(task: TaskData) -> str:
     if isinstance(inputs, np.ndarray):
         h.update(np.ascontiguousarray(inputs).tobytes())
     else:
-        for text in inputs:
-            h.update(text.encode())
-            h.update(b"\0")
+        for item in inputs:  # a text, or a (text, pair) tuple
+            for text in (item if isinstance(item, tuple) else (item,)):
+                h.update(text.encode())
+                h.update(b"\0")
     h.update(task.train.labels.tobytes())
     return h.hexdigest()
 

