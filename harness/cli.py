@@ -168,8 +168,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default results/<suite>/<timestamp>-<profile>)")
     run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: do only what is missing")
     run.add_argument("--shard", metavar="i/n", help="run only shard i of n of the (variant x seed) matrix")
-    run.add_argument("--data-dir", help="folder holding GLUE-format task folders such as sst2/ "
-                                        "(default: $JOULEBENCH_DATA, else the Hub)")
+    run.add_argument("--data-dir", help="folder that a task's relative data: path is resolved against, e.g. "
+                                        "one holding sst2/ (default: $JOULEBENCH_DATA; GLUE presets: else the Hub)")
     run.add_argument("--meter", help="override the suite's meter (auto, estimate, rapl, nvml)")
     run.add_argument("--device", help="override the suite's device: auto (CUDA if torch sees a GPU, else CPU), "
                                       "cpu, cuda or cuda:N")
