@@ -61,7 +61,7 @@ def test_no_data_and_no_hub_exits_3(tmp_path: Path) -> None:
 @pytest.mark.parametrize("train_text, needle", [
     ("", "is empty"),
     ("sentence\tlabel\ngood\t1\nbad\tfilm\t0\n", "line 3: expected 2 tab-separated fields"),
-    ("sentence\tlabel\ngood\t1\nodd\t7\n", "label '7' is not in the label set"),
+    ("sentence\tlabel\ngood\t1\nodd\t7\n", "label '7' is not in labels"),
 ])
 def test_bad_tsv(tmp_path: Path, train_text: str, needle: str) -> None:
     folder = tmp_path / "data" / "sst2"

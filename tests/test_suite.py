@@ -23,7 +23,8 @@ MINIMAL = {
 @pytest.mark.parametrize("profile", suite.PROFILES)
 def test_every_benchmark_parses(path: Path, profile: str) -> None:
     s = suite.load(path, profile)
-    assert s.name == (path.stem if path.parent.name == "benchmarks" else f"{path.stem}_{path.parent.name}")
+    expected = {"gpu": f"{path.stem}_gpu"}.get(path.parent.name, path.stem)  # gpu/sst2.yaml is sst2_gpu
+    assert s.name == expected
     assert s.models and s.seeds
     assert s.measure.repetitions >= 6
     specs = plan.expand(s)
