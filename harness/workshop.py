@@ -58,7 +58,7 @@ class Built:
     module: nn.Module  # as created or cached: what children derive from, what is sized
     bundle: ModelBundle
     model_name: str  # the suite model whose architecture and encoder it has
-    runnable: nn.Module | None = None  # as it runs, where the technique finalizes it (2:4 kernels)
+    runnable: nn.Module | None = None  # as it runs: the technique's finalize (2:4 kernels), else module
 
     @property
     def runs(self) -> nn.Module:
@@ -164,10 +164,9 @@ class Workshop:
                     "variant": spec.key, "model_name": made.built.model_name, "measured_at": now(),
                     "host": self.monitor.host,
                     "windows": {k: w.to_dict() for k, w in made.windows.items()}, "info": made.info})
-        if technique is not None and technique.finalizes:  # on a copy: children derive from the created module
+        if technique is not None:
             try:
-                made.built.runnable = technique.finalize(copy.deepcopy(made.built.module), spec.params, made.info,
-                                                         self.device)
+                made.built.runnable = technique.finalize(made.built.module, spec.params, made.info, self.device)
             except VariantSkipped as why:
                 self._skipped[(spec.variant_id, spec.seed)] = str(why)
                 raise

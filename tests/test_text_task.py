@@ -67,6 +67,23 @@ def suite_file(tmp_path: Path, options: dict, variants: list | None = None) -> P
     return path
 
 
+def run_one_model(tmp_path: Path, options: dict, name: str, config: dict):
+    """The example suite with its task options updated by ``options``, and one from-config ``transformers`` model
+    plus its ``prune_heads`` (keep 1) variant, run quick through the CLI; returns
+    (run dir, the process, records by variant id)."""
+    raw = yaml.safe_load(suite_file(tmp_path, options).read_text())  # the example's options, updated
+    raw["models"] = {name: {"family": "transformers",
+                            "options": {"tokenizer": "bundled:minilm", "max_length": 32, "config": config}}}
+    raw["variants"] = [{"id": f"{name}.heads1", "parent": name, "technique": "prune_heads", "params": {"keep_heads": 1}}]
+    suite = tmp_path / f"{name}.yaml"
+    suite.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    proc = run_cli("run", str(suite), "--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    recs = {r["variant_id"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
+    return out, proc, recs
+
+
 def test_the_readme_example_runs_on_a_4_class_news_folder(tmp_path: Path) -> None:
     """The README's bring-your-own-data suite, unchanged: BERT-tiny, int8 and a distilled
     student, on text<TAB>label with string labels, train.tsv and test.tsv."""
@@ -110,23 +127,13 @@ def test_sentence_pairs_with_a_roberta_shaped_model(tmp_path: Path) -> None:
     task = TASKS.get("text_classification")(None, data=str(folder), text_column="s1", text_pair_column="s2",
                                             label_column="y")
     assert task.train.inputs[0] == rows[0][:2] and task.info["labels"] == ["different", "paraphrase"]
-    raw = yaml.safe_load(suite_file(tmp_path, {}).read_text())
-    raw["task"]["options"] = {"data": str(folder), "text_column": "s1", "text_pair_column": "s2", "label_column": "y",
-                              "eval_split": "validation"}
-    raw["models"] = {"roberta_tiny": {"family": "transformers", "options": {
-        "tokenizer": "bundled:minilm", "max_length": 32,
-        "config": {"model_type": "roberta", "num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
-                   "intermediate_size": 64}}}}
-    raw["variants"] = [{"id": "roberta_tiny.heads1", "parent": "roberta_tiny", "technique": "prune_heads",
-                        "params": {"keep_heads": 1}}]
-    suite = tmp_path / "pairs.yaml"
-    suite.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "run"
-    proc = run_cli("run", str(suite), "--quick", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
+    options = {"data": str(folder), "text_column": "s1", "text_pair_column": "s2", "label_column": "y",
+               "eval_split": "validation"}
+    config = {"model_type": "roberta", "num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
+              "intermediate_size": 64}
+    out, proc, recs = run_one_model(tmp_path, options, "roberta_tiny", config)
     table = pd.read_csv(out / "table.csv").set_index("variant_id")
     assert table.loc["roberta_tiny", "model"] == "roberta_tiny"
-    recs = {r["variant_id"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
     assert recs["roberta_tiny"]["model_info"]["architecture"] == "roberta L1 H32 A2 I64"
     # a BERT-style encoder: structured pruning handles RoBERTa too
     assert table.loc["roberta_tiny.heads1", "params"] < table.loc["roberta_tiny", "params"]
@@ -134,20 +141,10 @@ def test_sentence_pairs_with_a_roberta_shaped_model(tmp_path: Path) -> None:
 
 def test_distilbert_trains_and_structured_pruning_skips_it_in_one_line(tmp_path: Path) -> None:
     folder = dataset(tmp_path, "tsv")
-    raw = yaml.safe_load(suite_file(tmp_path, {"data": str(folder)}).read_text())
-    raw["models"] = {"distil": {"family": "transformers", "options": {
-        "tokenizer": "bundled:minilm", "max_length": 32,
-        "config": {"model_type": "distilbert", "n_layers": 1, "dim": 32, "n_heads": 2, "hidden_dim": 64}}}}
-    raw["variants"] = [{"id": "distil.heads1", "parent": "distil", "technique": "prune_heads",
-                        "params": {"keep_heads": 1}}]
-    suite = tmp_path / "distil.yaml"
-    suite.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "run"
-    proc = run_cli("run", str(suite), "--quick", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
+    config = {"model_type": "distilbert", "n_layers": 1, "dim": 32, "n_heads": 2, "hidden_dim": 64}
+    out, proc, recs = run_one_model(tmp_path, {"data": str(folder)}, "distil", config)
     md = (out / "table.md").read_text()
     assert "skipped distil.heads1 (seed 0): prune_heads cannot handle a distilbert model" in md
-    recs = {r["variant_id"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
     assert recs["distil"]["model_info"]["architecture"] == "distilbert L1 H32 A2"
     assert "Traceback" not in proc.stderr
 

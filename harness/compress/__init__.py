@@ -72,8 +72,6 @@ class Technique:
     #: torch's FLOP counter cannot see this variant's kernels (int8 linear counts 0), so
     #: the variant reports its parent's FLOPs, labelled as such.
     flops_from_parent = False
-    #: ``finalize`` turns the created module into another one to run.
-    finalizes = False
 
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
         """Check params at suite load; ``models`` are the suite's model names."""
@@ -98,10 +96,10 @@ class Technique:
         return self.flops_from_parent
 
     def finalize(self, module: nn.Module, params: Mapping[str, Any], info: dict[str, Any], device: Any) -> nn.Module:
-        """The module as it will run (evaluated and measured), made from a private copy of
-        the created (or cached) one: e.g. weights handed to special kernels. Called only
-        where ``finalizes``; not stored in the cache, redone on every load. May update
-        ``info`` and raise VariantSkipped."""
+        """The module as it will run (evaluated and measured): ``module`` itself (the
+        default), or a new one, e.g. with weights handed to special kernels. ``module``
+        must not be changed: children derive from it and the cache stores it. Redone on
+        every load; may update ``info`` and raise VariantSkipped."""
         return module
 
     def apply(self, ctx: CompressContext) -> CompressResult:

@@ -18,6 +18,7 @@ keeps the dense masked weights; the conversion is redone (in milliseconds) on lo
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping
 
 import torch
@@ -64,7 +65,6 @@ class MagnitudePrune(Technique):
     """Zeros in place: the variant keeps its parent's structure (the default rebuild)."""
 
     name = "prune"
-    finalizes = True  # 2:4 only; unstructured runs as created
 
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
         require(params, {"sparsity", "pattern"}, where)
@@ -127,6 +127,7 @@ class MagnitudePrune(Technique):
             raise VariantSkipped(why)
         from torch.sparse import to_sparse_semi_structured
 
+        module = copy.deepcopy(module)  # the created module stays dense: children derive from it
         layers = two_of_four_layers(module)
         try:
             for m in layers:

@@ -61,25 +61,28 @@ def build(cfg: MeterConfig | str = "auto", allow_estimate: bool = False,
         gpu_options = None
     where = device.name if device is not None else "cpu"
 
+    def sees_gpus(name: str) -> bool:
+        return "gpu" in METERS.get(name).covers_kinds
+
     def create(name: str) -> Backend:
-        return METERS.get(name).create(hw, **(gpu_options or {})) if name == "nvml" else METERS.get(name).create(hw)
+        return METERS.get(name).create(hw, **(gpu_options or {})) if sees_gpus(name) else METERS.get(name).create(hw)
 
     if cfg.name != "auto":
         cls = METERS.get(cfg.name)
         avail = cls.probe(hw)
         if not avail.available:
             raise UserError(f"meter {cfg.name!r} is not available here: {avail.reason}")
-        if cfg.name == "nvml" and gpu_options is None:
+        if sees_gpus(cfg.name) and gpu_options is None:
             raise UserError("meter nvml measures GPUs, but this run uses the CPU; pass --device cuda, or set "
                             "meter.gpu_idle: include to add the idle GPUs' draw (whole-box view)")
-        if on_gpu and "gpu" not in cls.covers_kinds:
+        if on_gpu and not sees_gpus(cfg.name):
             raise UserError(f"meter {cfg.name!r} cannot see {where}, where this run's work happens; "
                             "use meter: auto or nvml (pip install nvidia-ml-py), or --device cpu")
         return EnergyMonitor([create(cfg.name)], sync=sync)
     backends: list[Backend] = []
     for counter in COUNTER_METERS:
         avail = METERS.get(counter).probe(hw)
-        if counter == "nvml" and gpu_options is None:
+        if sees_gpus(counter) and gpu_options is None:
             if avail.available:
                 log(f"joulebench: NVML sees GPU(s), but this run uses the CPU: their idle draw is left out of the "
                     "energy (meter.gpu_idle: include adds it)")
@@ -90,7 +93,7 @@ def build(cfg: MeterConfig | str = "auto", allow_estimate: bool = False,
             if not allow_estimate:
                 raise UserError(f"{counter}: {avail.reason}; or accept an estimate with --allow-estimate")
             log(f"joulebench: {counter} present but unreadable ({avail.reason}); estimate allowed, so using it")
-        elif counter == "nvml" and on_gpu:
+        elif sees_gpus(counter) and on_gpu:
             raise UserError(f"this run uses {where} but NVML cannot measure it ({avail.reason}); the GPU's energy "
                             "cannot be estimated, so install nvidia-ml-py or run with --device cpu")
     covered = set().union(*(b.covers() for b in backends)) if backends else set()

@@ -31,7 +31,7 @@ class EnergyMonitor:
         self.sync = sync
         self.host = host if host is not None else environment.host()
         self._clock = clock
-        self._open: dict[str, tuple[float, list[dict[str, float]]]] = {}
+        self._open: dict[str, tuple[float, list[dict[str, float]], list[dict[str, float]]]] = {}  # start, totals, checks
         self.idle_w: dict[tuple[int, str], float] = {}  # (backend index, component) -> W
 
     @property

@@ -224,8 +224,8 @@ class NvmlBackend(Backend):
 
     def uncertainty(self, component: str, energy_j: float, duration_s: float) -> float:
         """+-5 W over the window as a fraction of its energy (+25% for sampled power)."""
-        rel = NVIDIA_ABS_W * duration_s / energy_j if energy_j > 0 else float("inf")
-        return rel + (POLLED_EXTRA_REL if self._methods[component] == "nvml-polled" else 0.0)
+        extra = POLLED_EXTRA_REL if self._methods[component] == "nvml-polled" else 0.0
+        return super().uncertainty(component, energy_j, duration_s) + extra
 
     def components(self) -> tuple[str, ...]:
         return tuple(self._methods)
