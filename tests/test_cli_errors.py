@@ -99,7 +99,7 @@ def test_meters_says_what_is_absent_and_why() -> None:
         assert state in lines[name] and avail[name].reason in lines[name]
     if not avail["rapl"].available and not avail["nvml"].available:
         assert "meter: auto -> estimate" in proc.stdout
-        assert "estimate: E = 12 W x process CPU-seconds" in proc.stdout
+        assert "estimate: E = 12 W x CPU-seconds of the process" in proc.stdout
 
 
 def test_out_is_an_existing_file(tmp_path: Path) -> None:

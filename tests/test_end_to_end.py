@@ -52,7 +52,7 @@ def check_run_dir(out: Path, n_eval: int, chance: float) -> pd.DataFrame:
         assert set(env["idle_w"]) == {"cpu", "dram"}
     md = (out / "table.md").read_text()
     if estimated:
-        assert "Energy method: estimate: E = 12 W x process CPU-seconds" in md
+        assert "Energy method: estimate: E = 12 W x CPU-seconds of the process" in md
     assert "Carbon: gCO2e = kWh x 475.0 g/kWh x PUE 1.58" in md
     check_outputs(out, table)
     return table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -78,7 +80,7 @@ def test_formula_exactly_with_fake_clocks() -> None:
     assert m.energy_j == pytest.approx(84.0)
     assert m.duration_s == pytest.approx(4.0)
     assert m.uncertainty_j == pytest.approx(42.0)  # +-50%
-    assert "10 W x process CPU-seconds" in backend.formula()
+    assert "10 W x CPU-seconds of the process and its children" in backend.formula()
 
 
 def test_zero_window_is_an_error_not_a_record() -> None:
@@ -88,3 +90,53 @@ def test_zero_window_is_an_error_not_a_record() -> None:
     wall.t += 1.0
     with pytest.raises(MeterError, match="must be positive"):
         monitor.end_window("empty")
+
+
+CHILD = """
+import sys, time
+def burn(s):
+    t = time.process_time()
+    while time.process_time() - t < s:
+        pass
+burn(float(sys.argv[1]))
+print("burnt", flush=True)
+sys.stdin.readline()  # wait for the parent
+burn(float(sys.argv[2]))
+"""
+
+
+def cpu_j(m) -> float:
+    return {c.component: c.energy_j for c in m.components}["cpu"]
+
+
+def test_a_child_process_that_ends_in_the_window_is_counted() -> None:
+    """torch.compile's C++ compiler runs in child processes: their CPU is the window's."""
+    monitor = EnergyMonitor([EstimateBackend(memory_bytes=lambda: 0)])
+    monitor.begin_window("child")
+    subprocess.run([sys.executable, "-c", CHILD, "0.4", "0"], input="go\n", text=True, check=True,
+                   capture_output=True)
+    m = monitor.end_window("child")
+    assert cpu_j(m) >= CPU_W_PER_BUSY_CPU * 0.4 * 0.95
+
+
+def test_a_running_child_is_counted_once_across_window_edges() -> None:
+    """A child that burnt 0.4 s before the window and 0.3 s inside it (reaped inside)
+    costs the window 0.3 s, not 0.7; one still running at the end is counted too."""
+    monitor = EnergyMonitor([EstimateBackend(memory_bytes=lambda: 0)])
+    child = subprocess.Popen([sys.executable, "-c", CHILD, "0.4", "0.3"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "burnt"
+    monitor.begin_window("straddle")
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    child.wait()
+    m = monitor.end_window("straddle")
+    assert CPU_W_PER_BUSY_CPU * 0.3 * 0.9 <= cpu_j(m) <= CPU_W_PER_BUSY_CPU * 0.4
+
+    monitor.begin_window("running")
+    late = subprocess.Popen([sys.executable, "-c", CHILD, "0.3", "0"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert late.stdout.readline().strip() == "burnt"
+    m = monitor.end_window("running")  # the child is still alive, waiting
+    late.communicate("go\n")
+    assert cpu_j(m) >= CPU_W_PER_BUSY_CPU * 0.3 * 0.95
