@@ -1,4 +1,5 @@
-"""Content-addressed artifact cache: trained weights and teacher logits, keyed by the
+"""Content-addressed artifact cache: trained weights, teacher logits and runtime files
+(exported .onnx), keyed by the
 hash of everything that determines them, so a rerun of an unchanged suite retrains
 nothing and a changed one retrains exactly what changed.
 
@@ -46,10 +47,12 @@ ARTIFACT_VERSION = 2
 #: The source that decides what a config trains into. Its hash is part of every key, so
 #: a nightly comparing two commits retrains what a change to training, model,
 #: compression, task or teacher-logit code could alter, and reuses everything else.
-ARTIFACT_SOURCES = ("train.py", "workshop.py", "cache.py", "evaluate.py", "models", "compress", "tasks")
+ARTIFACT_SOURCES = ("train.py", "workshop.py", "cache.py", "evaluate.py", "models", "compress", "tasks",
+                    "runtimes")
 
 MODULE = "module.safetensors"
 TENSOR = "tensor.safetensors"
+FILE = "artifact.bin"  # a runtime's file as it made it (an .onnx protobuf): bytes, never unpickled
 
 
 def default_root() -> Path:
@@ -182,3 +185,21 @@ class ArtifactCache:
 
     def put_tensor(self, key: str, tensor: torch.Tensor, meta: dict[str, Any]) -> None:
         self._put(key, TENSOR, lambda p: save_file({"t": tensor.contiguous()}, str(p)), meta)
+
+    def discard(self, key: str, why: str) -> None:
+        """Set aside an entry that read back whole but cannot be used (a file its runtime
+        refuses), so the next put rebuilds it."""
+        d = self._dir(key)
+        if d.is_dir():
+            self._discard(d, why)
+
+    def get_file(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
+        """A runtime's stored file (its bytes, sha256-checked) and its meta, or None."""
+        got = self._get(key, FILE)
+        if got is None:
+            return None
+        self.hits.append(key)
+        return got[0].read_bytes(), got[1]
+
+    def put_file(self, key: str, data: bytes, meta: dict[str, Any]) -> None:
+        self._put(key, FILE, lambda p: p.write_bytes(data), meta)

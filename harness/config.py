@@ -79,25 +79,41 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """How a model or variant runs when it is evaluated and measured: ``eager`` PyTorch
+    (the default), or a deployment runtime (``runtime: onnxruntime``, or a mapping with
+    ``name:`` and the runtime's options, e.g. ``{name: compile, mode: max-autotune}``)."""
+
+    name: str = "eager"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+EAGER = RuntimeConfig()
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     family: str
     options: Mapping[str, Any]
     train: TrainConfig
+    runtime: RuntimeConfig = EAGER
 
 
 @dataclass(frozen=True)
 class VariantConfig:
-    """A compressed variant of a parent (a model name or another variant id)."""
+    """A variant of a parent (a model name or another variant id): compressed by a
+    technique, run under another runtime, or both."""
 
     id: str
     parent: str
-    technique: str
+    technique: str | None  # None: the parent's module itself, under ``runtime``
     params: Mapping[str, Any]
     train: TrainConfig  # resolved: the variant's overrides over its architecture's budget
     #: The suite model whose architecture (and encoder) the variant has: its parent's,
     #: unless the technique says otherwise (distill: the student). Resolved at load.
     architecture: str = ""
+    runtime: RuntimeConfig = EAGER  # not inherited from the parent: every row says its own
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 The predictions are stored with the results so a variant can be tested against its
 parent on the same examples (paired McNemar), and any accuracy can be recomputed.
+A variant is evaluated as it runs: under its runtime (an exported ONNX graph, int8
+kernels, compiled code), since those change predictions.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.models import Encoded, module_device
+from harness.models import Encoded
+from harness.runtimes import Runnable, eager
 
 
 @dataclass(frozen=True)
@@ -26,14 +29,13 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def predict_logits(module: nn.Module, data: Encoded, batch_size: int) -> torch.Tensor:
+def predict_logits(model: nn.Module | Runnable, data: Encoded, batch_size: int) -> torch.Tensor:
     """Logits for every example, in the split's own order (length buckets undone), in
-    host memory; computed where the module is."""
-    module.eval()
-    data = data.to(module_device(module))
+    host memory; computed by the runnable (a module: eagerly, where it is)."""
+    run = eager(model) if isinstance(model, nn.Module) else model
     out: torch.Tensor | None = None
     for idx in data.buckets(batch_size):
-        logits = module(**data.batch(idx)).float().cpu()
+        logits = run.logits(run(run.stage(data.batch(idx))))
         if out is None:
             out = torch.empty(len(data), logits.shape[-1])
         out[idx] = logits
@@ -41,7 +43,7 @@ def predict_logits(module: nn.Module, data: Encoded, batch_size: int) -> torch.T
     return out
 
 
-def evaluate(module: nn.Module, data: Encoded, batch_size: int) -> EvalResult:
-    preds = predict_logits(module, data, batch_size).argmax(dim=-1).numpy()
+def evaluate(model: nn.Module | Runnable, data: Encoded, batch_size: int) -> EvalResult:
+    preds = predict_logits(model, data, batch_size).argmax(dim=-1).numpy()
     labels = data.labels.cpu().numpy()
     return EvalResult(int((preds == labels).sum()), len(labels), preds.tolist())

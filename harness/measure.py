@@ -16,6 +16,11 @@ host-to-device copy sits in a window unless the suite asks for it
 for the device before it reads the clock, and every window edge does (the monitor's
 sync). One variant is measured at every batch size in ``measure.batch_sizes``, each
 its own target in the same interleaved rounds.
+
+The loop runs a runtime's Runnable (runtimes/): its inputs are staged once per batch
+in the runtime's own form (device tensors for PyTorch, numpy arrays for ONNX Runtime),
+and a window calls it on them, nothing else. For a runtime that compiles, the count of
+compiled graphs is read around every window, and any growth is recorded.
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harness.config import MeasureConfig
-from harness.device import to_device
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded
+from harness.runtimes import Runnable, eager
 
 SCHEDULE = "interleaved rounds"
 CALIBRATION_MARGIN = 1.2
@@ -49,41 +54,43 @@ class InferenceResult:
     rounds: tuple[int, ...]  # the round each window belongs to
     sequence: tuple[int, ...]  # each window's place in the group's measurement order
     schedule: str = SCHEDULE
+    compiles_in_windows: int | None = None  # graphs compiled inside the windows (None: never compiles)
 
 
 @dataclass(frozen=True)
 class Target:
-    """One module at one batch size, ready to measure: its batches built (on the device,
-    or in host memory with ``transfer_to`` set) and its window length calibrated."""
+    """One runnable at one batch size, ready to measure: its batches staged (on the
+    device, or left in host memory with ``transfer`` set) and its window length calibrated."""
 
     name: str
-    module: nn.Module
-    batches: list[dict[str, Any]]
+    runnable: Runnable
+    batches: list[Any]
     n: int
     passes: int
     warmup_s: float
     batch_size: int = 0
-    transfer_to: torch.device | None = None  # copy each batch there inside the window
+    transfer: bool = False  # stage (copy to the device) each batch inside the window
 
     def one_pass(self) -> None:
-        if self.transfer_to is None:
+        run = self.runnable
+        if not self.transfer:
             for batch in self.batches:
-                self.module(**batch)
+                run(batch)
         else:
             for batch in self.batches:
-                self.module(**to_device(batch, self.transfer_to))
+                run(run.stage(batch))
 
 
-def prepare(name: str, module: nn.Module, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor,
+def prepare(name: str, model: nn.Module | Runnable, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor,
             device: torch.device = torch.device("cpu"), batch_size: int | None = None) -> Target:
-    """Build the batches where the windows will read them, warm up, and calibrate how many
+    """Stage the batches where the windows will read them, warm up, and calibrate how many
     passes over the split fill a window of at least ``min_window_s``."""
-    module.eval()
+    run = eager(model) if isinstance(model, nn.Module) else model
     batch_size = batch_size or cfg.batch_size
     host = [data.batch(idx) for idx in data.buckets(batch_size)]
     transfer = cfg.include_transfer and device.type != "cpu"
-    batches = host if transfer else [to_device(b, device) for b in host]
-    target = Target(name, module, batches, len(data), 1, 0.0, batch_size, device if transfer else None)
+    batches = host if transfer else [run.stage(b) for b in host]
+    target = Target(name, run, batches, len(data), 1, 0.0, batch_size, transfer)
     min_s = max(cfg.min_window_s, monitor.min_window_s())
     with torch.inference_mode():
         warmup_s = _timed(target, cfg.warmup, monitor)
@@ -113,6 +120,7 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
                    desc: str = "measure") -> list[InferenceResult]:
     windows: list[list[Measurement]] = [[] for _ in targets]
     sequence: list[list[int]] = [[] for _ in targets]
+    compiles: list[int | None] = [None if t.runnable.compilations() is None else 0 for t in targets]
     n = len(targets)
     with torch.inference_mode(), tqdm(total=cfg.repetitions * n, desc=desc, unit="window",
                                       leave=False, disable=None) as bar:
@@ -121,12 +129,15 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
                 i = (rnd + k) % n  # rotate the starting variant each round
                 t = targets[i]
                 key = f"{t.name}:{rnd}"
+                graphs = t.runnable.compilations()  # read outside the window
                 monitor.begin_window(key)
                 for _ in range(t.passes):
                     t.one_pass()
                 windows[i].append(monitor.end_window(key))
+                if graphs is not None:
+                    compiles[i] += t.runnable.compilations() - graphs
                 sequence[i].append(rnd * n + k)
                 bar.update()
     rounds = tuple(range(cfg.repetitions))
     return [InferenceResult(t.batch_size or cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds,
-                            tuple(q)) for t, w, q in zip(targets, windows, sequence)]
+                            tuple(q), compiles_in_windows=c) for t, w, q, c in zip(targets, windows, sequence, compiles)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from harness.config import ModelConfig, Suite, TrainConfig
+from harness.config import EAGER, ModelConfig, RuntimeConfig, Suite, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class RunSpec:
     technique: str | None = None
     parent: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    runtime: RuntimeConfig = EAGER  # how it runs when evaluated and measured
 
     @property
     def key(self) -> str:
@@ -29,18 +30,19 @@ class RunSpec:
 
     @property
     def variant(self) -> str:
-        return self.technique or "baseline"
+        """The technique; "baseline" for a model; "runtime" for its parent under another runtime."""
+        return self.technique or ("runtime" if self.parent else "baseline")
 
 
 def expand(suite: Suite) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for m in suite.models:
-        specs += [RunSpec(suite.name, m.name, m, seed, m.train) for seed in suite.seeds]
+        specs += [RunSpec(suite.name, m.name, m, seed, m.train, runtime=m.runtime) for seed in suite.seeds]
     by_name = {m.name: m for m in suite.models}
     for v in suite.variants:
         # The architecture the technique gives the variant (resolved at suite load).
-        specs += [RunSpec(suite.name, v.id, by_name[v.architecture], seed, v.train, v.technique, v.parent, v.params)
-                  for seed in suite.seeds]
+        specs += [RunSpec(suite.name, v.id, by_name[v.architecture], seed, v.train, v.technique, v.parent, v.params,
+                          v.runtime) for seed in suite.seeds]
     return specs
 
 

@@ -21,6 +21,10 @@ current one on read):
   windows' NVML cross-check readings (``cross_check``), and per-window uncertainty
   (NVML's +-5 W is a different fraction in every window). Older records ran on the
   CPU: nothing left it before version 4.
+- 5: the runtime the variant ran under (``runtime``: eager, compile, onnxruntime, its
+  options and what deploying it did), and the graphs compiled inside the inference
+  windows (``compiles_in_windows``: 0 for compiled code that is warm, None for a
+  runtime that never compiles). Older records ran eager PyTorch.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.errors import UserError
 from harness.files import read_text
 
-SCHEMA = 4
-READABLE = {1, 2, 3, 4}
+SCHEMA = 5
+READABLE = {1, 2, 3, 4, 5}
 #: What a record older than schema 4 ran on: joulebench moved no tensor off the CPU then.
 CPU_DEVICE = {"name": "cpu", "type": "cpu", "index": None, "model": None, "uuid": None, "capability": None,
               "requested": None}
+#: What a record older than schema 5 ran under.
+EAGER_RUNTIME = {"name": "eager", "options": {}, "info": {}, "artifact_key": None, "cached": None}
 RECORDS = "records.jsonl"
 ENVIRONMENT = "environment.json"
 
@@ -113,6 +119,7 @@ class Inference(_Model):
     include_transfer: bool = False  # host-to-device copies inside the windows
     rounds: list[int] = Field(default_factory=list)
     sequence: list[int] = Field(default_factory=list)
+    compiles_in_windows: int | None = None  # graphs compiled inside these windows (None: never compiles)
     windows: list[Window]
 
     def j_per_inference(self, net: bool = False) -> list[float]:
@@ -141,6 +148,7 @@ class RunRecord(_Model):
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int
     device: dict[str, Any] = Field(default_factory=lambda: dict(CPU_DEVICE))
+    runtime: dict[str, Any] = Field(default_factory=lambda: dict(EAGER_RUNTIME))
     status: str = "ok"  # or "skipped", with ``reason``
     reason: str | None = None
     meter: dict[str, Any] = Field(default_factory=dict)
@@ -196,6 +204,9 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
     if version == 3:  # every run was on the CPU; no sweep, no cross-check, fp32 training
         out.setdefault("device", dict(CPU_DEVICE))
         version = 4
+    if version == 4:  # every variant ran eager PyTorch
+        out.setdefault("runtime", dict(EAGER_RUNTIME))
+        version = 5
     out["schema"] = version
     return out
 

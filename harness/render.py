@@ -58,6 +58,7 @@ MAIN: list[tuple[str, Cell]] = [
     ("variant", lambda r: r["variant_id"]),
     ("parent", lambda r: r["parent"]),
     ("technique (params)", lambda r: f"{r['variant']} ({r['params_desc']})"),
+    ("runtime", lambda r: r["runtime"]),
     ("seeds", lambda r: fmt(r["seeds"])),
     ("device", lambda r: r["device"]),
     ("accuracy (fraction) [95% CI]", lambda r: ci(r["accuracy"], r["accuracy_ci95_lo"], r["accuracy_ci95_hi"])),

@@ -42,7 +42,20 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
     notes += cross_check_notes(recs)
     notes.append(f"Carbon: {carbon.describe()}.")
     notes.append("FLOPs: torch.utils.flop_counter over the eval split; training = 3 x forward FLOPs x examples "
-                 "(+ teacher forwards); quantized variants report their parent's FLOPs.")
+                 "(+ teacher forwards); quantized variants and rows under another runtime report their parent's FLOPs.")
+    used = sorted({r.runtime.get("name", "eager") for r in recs if r.ok} - {"eager"})
+    if used:
+        notes.append("runtime: how the row was evaluated and measured (eager PyTorch unless named). Accuracy is "
+                     "evaluated under the runtime, so its delta vs the parent (same module, eager) is the runtime's "
+                     "own effect. onnxruntime: the module exported to ONNX and run on the CPU execution provider; "
+                     "int8 there is onnxruntime's quantize_dynamic; size = the .onnx file; FLOPs are counted on the "
+                     "PyTorch module that was exported. compile: torch.compile (inductor); train J includes the cold "
+                     "compile and its warm-up over every measured batch shape.")
+    for _, row in table.iterrows():
+        if row["compiles_in_windows"] is not None and not pd.isna(row["compiles_in_windows"]) \
+                and row["compiles_in_windows"] > 0:
+            notes.append(f"WARNING: {row['variant_id']} ({row['task']}): {int(row['compiles_in_windows'])} graph(s) "
+                         "were compiled inside measured windows; its J/inference includes compilation.")
     for r in recs:
         if r.status == "skipped":
             notes.append(f"skipped {r.variant_id} (seed {r.seed}): {r.reason}")

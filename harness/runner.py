@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from harness import environment, records
+from harness import environment, records, runtimes
 from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES, VariantSkipped
 from harness.config import Suite
@@ -200,21 +200,31 @@ class Runner:
         t0 = time.perf_counter()
         try:
             made = self.workshop.obtain(spec)
+            deployed = self.workshop.deploy(spec, made)
         except VariantSkipped as why:
             self.log(f"  skipped {spec.variant_id}: {why}")
             return {**base, "status": "skipped", "reason": str(why), "meter": self._meter(),
                     "started_at": started, "finished_at": now()}
-        built, windows, info = made.built, made.windows, made.info
+        built, info = made.built, made.info
+        windows = dict(made.windows)
+        if deployed.window is not None:  # deploying is creation work: the variant's own, or on top of its technique's
+            windows["create" if "create" not in windows else "runtime"] = deployed.window
         create_j = sum(w.energy_j for w in windows.values())
-        self.log(f"  {'fetched' if made.cached else 'created'} in {time.perf_counter() - t0:.1f} s; "
+        cached = made.cached or deployed.cached
+        self.log(f"  {'fetched' if cached else 'created'} in {time.perf_counter() - t0:.1f} s; "
                  f"creation energy {create_j:.1f} J ({windows['create'].method}"
-                 f"{', measured ' + made.cached['measured_at'] if made.cached else ''})")
+                 f"{', measured ' + cached['measured_at'] if cached else ''})")
 
+        runnable = deployed.deployment.runnable
         eval_data = self.workshop.encode_eval(built.model_name, built.bundle)
-        result = evaluate(built.runs, eval_data, self.suite.measure.batch_size)
-        self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples")
-        flops = self._count_flops(spec, made, eval_data)
+        result = evaluate(runnable, eval_data, self.suite.measure.batch_size)
+        self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples"
+                 + (f" (under {spec.runtime.name})" if deployed.window is not None else ""))
+        runtime = runtimes.create(spec.runtime)
+        flops = self._count_flops(spec, made, eval_data, runtime.flops_note)
         size_bytes, n_weights, n_nonzero = state_size(built.module)
+        if deployed.deployment.size_bytes is not None:
+            size_bytes = deployed.deployment.size_bytes
         if "sparsity" not in info:
             info["sparsity"] = measured_sparsity(built.module)  # None for int8: zeros not tracked
         record = {
@@ -222,6 +232,8 @@ class Runner:
             "artifact_key": made.key, "cached": made.cached,
             "model_info": built.bundle.info, "architecture": built.model_name,
             "technique_info": info,
+            "runtime": {"name": spec.runtime.name, "options": runtime.options(), "info": deployed.deployment.info,
+                        "artifact_key": deployed.key or None, "cached": deployed.cached},
             "n_params": n_weights, "n_nonzero_params": n_nonzero, "size_bytes": size_bytes,
             "flops": flops,
             "data": {"source": self.task.source, "eval_split": self.task.eval_split,
@@ -237,7 +249,7 @@ class Runner:
             "started_at": started,
         }
         cfg = self.suite.measure
-        targets = [prepare(f"{spec.key}@bs{b}", built.runs, eval_data, cfg, self.monitor, self.device.torch, b)
+        targets = [prepare(f"{spec.key}@bs{b}", runnable, eval_data, cfg, self.monitor, self.device.torch, b)
                    for b in cfg.all_batch_sizes()]
         return Pending(record, targets)
 
@@ -249,6 +261,7 @@ class Runner:
                     "warmup_s": inference.warmup_s, "schedule": inference.schedule,
                     "include_transfer": self.suite.measure.include_transfer,
                     "rounds": list(inference.rounds), "sequence": list(inference.sequence),
+                    "compiles_in_windows": inference.compiles_in_windows,
                     "windows": [w.to_dict() for w in inference.windows]}
 
         out = {**pending.record, "inference": block(results[0]), "meter": self._meter(), "finished_at": now()}
@@ -256,12 +269,16 @@ class Runner:
             out["inference_sweep"] = [block(r) for r in results[1:]]
         return out
 
-    def _count_flops(self, spec: RunSpec, made: Made, eval_data: Encoded) -> dict[str, Any]:
+    def _count_flops(self, spec: RunSpec, made: Made, eval_data: Encoded, note: str | None = None) -> dict[str, Any]:
         """FLOPs per inference and for training (see flops.py for the conventions)."""
         key, built, info = (spec.variant_id, spec.seed), made.built, made.info
         parent_key = (spec.parent, spec.seed)
         from_parent = spec.technique is not None and TECHNIQUES.get(spec.technique)().counts_flops_on_parent(spec.params)
-        if from_parent and parent_key in self._flops:  # torch cannot see this variant's kernels
+        borrowed = spec.parent is not None and self.workshop._built[parent_key].module is built.module
+        if borrowed and parent_key in self._flops:  # the parent's module itself, run by another runtime
+            self._flops[key] = self._flops[parent_key]
+            source = f"parent's (its module, run by {spec.runtime.name})"
+        elif from_parent and parent_key in self._flops:  # torch cannot see this variant's kernels
             self._flops[key] = self._flops[parent_key]
             source = "parent's (torch's counter cannot see this variant's kernels)"
         else:
@@ -275,6 +292,8 @@ class Runner:
         train_flops = 3 * per_train_example * info.get("train_samples", 0)
         if info.get("teacher_forward_samples") and parent_key in self._flops:
             train_flops += self._flops[parent_key][1] * info["teacher_forward_samples"]
+        if note:  # the runtime runs other kernels than the ones counted
+            source = f"{source}; {note}"
         return {"per_inference": per_inf, "train": train_flops, "source": source,
                 "train_rule": "3 x forward FLOPs per example x examples (+ teacher forwards)"}
 

@@ -14,14 +14,14 @@ from typing import Any, Mapping
 
 import yaml
 
-from harness.config import (GPU_IDLE, PRECISIONS, PROFILES, MeasureConfig, MeterConfig, ModelConfig,  # noqa: F401
-                            Suite, TaskConfig, TrainConfig, VariantConfig)
+from harness.config import (EAGER, GPU_IDLE, PRECISIONS, PROFILES, MeasureConfig, MeterConfig,  # noqa: F401
+                            ModelConfig, RuntimeConfig, Suite, TaskConfig, TrainConfig, VariantConfig)
 from harness.errors import UserError
 
 TOP_KEYS = {"name", "description", "task", "models", "variants", "seeds", "train",
             "measure", "meter", "allow_estimate", "device", "quick"}
-MODEL_KEYS = {"family", "options", "train"}
-VARIANT_KEYS = {"id", "parent", "technique", "params", "train"}
+MODEL_KEYS = {"family", "options", "train", "runtime"}
+VARIANT_KEYS = {"id", "parent", "technique", "params", "train", "runtime"}
 TASK_KEYS = {"name", "options"}
 
 
@@ -76,6 +76,7 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
             family=_req(mraw, "family", str, mwhere),
             options=dict(mraw.get("options") or {}),
             train=_train(mraw.get("train") or {}, default_train, f"{mwhere}.train"),
+            runtime=_runtime(mraw.get("runtime"), f"{mwhere}.runtime"),
         ))
 
     from harness.compress import TECHNIQUES
@@ -88,17 +89,23 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
     for i, vraw in enumerate(merged.get("variants") or []):
         vwhere = f"{where} variants[{i}]"
         if not isinstance(vraw, dict):
-            raise UserError(f"{vwhere} must be a mapping with id, parent, technique")
+            raise UserError(f"{vwhere} must be a mapping with id, parent, and technique and/or runtime")
         _known(vraw, VARIANT_KEYS, vwhere)
         vtrain = vraw.get("train")
         params = dict(vraw.get("params") or {})
         vid, parent = _req(vraw, "id", str, vwhere), _req(vraw, "parent", str, vwhere)
-        technique = _req(vraw, "technique", str, vwhere)
-        architecture = TECHNIQUES.get(technique)().architecture(params, arch.get(parent, parent))
+        runtime = _runtime(vraw.get("runtime"), f"{vwhere}.runtime")
+        if "technique" not in vraw and runtime == EAGER:
+            raise UserError(f"{vwhere} ({vid}) changes nothing from its parent; set 'technique:', 'runtime:' or both")
+        technique = _req(vraw, "technique", str, vwhere) if "technique" in vraw else None
+        if technique is None and (params or vtrain):
+            raise UserError(f"{vwhere} sets params or train but no technique; add 'technique:' or drop them")
+        architecture = (TECHNIQUES.get(technique)().architecture(params, arch.get(parent, parent)) if technique
+                        else arch.get(parent, parent))
         base = budget.get(architecture if architecture != arch.get(parent) else parent, default_train)
         variants.append(VariantConfig(
             id=vid, parent=parent, technique=technique, params=params,
-            train=_train(vtrain or {}, base, f"{vwhere}.train"), architecture=architecture,
+            train=_train(vtrain or {}, base, f"{vwhere}.train"), architecture=architecture, runtime=runtime,
         ))
         budget[vid] = variants[-1].train
         arch[vid] = architecture
@@ -150,13 +157,15 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
 
 def _check_references(suite: Suite) -> None:
     """Names that point into registries or at other entries must resolve now."""
-    from harness import compress, meters, models, tasks
+    from harness import compress, meters, models, runtimes, tasks
     from harness.registry import check_options
 
     where = suite.path
     check_options(tasks.TASKS.get(suite.task.name), suite.task.options, f"{where} task.options", skip=1)
     for m in suite.models:
         check_options(models.MODELS.get(m.family), m.options, f"{where} models.{m.name}.options", skip=1)
+    for entry, label in [(m, f"models.{m.name}") for m in suite.models] + [(v, f"variant {v.id!r}") for v in suite.variants]:
+        runtimes.check(entry.runtime, f"{where} {label}.runtime")
     known = {m.name for m in suite.models}
     for v in suite.variants:
         if v.id in known:
@@ -164,10 +173,25 @@ def _check_references(suite: Suite) -> None:
         if v.parent not in known:
             raise UserError(f"variant {v.id!r} in {where} names parent {v.parent!r}, which is not defined above it; "
                             f"use one of: {', '.join(sorted(known))}")
-        technique = compress.TECHNIQUES.get(v.technique)()
-        technique.validate(v.params, f"{where} variant {v.id!r}", {m.name for m in suite.models})
+        if v.technique is not None:
+            technique = compress.TECHNIQUES.get(v.technique)()
+            technique.validate(v.params, f"{where} variant {v.id!r}", {m.name for m in suite.models})
         known.add(v.id)
     meters.check_name(suite.meter.name, where)
+
+
+def _runtime(raw: Any, where: str) -> RuntimeConfig:
+    """``runtime: onnxruntime`` is shorthand for ``runtime: {name: onnxruntime}``; the
+    mapping's other keys are the runtime's options (checked against the registry)."""
+    if raw is None:
+        return EAGER
+    if isinstance(raw, str):
+        return RuntimeConfig(raw)
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise UserError(f"{where} must be a runtime name (eager, compile, onnxruntime) or a mapping with 'name:', "
+                        f"got {raw!r}")
+    options = {k: v for k, v in raw.items() if k != "name"}
+    return RuntimeConfig(raw["name"], options) if options or raw["name"] != "eager" else EAGER
 
 
 def _meter(raw: Any, where: str) -> MeterConfig:

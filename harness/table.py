@@ -28,7 +28,7 @@ from harness.records import RunRecord
 CV_WARN = 0.05
 
 COLUMNS = [
-    "suite", "task", "model", "variant_id", "variant", "parent", "params_desc", "seeds", "device",
+    "suite", "task", "model", "variant_id", "variant", "parent", "params_desc", "runtime", "seeds", "device",
     "params", "nonzero_params", "size_bytes", "sparsity", "sparsity_exploited",
     "flops_per_inference", "train_flops", "n_eval",
     "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi", "accuracy_ci_method", "accuracy_seed_std",
@@ -38,7 +38,7 @@ COLUMNS = [
     "J_per_inference", "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi",
     "J_per_inference_cv", "J_per_inference_seed_std", "J_per_inference_net",
     "J_per_inference_net_within_run_ci95_lo", "J_per_inference_net_within_run_ci95_hi",
-    "idle_W", "inferences_per_s", "correct_per_J", "energy_method", "energy_uncertainty",
+    "idle_W", "inferences_per_s", "correct_per_J", "energy_method", "energy_uncertainty", "compiles_in_windows",
 ]
 
 # Units of the numeric columns, for the README and the markdown header.
@@ -123,7 +123,8 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
     return {
         "suite": first.suite, "task": first.task, "model": first.architecture or first.model,
         "variant_id": first.variant_id, "variant": first.variant, "parent": first.parent or "-",
-        "params_desc": _describe(first.params), "seeds": len(group), "device": device_label(group),
+        "params_desc": _describe(first.params), "runtime": runtime_label(first.runtime), "seeds": len(group),
+        "device": device_label(group),
         "params": first.n_params, "nonzero_params": first.n_nonzero_params or first.n_params,
         "size_bytes": first.size_bytes, "sparsity": info.get("sparsity"),
         "sparsity_exploited": info.get("sparsity_exploited", "-"),
@@ -153,7 +154,24 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
         "correct_per_J": acc / j_med,
         "energy_method": energy_method(group),
         "energy_uncertainty": f"+-{100 * unc:.2g}%",
+        # graphs compiled inside measured windows (compile only; must be 0)
+        "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in group) else
+                                sum(inf.compiles_in_windows or 0 for r in group for inf in r.inferences())),
     }
+
+
+def runtime_label(runtime: dict[str, Any]) -> str:
+    """``eager``, ``onnxruntime``, ``compile (mode=max-autotune)``: options that differ
+    from the runtime's defaults are shown."""
+    from harness import runtimes
+
+    name, options = runtime.get("name", "eager"), runtime.get("options") or {}
+    try:
+        defaults = runtimes.RUNTIMES.get(name)().options()
+    except Exception:  # a runtime this joulebench does not know (records from a newer one)
+        defaults = {}
+    shown = {k: v for k, v in options.items() if defaults.get(k, object()) != v}
+    return name + (f" ({_describe(shown)})" if shown else "")
 
 
 def metric(rec: RunRecord, name: str) -> float:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from harness import cache as cache_mod
+from harness import runtimes
 from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES, CompressContext, Technique, VariantSkipped
 from harness.config import ModelConfig, Suite, TrainConfig
@@ -30,6 +31,7 @@ from harness.files import digest
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import MODELS, Encoded, ModelBundle
 from harness.plan import RunSpec
+from harness.runtimes import DeployContext, Deployment
 from harness.tasks import TaskData
 from harness.train import train
 
@@ -74,6 +76,16 @@ class Made:
     windows: dict[str, Measurement]
     info: dict[str, Any]
     cached: dict[str, Any] | None = None  # {"measured_at", "host", "key"} when it came from the cache
+    key: str = ""
+
+
+@dataclass
+class Deployed:
+    """A variant as it runs under its runtime, and what deploying it cost."""
+
+    deployment: Deployment
+    window: Measurement | None  # export / quantization / compilation; None for eager
+    cached: dict[str, Any] | None = None  # {"measured_at", "host", "key"} when the artifact came from the cache
     key: str = ""
 
 
@@ -147,8 +159,11 @@ class Workshop:
                 except VariantSkipped as why:
                     self._skipped[(spec.parent, spec.seed)] = str(why)
                     raise VariantSkipped(f"its parent {spec.parent} was skipped ({why})") from None
-        key = self.artifact_key(spec)
         technique = TECHNIQUES.get(spec.technique)() if spec.technique else None
+        if spec.parent and (technique is None or
+                            technique.runtime_request(spec.params) in runtimes.create(spec.runtime).performs):
+            return self._borrow(spec)
+        key = self.artifact_key(spec)
         cacheable = technique is None or technique.cacheable
         made = self._from_cache(spec, key, technique) if cacheable else None
         if made is None:
@@ -172,6 +187,62 @@ class Workshop:
                 raise
         self._built[(spec.variant_id, spec.seed)] = made.built
         return made
+
+    def _borrow(self, spec: RunSpec) -> Made:
+        """A variant that runs its parent's module under another runtime (which may do the
+        technique's work itself, e.g. onnxruntime's int8): nothing is made in PyTorch."""
+        parent = self._built[(spec.parent, spec.seed)]
+        built = Built(parent.module, parent.bundle, parent.model_name, parent.runnable)
+        self._built[(spec.variant_id, spec.seed)] = built
+        info = {"train_samples": 0, "module": f"the parent's ({spec.parent}), run by {spec.runtime.name}"}
+        if spec.technique:
+            info["performed_by"] = spec.runtime.name
+        return Made(built, {}, info, None, self.artifact_key(self.by_id[(spec.parent, spec.seed)]))
+
+    # -- deploying --------------------------------------------------------------------
+    def deploy(self, spec: RunSpec, made: Made) -> Deployed:
+        """The variant under its runtime. Exporting, quantizing or compiling is creation
+        work in its own window; a runtime's file (an .onnx) comes from the cache when an
+        identical one was made before, charged with the window measured then."""
+        runtime = runtimes.create(spec.runtime)
+        why = runtime.unavailable(self.device)
+        if why:
+            raise VariantSkipped(why)
+        technique = TECHNIQUES.get(spec.technique)() if spec.technique else None
+        request = technique.runtime_request(spec.params) if technique else None
+        data = self.encode_eval(made.built.model_name, made.built.bundle)
+        shapes: dict[tuple, dict[str, torch.Tensor]] = {}
+        for size in self.suite.measure.all_batch_sizes():
+            for idx in data.buckets(size):
+                batch = data.batch(idx)
+                shapes.setdefault(tuple(tuple(v.shape) for v in batch.values()), batch)
+        ctx = DeployContext(spec.variant_id, made.built.runs, request if request in runtime.performs else None,
+                            list(shapes.values()), data.lengths is not None, self.device, torch.get_num_threads(),
+                            self.log)
+        if not runtime.creation_work:
+            return Deployed(runtime.deploy(ctx), None)
+        key = digest({"artifact_version": cache_mod.ARTIFACT_VERSION, "module": made.key, "request": ctx.request,
+                      **runtime.key_fields()}) if runtime.cacheable else ""
+        got = self.cache.get_file(key) if self.cache is not None and key else None
+        if got is not None:
+            artifact, meta = got
+            try:
+                deployment = runtime.deploy(ctx, artifact)
+                window = Measurement.from_dict(meta["window"])
+            except (VariantSkipped, KeyError, TypeError, ValueError) as why:  # the runtime refuses the file
+                self.cache.discard(key, f"unusable ({str(why)[:120]})")
+            else:
+                self.log(f"  cached: {runtime.name} artifact of {spec.key} (made {meta.get('measured_at', '?')} on "
+                         f"{window.host or 'an unknown host'}; its creation energy is the one measured then)")
+                return Deployed(deployment, window,
+                                {"measured_at": meta.get("measured_at"), "host": window.host, "key": key}, key)
+        self.log(f"  deploying {spec.key} on {runtime.name}")
+        with self.monitor.window(f"{spec.key}:{runtime.name}") as out:
+            deployment = runtime.deploy(ctx)
+        if self.cache is not None and runtime.cacheable and deployment.artifact is not None:
+            self.cache.put_file(key, deployment.artifact, {"variant": spec.key, "runtime": runtime.name,
+                                                           "measured_at": now(), "window": out[0].to_dict()})
+        return Deployed(deployment, out[0], None, key)
 
     def _from_cache(self, spec: RunSpec, key: str, technique: Technique | None) -> Made | None:
         """The variant from the cache: its structure rebuilt (from config, or from its

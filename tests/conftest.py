@@ -59,6 +59,24 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+def spine_suite(folder: Path) -> Path:
+    """benchmarks/digits.yaml without its runtime rows (those with ``runtime:``), for the
+    tests of the run's spine (kill, resume), which would otherwise pay a cold
+    torch.compile on every run. Returns the suite file written into ``folder``."""
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "benchmarks" / "digits.yaml").read_text())
+    for where in (raw, raw.get("quick") or {}):
+        if "variants" in where:
+            where["variants"] = [v for v in where["variants"] if "runtime" not in v]
+    path = folder / "digits_spine.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+RUNTIME_ROWS = ("cnn.ort", "cnn.ort_int8", "cnn.compiled")  # the digits suite's runtime rows
+
+
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory, cache_dir: Path) -> Path:
     """One real quick digits run, shared by the tests that read its outputs. It fills a

@@ -20,7 +20,7 @@ from harness.cache import ARTIFACT_SOURCES, ArtifactCache, source_digest
 from harness.errors import UserError
 from harness.plan import expand, shard
 from harness.suite import load
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, RUNTIME_ROWS, run_cli, spine_suite
 
 
 def run_keys(run: Path) -> list[str]:
@@ -39,13 +39,22 @@ def rerun(digits_run: Path, cache_dir: Path, tmp_path_factory) -> tuple[Path, st
 
 def test_unchanged_rerun_retrains_nothing(digits_run: Path, rerun: tuple[Path, str]) -> None:
     out, stderr = rerun
-    assert "6 hit(s), 0 miss(es)" in stderr
-    assert stderr.count("  fetched in") == 6  # every trained variant came from the cache
-    assert stderr.count("  created in") == 2  # only int8 and bf16, seconds each, were made again
+    assert "8 hit(s), 0 miss(es)" in stderr  # 6 modules (the distilled one needs no teacher logits), 2 .onnx files
+    assert stderr.count("  fetched in") == 8  # every trained variant and exported file came from the cache
+    assert stderr.count("  created in") == 3  # only int8, bf16 (seconds each) and the compiled row were made again
     first = {json.loads(x)["run_key"]: json.loads(x) for x in (digits_run / "records.jsonl").read_text().splitlines()}
     for line in (out / "records.jsonl").read_text().splitlines():
         rec = json.loads(line)
         if rec["status"] != "ok":
+            continue
+        if rec["runtime"]["name"] != "eager":
+            assert rec["eval"]["predictions"] == first[rec["run_key"]]["eval"]["predictions"]
+            if rec["runtime"]["name"] == "onnxruntime":  # the .onnx file, and the window that made it
+                assert rec["runtime"]["cached"]["measured_at"]
+                assert rec["train"]["window"] == first[rec["run_key"]]["train"]["window"]
+            else:  # compiled code is never cached: compiled again, in a new window
+                assert rec["runtime"]["cached"] is None
+                assert rec["train"]["window"] != first[rec["run_key"]]["train"]["window"]
             continue
         if rec["technique"] == "quantize":
             assert rec["cached"] is None  # seconds to redo: never cached
@@ -92,7 +101,7 @@ def plant_pickles(cache: Path, marker: Path) -> int:
     evil = pickle.dumps(Planted(marker))
     count = 0
     for meta_path in cache.rglob("meta.json"):
-        for payload in meta_path.parent.glob("*.safetensors"):
+        for payload in [*meta_path.parent.glob("*.safetensors"), *meta_path.parent.glob("artifact.bin")]:
             payload.write_bytes(evil)
             torch.save(Planted(marker), meta_path.parent / "module.pt")  # the old format too, beside it
             meta = json.loads(meta_path.read_text())
@@ -116,12 +125,12 @@ def test_cache_never_unpickles(digits_run: Path, cache_dir: Path, tmp_path: Path
     marker.unlink()
     cache = tmp_path / "cache"
     shutil.copytree(cache_dir, cache)
-    assert plant_pickles(cache, marker) >= 7
+    assert plant_pickles(cache, marker) >= 9  # 6 modules and logits, 2 .onnx files
     proc = run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(tmp_path / "run"),
                    env={"JOULEBENCH_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists()
-    assert "0 hit(s)" in proc.stderr and proc.stderr.count("is unusable") >= 6
+    assert "0 hit(s)" in proc.stderr and proc.stderr.count("is unusable") >= 8
     first = {r: x for r, x in ((json.loads(line)["run_key"], json.loads(line))
                                for line in (digits_run / "records.jsonl").read_text().splitlines())}
     for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines():
@@ -201,7 +210,9 @@ def test_creation_energy_from_another_machine_is_labelled(cache_dir: Path, tmp_p
     here = env["meter"]  # estimate on our CI VM; whatever counters auto found elsewhere
     for vid in ("cnn", "mlp", "mlp.distill", "cnn.prune50", "cnn.channels50"):
         assert table.loc[vid, "energy_method"] == f"train: rapl@hostA; inference: {here}@{env['host']}", vid
-    for vid in ("cnn.int8", "cnn.bf16"):  # made here, now
+    for vid in ("cnn.ort", "cnn.ort_int8"):  # their .onnx files came from that cache too
+        assert table.loc[vid, "energy_method"] == f"train: rapl@hostA; inference: {here}@{env['host']}", vid
+    for vid in ("cnn.int8", "cnn.bf16", "cnn.compiled"):  # made here, now
         assert table.loc[vid, "energy_method"] == here, vid
     # idle W is this run's own baseline, never the planted 99 W
     assert table["idle_W"].tolist() == pytest.approx([sum(env["idle_w"].values())] * len(table))
@@ -246,23 +257,25 @@ def kill_when(cmd: list[str], env: dict[str, str], needle: str, delay_s: float) 
 ])
 def test_resume_after_sigkill(digits_run: Path, tmp_path: Path, point: str, needle: str, delay_s: float) -> None:
     out = tmp_path / "killed"
+    suite = str(spine_suite(tmp_path))  # the eager ladder: no cold compile on every run
+    expected = {k for k in run_keys(digits_run) if k.split("@")[0] not in RUNTIME_ROWS}
     env = {k: v for k, v in os.environ.items() if k != "JOULEBENCH_DATA"}
     env["JOULEBENCH_CACHE"] = str(tmp_path / "cache")
-    kill_when([sys.executable, "-m", "harness", "run", "benchmarks/digits.yaml", "--quick", "--out", str(out)],
+    kill_when([sys.executable, "-m", "harness", "run", suite, "--quick", "--out", str(out)],
               env, needle, delay_s)
     records = out / "records.jsonl"
     done = run_keys(out) if records.exists() else []
-    assert len(done) < len(run_keys(digits_run)), f"killed {point}, before the run ended"
+    assert len(done) < len(expected), f"killed {point}, before the run ended"
     with open(records, "a") as fh:  # what a kill in the middle of a write would leave
         fh.write('{"schema": 3, "run_key": "torn')
-    resumed = run_cli("run", "benchmarks/digits.yaml", "--quick", "--resume", str(out),
+    resumed = run_cli("run", suite, "--quick", "--resume", str(out),
                       env={"JOULEBENCH_CACHE": str(tmp_path / "cache")})
     assert resumed.returncode == 0, resumed.stderr
     assert "dropped a torn last line" in resumed.stderr
     keys = run_keys(out)
     assert keys[: len(done)] == done  # nothing already recorded was lost or rewritten
     assert len(keys) == len(set(keys))  # nothing duplicated
-    assert set(keys) == set(run_keys(digits_run))  # the same rows as an uninterrupted run
+    assert set(keys) == expected  # the same rows as an uninterrupted run
     first = {json.loads(x)["run_key"]: json.loads(x) for x in (digits_run / "records.jsonl").read_text().splitlines()}
     for line in records.read_text().splitlines():
         rec = json.loads(line)
@@ -270,7 +283,7 @@ def test_resume_after_sigkill(digits_run: Path, tmp_path: Path, point: str, need
             assert rec["eval"]["predictions"] == first[rec["run_key"]]["eval"]["predictions"], point
     if point == "mid-training":  # nothing of the half-trained model reached the cache
         assert "cached: cnn@seed0" not in resumed.stderr
-    other = run_cli("run", "benchmarks/digits.yaml", "--resume", str(out))  # full profile: other config
+    other = run_cli("run", suite, "--resume", str(out))  # full profile: other config
     assert other.returncode == 2 and "another configuration" in other.stderr
 
 
@@ -332,13 +345,13 @@ def test_compare(digits_run: Path, rerun: tuple[Path, str], tmp_path: Path) -> N
     aa = run_cli("compare", str(digits_run), str(rerun[0]))  # a second run of the same code
     assert aa.returncode == 0, aa.stdout + aa.stderr
     assert "0 regression(s)" in aa.stdout
-    assert "energy not gated for 8 variant(s): one run per side" in aa.stdout
+    assert "energy not gated for 11 variant(s): one run per side" in aa.stdout
     noisy = planted(digits_run, tmp_path / "noisy", swap_answers(8))  # 16 disagreements per variant, same accuracy
     ok = run_cli("compare", str(digits_run), str(noisy))
     assert ok.returncode == 0 and "0 regression(s)" in ok.stdout, ok.stdout
     worse = planted(digits_run, tmp_path / "worse", lose_ten_points)
     bad = run_cli("compare", str(digits_run), str(worse))
-    assert bad.returncode == 1 and bad.stdout.count("ACCURACY REGRESSION (McNemar)") == 8, bad.stdout
+    assert bad.returncode == 1 and bad.stdout.count("ACCURACY REGRESSION (McNemar)") == 11, bad.stdout
     alien = planted(digits_run, tmp_path / "alien", lambda r: {**r, "suite": "sst2", "task": "sst2"})
     err = run_cli("compare", str(digits_run), str(alien))
     assert err.returncode == 2 and "cannot compare suite digits with sst2" in err.stderr

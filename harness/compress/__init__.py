@@ -9,8 +9,9 @@ Each technique also declares its traits, so no module outside ``compress/`` need
 know technique names: whether its result is worth caching, whether torch's FLOP counter
 can see its kernels, which suite model's architecture the variant has, how to rebuild
 the variant's structure from its parent for loading cached weights (the artifact cache
-stores weights only, never pickled modules), and how to finalize it for running (2:4
-weights handed to sparse kernels).
+stores weights only, never pickled modules), how to finalize it for running (2:4
+weights handed to sparse kernels), and what work a deployment runtime may do in its
+place (``runtime_request``: int8 quantization by onnxruntime's own tool).
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ class Technique:
         """Whether this variant reports its parent's FLOPs (``flops_from_parent``, or
         per variant where only some parameters hide the kernels from torch's counter)."""
         return self.flops_from_parent
+
+    def runtime_request(self, params: Mapping[str, Any]) -> str | None:
+        """The work this variant asks for, named so a deployment runtime can do it in the
+        technique's place on the parent's module (``Runtime.performs``): e.g.
+        "int8_dynamic", which onnxruntime quantizes with its own tool. None: the
+        technique always runs in PyTorch, and the runtime runs its result."""
+        return None
 
     def finalize(self, module: nn.Module, params: Mapping[str, Any], info: dict[str, Any], device: Any) -> nn.Module:
         """The module as it will run (evaluated and measured): ``module`` itself (the

@@ -77,6 +77,9 @@ class Quantize(Technique):
         if params.get("dtype") not in DTYPES:
             raise UserError(f"quantize dtype in {where} must be one of {', '.join(DTYPES)}, not {params.get('dtype')!r}")
 
+    def runtime_request(self, params: Mapping[str, Any]) -> str | None:
+        return "int8_dynamic" if params.get("dtype") == "int8" else None
+
     def apply(self, ctx: CompressContext) -> CompressResult:
         dtype = ctx.params["dtype"]
         reason = supports(dtype, module_device(ctx.parent).type)

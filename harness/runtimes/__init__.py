@@ -1,0 +1,157 @@
+"""Runtimes: how a model or variant runs when it is evaluated and measured. One file
+each, one ``@RUNTIMES.register(name)`` line each: ``eager`` (PyTorch as trained, the
+default), ``compile`` (``torch.compile``), ``onnxruntime`` (the module exported to ONNX).
+
+A runtime deploys a module: it returns a ``Runnable``, which
+- ``stage``s one batch's inputs in the runtime's own form (device tensors, numpy
+  arrays), once, before any energy window opens;
+- is called on staged inputs: one forward pass, all the measured loop repeats;
+- turns an output into host float ``logits`` (outside the windows).
+
+Deploying is creation work with its own energy window (export, quantization,
+compilation and its warm-up), and a runtime that keeps a file (an ``.onnx``) has it
+cached like trained weights. A runtime may also carry out a technique's work itself,
+on the parent's module (onnxruntime quantizes int8 with its own tool): the technique
+names the work (``Technique.runtime_request``), the runtime lists what it performs
+(``Runtime.performs``); neither knows the other's names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from harness.config import RuntimeConfig
+from harness.device import CPU, Device, to_device
+from harness.errors import UserError
+from harness.models import module_device
+from harness.registry import Registry, check_options
+
+
+class Runnable:
+    """A variant as it runs (see the module docstring)."""
+
+    def stage(self, batch: dict[str, torch.Tensor]) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, staged: Any) -> Any:
+        raise NotImplementedError
+
+    def logits(self, out: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def compilations(self) -> int | None:
+        """Graphs compiled so far in this process (compile), or None for a runtime that
+        never compiles. The measured loop checks it does not grow inside a window."""
+        return None
+
+
+class ModuleRunnable(Runnable):
+    """A PyTorch module on its device: eager, or wrapped by ``torch.compile``."""
+
+    def __init__(self, module: nn.Module, device: torch.device) -> None:
+        self.module, self.device = module, device
+
+    def stage(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return to_device(batch, self.device)
+
+    def __call__(self, staged: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.module(**staged)
+
+    def logits(self, out: torch.Tensor) -> torch.Tensor:
+        return out.float().cpu()
+
+
+def eager(module: nn.Module) -> ModuleRunnable:
+    """``module`` as it is, in eval mode, where its weights are."""
+    module.eval()
+    return ModuleRunnable(module, module_device(module))
+
+
+@dataclass
+class DeployContext:
+    variant_id: str
+    module: nn.Module  # as it runs in PyTorch; shared with others: never change it
+    #: work the runtime does in the technique's place (one of its ``performs``), or None
+    request: str | None
+    #: host batches of every shape the windows will run (the eval split's length
+    #: buckets at each measured batch size): export examples, compilation warm-up
+    samples: list[dict[str, torch.Tensor]]
+    sequence_axis: bool  # dim 1 of every input is a sequence length that varies by batch
+    device: Device = CPU
+    threads: int = 1  # the run's torch threads: a runtime with its own pool uses as many
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Deployment:
+    runnable: Runnable
+    info: dict[str, Any]  # recorded under the record's runtime.info
+    artifact: bytes | None = None  # the file a cacheable runtime keeps (an .onnx)
+    size_bytes: int | None = None  # size on disk as deployed; None: the module's state dict
+
+
+class Runtime:
+    """Base for runtimes; options are the constructor's keyword parameters (the
+    signature is the schema, checked at suite load)."""
+
+    name = ""
+    #: Technique requests this runtime carries out itself, on the parent's module.
+    performs: frozenset[str] = frozenset()
+    #: Deploying does work worth its own energy window (export, compile); eager does none.
+    creation_work = True
+    #: Keep ``Deployment.artifact`` in the artifact cache, keyed by ``key_fields``.
+    cacheable = False
+    #: How FLOPs are counted for a variant under this runtime, when torch's counter on
+    #: the PyTorch module is not the variant's own count; None when it is.
+    flops_note: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    def unavailable(self, device: Device) -> str | None:
+        """Why the runtime cannot run on ``device`` here (one line naming the fix), or None."""
+        return None
+
+    def key_fields(self) -> dict[str, Any]:
+        """What a cached artifact depends on besides the module: versions and options."""
+        return {"runtime": self.name, **self.options()}
+
+    def deploy(self, ctx: DeployContext, artifact: bytes | None = None) -> Deployment:
+        """The module as this runtime runs it. With ``artifact`` (from the cache) skip
+        the work that made it. Raises VariantSkipped when it cannot (export fails)."""
+        raise NotImplementedError
+
+
+RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
+
+
+def create(cfg: RuntimeConfig) -> Runtime:
+    return RUNTIMES.get(cfg.name)(**cfg.options)
+
+
+def check(cfg: RuntimeConfig, where: str) -> None:
+    """At suite load: a known runtime, options it takes, values it accepts."""
+    cls = RUNTIMES.get(cfg.name)
+    check_options(cls, cfg.options, where)
+    try:
+        cls(**cfg.options)
+    except TypeError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+@RUNTIMES.register("eager")
+class Eager(Runtime):
+    """PyTorch as trained: ``module(**batch)`` under ``torch.inference_mode``."""
+
+    name = "eager"
+    creation_work = False
+
+    def deploy(self, ctx: DeployContext, artifact: bytes | None = None) -> Deployment:
+        return Deployment(eager(ctx.module), {})
+
+
+from harness.runtimes import compiled, ort  # noqa: E402,F401

@@ -1,0 +1,186 @@
+"""ONNX Runtime: the module exported with ``torch.onnx.export`` (the dynamo exporter,
+batch and sequence axes dynamic) and run by an ``InferenceSession`` on the CPU
+execution provider, with as many intra-op threads as the run's torch threads.
+
+``quantize`` int8 under this runtime is ONNX Runtime's own dynamic quantization
+(``onnxruntime.quantization.quantize_dynamic``: int8 weights, activations quantized to
+uint8 per batch at run time) of the exported parent's matrix products: the path a CPU
+deployment takes, with its own int8 kernels.
+
+The exported (and quantized) ``.onnx`` file is the artifact: cached, keyed by the
+module's artifact key, the opset, the onnx/onnxruntime/torch versions and the options;
+its size is the variant's size on disk. An ONNX file is a protobuf graph: loading one
+runs no Python. The session is created from the file's bytes each run.
+
+Needs the ``onnx`` extra (``pip install joulebench[onnx]``); without it a variant that
+asks for this runtime is a one-line skip. ONNX Runtime's GPU execution providers are
+not wired in (inputs would have to be bound on the device, see IOBinding), so a GPU
+run skips these variants in one line too.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.compress import VariantSkipped
+from harness.device import Device
+from harness.errors import UserError
+from harness.runtimes import RUNTIMES, DeployContext, Deployment, Runnable, Runtime
+
+INSTALL = "pip install joulebench[onnx]"
+#: The ops int8 quantizes: matrix products, the Linear layers torch's dynamic int8
+#: quantizes too, so the two int8 rows do the same work. Convolutions stay fp32:
+#: dynamic ConvInteger made the digits CNN 6x costlier here (static quantization with
+#: calibration is the path for convolutions).
+INT8_OPS = ("MatMul", "Gemm")
+OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+                "all": "ORT_ENABLE_ALL"}
+
+
+def missing() -> str | None:
+    """Why onnxruntime cannot be used here, or None."""
+    for package in ("onnxruntime", "onnx", "onnxscript"):
+        try:
+            metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return f"the onnxruntime runtime needs the package {package}; {INSTALL}"
+    return None
+
+
+class SessionRunnable(Runnable):
+    """An InferenceSession fed numpy arrays built once per batch (``stage``)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.inputs = [i.name for i in session.get_inputs()]
+        self.outputs = [session.get_outputs()[0].name]
+
+    def stage(self, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        # the exporter drops inputs the graph does not read; every input it kept is fed
+        return {name: np.ascontiguousarray(batch[name].detach().cpu().numpy()) for name in self.inputs}
+
+    def __call__(self, staged: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(self.outputs, staged)
+
+    def logits(self, out: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(out[0])).float()
+
+
+@RUNTIMES.register("onnxruntime")
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+    performs = frozenset({"int8_dynamic"})
+    cacheable = True
+    flops_note = "counted by torch on the PyTorch module that was exported (ONNX Runtime's kernels are not seen)"
+
+    def __init__(self, opset: int = 18, optimization: str = "all", per_channel: bool = False) -> None:
+        if not isinstance(opset, int) or isinstance(opset, bool) or not 13 <= opset <= 23:
+            raise UserError(f"onnxruntime opset must be an integer from 13 to 23, not {opset!r}")
+        if optimization not in OPTIMIZATION:
+            raise UserError(f"onnxruntime optimization must be one of {', '.join(OPTIMIZATION)}, not {optimization!r}")
+        if not isinstance(per_channel, bool):
+            raise UserError(f"onnxruntime per_channel must be true or false, not {per_channel!r}")
+        self.opset, self.optimization, self.per_channel = opset, optimization, per_channel
+
+    def options(self) -> dict[str, Any]:
+        return {"opset": self.opset, "optimization": self.optimization, "per_channel": self.per_channel}
+
+    def unavailable(self, device: Device) -> str | None:
+        why = missing()
+        if why:
+            return why
+        if device.type != "cpu":
+            return ("onnxruntime on a GPU is not measured by joulebench yet (CPU execution provider only); "
+                    "run the suite with --device cpu for these rows")
+        return None
+
+    def key_fields(self) -> dict[str, Any]:
+        return {**super().key_fields(), "onnxruntime": metadata.version("onnxruntime"),
+                "onnx": metadata.version("onnx"), "onnxscript": metadata.version("onnxscript"),
+                "torch": torch.__version__}
+
+    def deploy(self, ctx: DeployContext, artifact: bytes | None = None) -> Deployment:
+        info: dict[str, Any] = {"exporter": "torch.onnx.export(dynamo=True)", "opset": self.opset,
+                                "onnxruntime": metadata.version("onnxruntime")}
+        if ctx.request == "int8_dynamic":
+            info["quantization"] = (f"onnxruntime.quantization.quantize_dynamic of {'/'.join(INT8_OPS)} (int8 "
+                                    f"weights{', per channel' if self.per_channel else ''}, uint8 activations)")
+        if artifact is None:
+            artifact = self._export(ctx)
+        session = self._session(artifact, ctx.threads)
+        info.update({"providers": session.get_providers(), "intra_op_threads": ctx.threads, "inter_op_threads": 1,
+                     "graph_optimization": self.optimization, "size": "the .onnx file"})
+        return Deployment(SessionRunnable(session), info, artifact, len(artifact))
+
+    def _export(self, ctx: DeployContext) -> bytes:
+        module = ctx.module.eval()
+        example = max(ctx.samples, key=lambda b: next(iter(b.values())).shape[0])  # widest batch: no size-1 dims
+        axes = {0: torch.export.Dim.DYNAMIC, **({1: torch.export.Dim.DYNAMIC} if ctx.sequence_axis else {})}
+        with tempfile.TemporaryDirectory(prefix="joulebench-onnx-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            try:
+                with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "onnxscript"):
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(module, (), str(path), kwargs=example, dynamo=True, opset_version=self.opset,
+                                      dynamic_shapes={name: axes for name in example}, external_data=False,
+                                      output_names=["logits"], verbose=False)
+            except Exception as exc:  # the exporter raises many types; the variant is skipped, with the reason
+                raise VariantSkipped(f"torch.onnx.export could not export {ctx.variant_id}: "
+                                     f"{_first_line(exc)}") from None
+            if ctx.request == "int8_dynamic":
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                quantized = Path(tmp) / "model.int8.onnx"
+                try:
+                    with _quiet("root"):
+                        quantize_dynamic(path, quantized, op_types_to_quantize=list(INT8_OPS),
+                                         per_channel=self.per_channel, weight_type=QuantType.QInt8)
+                except Exception as exc:
+                    raise VariantSkipped(f"onnxruntime quantize_dynamic failed on {ctx.variant_id}: "
+                                         f"{_first_line(exc)}") from None
+                path = quantized
+            return path.read_bytes()
+
+    def _session(self, artifact: bytes, threads: int) -> Any:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION[self.optimization])
+        so.log_severity_level = 3  # errors only
+        try:
+            return ort.InferenceSession(artifact, so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a file from the cache that onnxruntime cannot load
+            raise VariantSkipped(f"onnxruntime could not load the exported model: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)[:200]
+
+
+class _quiet:
+    """Loggers at ERROR for the duration (the exporter logs every op it translates)."""
+
+    def __init__(self, *names: str) -> None:
+        self.loggers = [logging.getLogger(n if n != "root" else None) for n in names]
+        self.levels: list[int] = []
+
+    def __enter__(self) -> None:
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: Any) -> None:
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
