@@ -192,6 +192,9 @@ class ArtifactCache:
         d = self._dir(key)
         if d.is_dir():
             self._discard(d, why)
+        if key in self.hits:  # it was read, but not used: a miss
+            self.hits.remove(key)
+            self.misses.append(key)
 
     def get_file(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
         """A runtime's stored file (its bytes, sha256-checked) and its meta, or None."""

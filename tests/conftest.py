@@ -59,16 +59,18 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-def spine_suite(folder: Path) -> Path:
-    """benchmarks/digits.yaml without its runtime rows (those with ``runtime:``), for the
-    tests of the run's spine (kill, resume), which would otherwise pay a cold
-    torch.compile on every run. Returns the suite file written into ``folder``."""
+def spine_suite(folder: Path, keep_runtimes: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> Path:
+    """benchmarks/digits.yaml without its rows under a runtime other than ``keep_runtimes``
+    (and without the variants ``drop``), for the tests of the run's spine (kill, resume,
+    cache provenance, shards), which would otherwise pay a cold torch.compile on every
+    run. Returns the suite file written into ``folder``."""
     import yaml
 
     raw = yaml.safe_load((ROOT / "benchmarks" / "digits.yaml").read_text())
     for where in (raw, raw.get("quick") or {}):
         if "variants" in where:
-            where["variants"] = [v for v in where["variants"] if "runtime" not in v]
+            where["variants"] = [v for v in where["variants"] if v["id"] not in drop
+                                 and ("runtime" not in v or v["runtime"] in keep_runtimes)]
     path = folder / "digits_spine.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
