@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from harness.models import Encoded
-from harness.runtimes import Runnable, eager
+from harness.runtimes import Runnable, as_runnable
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class EvalResult:
 def predict_logits(model: nn.Module | Runnable, data: Encoded, batch_size: int) -> torch.Tensor:
     """Logits for every example, in the split's own order (length buckets undone), in
     host memory; computed by the runnable (a module: eagerly, where it is)."""
-    run = eager(model) if isinstance(model, nn.Module) else model
+    run = as_runnable(model)
     out: torch.Tensor | None = None
     for idx in data.buckets(batch_size):
         logits = run.logits(run(run.stage(data.batch(idx))))

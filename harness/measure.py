@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from harness.config import MeasureConfig
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded
-from harness.runtimes import Runnable, eager
+from harness.runtimes import Runnable, as_runnable
 
 SCHEDULE = "interleaved rounds"
 CALIBRATION_MARGIN = 1.2
@@ -85,7 +85,7 @@ def prepare(name: str, model: nn.Module | Runnable, data: Encoded, cfg: MeasureC
             device: torch.device = torch.device("cpu"), batch_size: int | None = None) -> Target:
     """Stage the batches where the windows will read them, warm up, and calibrate how many
     passes over the split fill a window of at least ``min_window_s``."""
-    run = eager(model) if isinstance(model, nn.Module) else model
+    run = as_runnable(model)
     batch_size = batch_size or cfg.batch_size
     host = [data.batch(idx) for idx in data.buckets(batch_size)]
     transfer = cfg.include_transfer and device.type != "cpu"

@@ -52,8 +52,7 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
                      "PyTorch module that was exported. compile: torch.compile (inductor); train J includes the cold "
                      "compile and its warm-up over every measured batch shape.")
     for _, row in table.iterrows():
-        if row["compiles_in_windows"] is not None and not pd.isna(row["compiles_in_windows"]) \
-                and row["compiles_in_windows"] > 0:
+        if pd.notna(row["compiles_in_windows"]) and row["compiles_in_windows"] > 0:
             notes.append(f"WARNING: {row['variant_id']} ({row['task']}): {int(row['compiles_in_windows'])} graph(s) "
                          "were compiled inside measured windows; its J/inference includes compilation.")
     for r in recs:

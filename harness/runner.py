@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from harness import environment, records, runtimes
+from harness import environment, records
 from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES, VariantSkipped
 from harness.config import Suite
@@ -220,7 +220,7 @@ class Runner:
         result = evaluate(runnable, eval_data, self.suite.measure.batch_size)
         self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples"
                  + (f" (under {spec.runtime.name})" if deployed.window is not None else ""))
-        runtime = runtimes.create(spec.runtime)
+        runtime = deployed.runtime
         flops = self._count_flops(spec, made, eval_data, runtime.flops_note)
         size_bytes, n_weights, n_nonzero = state_size(built.module)
         if deployed.deployment.size_bytes is not None:
@@ -274,8 +274,7 @@ class Runner:
         key, built, info = (spec.variant_id, spec.seed), made.built, made.info
         parent_key = (spec.parent, spec.seed)
         from_parent = spec.technique is not None and TECHNIQUES.get(spec.technique)().counts_flops_on_parent(spec.params)
-        borrowed = spec.parent is not None and self.workshop._built[parent_key].module is built.module
-        if borrowed and parent_key in self._flops:  # the parent's module itself, run by another runtime
+        if made.borrowed and parent_key in self._flops:  # the parent's module itself, run by another runtime
             self._flops[key] = self._flops[parent_key]
             source = f"parent's (its module, run by {spec.runtime.name})"
         elif from_parent and parent_key in self._flops:  # torch cannot see this variant's kernels

@@ -31,7 +31,7 @@ from harness.files import digest
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import MODELS, Encoded, ModelBundle
 from harness.plan import RunSpec
-from harness.runtimes import DeployContext, Deployment
+from harness.runtimes import DeployContext, Deployment, Runtime
 from harness.tasks import TaskData
 from harness.train import train
 
@@ -53,6 +53,14 @@ def task_fingerprint(task: TaskData) -> str:
                 h.update(b"\0")
     h.update(task.train.labels.tobytes())
     return h.hexdigest()
+
+
+def performed(spec: RunSpec, runtime: Runtime) -> str | None:
+    """The technique's work that ``runtime`` does in its place ("int8_dynamic"), or None."""
+    if not spec.technique:
+        return None
+    request = TECHNIQUES.get(spec.technique)().runtime_request(spec.params)
+    return request if request in runtime.performs else None
 
 
 @dataclass
@@ -77,12 +85,14 @@ class Made:
     info: dict[str, Any]
     cached: dict[str, Any] | None = None  # {"measured_at", "host", "key"} when it came from the cache
     key: str = ""
+    borrowed: bool = False  # the parent's module itself, run by another runtime (see Workshop._borrow)
 
 
 @dataclass
 class Deployed:
     """A variant as it runs under its runtime, and what deploying it cost."""
 
+    runtime: Runtime
     deployment: Deployment
     window: Measurement | None  # export / quantization / compilation; None for eager
     cached: dict[str, Any] | None = None  # {"measured_at", "host", "key"} when the artifact came from the cache
@@ -160,8 +170,7 @@ class Workshop:
                     self._skipped[(spec.parent, spec.seed)] = str(why)
                     raise VariantSkipped(f"its parent {spec.parent} was skipped ({why})") from None
         technique = TECHNIQUES.get(spec.technique)() if spec.technique else None
-        if spec.parent and (technique is None or
-                            technique.runtime_request(spec.params) in runtimes.create(spec.runtime).performs):
+        if spec.parent and (technique is None or performed(spec, runtimes.create(spec.runtime))):
             return self._borrow(spec)
         key = self.artifact_key(spec)
         cacheable = technique is None or technique.cacheable
@@ -197,7 +206,7 @@ class Workshop:
         info = {"train_samples": 0, "module": f"the parent's ({spec.parent}), run by {spec.runtime.name}"}
         if spec.technique:
             info["performed_by"] = spec.runtime.name
-        return Made(built, {}, info, None, self.artifact_key(self.by_id[(spec.parent, spec.seed)]))
+        return Made(built, {}, info, None, self.artifact_key(self.by_id[(spec.parent, spec.seed)]), borrowed=True)
 
     # -- deploying --------------------------------------------------------------------
     def deploy(self, spec: RunSpec, made: Made) -> Deployed:
@@ -208,19 +217,17 @@ class Workshop:
         why = runtime.unavailable(self.device)
         if why:
             raise VariantSkipped(why)
-        technique = TECHNIQUES.get(spec.technique)() if spec.technique else None
-        request = technique.runtime_request(spec.params) if technique else None
+        if not runtime.creation_work:  # eager: the module as it is, nothing to prepare
+            return Deployed(runtime, runtime.deploy(DeployContext(spec.variant_id, made.built.runs, None, [], False)),
+                            None)
         data = self.encode_eval(made.built.model_name, made.built.bundle)
         shapes: dict[tuple, dict[str, torch.Tensor]] = {}
         for size in self.suite.measure.all_batch_sizes():
             for idx in data.buckets(size):
                 batch = data.batch(idx)
                 shapes.setdefault(tuple(tuple(v.shape) for v in batch.values()), batch)
-        ctx = DeployContext(spec.variant_id, made.built.runs, request if request in runtime.performs else None,
-                            list(shapes.values()), data.lengths is not None, self.device, torch.get_num_threads(),
-                            self.log)
-        if not runtime.creation_work:
-            return Deployed(runtime.deploy(ctx), None)
+        ctx = DeployContext(spec.variant_id, made.built.runs, performed(spec, runtime), list(shapes.values()),
+                            data.lengths is not None, self.device, torch.get_num_threads(), self.log)
         key = digest({"artifact_version": cache_mod.ARTIFACT_VERSION, "module": made.key, "request": ctx.request,
                       **runtime.key_fields()}) if runtime.cacheable else ""
         got = self.cache.get_file(key) if self.cache is not None and key else None
@@ -234,7 +241,7 @@ class Workshop:
             else:
                 self.log(f"  cached: {runtime.name} artifact of {spec.key} (made {meta.get('measured_at', '?')} on "
                          f"{window.host or 'an unknown host'}; its creation energy is the one measured then)")
-                return Deployed(deployment, window,
+                return Deployed(runtime, deployment, window,
                                 {"measured_at": meta.get("measured_at"), "host": window.host, "key": key}, key)
         self.log(f"  deploying {spec.key} on {runtime.name}")
         with self.monitor.window(f"{spec.key}:{runtime.name}") as out:
@@ -242,7 +249,7 @@ class Workshop:
         if self.cache is not None and runtime.cacheable and deployment.artifact is not None:
             self.cache.put_file(key, deployment.artifact, {"variant": spec.key, "runtime": runtime.name,
                                                            "measured_at": now(), "window": out[0].to_dict()})
-        return Deployed(deployment, out[0], None, key)
+        return Deployed(runtime, deployment, out[0], None, key)
 
     def _from_cache(self, spec: RunSpec, key: str, technique: Technique | None) -> Made | None:
         """The variant from the cache: its structure rebuilt (from config, or from its

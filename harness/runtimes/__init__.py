@@ -71,6 +71,11 @@ def eager(module: nn.Module) -> ModuleRunnable:
     return ModuleRunnable(module, module_device(module))
 
 
+def as_runnable(model: nn.Module | Runnable) -> Runnable:
+    """A runnable as it is; a module run eagerly."""
+    return eager(model) if isinstance(model, nn.Module) else model
+
+
 @dataclass
 class DeployContext:
     variant_id: str
