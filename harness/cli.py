@@ -70,7 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"joulebench: device {device.name}" + (f" ({device.model})" if device.model else "")
           + f"; meter {monitor.method}", file=sys.stderr)
     try:
-        runner = Runner(s, task, monitor, out, cache=cache, shard_spec=shard, device=device)
+        runner = Runner(s, task, monitor, out, cache=cache, shard_spec=shard, device=device,
+                        command=["joulebench", "run", *args.argv])
     except BaseException:
         monitor.close()
         raise
@@ -99,7 +100,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     dirs = [Path(d) for d in args.run_dirs]
     if args.out:
         check_creatable(Path(args.out), "report folder")
-    _, md, warnings = report.write(dirs, Path(args.out) if args.out else None, carbon=_carbon(args))
+    _, md, warnings = report.write(dirs, Path(args.out) if args.out else None, carbon=_carbon(args),
+                                   with_appendix=args.appendix)
     for w in warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
     print(md)
@@ -184,6 +186,8 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild tables and plots from one or more run directories")
     rep.add_argument("run_dirs", nargs="+")
     rep.add_argument("--out", help="where to write the tables and plots (default: the single run dir)")
+    rep.add_argument("--appendix", action="store_true",
+                     help="also write appendix.md and appendix.tex: a paper's energy-reporting section for one run")
     add_carbon_options(rep)
     rep.set_defaults(func=cmd_report)
     cmp_ = sub.add_parser("compare", help="BASE vs NEW run dir(s); exit 1 on a regression")
@@ -206,7 +210,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    args.argv = argv[1:]  # after the subcommand: recorded so a run says how to reproduce it
     try:
         return args.func(args)
     except UserError as exc:

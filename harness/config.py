@@ -31,6 +31,54 @@ class TrainConfig:
     #: Arithmetic of the forward and backward passes: fp32, or autocast to bf16 / fp16
     #: (fp16 adds a GradScaler). The weights and the optimizer stay in fp32.
     precision: str = "fp32"
+    #: Training curve: evaluate on the carved validation split every ``eval_every``
+    #: steps, or ``evals_per_epoch`` times per epoch (0 and 0: no curve). The energy of
+    #: those evaluations is kept apart from the training figure and reported.
+    eval_every: int = 0
+    evals_per_epoch: int = 0
+    #: Validation accuracy whose first crossing gives J_to_target; None: 99% of the
+    #: run's own final validation accuracy.
+    target_accuracy: float | None = None
+
+    @property
+    def curve(self) -> bool:
+        return self.eval_every > 0 or self.evals_per_epoch > 0
+
+    def checkpoint_every(self, steps_per_epoch: int) -> int:
+        """Steps between curve points (0: no curve)."""
+        if self.eval_every:
+            return self.eval_every
+        if self.evals_per_epoch:
+            return max(1, -(-steps_per_epoch // self.evals_per_epoch))
+        return 0
+
+
+#: Training hyperparameters a sweep may vary (TrainConfig fields).
+SWEEPABLE = ("lr", "batch_size", "epochs", "weight_decay", "warmup_fraction", "schedule", "max_samples")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """The validation split carved from the training data for curves and sweep
+    selection: a fixed, seeded ``fraction`` (at most ``max_examples``). The eval split is
+    never used for either; the carved examples are never trained on."""
+
+    fraction: float = 0.1
+    max_examples: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A hyperparameter search over one model's training: every trial trained, measured
+    and recorded; the trial with the best mean validation accuracy over seeds becomes the
+    model's baseline row, which carries the energy of the whole search (tuning J)."""
+
+    model: str
+    trials: tuple[Mapping[str, Any], ...]  # each: {hyperparameter: value}, in plan order
+    method: str  # "grid" or "random"
+    space: Mapping[str, Any]  # as written, for the record
+    select_on: str = "validation"
 
 
 @dataclass(frozen=True)
@@ -131,6 +179,9 @@ class Suite:
     allow_estimate: bool
     resolved: Mapping[str, Any]  # the merged raw mapping, for the config hash
     device: str = "auto"  # auto | cpu | cuda | cuda:N, resolved at run time (--device overrides)
+    #: The carved validation split; None when nothing needs one (no curve, no sweep).
+    validation: ValidationConfig | None = None
+    sweep: SweepConfig | None = None
 
     def config_hash(self) -> str:
         return digest(self.resolved, 16)

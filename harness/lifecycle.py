@@ -81,14 +81,23 @@ def break_even(table: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=table.index)
 
 
+def own_creation_j(row: pd.Series) -> float:
+    """What making this row cost on its own: its train J; for a swept baseline, the whole
+    search (tuning J), which already holds the selected trial's training."""
+    tuning = row.get("tuning_J", float("nan"))
+    return row["train_J"] if tuning is None or pd.isna(tuning) else tuning
+
+
 def lineage_train_j(table: pd.DataFrame) -> pd.Series:
+    """Every joule spent creating the row along its lineage, each counted once: a
+    variant pays for its ancestors' creation and for the search that chose its root."""
     rows = _by_id(table)
 
     def total(task: str, vid: str, seen: frozenset = frozenset()) -> float:
         r = rows.get((task, vid))
         if r is None or vid in seen:
             return 0.0
-        return r["train_J"] + total(task, r["parent"], seen | {vid})
+        return own_creation_j(r) + total(task, r["parent"], seen | {vid})
 
     return pd.Series([total(r["task"], r["variant_id"]) for _, r in table.iterrows()], index=table.index)
 

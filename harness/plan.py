@@ -1,12 +1,13 @@
 """Suite -> the list of runs it asks for. Pure: no torch, no I/O.
 
-Baselines come first (in suite order), then each variant after its parent, each crossed
-with every seed. The order is deterministic, so a shard of it (later) is too.
+A sweep's trials come first (every trial crossed with every seed: the selection needs
+them all), then baselines (in suite order), then each variant after its parent, each
+crossed with every seed. The order is deterministic, so a shard of it is too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from harness.config import EAGER, ModelConfig, RuntimeConfig, Suite, TrainConfig
@@ -23,6 +24,9 @@ class RunSpec:
     parent: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     runtime: RuntimeConfig = EAGER  # how it runs when evaluated and measured
+    #: A sweep trial: the hyperparameters it sets over its model's budget (already in
+    #: ``train``). Trials are trained and validated, never evaluated or measured.
+    trial: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -30,12 +34,29 @@ class RunSpec:
 
     @property
     def variant(self) -> str:
-        """The technique; "baseline" for a model; "runtime" for its parent under another runtime."""
+        """The technique; "baseline" for a model; "runtime" for its parent under another
+        runtime; "trial" for a sweep trial."""
+        if self.trial is not None:
+            return "trial"
         return self.technique or ("runtime" if self.parent else "baseline")
 
 
+def trial_id(model: str, k: int) -> str:
+    """``bert_tiny~t3``: the third trial of the sweep over bert_tiny (1-based)."""
+    return f"{model}~t{k}"
+
+
+def trials(suite: Suite) -> list[RunSpec]:
+    """The sweep's trials, each crossed with every seed (trial-major)."""
+    if suite.sweep is None:
+        return []
+    model = next(m for m in suite.models if m.name == suite.sweep.model)
+    return [RunSpec(suite.name, trial_id(model.name, k), model, seed, replace(model.train, **values), trial=values)
+            for k, values in enumerate(suite.sweep.trials, start=1) for seed in suite.seeds]
+
+
 def expand(suite: Suite) -> list[RunSpec]:
-    specs: list[RunSpec] = []
+    specs: list[RunSpec] = trials(suite)
     for m in suite.models:
         specs += [RunSpec(suite.name, m.name, m, seed, m.train, runtime=m.runtime) for seed in suite.seeds]
     by_name = {m.name: m for m in suite.models}

@@ -87,3 +87,42 @@ def batch_size_energy(batches: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
+
+
+def training_curves(recs: list, path: Path) -> None:
+    """Validation accuracy (the carved split) against cumulative training joules (log x):
+    one line per variant (the mean over seeds, point by point), each seed faint, a
+    sweep's trials dotted grey."""
+    with_curves = [r for r in recs if r.status in ("ok", "trial") and r.curve is not None and r.curve.points]
+    tasks = list(dict.fromkeys(r.task for r in with_curves))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(8.0 * len(tasks), 5.0), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, task in zip(axes[0], tasks):
+        mine = [r for r in with_curves if r.task == task]
+        trial_label = "sweep trials"
+        for r in (r for r in mine if r.status == "trial"):
+            pts = r.curve.points
+            ax.plot([p.train_J for p in pts], [p.val_accuracy for p in pts], ":", color="0.6", lw=0.8,
+                    label=trial_label)
+            trial_label = None
+        variants = list(dict.fromkeys(r.variant_id for r in mine if r.status == "ok"))
+        for k, vid in enumerate(variants):
+            color = colors[k % len(colors)]
+            group = [r for r in mine if r.status == "ok" and r.variant_id == vid]
+            for r in group:
+                pts = r.curve.points
+                ax.plot([p.train_J for p in pts], [p.val_accuracy for p in pts], "-", color=color, lw=0.8, alpha=0.3)
+            n = min(len(r.curve.points) for r in group)
+            x = [sum(r.curve.points[i].train_J for r in group) / len(group) for i in range(n)]
+            y = [sum(r.curve.points[i].val_accuracy for r in group) / len(group) for i in range(n)]
+            ax.plot(x, y, "o-", color=color, lw=1.8, ms=3, label=f"{vid} ({len(group)} seed{'s' * (len(group) > 1)})")
+        ax.set_xscale("log")
+        methods = "+".join(sorted({w.method for r in mine for w in r.train.windows()}))
+        ax.set_xlabel(f"cumulative training energy (J, log scale; {methods}; validation passes excluded)")
+        ax.set_ylabel("accuracy on the validation split carved from training data")
+        ax.set_title(f"{task}: accuracy reached per training joule")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)

@@ -25,6 +25,11 @@ current one on read):
   options and what deploying it did), and the graphs compiled inside the inference
   windows (``compiles_in_windows``: 0 for compiled code that is warm, None for a
   runtime that never compiles). Older records ran eager PyTorch.
+- 6: training curves (``curve``: validation accuracy on a split carved from the training
+  data against cumulative training joules, with the validation passes' own windows),
+  the carved split in ``data.validation``, sweep trials (``status: "trial"``: trained and
+  validated, never evaluated on the eval split or measured), and on a swept model's
+  baseline the search that chose its budget (``sweep``). Older records have no curve.
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.errors import UserError
 from harness.files import read_text
 
-SCHEMA = 5
-READABLE = {1, 2, 3, 4, 5}
+SCHEMA = 6
+READABLE = {1, 2, 3, 4, 5, 6}
 #: What a record older than schema 4 ran on: joulebench moved no tensor off the CPU then.
 CPU_DEVICE = {"name": "cpu", "type": "cpu", "index": None, "model": None, "uuid": None, "capability": None,
               "requested": None}
@@ -131,6 +136,31 @@ class Inference(_Model):
         return [self.inferences_per_window / w.duration_s for w in self.windows]
 
 
+class CurvePoint(_Model):
+    step: int
+    examples_seen: int
+    train_J: float  # cumulative training energy, gross, the validation passes' excluded
+    train_J_net: float
+    train_s: float
+    val_accuracy: float  # on the carved validation split
+    eval_J: float  # this point's validation pass
+
+
+class Curve(_Model):
+    """A training loop's curve (curves.py)."""
+
+    eval_every: int = 0
+    evals_per_epoch: int = 0
+    target_accuracy: float | None = None
+    validation: dict[str, Any] = Field(default_factory=dict)
+    points: list[CurvePoint]
+    eval_windows: list[Window] = Field(default_factory=list)
+
+    @property
+    def eval_j(self) -> float:
+        return sum(w.energy_j for w in self.eval_windows)
+
+
 class RunRecord(_Model):
     schema_version: int = Field(alias="schema")
     suite: str
@@ -149,7 +179,7 @@ class RunRecord(_Model):
     seed: int
     device: dict[str, Any] = Field(default_factory=lambda: dict(CPU_DEVICE))
     runtime: dict[str, Any] = Field(default_factory=lambda: dict(EAGER_RUNTIME))
-    status: str = "ok"  # or "skipped", with ``reason``
+    status: str = "ok"  # or "skipped", with ``reason``; or "trial" (a sweep trial: train, curve, no eval)
     reason: str | None = None
     meter: dict[str, Any] = Field(default_factory=dict)
     started_at: str | None = None
@@ -169,6 +199,8 @@ class RunRecord(_Model):
     eval: Eval | None = None
     inference: Inference | None = None  # at the table's batch size
     inference_sweep: list[Inference] = Field(default_factory=list)  # at the suite's other batch sizes
+    curve: Curve | None = None  # the training curve, where the suite asked for one (and every trial)
+    sweep: dict[str, Any] | None = None  # on a swept model's baseline: the trials and the selection
     #: The line it was read from (in memory only, for messages).
     line: int | None = Field(default=None, exclude=True)
 
@@ -207,6 +239,8 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
     if version == 4:  # every variant ran eager PyTorch
         out.setdefault("runtime", dict(EAGER_RUNTIME))
         version = 5
+    if version == 5:  # no curves, no sweeps: the new fields default to None
+        version = 6
     out["schema"] = version
     return out
 

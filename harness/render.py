@@ -91,6 +91,10 @@ COST: list[tuple[str, Cell]] = [
     ("train J gross / net (J)", lambda r: f"{fmt(r['train_J'])} / {fmt(r['train_J_net'])}"),
     ("train s (s)", lambda r: fmt(r["train_s"])),
     ("idle (W)", lambda r: fmt(r["idle_W"])),
+    ("tuning J (J)", lambda r: fmt(r["tuning_J"])),
+    ("J to target (J) [target; seeds reached]", lambda r: "-" if r["J_to_target_reached"] == "-" else
+     f"{fmt(r['J_to_target'])} [{r['target_accuracy']}; {r['J_to_target_reached']}]"),
+    ("validation passes J (J)", lambda r: fmt(r["curve_eval_J"])),
     ("lineage train J (J)", lambda r: fmt(r["lineage_train_J"])),
     ("break-even vs parent (inferences)", lambda r: r["break_even_inferences"]),
     ("J at 1e3 queries (J)", lambda r: fmt(r["J_at_1e3_queries"])),
@@ -120,11 +124,30 @@ BATCH: list[tuple[str, Cell]] = [
 ]
 
 
-def markdown(table: pd.DataFrame, notes: list[str], batches: pd.DataFrame | None = None) -> str:
+SWEEP: list[tuple[str, Cell]] = [
+    ("task", lambda r: r["task"]),
+    ("model", lambda r: r["model"]),
+    ("search", lambda r: f"{r['method']}, {r['configurations']} configurations, {r['trial_runs']} runs"),
+    ("selected (on validation)", lambda r: f"{r['selected']} ({r['selected_params']})"),
+    ("validation accuracy min / median / max (fraction)",
+     lambda r: f"{fmt(r['val_accuracy_min'])} / {fmt(r['val_accuracy_median'])} / {fmt(r['val_accuracy_max'])}"),
+    ("selected: validation / eval accuracy (fraction)",
+     lambda r: f"{fmt(r['selected_val_accuracy'])} / {fmt(r['selected_eval_accuracy'])}"),
+    ("tuning J (J)", lambda r: fmt(r["tuning_J"])),
+    ("final training J (J)", lambda r: fmt(r["train_J"])),
+    ("tuning / final training", lambda r: f"{r['tuning_to_train_ratio']:.3g}x"),
+    ("energy method", lambda r: r["energy_method"]),
+]
+
+
+def markdown(table: pd.DataFrame, notes: list[str], batches: pd.DataFrame | None = None,
+             sweeps: pd.DataFrame | None = None) -> str:
     parts = []
     sections = [("Accuracy per joule", MAIN, table), ("Cost to create, lifecycle and carbon", COST, table)]
     if batches is not None and len(batches):
         sections.append(("J per inference against batch size", BATCH, batches))
+    if sweeps is not None and len(sweeps):
+        sections.append(("Hyperparameter sweeps: what the search cost", SWEEP, sweeps))
     for title, spec, frame in sections:
         headers, rows = _rows(frame, spec)
         lines = [f"### {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

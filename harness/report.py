@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import plots, render
-from harness.files import ensure_dir, write_atomic
+from harness import appendix, plots, render
+from harness.errors import UserError
+from harness.files import ensure_dir, read_json, write_atomic
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
 from harness.records import RunRecord
-from harness.table import CV_WARN, build_batch_table, build_table, cross_check_notes, load_run_dirs
+from harness.table import (CV_WARN, build_batch_table, build_sweep_table, build_table, build_trial_table,
+                           cross_check_notes, load_run_dirs)
 
 OUTPUTS = ("table.md", "table.csv", "table.parquet", "table.tex", "accuracy_vs_energy.png", "lifecycle_energy.png")
 
@@ -51,6 +53,7 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
                      "int8 there is onnxruntime's quantize_dynamic; size = the .onnx file; FLOPs are counted on the "
                      "PyTorch module that was exported. compile: torch.compile (inductor); train J includes the cold "
                      "compile and its warm-up over every measured batch shape.")
+    notes += curve_notes(recs, table)
     for _, row in table.iterrows():
         if pd.notna(row["compiles_in_windows"]) and row["compiles_in_windows"] > 0:
             notes.append(f"WARNING: {row['variant_id']} ({row['task']}): {int(row['compiles_in_windows'])} graph(s) "
@@ -65,20 +68,53 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
     return notes
 
 
+def curve_notes(recs: list[RunRecord], table: pd.DataFrame) -> list[str]:
+    """What J to target, validation passes J and tuning J mean, and where a target was missed."""
+    notes = []
+    carved = next((r.data.get("validation") for r in recs if r.data.get("validation")), None)
+    if carved:
+        notes.append(f"validation split: {carved['n']} examples ({carved['fraction']:g} of the training split, at most "
+                     f"{carved['max_examples']}, seed {carved['seed']}) carved out before training; never trained on. "
+                     "Curves and sweep selection use it; the eval split is used only for the final accuracy.")
+    if table["J_to_target_reached"].ne("-").any():
+        notes.append("J to target: the training energy (gross; the variant's own training loop, its validation passes "
+                     "excluded) at the first curve point whose validation accuracy reached the target "
+                     "(train.target_accuracy, else 99% of that seed's final validation accuracy); mean over seeds, "
+                     "resolution one curve interval. validation passes J: the curve's evaluations in their own "
+                     "windows, reported here and never inside train J or lineage train J.")
+    for _, row in table.iterrows():
+        if row["J_to_target_reached"] != "-" and pd.isna(row["J_to_target"]):
+            notes.append(f"J to target of {row['variant_id']} ({row['task']}) is empty: validation accuracy reached "
+                         f"{row['target_accuracy']} in only {row['J_to_target_reached']} seed(s).")
+    if table["tuning_J"].notna().any():
+        notes.append("tuning J: every trial of the sweep that chose the row's hyperparameters (all configurations x "
+                     "all seeds; their training and validation passes; the selected trial included, whose training "
+                     "is the row's train J). lineage train J counts the search in place of the row's train J, so "
+                     "every variant derived from it pays for it. Trials are selected on the validation split and "
+                     "never see the eval split.")
+    return notes
+
+
 def write(run_dirs: list[Path], out_dir: Path | None = None,
-          carbon: Carbon | None = None) -> tuple[pd.DataFrame, str, list[str]]:
+          carbon: Carbon | None = None, with_appendix: bool = False) -> tuple[pd.DataFrame, str, list[str]]:
     """Build everything from run dirs and write it into ``out_dir`` (default: the single
-    run dir; with several and no ``out_dir``, nothing is written). Returns
-    (table, markdown, warnings)."""
+    run dir; with several and no ``out_dir``, nothing is written). ``with_appendix`` also
+    writes appendix.md and appendix.tex (one run dir: its environment describes it).
+    Returns (table, markdown, warnings)."""
     carbon = carbon or carbon_from()
+    env_path = Path(run_dirs[0]) / "environment.json"
+    if with_appendix and (len(run_dirs) != 1 or not env_path.is_file()):
+        raise UserError("--appendix describes one run: pass a single run directory (with its environment.json); "
+                        "merge shards first with joulebench merge")
     recs, warnings = load_run_dirs(run_dirs)
     table = add_lifecycle(build_table(recs), carbon)
     batches = build_batch_table(recs)
+    sweeps, trials = build_sweep_table(recs, table), build_trial_table(recs)
     notes = footnotes(recs, table, carbon)
     if len(batches):
         notes.append("batch sizes: every batch size is measured in the same interleaved rounds over the same eval "
                       "examples; the main table's J/inference is the one at measure.batch_size.")
-    md = render.markdown(table, notes, batches)
+    md = render.markdown(table, notes, batches, sweeps)
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
     if target is not None and len(table):
         ensure_dir(target, "report folder")
@@ -90,7 +126,20 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
         write_atomic(target / "table.parquet", lambda p: table.to_parquet(p, index=False))
         write_atomic(target / "accuracy_vs_energy.png", lambda p: plots.accuracy_vs_energy(table, p))
         write_atomic(target / "lifecycle_energy.png", lambda p: plots.lifecycle_energy(table, p))
+        if table["J_to_target_reached"].ne("-").any():
+            write_atomic(target / "training_curves.png", lambda p: plots.training_curves(recs, p))
+        if len(trials):
+            write_atomic(target / "sweeps.csv", lambda p: sweeps.to_csv(p, index=False))
+            write_atomic(target / "trials.csv", lambda p: trials.to_csv(p, index=False))
         if len(batches):
             write_atomic(target / "batch_sizes.csv", lambda p: batches.to_csv(p, index=False))
             write_atomic(target / "batch_size_energy.png", lambda p: plots.batch_size_energy(batches, p))
+        if with_appendix:
+            env = read_json(env_path, "environment file")
+            if not isinstance(env, dict):
+                raise UserError(f"{env_path} is not a joulebench environment file; rerun the suite")
+            md_a = appendix.markdown(env, table, carbon, sweeps, Path(run_dirs[0]))
+            tex_a = appendix.latex(env, table, carbon, sweeps, Path(run_dirs[0]))
+            write_atomic(target / "appendix.md", lambda p: p.write_text(md_a))
+            write_atomic(target / "appendix.tex", lambda p: p.write_text(tex_a))
     return table, md, warnings

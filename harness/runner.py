@@ -51,7 +51,16 @@ def seed_everything(seed: int) -> None:
 
 
 def load_task(suite: Suite, data_dir: Path | None) -> TaskData:
-    return TASKS.get(suite.task.name)(data_dir, **suite.task.options)
+    """The task's data; with a validation split carved out of its training split where
+    the suite needs one (curves, a sweep). The eval split is never touched."""
+    task = TASKS.get(suite.task.name)(data_dir, **suite.task.options)
+    if suite.validation is not None:
+        v = suite.validation
+        try:
+            task = task.carve(v.fraction, v.max_examples, v.seed)
+        except ValueError as exc:
+            raise UserError(f"{suite.path} validation: {exc}; change validation.fraction") from None
+    return task
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,10 @@ class Pending:
 class Runner:
     def __init__(self, suite: Suite, task: TaskData, monitor: EnergyMonitor, out_dir: Path,
                  cache: ArtifactCache | None = None, shard_spec: tuple[int, int] | None = None,
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr), device: Device = CPU) -> None:
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr), device: Device = CPU,
+                 command: list[str] | None = None) -> None:
         self.suite, self.task, self.monitor, self.out_dir, self.log = suite, task, monitor, out_dir, log
+        self.command = command
         self.device = device
         self.specs = expand(suite)
         self.todo = shard(self.specs, *shard_spec) if shard_spec else self.specs
@@ -120,6 +131,11 @@ class Runner:
                     self.log(f"  resume: dropped a torn last line ({dropped} bytes) left by the interruption")
                 recs, _ = records.load(path)
                 done = {r.run_key for r in recs}
+                for r in recs:  # a recorded trial's result serves the selection without retraining
+                    if r.status == "trial" and (r.variant_id, r.seed) in self.workshop.by_id:
+                        self.workshop.note_trial(self.workshop.by_id[(r.variant_id, r.seed)],
+                                                 r.curve.model_dump() if r.curve else None,
+                                                 [w.model_dump() for w in r.train.windows()])
             self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
         prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
         env = environment.environment(self.monitor.method, self.monitor.formulas(), self.device.describe())
@@ -130,6 +146,7 @@ class Runner:
                        "n_train": len(self.task.train), "n_eval": len(self.task.eval), **self.task.info,
                        "train_sha256": self.workshop.data_fp}
         env["shard"] = list(self.shard_spec) if self.shard_spec else None
+        env["command"] = self.command  # as typed (paths relative to where it was run)
         self.fingerprint = environment.fingerprint(env)
         if not (resume and env_path.is_file()):
             write_json_atomic(env_path, env)
@@ -158,15 +175,20 @@ class Runner:
     def _run(self, done: set[str]) -> Path:
         path = self.out_dir / records.RECORDS
         todo = [s for s in self.todo if s.key not in done]
+        count, count_all = 0, len(todo)
+        for spec in (s for s in todo if s.trial is not None):  # a sweep's trials: all of them before any selection
+            count += 1
+            self.log(f"[{count}/{count_all}] {self.suite.name}: {spec.key} (sweep trial: {_describe(spec.trial)})")
+            records.append(path, RunRecord.model_validate(self.trial_record(spec)))
+        todo = [s for s in todo if s.trial is None]
         seeds = list(dict.fromkeys(s.seed for s in todo))
-        count = 0
         for g, seed in enumerate(seeds):
             if self.suite.measure.idle_between_seeds and g > 0:
                 self.measure_idle()
             pending: list[Pending] = []
             for spec in (s for s in todo if s.seed == seed):
                 count += 1
-                self.log(f"[{count}/{len(todo)}] {self.suite.name}: {spec.key}")
+                self.log(f"[{count}/{count_all}] {self.suite.name}: {spec.key}")
                 made = self.prepare_one(spec)
                 if isinstance(made, Pending):
                     pending.append(made)
@@ -187,16 +209,47 @@ class Runner:
                 records.append(path, RunRecord.model_validate(self.finish(p, mine)))
         return path
 
-    def prepare_one(self, spec: RunSpec) -> dict[str, Any] | Pending:
-        """Everything but the inference windows: obtain, evaluate, count; or a skip record."""
-        started = now()
-        seed_everything(spec.seed)
-        base = {"schema": records.SCHEMA, "suite": self.suite.name, "profile": self.suite.profile,
+    def _base(self, spec: RunSpec) -> dict[str, Any]:
+        return {"schema": records.SCHEMA, "suite": self.suite.name, "profile": self.suite.profile,
                 "config_hash": self.suite.config_hash(), "run_config_hash": run_config_hash(self.suite, spec),
                 "fingerprint": self.fingerprint, "run_key": spec.key, "task": self.task.name,
                 "model": spec.model.name, "variant_id": spec.variant_id, "variant": spec.variant,
                 "technique": spec.technique, "parent": spec.parent, "params": dict(spec.params), "seed": spec.seed,
                 "device": self.device.describe()}
+
+    def _data(self, spec: RunSpec, n_eval: int | None) -> dict[str, Any]:
+        return {"source": self.task.source, "eval_split": self.task.eval_split,
+                "metric": self.task.info.get("metric", "accuracy"),
+                "n_train": min(len(self.task.train), spec.train.max_samples or len(self.task.train)),
+                "n_eval": n_eval, "validation": self.task.info.get("validation")}
+
+    @staticmethod
+    def _creation(spec: RunSpec, windows: dict[str, Any]) -> dict[str, Any]:
+        return {"epochs": spec.train.epochs, "batch_size": spec.train.batch_size, "lr": spec.train.lr,
+                "max_samples": spec.train.max_samples, "precision": spec.train.precision,
+                "window": windows["create"].to_dict(),
+                "extra_windows": {k: w.to_dict() for k, w in windows.items() if k != "create"}}
+
+    def trial_record(self, spec: RunSpec) -> dict[str, Any]:
+        """A sweep trial: trained under its own window, validated on the carved split
+        (its curve), never evaluated on the eval split nor measured for inference."""
+        started = now()
+        seed_everything(spec.seed)
+        made = self.workshop.obtain(spec)
+        result = self.workshop.trial_results[(spec.variant_id, spec.seed)]
+        self.log(f"  validation accuracy {result['val_accuracy']:.4f}; trial energy {result['energy_J']:.1f} J "
+                 f"({made.windows['create'].method}{', cached' if made.cached else ''})")
+        return {**self._base(spec), "status": "trial", "params": dict(spec.trial), "artifact_key": made.key,
+                "cached": made.cached, "architecture": made.built.model_name, "technique_info": made.info,
+                "data": self._data(spec, None), "train": self._creation(spec, made.windows), "curve": made.curve,
+                "meter": self._meter(), "started_at": started, "finished_at": now()}
+
+    def prepare_one(self, spec: RunSpec) -> dict[str, Any] | Pending:
+        """Everything but the inference windows: obtain, evaluate, count; or a skip record."""
+        started = now()
+        seed_everything(spec.seed)
+        spec = self.workshop.resolve(spec)  # a swept baseline: the selected trial's budget
+        base = self._base(spec)
         t0 = time.perf_counter()
         try:
             made = self.workshop.obtain(spec)
@@ -236,14 +289,10 @@ class Runner:
                         "artifact_key": deployed.key or None, "cached": deployed.cached},
             "n_params": n_weights, "n_nonzero_params": n_nonzero, "size_bytes": size_bytes,
             "flops": flops,
-            "data": {"source": self.task.source, "eval_split": self.task.eval_split,
-                     "metric": self.task.info.get("metric", "accuracy"),
-                     "n_train": min(len(self.task.train), spec.train.max_samples or len(self.task.train)),
-                     "n_eval": len(eval_data)},
-            "train": {"epochs": spec.train.epochs, "batch_size": spec.train.batch_size, "lr": spec.train.lr,
-                      "max_samples": spec.train.max_samples, "precision": spec.train.precision,
-                      "window": windows["create"].to_dict(),
-                      "extra_windows": {k: w.to_dict() for k, w in windows.items() if k != "create"}},
+            "data": self._data(spec, len(eval_data)),
+            "train": self._creation(spec, windows),
+            "curve": made.curve,
+            "sweep": self._sweep_block(spec),
             "eval": {"accuracy": result.accuracy, "correct": result.correct, "n": result.n,
                      "predictions": result.predictions, "labels": eval_data.labels.tolist()},
             "started_at": started,
@@ -252,6 +301,14 @@ class Runner:
         targets = [prepare(f"{spec.key}@bs{b}", runnable, eval_data, cfg, self.monitor, self.device.torch, b)
                    for b in cfg.all_batch_sizes()]
         return Pending(record, targets)
+
+    def _sweep_block(self, spec: RunSpec) -> dict[str, Any] | None:
+        """On the swept model's baseline: how its budget was chosen and what the search cost."""
+        sweep = self.suite.sweep
+        if sweep is None or spec.variant_id != sweep.model or spec.trial is not None:
+            return None
+        chosen = self.workshop.selection()
+        return {k: v for k, v in chosen.items() if k != "train"}
 
     def finish(self, pending: Pending, results: list[InferenceResult]) -> dict[str, Any]:
         """The record, with the windows at the table's batch size (and at the others)."""
@@ -298,6 +355,10 @@ class Runner:
 
     def _meter(self) -> dict[str, Any]:
         return {"method": self.monitor.method, "formulas": self.monitor.formulas()}
+
+
+def _describe(values: Any) -> str:
+    return ", ".join(f"{k}={v}" for k, v in dict(values).items())
 
 
 def run_config_hash(suite: Suite, spec: RunSpec) -> str:

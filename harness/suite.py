@@ -14,15 +14,23 @@ from typing import Any, Mapping
 
 import yaml
 
-from harness.config import (EAGER, GPU_IDLE, PRECISIONS, PROFILES, MeasureConfig, MeterConfig,  # noqa: F401
-                            ModelConfig, RuntimeConfig, Suite, TaskConfig, TrainConfig, VariantConfig)
+import math
+
+import numpy as np
+
+from harness.config import (EAGER, GPU_IDLE, PRECISIONS, PROFILES, SWEEPABLE, MeasureConfig,  # noqa: F401
+                            MeterConfig, ModelConfig, RuntimeConfig, Suite, SweepConfig, TaskConfig, TrainConfig,
+                            ValidationConfig, VariantConfig)
 from harness.errors import UserError
 
 TOP_KEYS = {"name", "description", "task", "models", "variants", "seeds", "train",
-            "measure", "meter", "allow_estimate", "device", "quick"}
+            "measure", "meter", "allow_estimate", "device", "quick", "validation", "sweep"}
 MODEL_KEYS = {"family", "options", "train", "runtime"}
 VARIANT_KEYS = {"id", "parent", "technique", "params", "train", "runtime"}
 TASK_KEYS = {"name", "options"}
+SWEEP_KEYS = {"model", "grid", "random", "select_on"}
+#: TrainConfig fields that may be None in YAML (``max_samples: null``).
+OPTIONAL = {"max_samples", "target_accuracy"}
 
 
 def load(path: str | Path, profile: str = "full") -> Suite:
@@ -144,12 +152,22 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
 
     parse_device(device, f"'device' in {where}")
 
+    sweep = _sweep(merged["sweep"], {m.name: m for m in models}, where) if "sweep" in merged else None
+    curves = any(t.curve for t in [m.train for m in models] + [v.train for v in variants])
+    validation = None
+    if "validation" in merged or curves or sweep is not None:
+        validation = _dataclass_from(ValidationConfig, merged.get("validation") or {}, ValidationConfig(),
+                                     f"{where} validation")
+        if not 0 < validation.fraction < 1 or validation.max_examples < 1:
+            raise UserError(f"validation in {where}: fraction must be in (0, 1) and max_examples >= 1, got "
+                            f"fraction {validation.fraction}, max_examples {validation.max_examples}")
+
     suite = Suite(
         name=name, path=where, profile=profile,
         description=str(merged.get("description", "")),
         task=task, models=tuple(models), variants=tuple(variants), seeds=tuple(seeds),
         measure=measure, meter=_meter(merged.get("meter", "auto"), where), allow_estimate=allow_estimate,
-        resolved=merged, device=device,
+        resolved=merged, device=device, validation=validation, sweep=sweep,
     )
     _check_references(suite)
     return suite
@@ -194,6 +212,90 @@ def _runtime(raw: Any, where: str) -> RuntimeConfig:
     return RuntimeConfig(raw["name"], options) if options or raw["name"] != "eager" else EAGER
 
 
+def _sweep(raw: Any, models: dict[str, ModelConfig], where: str) -> SweepConfig:
+    """``sweep: {model:, grid: {lr: [...], ...}}`` or ``random: {n:, seed:, lr: {log_uniform: [a, b]}}``:
+    every trial's training budget is the model's with the trial's values."""
+    where = f"{where} sweep"
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} must be a mapping with model:, grid: (or random:) and select_on: validation")
+    _known(raw, SWEEP_KEYS, where)
+    model = _req(raw, "model", str, where)
+    if model not in models:
+        raise UserError(f"{where} names model {model!r}, which the suite does not define; use one of: "
+                        f"{', '.join(models)}")
+    select_on = raw.get("select_on", "validation")
+    if select_on == "eval":
+        raise UserError(f"{where}: select_on: eval is refused: choosing hyperparameters on the eval split tunes on "
+                        "it, and its accuracy would no longer be held out; use select_on: validation (carved from "
+                        "the training data)")
+    if select_on != "validation":
+        raise UserError(f"{where}: select_on must be 'validation', not {select_on!r}")
+    if ("grid" in raw) == ("random" in raw):
+        raise UserError(f"{where} needs exactly one of grid: {{lr: [...], batch_size: [...]}} or "
+                        "random: {n: 8, lr: {log_uniform: [1.0e-4, 1.0e-2]}}")
+    method = "grid" if "grid" in raw else "random"
+    space = raw[method]
+    if not isinstance(space, dict) or not space:
+        raise UserError(f"{where}.{method} is empty; give at least one hyperparameter, e.g. lr: [3.0e-4, 1.0e-3]")
+    base = models[model].train
+    if method == "grid":
+        names = list(space)
+        for name in names:
+            _sweepable(name, where)
+            if not isinstance(space[name], list) or not space[name]:
+                raise UserError(f"{where}.grid.{name} must be a non-empty list of values, got {space[name]!r}")
+        combos: list[dict[str, Any]] = [{}]
+        for name in names:
+            combos = [{**c, name: v} for c in combos for v in space[name]]
+    else:
+        space = dict(space)
+        n, seed = space.pop("n", None), space.pop("seed", 0)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1 or not isinstance(seed, int):
+            raise UserError(f"{where}.random needs n: a positive integer (the number of trials), got {n!r}")
+        if not space:
+            raise UserError(f"{where}.random is empty; give at least one hyperparameter, e.g. "
+                            "lr: {log_uniform: [1.0e-4, 1.0e-2]}")
+        rng = np.random.default_rng(seed)
+        dists = {name: _distribution(name, spec, getattr(base, _sweepable(name, where)), f"{where}.random.{name}")
+                 for name, spec in space.items()}
+        combos = [{name: draw(rng) for name, draw in dists.items()} for _ in range(n)]
+    trials = []
+    for k, combo in enumerate(combos):
+        cfg = _train(combo, base, f"{where} trial {k + 1} ({combo})")  # each trial's values checked like train:
+        trials.append({name: getattr(cfg, name) for name in combo})
+    return SweepConfig(model=model, trials=tuple(trials), method=method, space=raw[method], select_on=select_on)
+
+
+def _sweepable(name: str, where: str) -> str:
+    if name not in SWEEPABLE:
+        raise UserError(f"{where}: unknown hyperparameter {name!r}; a sweep may vary: {', '.join(SWEEPABLE)}")
+    return name
+
+
+def _distribution(name: str, spec: Any, default: Any, where: str):
+    """A random-search draw: {choice: [...]}, {uniform: [a, b]} or {log_uniform: [a, b]} (floats)."""
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise UserError(f"{where} must be one of {{choice: [...]}}, {{uniform: [a, b]}}, {{log_uniform: [a, b]}}")
+    (kind, arg), = spec.items()
+    if kind == "choice":
+        if not isinstance(arg, list) or not arg:
+            raise UserError(f"{where}.choice must be a non-empty list")
+        return lambda rng: arg[int(rng.integers(len(arg)))]
+    if kind not in ("uniform", "log_uniform"):
+        raise UserError(f"{where}: unknown distribution {kind!r}; use choice, uniform or log_uniform")
+    if not isinstance(default, float):
+        raise UserError(f"{where}: {name} takes whole values; use {{choice: [...]}}")
+    try:
+        lo, hi = (float(v) for v in arg)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}.{kind} must be [low, high], got {arg!r}") from None
+    if not lo < hi or (kind == "log_uniform" and lo <= 0):
+        raise UserError(f"{where}.{kind} must be [low, high] with low < high" + (" and low > 0" if kind != "uniform" else ""))
+    if kind == "uniform":
+        return lambda rng: float(rng.uniform(lo, hi))
+    return lambda rng: float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
 def _meter(raw: Any, where: str) -> MeterConfig:
     """``meter: auto`` is shorthand for ``meter: {name: auto}``."""
     if isinstance(raw, str):
@@ -216,6 +318,11 @@ def _train(raw: Any, base: TrainConfig, where: str) -> TrainConfig:
         raise UserError(f"{where}: warmup_fraction must be in [0, 1)")
     if cfg.precision not in PRECISIONS:
         raise UserError(f"{where}: precision must be one of {', '.join(PRECISIONS)}, not {cfg.precision!r}")
+    if cfg.eval_every < 0 or cfg.evals_per_epoch < 0:
+        raise UserError(f"{where}: eval_every and evals_per_epoch must be >= 0 (0: no training curve)")
+    if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
+        raise UserError(f"{where}: target_accuracy must be in (0, 1] (a validation accuracy), got "
+                        f"{cfg.target_accuracy}; omit it for 99% of the final validation accuracy")
     return cfg
 
 
@@ -227,10 +334,11 @@ def _dataclass_from(cls: type, raw: Any, base: Any, where: str) -> Any:
     values = {}
     for key, value in raw.items():
         default = getattr(base, key)
-        if value is None and key == "max_samples":
+        if value is None and key in OPTIONAL:
             values[key] = None
             continue
-        want = float if isinstance(default, float) else type(default) if default is not None else int
+        want = (float if isinstance(default, float) or key == "target_accuracy"
+                else type(default) if default is not None else int)
         if want is float and not isinstance(value, bool):
             try:  # YAML 1.1 reads 3e-4 as a string; accept any number spelling
                 value = float(value)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness import records, stats
+from harness.curves import DEFAULT_TARGET_SHARE, j_to_target
 from harness.errors import UserError
 from harness.records import RunRecord
 
@@ -35,6 +36,7 @@ COLUMNS = [
     "macro_f1", "task_metric", "task_metric_value",
     "accuracy_delta_vs_parent", "delta_p", "delta_test",
     "train_J", "train_J_net", "train_s",
+    "val_accuracy", "target_accuracy", "J_to_target", "J_to_target_reached", "curve_eval_J", "tuning_J",
     "J_per_inference", "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi",
     "J_per_inference_cv", "J_per_inference_seed_std", "J_per_inference_net",
     "J_per_inference_net_within_run_ci95_lo", "J_per_inference_net_within_run_ci95_hi",
@@ -49,6 +51,8 @@ UNITS = {
     "J_at_1e9_queries": "J", "train_gCO2e": "g", "gCO2e_per_1e6_queries": "g", "break_even_inferences": "inferences",
     "n_eval": "examples", "accuracy": "fraction", "macro_f1": "fraction", "accuracy_delta_vs_parent": "fraction",
     "train_J": "J", "train_J_net": "J", "train_s": "s", "J_per_inference": "J",
+    "val_accuracy": "fraction", "target_accuracy": "fraction", "J_to_target": "J", "curve_eval_J": "J",
+    "tuning_J": "J",
     "J_per_inference_cv": "fraction", "J_per_inference_net": "J", "idle_W": "W",
     "inferences_per_s": "1/s", "correct_per_J": "1/J",
 }
@@ -141,6 +145,9 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
         "train_J": sum(w.energy_j for w in create) / len(group),
         "train_J_net": sum(w.net_energy_j for w in create) / len(group),
         "train_s": sum(w.duration_s for w in create) / len(group),
+        **curve_columns(group),
+        # a swept model's baseline: every trial of the search (all seeds), validation passes included
+        "tuning_J": first.sweep["tuning_J"] if first.sweep else float("nan"),
         "J_per_inference": j_med,
         "J_per_inference_within_run_ci95_lo": j_lo, "J_per_inference_within_run_ci95_hi": j_hi,
         "J_per_inference_cv": stats.cv(per_inf),
@@ -158,6 +165,30 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
         "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in group) else
                                 sum(inf.compiles_in_windows or 0 for r in group for inf in r.inferences())),
     }
+
+
+def curve_columns(group: list[RunRecord]) -> dict[str, Any]:
+    """From the seeds' training curves: final validation accuracy, the energy to first
+    reach the target (mean over seeds; empty unless every seed reached it), and the
+    validation passes' own energy. All empty without curves."""
+    curves = [r.curve for r in group if r.curve is not None and r.curve.points]
+    empty = {"val_accuracy": float("nan"), "target_accuracy": "-", "J_to_target": float("nan"),
+             "J_to_target_reached": "-", "curve_eval_J": float("nan")}
+    if not curves:
+        return empty
+    target = curves[0].target_accuracy
+    points = [[p.model_dump() for p in c.points] for c in curves]
+    reached = [j_to_target(p, target) for p in points]
+    hits = [j for j in reached if j is not None]
+    return {"val_accuracy": float(np.mean([p[-1]["val_accuracy"] for p in points])),
+            "target_accuracy": (fmt_target(target)),
+            "J_to_target": float(np.mean(hits)) if len(hits) == len(group) else float("nan"),
+            "J_to_target_reached": f"{len(hits)}/{len(group)}",
+            "curve_eval_J": float(np.mean([c.eval_j for c in curves]))}
+
+
+def fmt_target(target: float | None) -> str:
+    return f"{target:g}" if target is not None else f"{DEFAULT_TARGET_SHARE:.0%} of final"
 
 
 def runtime_label(runtime: dict[str, Any]) -> str:
@@ -247,6 +278,58 @@ def cross_check_notes(recs: list[RunRecord]) -> list[str]:
     return [f"NVML cross-check, {comp}: polled power integral / energy counter = {stats.median(v):.3f} "
             f"(median; range {min(v):.3f}-{max(v):.3f}) over {len(v)} inference windows; the counter is the figure "
             "used" for comp, v in sorted(ratios.items())]
+
+
+SWEEP_COLUMNS = ["suite", "task", "model", "method", "select_on", "configurations", "trial_runs", "selected",
+                 "selected_params", "val_accuracy_min", "val_accuracy_median", "val_accuracy_max",
+                 "selected_val_accuracy", "selected_eval_accuracy", "tuning_J", "train_J", "tuning_to_train_ratio",
+                 "energy_method"]
+
+
+def build_sweep_table(recs: list[RunRecord], table: pd.DataFrame) -> pd.DataFrame:
+    """One row per swept model: the spread of validation accuracy over the configurations
+    (each the mean over seeds), the selected one's validation and eval accuracy, and the
+    search's energy against the final training's (the row's train J, per seed)."""
+    rows = []
+    seen: set[tuple[str, str]] = set()
+    for r in recs:
+        if not r.ok or not r.sweep or (r.suite, r.variant_id) in seen:
+            continue
+        seen.add((r.suite, r.variant_id))
+        sw = r.sweep
+        means = list(sw["mean_val_accuracy"].values())
+        row = table[(table["suite"] == r.suite) & (table["variant_id"] == r.variant_id)].iloc[0]
+        trials = [t for t in recs if t.status == "trial" and t.suite == r.suite and t.model == r.variant_id]
+        methods = sorted({w.method for t in trials for w in t.train.windows()}) or [row["energy_method"]]
+        rows.append({"suite": r.suite, "task": r.task, "model": r.variant_id, "method": sw["method"],
+                     "select_on": sw["select_on"], "configurations": len(means), "trial_runs": len(sw["trials"]),
+                     "selected": sw["selected"], "selected_params": _describe(sw["params"]),
+                     "val_accuracy_min": min(means), "val_accuracy_median": float(np.median(means)),
+                     "val_accuracy_max": max(means), "selected_val_accuracy": sw["mean_val_accuracy"][sw["selected"]],
+                     "selected_eval_accuracy": row["accuracy"], "tuning_J": sw["tuning_J"], "train_J": row["train_J"],
+                     "tuning_to_train_ratio": sw["tuning_J"] / row["train_J"], "energy_method": "+".join(methods)})
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+
+
+TRIAL_COLUMNS = ["suite", "task", "model", "trial", "seed", "params", "val_accuracy", "train_J", "curve_eval_J",
+                 "energy_J", "train_s", "energy_method", "cached"]
+
+
+def trial_energy(rec: RunRecord) -> float:
+    """A trial's cost to the search: its training windows and its validation passes."""
+    return sum(w.energy_j for w in rec.train.windows()) + (rec.curve.eval_j if rec.curve else 0.0)
+
+
+def build_trial_table(recs: list[RunRecord]) -> pd.DataFrame:
+    rows = [{"suite": r.suite, "task": r.task, "model": r.model, "trial": r.variant_id, "seed": r.seed,
+             "params": _describe(r.params),
+             "val_accuracy": r.curve.points[-1].val_accuracy if r.curve and r.curve.points else float("nan"),
+             "train_J": sum(w.energy_j for w in r.train.windows()),
+             "curve_eval_J": r.curve.eval_j if r.curve else 0.0, "energy_J": trial_energy(r),
+             "train_s": sum(w.duration_s for w in r.train.windows()),
+             "energy_method": "+".join(sorted({w.provenance for w in r.train.windows()})),
+             "cached": bool(r.cached)} for r in recs if r.status == "trial"]
+    return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
 
 
 def build_table(recs: list[RunRecord]) -> pd.DataFrame:

@@ -8,6 +8,10 @@ training tensors follow it there once, before the first step (so no host-to-devi
 sits in the loop). ``precision`` bf16/fp16 runs the forward and loss under autocast,
 with a GradScaler for fp16; weights and optimizer state stay fp32. The running loss is
 summed on the device, so the loop never waits for the GPU between steps.
+
+``checkpoint(step, examples_seen)`` (a training curve's recorder, curves.py) is called
+every ``cfg.checkpoint_every`` steps and after the last step; it evaluates on the
+validation split in its own window and must leave the module as it found it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch._dynamo  # noqa: F401  the first optimizer imports it (~2.7 CPU-s here): not inside a training window
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
@@ -61,7 +66,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def train(module: nn.Module, data: Encoded, cfg: TrainConfig, seed: int, desc: str = "train",
-          loss_fn: LossFn | None = None) -> TrainStats:
+          loss_fn: LossFn | None = None, checkpoint: Callable[[int, int], None] | None = None) -> TrainStats:
     device = module_device(module)
     why = unsupported_precision(cfg.precision, device)
     if why:
@@ -70,13 +75,14 @@ def train(module: nn.Module, data: Encoded, cfg: TrainConfig, seed: int, desc: s
     n = len(data)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
+    every = cfg.checkpoint_every(steps_per_epoch) if checkpoint else 0
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, total_steps))
     amp = AUTOCAST.get(cfg.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     order = torch.Generator().manual_seed(seed)  # the data order is part of the seed (drawn on the CPU)
     module.train()
-    step, epoch_loss = 0, torch.zeros((), dtype=torch.float64, device=device)
+    step, seen, epoch_loss = 0, 0, torch.zeros((), dtype=torch.float64, device=device)
     bar = tqdm(total=total_steps, desc=desc, unit="step", leave=False, disable=None)
     for _epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=order)
@@ -97,7 +103,10 @@ def train(module: nn.Module, data: Encoded, cfg: TrainConfig, seed: int, desc: s
             sched.step()
             epoch_loss += loss.detach().double() * len(idx)
             step += 1
+            seen += len(idx)
             bar.update(1)
+            if checkpoint and (step == total_steps or (every and step % every == 0)):
+                checkpoint(step, seen)
         bar.set_postfix(loss=f"{epoch_loss.item() / n:.3f}")
     bar.close()
     module.eval()

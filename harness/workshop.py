@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any, Callable
@@ -25,12 +25,13 @@ from harness import runtimes
 from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES, CompressContext, Technique, VariantSkipped
 from harness.config import ModelConfig, Suite, TrainConfig
+from harness.curves import CurveRecorder
 from harness.device import CPU, Device
 from harness.evaluate import predict_logits
 from harness.files import digest
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import MODELS, Encoded, ModelBundle
-from harness.plan import RunSpec
+from harness.plan import RunSpec, trials
 from harness.runtimes import DeployContext, Deployment, Runtime
 from harness.tasks import TaskData
 from harness.train import train
@@ -52,7 +53,14 @@ def task_fingerprint(task: TaskData) -> str:
                 h.update(text.encode())
                 h.update(b"\0")
     h.update(task.train.labels.tobytes())
+    if task.validation is not None:  # the curve (kept with a cached module) depends on it
+        h.update(b"validation")
+        h.update(task.validation.positions().tobytes())
     return h.hexdigest()
+
+
+def _describe(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
 def performed(spec: RunSpec, runtime: Runtime) -> str | None:
@@ -86,6 +94,7 @@ class Made:
     cached: dict[str, Any] | None = None  # {"measured_at", "host", "key"} when it came from the cache
     key: str = ""
     borrowed: bool = False  # the parent's module itself, run by another runtime (see Workshop._borrow)
+    curve: dict[str, Any] | None = None  # its training curve (curves.py), where the suite asked for one
 
 
 @dataclass
@@ -113,10 +122,16 @@ class Workshop:
     _skipped: dict[tuple[str, int], str] = field(default_factory=dict)
     _logits: dict[str, tuple[torch.Tensor, Measurement | None]] = field(default_factory=dict)
     _keys: dict[tuple[str, int], str] = field(default_factory=dict)
+    #: Sweep trials made in this process, by artifact key (the selected one is the baseline).
+    _trial_made: dict[str, Made] = field(default_factory=dict)
+    #: (trial id, seed) -> what selection needs: params, val_accuracy, energy_J, run_key.
+    trial_results: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    _selection: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.models = {m.name: m for m in self.suite.models}
-        self.by_id = {(s.variant_id, s.seed): s for s in self.specs}
+        self.trials = trials(self.suite)
+        self.by_id = {(s.variant_id, s.seed): s for s in self.specs + self.trials}
         self.data_fp = task_fingerprint(self.task)
 
     # -- encoders ---------------------------------------------------------------------
@@ -139,9 +154,70 @@ class Workshop:
             self._encoded[key] = bundle.encode(self.task.eval)
         return self._encoded[key]
 
+    def recorder(self, key: str, module: nn.Module, model_name: str, bundle: ModelBundle, cfg: TrainConfig,
+                 always: bool = False) -> CurveRecorder:
+        """The training curve's recorder for a loop in window ``key``: it evaluates on the
+        carved validation split where ``cfg`` asks for a curve (or ``always``: a sweep
+        trial's final validation accuracy), and records nothing otherwise."""
+        if self.task.validation is None or not (cfg.curve or always):
+            return CurveRecorder(self.monitor, key, module)
+        enc = (model_name, "validation", None)
+        if enc not in self._encoded:
+            self._encoded[enc] = bundle.encode(self.task.validation)
+        return CurveRecorder(self.monitor, key, module, self._encoded[enc], self.suite.measure.batch_size,
+                             dict(self.task.info.get("validation", {})), cfg.target_accuracy,
+                             {"eval_every": cfg.eval_every, "evals_per_epoch": cfg.evals_per_epoch})
+
+    # -- sweeps -----------------------------------------------------------------------
+    def resolve(self, spec: RunSpec) -> RunSpec:
+        """The swept model's baseline with the selected trial's budget; any other spec as it is."""
+        sweep = self.suite.sweep
+        if sweep is None or spec.variant_id != sweep.model or spec.trial is not None:
+            return spec
+        return replace(spec, train=self.selection()["train"])
+
+    def note_trial(self, spec: RunSpec, curve: dict[str, Any] | None, windows: list[Measurement] | list[dict]) -> None:
+        """What selection needs from a trial: its final validation accuracy and its energy
+        (training and validation passes: the search needs both)."""
+        joules = sum(w.energy_j if isinstance(w, Measurement) else w["energy_j"] for w in windows)
+        joules += sum(w["energy_j"] for w in (curve or {}).get("eval_windows", []))
+        self.trial_results[(spec.variant_id, spec.seed)] = {
+            "trial": spec.variant_id, "seed": spec.seed, "run_key": spec.key, "params": dict(spec.trial or {}),
+            "val_accuracy": curve["points"][-1]["val_accuracy"] if curve else None, "energy_J": joules}
+
+    def selection(self) -> dict[str, Any]:
+        """The sweep's choice: the trial with the best mean validation accuracy over seeds
+        (the first on a tie). Trials not yet at hand are obtained (cache, else trained),
+        without being recorded."""
+        if self._selection is None:
+            for spec in self.trials:
+                if (spec.variant_id, spec.seed) not in self.trial_results:
+                    self.log(f"  obtaining trial {spec.key} for the selection (not recorded here)")
+                    self.obtain(spec)
+            rows = [self.trial_results[(s.variant_id, s.seed)] for s in self.trials]
+            means: dict[str, list[float]] = {}
+            for r in rows:
+                means.setdefault(r["trial"], []).append(r["val_accuracy"])
+            best = max(means, key=lambda t: float(np.mean(means[t])))  # max keeps the first of equals
+            chosen = next(s for s in self.trials if s.variant_id == best)
+            keep = {self.artifact_key(s) for s in self.trials if s.variant_id == best}
+            self._trial_made = {k: m for k, m in self._trial_made.items() if k in keep}  # free the others
+            sweep = self.suite.sweep
+            self._selection = {
+                "model": sweep.model, "method": sweep.method, "space": sweep.space, "select_on": sweep.select_on,
+                "selected": best, "params": dict(chosen.trial), "train": chosen.train,
+                "mean_val_accuracy": {t: float(np.mean(v)) for t, v in means.items()},
+                "trials": rows, "tuning_J": sum(r["energy_J"] for r in rows)}
+            self.log(f"  sweep over {sweep.model}: selected {best} ({_describe(chosen.trial)}; mean validation "
+                     f"accuracy {self._selection['mean_val_accuracy'][best]:.4f} over {len(self.suite.seeds)} "
+                     f"seed(s)); {len(rows)} trial runs cost {self._selection['tuning_J']:.1f} J")
+        return self._selection
+
     # -- keys -------------------------------------------------------------------------
     def artifact_key(self, spec: RunSpec) -> str:
-        """Hash of everything that determines the trained module, lineage included."""
+        """Hash of everything that determines the trained module, lineage included. A
+        swept baseline's is its selected trial's (the same training)."""
+        spec = self.resolve(spec)
         k = (spec.variant_id, spec.seed)
         if k not in self._keys:
             parent = self.artifact_key(self.by_id[(spec.parent, spec.seed)]) if spec.parent else None
@@ -157,7 +233,9 @@ class Workshop:
 
     # -- making -----------------------------------------------------------------------
     def obtain(self, spec: RunSpec) -> Made:
-        """Make the variant of ``spec`` (its parent first, if not at hand)."""
+        """Make the variant of ``spec`` (its parent first, if not at hand). A sweep trial
+        is made like a baseline; a swept baseline is its selected trial."""
+        spec = self.resolve(spec)
         if spec.parent:
             parent_spec = self.by_id[(spec.parent, spec.seed)]
             if (spec.parent, spec.seed) in self._skipped:
@@ -174,7 +252,9 @@ class Workshop:
             return self._borrow(spec)
         key = self.artifact_key(spec)
         cacheable = technique is None or technique.cacheable
-        made = self._from_cache(spec, key, technique) if cacheable else None
+        made = self._trial_made.get(key)  # a swept baseline: the selected trial, trained in this process
+        if made is None and cacheable:
+            made = self._from_cache(spec, key, technique)
         if made is None:
             torch.manual_seed(spec.seed)
             try:
@@ -186,8 +266,11 @@ class Workshop:
             if self.cache is not None and cacheable:
                 self.cache.put_module(key, made.built.module, {
                     "variant": spec.key, "model_name": made.built.model_name, "measured_at": now(),
-                    "host": self.monitor.host,
+                    "host": self.monitor.host, "curve": made.curve,
                     "windows": {k: w.to_dict() for k, w in made.windows.items()}, "info": made.info})
+        if spec.trial is not None:
+            self._trial_made[key] = made
+            self.note_trial(spec, made.curve, list(made.windows.values()))
         if technique is not None:
             try:
                 made.built.runnable = technique.finalize(made.built.module, spec.params, made.info, self.device)
@@ -275,15 +358,19 @@ class Workshop:
         self.log(f"  cached: {spec.key} (made {meta['measured_at']} on {meta.get('host', 'an unknown host')}; "
                  "its creation energy is the one measured then)")
         return Made(Built(module, bundle, spec.model.name), windows, meta["info"],
-                    {"measured_at": meta["measured_at"], "host": meta.get("host"), "key": key}, key)
+                    {"measured_at": meta["measured_at"], "host": meta.get("host"), "key": key}, key,
+                    curve=meta.get("curve"))
 
     def _baseline(self, spec: RunSpec) -> Made:
         bundle = self.build(spec.model)
         data = self.encode_train(spec.model.name, bundle, spec.train)
-        with self.monitor.window(f"{spec.key}:train") as out:
-            stats = train(bundle.module, data, spec.train, spec.seed, desc=f"train {spec.key}")
+        recorder = self.recorder(f"{spec.key}:train", bundle.module, spec.model.name, bundle, spec.train,
+                                 always=spec.trial is not None)
+        with recorder.window() as out:
+            stats = train(bundle.module, data, spec.train, spec.seed, desc=f"train {spec.key}",
+                          checkpoint=recorder.checkpoint)
         info = {"steps": stats.steps, "train_samples": stats.samples, "final_loss": stats.final_loss}
-        return Made(Built(bundle.module, bundle, spec.model.name), {"create": out[0]}, info)
+        return Made(Built(bundle.module, bundle, spec.model.name), {"create": out[0]}, info, curve=recorder.curve())
 
     def _variant(self, spec: RunSpec) -> Made:
         parent = self._built[(spec.parent, spec.seed)]
@@ -294,9 +381,12 @@ class Workshop:
             task=self.task, monitor=self.monitor, models=self.models, build=self.build, device=self.device,
             encode_train=self.encode_train,
             teacher_logits=lambda cfg: self.teacher_logits(parent, parent_spec, cfg, spec.variant_id),
+            # the variant's architecture (spec.model) is the one its encoder belongs to
+            recorder=lambda key, module, bundle: self.recorder(key, module, spec.model.name, bundle, spec.train),
         )
         result = TECHNIQUES.get(spec.technique)().apply(ctx)
-        return Made(Built(result.module, result.bundle, spec.model.name), result.windows, result.info)
+        return Made(Built(result.module, result.bundle, spec.model.name), result.windows, result.info,
+                    curve=result.curve)
 
     def teacher_logits(self, teacher: Built, teacher_spec: RunSpec, cfg: TrainConfig,
                        variant_id: str) -> tuple[torch.Tensor, Measurement | None]:

@@ -23,12 +23,14 @@ MINIMAL = {
 @pytest.mark.parametrize("profile", suite.PROFILES)
 def test_every_benchmark_parses(path: Path, profile: str) -> None:
     s = suite.load(path, profile)
-    expected = {"gpu": f"{path.stem}_gpu"}.get(path.parent.name, path.stem)  # gpu/sst2.yaml is sst2_gpu
+    # gpu/sst2.yaml is sst2_gpu, sweeps/sst2.yaml is sst2_sweep
+    expected = {"gpu": f"{path.stem}_gpu", "sweeps": f"{path.stem}_sweep"}.get(path.parent.name, path.stem)
     assert s.name == expected
     assert s.models and s.seeds
     assert s.measure.repetitions >= 6
     specs = plan.expand(s)
-    assert len(specs) == (len(s.models) + len(s.variants)) * len(s.seeds)
+    trials = len(s.sweep.trials) if s.sweep else 0
+    assert len(specs) == (len(s.models) + len(s.variants) + trials) * len(s.seeds)
 
 
 def test_quick_profile_overrides_deeply() -> None:

@@ -17,7 +17,7 @@ place (``runtime_request``: int8 quantization by onnxruntime's own tool).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from torch import nn
 
@@ -28,6 +28,9 @@ from harness.models import Encoded, ModelBundle
 from harness.registry import Registry
 from harness.config import ModelConfig, TrainConfig
 from harness.tasks import TaskData
+
+if TYPE_CHECKING:  # curves.py evaluates, and evaluating imports runtimes, which import this module
+    from harness.curves import CurveRecorder
 
 
 class VariantSkipped(Exception):
@@ -52,6 +55,18 @@ class CompressContext:
     #: computed them or None when they were already computed and charged once)
     teacher_logits: Callable[[TrainConfig], tuple[Any, Measurement | None]] | None = None
     device: Device = CPU  # where the run's modules live (the parent is already there)
+    #: (window key, module being trained, its bundle) -> the training curve's recorder
+    recorder: Callable[[str, nn.Module, ModelBundle], "CurveRecorder"] | None = None
+
+    def curve(self, key: str, module: nn.Module, bundle: ModelBundle) -> "CurveRecorder":
+        """The recorder for a training loop in window ``key``: its ``window()`` replaces
+        ``monitor.window(key)`` and its ``checkpoint`` goes to train(); it records a curve
+        where the suite asks for one, and nothing otherwise."""
+        if self.recorder is not None:
+            return self.recorder(key, module, bundle)
+        from harness.curves import CurveRecorder
+
+        return CurveRecorder(self.monitor, key, module)
 
 
 @dataclass
@@ -60,6 +75,7 @@ class CompressResult:
     bundle: ModelBundle  # whose ``encode`` feeds the variant (a student's for distill)
     windows: dict[str, Measurement]  # "create" always; e.g. "teacher_logits" too
     info: dict[str, Any] = field(default_factory=dict)
+    curve: dict[str, Any] | None = None  # CurveRecorder.curve() of its training loop, if any
 
 
 class Technique:

@@ -64,10 +64,12 @@ class Distill(Technique):
             kd = F.kl_div(F.log_softmax(logits / temperature, dim=-1), soft[idx], reduction="batchmean")
             return alpha * temperature ** 2 * kd + (1 - alpha) * F.cross_entropy(logits, labels[idx])
 
-        with ctx.monitor.window(f"{ctx.variant_id}:create") as out:
-            stats = train(student.module, data, ctx.train_cfg, ctx.seed, desc=f"distill {ctx.variant_id}", loss_fn=loss)
+        recorder = ctx.curve(f"{ctx.variant_id}:create", student.module, student)
+        with recorder.window() as out:
+            stats = train(student.module, data, ctx.train_cfg, ctx.seed, desc=f"distill {ctx.variant_id}", loss_fn=loss,
+                          checkpoint=recorder.checkpoint)
         windows["create"] = out[0]
         return CompressResult(student.module, student, windows, {
             "student": name, "temperature": temperature, "alpha": alpha, "train_steps": stats.steps, "train_samples": stats.samples, "teacher_forward_samples": len(data),
             "teacher_logits": "computed" if "teacher_logits" in windows else "reused (charged when computed)",
-        })
+        }, recorder.curve())

@@ -90,7 +90,8 @@ class MagnitudePrune(Technique):
                 raise VariantSkipped(why)
         module = ctx.parent
         data = ctx.encode_train(ctx.model_name, ctx.parent_bundle, ctx.train_cfg)
-        with ctx.monitor.window(f"{ctx.variant_id}:create") as out:
+        recorder = ctx.curve(f"{ctx.variant_id}:create", module, ctx.parent_bundle)
+        with recorder.window() as out:
             if pattern:
                 targets = [(m, "weight") for m in two_of_four_layers(module)]
                 for m, name in targets:
@@ -99,7 +100,8 @@ class MagnitudePrune(Technique):
                 targets = prunable_weights(module)
                 torch_prune.global_unstructured(targets, torch_prune.L1Unstructured,
                                                 amount=float(ctx.params["sparsity"]))
-            stats = train(module, data, ctx.train_cfg, ctx.seed, desc=f"finetune {ctx.variant_id}")
+            stats = train(module, data, ctx.train_cfg, ctx.seed, desc=f"finetune {ctx.variant_id}",
+                          checkpoint=recorder.checkpoint)
             for m, name in targets:
                 torch_prune.remove(m, name)
         info: dict[str, Any] = {
@@ -116,7 +118,7 @@ class MagnitudePrune(Technique):
         else:
             info.update(requested_sparsity=float(ctx.params["sparsity"]),
                         sparsity_exploited="no: dense kernels multiply the zeros")
-        return CompressResult(module, ctx.parent_bundle, {"create": out[0]}, info)
+        return CompressResult(module, ctx.parent_bundle, {"create": out[0]}, info, recorder.curve())
 
     def finalize(self, module: nn.Module, params: Mapping[str, Any], info: dict[str, Any], device: Any) -> nn.Module:
         """2:4: hand the pruned Linear weights to the semi-structured sparse kernels."""

@@ -56,16 +56,18 @@ def _slice_linear(linear: nn.Linear, rows: torch.Tensor | None = None, cols: tor
 def _finetune(ctx: CompressContext, module: nn.Module, surgery) -> CompressResult:
     data = ctx.encode_train(ctx.model_name, ctx.parent_bundle, ctx.train_cfg)
     before = sum(p.numel() for p in module.parameters())
-    with ctx.monitor.window(f"{ctx.variant_id}:create") as out:
+    recorder = ctx.curve(f"{ctx.variant_id}:create", module, ctx.parent_bundle)
+    with recorder.window() as out:
         info = surgery(module)
-        stats = train(module, data, ctx.train_cfg, ctx.seed, desc=f"finetune {ctx.variant_id}")
+        stats = train(module, data, ctx.train_cfg, ctx.seed, desc=f"finetune {ctx.variant_id}",
+                      checkpoint=recorder.checkpoint)
     info["finetune_steps"] = stats.steps
     info["train_samples"] = stats.samples
     # For structured pruning, "sparsity" is the fraction of the parent's weights removed.
     info["sparsity"] = 1 - sum(p.numel() for p in module.parameters()) / before
     info["sparsity_scope"] = "weights removed from the parent (structured)"
     info["sparsity_exploited"] = "yes: smaller dense layers"
-    return CompressResult(module, ctx.parent_bundle, {"create": out[0]}, info)
+    return CompressResult(module, ctx.parent_bundle, {"create": out[0]}, info, recorder.curve())
 
 
 @TECHNIQUES.register("prune_layers")

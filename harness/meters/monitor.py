@@ -58,7 +58,10 @@ class EnergyMonitor:
         totals = self._read()
         self._open[key] = (self._clock(), totals, self._read_checks())
 
-    def end_window(self, key: str) -> Measurement:
+    def end_window(self, key: str, checked: bool = True) -> Measurement:
+        """Close ``key``. ``checked=False`` admits a 0 J reading (never a negative one):
+        only for short windows nested in a checked one (a training curve's validation
+        passes), whose joules are subtracted from it."""
         t_read = time.perf_counter()
         try:
             totals = self._read()
@@ -69,7 +72,42 @@ class EnergyMonitor:
         end = self._clock()
         read_s = time.perf_counter() - t_read
         start, before, checks_before = self._open.pop(key)
-        duration = end - start
+        m = self._measurement(end - start, before, totals, checks_before, checks, read_s)
+        if not checked:
+            if any(p.energy_j < 0 for p in m.components):
+                raise MeterError(f"energy window {key!r} read a negative energy; check the meter")
+            return m
+        return self._checked(key, m)
+
+    def lap(self, key: str) -> Measurement:
+        """The open window ``key`` so far, left open: a training curve's running reading.
+        Not checked for a positive total (a slow counter may not have ticked yet)."""
+        totals = self._read()
+        start, before, _ = self._open[key]
+        return self._measurement(self._clock() - start, before, totals, [], [], 0.0)
+
+    def minus(self, key: str, total: Measurement, inner: list[Measurement]) -> Measurement:
+        """``total`` less windows nested inside it (the validation passes inside a training
+        window): the training's own joules and seconds, each backend's uncertainty
+        recomputed for them. Checked like any window."""
+        duration = total.duration_s - sum(m.duration_s for m in inner)
+        spent = {(c.method, c.component): 0.0 for c in total.components}
+        for m in inner:
+            for c in m.components:
+                spent[(c.method, c.component)] += c.energy_j
+        parts, k = [], 0
+        for backend in self.backends:
+            for comp in backend.components():
+                c = total.components[k]
+                k += 1
+                joules = c.energy_j - spent[(c.method, c.component)]
+                parts.append(ComponentEnergy(comp, c.method, joules, backend.uncertainty(comp, joules, duration),
+                                             c.idle_w))
+        return self._checked(key, Measurement(duration, tuple(parts), total.read_s, total.host))
+
+    def _measurement(self, duration: float, before: list[dict[str, float]], totals: list[dict[str, float]],
+                     checks_before: list[dict[str, float]], checks: list[dict[str, float]],
+                     read_s: float) -> Measurement:
         parts, cross = [], []
         for i, (backend, b0, b1) in enumerate(zip(self.backends, before, totals)):
             for comp in backend.components():
@@ -81,13 +119,17 @@ class EnergyMonitor:
             for comp in c1:
                 joules = c1[comp] - c0[comp]
                 cross.append(ComponentEnergy(comp, backend.check_method, joules, 0.0))
-        m = Measurement(duration, tuple(parts), read_s, self.host, tuple(cross))
+        return Measurement(duration, tuple(parts), read_s, self.host, tuple(cross))
+
+    @staticmethod
+    def _checked(key: str, m: Measurement) -> Measurement:
+        parts = m.components
         bad = [p for p in parts if p.energy_j < 0]
         if bad or m.energy_j <= 0:
             detail = ", ".join(f"{p.component}={p.energy_j:.3g} J" for p in parts)
             raise MeterError(f"energy window {key!r} read {m.energy_j:.3g} J in {m.duration_s:.3g} s ({detail}); "
                              "a window must be positive: lengthen it (measure.min_window_s) or check the meter")
-        if self.idle_w and m.net_energy_j <= 0:
+        if any(p.idle_w for p in parts) and m.net_energy_j <= 0:
             raise MeterError(f"energy window {key!r} is {m.energy_j:.3g} J gross but {m.net_energy_j:.3g} J net of "
                              f"idle ({m.idle_w:.3g} W); the work is lost in idle noise: lengthen measure.min_window_s")
         return m
@@ -105,7 +147,7 @@ class EnergyMonitor:
         return {p.component: p.energy_j / m.duration_s for p in m.components}
 
     @contextmanager
-    def window(self, key: str) -> Iterator[list[Measurement]]:
+    def window(self, key: str, checked: bool = True) -> Iterator[list[Measurement]]:
         """``with monitor.window("train") as out: ...`` then ``out[0]`` is the Measurement."""
         out: list[Measurement] = []
         self.begin_window(key)
@@ -114,7 +156,7 @@ class EnergyMonitor:
         except BaseException:
             self._open.pop(key, None)
             raise
-        out.append(self.end_window(key))
+        out.append(self.end_window(key, checked))
 
     def close(self) -> None:
         for b in self.backends:

@@ -7,7 +7,7 @@ split is a real held-out split: accuracy is never computed on training data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -19,17 +19,25 @@ from harness.registry import Registry
 class Split:
     inputs: Sequence[Any]  # list[str] (or (text, pair) tuples) for text, float array (N, ...) for images
     labels: np.ndarray  # int64, (N,)
+    #: Each example's position in the split as the task loaded it (None: 0..N-1), so a
+    #: carved validation split and the examples trained on can be checked for overlap.
+    index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def positions(self) -> np.ndarray:
+        return self.index if self.index is not None else np.arange(len(self))
+
+    def take(self, idx: np.ndarray) -> "Split":
+        inputs = self.inputs[idx] if isinstance(self.inputs, np.ndarray) else [self.inputs[i] for i in idx]
+        return Split(inputs, self.labels[idx], self.positions()[idx])
 
     def subset(self, max_samples: int | None, seed: int = 0) -> "Split":
         """A fixed, seeded subset, so every variant and seed sees the same examples."""
         if max_samples is None or max_samples >= len(self):
             return self
-        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:max_samples])
-        inputs = self.inputs[idx] if isinstance(self.inputs, np.ndarray) else [self.inputs[i] for i in idx]
-        return Split(inputs, self.labels[idx])
+        return self.take(np.sort(np.random.default_rng(seed).permutation(len(self))[:max_samples]))
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,25 @@ class TaskData:
     source: str  # where the data was read from, recorded with the results
     eval_split: str  # the name of the held-out split, e.g. "validation (GLUE dev)"
     info: dict[str, Any] = field(default_factory=dict)
+    #: Carved from the training split (``carve``) for curves and sweep selection; never
+    #: the eval split, never trained on.
+    validation: Split | None = None
+
+    def carve(self, fraction: float, max_examples: int, seed: int) -> "TaskData":
+        """This task with a fixed, seeded validation split taken out of its training
+        split: ``fraction`` of it, at most ``max_examples``. Training then sees only the
+        rest (the ``max_samples`` subset is drawn from the rest)."""
+        n = len(self.train)
+        k = min(max_examples, int(round(fraction * n)))
+        if not 1 <= k < n:
+            raise ValueError(f"validation fraction {fraction} of {n} training examples leaves no validation or no "
+                             "training example")
+        perm = np.random.default_rng(seed).permutation(n)
+        val, rest = np.sort(perm[:k]), np.sort(perm[k:])
+        carved = {"fraction": fraction, "max_examples": max_examples, "seed": seed, "n": int(k),
+                  "from": "the training split", "n_train_left": int(n - k)}
+        return replace(self, train=self.train.take(rest), validation=self.train.take(val),
+                       info={**self.info, "validation": carved})
 
 
 TaskLoader = Callable[..., TaskData]
