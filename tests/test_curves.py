@@ -120,6 +120,31 @@ def test_curve_is_monotone_in_joules_and_steps(tmp_path: Path) -> None:
     assert sum(p["eval_J"] for p in points) == pytest.approx(sum(w["energy_j"] for w in rec.curve()["eval_windows"]))
 
 
+def test_recording_a_curve_does_not_change_what_is_trained() -> None:
+    """The same seed with and without validation passes gives the same weights, bit for
+    bit: the passes draw no random numbers and restore the module's training mode
+    (the CNN has dropout)."""
+    import torch
+
+    from harness.models import MODELS
+    from harness.runner import load_task
+    from harness.train import train
+
+    s = suite_mod.load(ROOT / "benchmarks" / "digits.yaml", "quick")
+    task, cnn = load_task(s, None), s.models[0]
+    weights = []
+    for with_curve in (False, True):
+        torch.manual_seed(0)
+        bundle = MODELS.get(cnn.family)(task, **cnn.options)
+        rec = curves.CurveRecorder(EnergyMonitor([EstimateBackend()]), "k", bundle.module,
+                                   bundle.encode(task.validation) if with_curve else None, 64)
+        with rec.window():
+            train(bundle.module, bundle.encode(task.train), cnn.train, 0, checkpoint=rec.checkpoint)
+        assert (rec.curve() is not None) == with_curve
+        weights.append(bundle.module.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_no_curve_without_a_validation_split() -> None:
     monitor = EnergyMonitor([EstimateBackend()])
     rec = curves.CurveRecorder(monitor, "k", module=None)
