@@ -184,7 +184,9 @@ def test_j_to_target_column_is_empty_when_a_seed_missed(tmp_path: Path) -> None:
     table = build_table(one_missed)
     assert math.isnan(table.iloc[0]["J_to_target"]) and table.iloc[0]["J_to_target_reached"] == "1/2"
     assert any("reached 0.9 in only 1/2 seed(s)" in n for n in curve_notes(one_missed, table))
-    assert build_table(recs).iloc[0]["J_to_target_reached"] == "-"  # no curve: no column value, no note
+    plain = [RunRecord.from_dict({**base, "curve": None})]
+    assert build_table(plain).iloc[0]["J_to_target_reached"] == "-"  # no curve: no column value, no note
+    assert not [n for n in curve_notes(plain, build_table(plain)) if "J to target" in n]
 
 
 # -- sweeps -----------------------------------------------------------------------------
