@@ -41,6 +41,11 @@ class RunSpec:
         return self.technique or ("runtime" if self.parent else "baseline")
 
 
+def describe(params: Mapping[str, Any]) -> str:
+    """``lr=0.001, batch_size=32``; "-" for none."""
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
+
+
 def trial_id(model: str, k: int) -> str:
     """``bert_tiny~t3``: the third trial of the sweep over bert_tiny (1-based)."""
     return f"{model}~t{k}"

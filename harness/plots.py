@@ -17,6 +17,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def _log_x(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Log x, labels, grid and legend: the frame accuracy-against-joules figures share."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+
+
 def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
     tasks = list(table["task"].unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(8.0 * len(tasks), 4.8), squeeze=False)
@@ -38,13 +48,9 @@ def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
             ax.annotate(r["variant_id"], xy=(r["J_per_inference"], r["accuracy"]), xycoords="data",
                         xytext=(1.03, (k + 0.5) / len(ranked)), textcoords="axes fraction", fontsize=7,
                         va="center", arrowprops={"arrowstyle": "-", "color": "0.75", "lw": 0.6, "shrinkB": 4})
-        ax.set_xscale("log")
+        _log_x(ax, f"J per inference (J, log scale; {t['energy_method'].iloc[0]})",
+               "accuracy on the eval split (fraction)", f"{task}: accuracy vs energy per inference")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(f"J per inference (J, log scale; {t['energy_method'].iloc[0]})")
-        ax.set_ylabel("accuracy on the eval split (fraction)")
-        ax.set_title(f"{task}: accuracy vs energy per inference")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png", bbox_inches="tight")  # keep the label column
     plt.close(fig)
@@ -116,13 +122,10 @@ def training_curves(recs: list, path: Path) -> None:
             x = [sum(r.curve.points[i].train_J for r in group) / len(group) for i in range(n)]
             y = [sum(r.curve.points[i].val_accuracy for r in group) / len(group) for i in range(n)]
             ax.plot(x, y, "o-", color=color, lw=1.8, ms=3, label=f"{vid} ({len(group)} seed{'s' * (len(group) > 1)})")
-        ax.set_xscale("log")
         methods = "+".join(sorted({w.method for r in mine for w in r.train.windows()}))
-        ax.set_xlabel(f"cumulative training energy (J, log scale; {methods}; validation passes excluded)")
-        ax.set_ylabel("accuracy on the validation split carved from training data")
-        ax.set_title(f"{task}: accuracy reached per training joule")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        _log_x(ax, f"cumulative training energy (J, log scale; {methods}; validation passes excluded)",
+               "accuracy on the validation split carved from training data",
+               f"{task}: accuracy reached per training joule")
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)

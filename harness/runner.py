@@ -35,7 +35,7 @@ from harness.inspection import forward_flops_per_example, measured_sparsity, sta
 from harness.measure import InferenceResult, Target, measure_rounds, prepare
 from harness.meters import EnergyMonitor
 from harness.models import Encoded
-from harness.plan import RunSpec, expand, shard
+from harness.plan import RunSpec, describe, expand, shard
 from harness.records import RunRecord
 from harness.tasks import TASKS, TaskData
 from harness.train import unsupported_precision
@@ -135,7 +135,7 @@ class Runner:
                     if r.status == "trial" and (r.variant_id, r.seed) in self.workshop.by_id:
                         self.workshop.note_trial(self.workshop.by_id[(r.variant_id, r.seed)],
                                                  r.curve.model_dump() if r.curve else None,
-                                                 [w.model_dump() for w in r.train.windows()])
+                                                 sum(w.energy_j for w in r.train.windows()))
             self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
         prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
         env = environment.environment(self.monitor.method, self.monitor.formulas(), self.device.describe())
@@ -178,7 +178,7 @@ class Runner:
         count, count_all = 0, len(todo)
         for spec in (s for s in todo if s.trial is not None):  # a sweep's trials: all of them before any selection
             count += 1
-            self.log(f"[{count}/{count_all}] {self.suite.name}: {spec.key} (sweep trial: {_describe(spec.trial)})")
+            self.log(f"[{count}/{count_all}] {self.suite.name}: {spec.key} (sweep trial: {describe(spec.trial)})")
             records.append(path, RunRecord.model_validate(self.trial_record(spec)))
         todo = [s for s in todo if s.trial is None]
         seeds = list(dict.fromkeys(s.seed for s in todo))
@@ -355,10 +355,6 @@ class Runner:
 
     def _meter(self) -> dict[str, Any]:
         return {"method": self.monitor.method, "formulas": self.monitor.formulas()}
-
-
-def _describe(values: Any) -> str:
-    return ", ".join(f"{k}={v}" for k, v in dict(values).items())
 
 
 def run_config_hash(suite: Suite, spec: RunSpec) -> str:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from harness import records, stats
 from harness.curves import DEFAULT_TARGET_SHARE, j_to_target
+from harness.plan import describe
 from harness.errors import UserError
 from harness.records import RunRecord
 
@@ -93,10 +94,6 @@ def _vs_parent(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> stats.
     return stats.paired_accuracy_test(correctness([p for p, _ in pairs]), correctness([r for _, r in pairs]))
 
 
-def _describe(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
-
-
 def energy_method(group: list[RunRecord]) -> str:
     """How the joules were obtained: one method when creation and inference share
     method and host; else both, e.g. ``train: estimate@hostA; inference: nvml@hostB``."""
@@ -127,7 +124,7 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
     return {
         "suite": first.suite, "task": first.task, "model": first.architecture or first.model,
         "variant_id": first.variant_id, "variant": first.variant, "parent": first.parent or "-",
-        "params_desc": _describe(first.params), "runtime": runtime_label(first.runtime), "seeds": len(group),
+        "params_desc": describe(first.params), "runtime": runtime_label(first.runtime), "seeds": len(group),
         "device": device_label(group),
         "params": first.n_params, "nonzero_params": first.n_nonzero_params or first.n_params,
         "size_bytes": first.size_bytes, "sparsity": info.get("sparsity"),
@@ -181,7 +178,7 @@ def curve_columns(group: list[RunRecord]) -> dict[str, Any]:
     reached = [j_to_target(p, target) for p in points]
     hits = [j for j in reached if j is not None]
     return {"val_accuracy": float(np.mean([p[-1]["val_accuracy"] for p in points])),
-            "target_accuracy": (fmt_target(target)),
+            "target_accuracy": fmt_target(target),
             "J_to_target": float(np.mean(hits)) if len(hits) == len(group) else float("nan"),
             "J_to_target_reached": f"{len(hits)}/{len(group)}",
             "curve_eval_J": float(np.mean([c.eval_j for c in curves]))}
@@ -202,7 +199,7 @@ def runtime_label(runtime: dict[str, Any]) -> str:
     except Exception:  # a runtime this joulebench does not know (records from a newer one)
         defaults = {}
     shown = {k: v for k, v in options.items() if defaults.get(k, object()) != v}
-    return name + (f" ({_describe(shown)})" if shown else "")
+    return name + (f" ({describe(shown)})" if shown else "")
 
 
 def metric(rec: RunRecord, name: str) -> float:
@@ -303,7 +300,7 @@ def build_sweep_table(recs: list[RunRecord], table: pd.DataFrame) -> pd.DataFram
         methods = sorted({w.method for t in trials for w in t.train.windows()}) or [row["energy_method"]]
         rows.append({"suite": r.suite, "task": r.task, "model": r.variant_id, "method": sw["method"],
                      "select_on": sw["select_on"], "configurations": len(means), "trial_runs": len(sw["trials"]),
-                     "selected": sw["selected"], "selected_params": _describe(sw["params"]),
+                     "selected": sw["selected"], "selected_params": describe(sw["params"]),
                      "val_accuracy_min": min(means), "val_accuracy_median": float(np.median(means)),
                      "val_accuracy_max": max(means), "selected_val_accuracy": sw["mean_val_accuracy"][sw["selected"]],
                      "selected_eval_accuracy": row["accuracy"], "tuning_J": sw["tuning_J"], "train_J": row["train_J"],
@@ -322,7 +319,7 @@ def trial_energy(rec: RunRecord) -> float:
 
 def build_trial_table(recs: list[RunRecord]) -> pd.DataFrame:
     rows = [{"suite": r.suite, "task": r.task, "model": r.model, "trial": r.variant_id, "seed": r.seed,
-             "params": _describe(r.params),
+             "params": describe(r.params),
              "val_accuracy": r.curve.points[-1].val_accuracy if r.curve and r.curve.points else float("nan"),
              "train_J": sum(w.energy_j for w in r.train.windows()),
              "curve_eval_J": r.curve.eval_j if r.curve else 0.0, "energy_J": trial_energy(r),

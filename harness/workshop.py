@@ -31,7 +31,7 @@ from harness.evaluate import predict_logits
 from harness.files import digest
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import MODELS, Encoded, ModelBundle
-from harness.plan import RunSpec, trials
+from harness.plan import RunSpec, describe, trials
 from harness.runtimes import DeployContext, Deployment, Runtime
 from harness.tasks import TaskData
 from harness.train import train
@@ -57,10 +57,6 @@ def task_fingerprint(task: TaskData) -> str:
         h.update(b"validation")
         h.update(task.validation.positions().tobytes())
     return h.hexdigest()
-
-
-def _describe(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
 def performed(spec: RunSpec, runtime: Runtime) -> str | None:
@@ -176,11 +172,10 @@ class Workshop:
             return spec
         return replace(spec, train=self.selection()["train"])
 
-    def note_trial(self, spec: RunSpec, curve: dict[str, Any] | None, windows: list[Measurement] | list[dict]) -> None:
+    def note_trial(self, spec: RunSpec, curve: dict[str, Any] | None, windows_j: float) -> None:
         """What selection needs from a trial: its final validation accuracy and its energy
-        (training and validation passes: the search needs both)."""
-        joules = sum(w.energy_j if isinstance(w, Measurement) else w["energy_j"] for w in windows)
-        joules += sum(w["energy_j"] for w in (curve or {}).get("eval_windows", []))
+        (its creation windows' ``windows_j`` and its validation passes: the search needs both)."""
+        joules = windows_j + sum(w["energy_j"] for w in (curve or {}).get("eval_windows", []))
         self.trial_results[(spec.variant_id, spec.seed)] = {
             "trial": spec.variant_id, "seed": spec.seed, "run_key": spec.key, "params": dict(spec.trial or {}),
             "val_accuracy": curve["points"][-1]["val_accuracy"] if curve else None, "energy_J": joules}
@@ -208,7 +203,7 @@ class Workshop:
                 "selected": best, "params": dict(chosen.trial), "train": chosen.train,
                 "mean_val_accuracy": {t: float(np.mean(v)) for t, v in means.items()},
                 "trials": rows, "tuning_J": sum(r["energy_J"] for r in rows)}
-            self.log(f"  sweep over {sweep.model}: selected {best} ({_describe(chosen.trial)}; mean validation "
+            self.log(f"  sweep over {sweep.model}: selected {best} ({describe(chosen.trial)}; mean validation "
                      f"accuracy {self._selection['mean_val_accuracy'][best]:.4f} over {len(self.suite.seeds)} "
                      f"seed(s)); {len(rows)} trial runs cost {self._selection['tuning_J']:.1f} J")
         return self._selection
@@ -270,7 +265,7 @@ class Workshop:
                     "windows": {k: w.to_dict() for k, w in made.windows.items()}, "info": made.info})
         if spec.trial is not None:
             self._trial_made[key] = made
-            self.note_trial(spec, made.curve, list(made.windows.values()))
+            self.note_trial(spec, made.curve, sum(w.energy_j for w in made.windows.values()))
         if technique is not None:
             try:
                 made.built.runnable = technique.finalize(made.built.module, spec.params, made.info, self.device)
