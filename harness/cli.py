@@ -1,4 +1,4 @@
-"""Command line: ``joulebench run | report | compare | merge | meters``.
+"""Command line: ``joulebench run | report | compare | merge | meters | history``.
 
 Bad input is a UserError: one line on stderr, a non-zero exit, no traceback. Anything
 else is a bug and keeps its traceback.
@@ -154,6 +154,40 @@ def cmd_meters(args: argparse.Namespace) -> int:
     return 0
 
 
+def _series(args: argparse.Namespace):
+    """(series, rules, n_runs) of the database, filtered as asked."""
+    from harness.history import db, series
+
+    for name in ("energy_rise", "acc_drop"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.spread_factor <= 0 or args.window < 1:
+        raise UserError("--spread-factor must be > 0 and --window >= 1")
+    hist = db.load(Path(args.db), with_records=False)
+    rules = series.rules(args.energy_rise, args.acc_drop, args.spread_factor, args.window)
+    return series.build(hist.points, rules, args.suite, args.variant), rules, len(hist.runs)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from harness.history import dashboard, db, show
+
+    if args.action == "add":
+        for line in db.add(Path(args.db), [Path(d) for d in args.run_dirs]):
+            print(f"joulebench: {line}", file=sys.stderr)
+        return 0
+    found, rules, n_runs = _series(args)
+    if args.action == "show":
+        lines, code = show.render(found, rules, args.db, n_runs)
+        print("\n".join(lines))
+        return code
+    if not found:
+        raise UserError(f"{args.db}: no series match; check --suite/--variant")
+    path = dashboard.write(found, rules, args.db, n_runs, Path(args.out))
+    print(f"joulebench: wrote {path} ({len(found)} series, {n_runs} runs); open it in a browser, no server needed",
+          file=sys.stderr)
+    return 0
+
+
 def add_carbon_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--carbon-preset", default="default",
                    help="default (IEA 2019 world grid 475 g/kWh, PUE 1.58) or strubell2019 (0.954 lb/kWh, PUE 1.58)")
@@ -204,6 +238,28 @@ def parser() -> argparse.ArgumentParser:
     mer.add_argument("--out", required=True, help="the merged run directory (new)")
     add_carbon_options(mer)
     mer.set_defaults(func=cmd_merge)
+    his = sub.add_parser("history", help="a nightly history: import runs into SQLite, detect steps, write a dashboard")
+    hsub = his.add_subparsers(dest="action", required=True)
+    hadd = hsub.add_parser("add", help="import run dirs (idempotent, one transaction)")
+    hadd.add_argument("run_dirs", nargs="+")
+    for name, help_ in (("show", "each series' latest night, its change and its steps; exit 1 when the latest "
+                                 "night starts a regression step"),
+                        ("html", "write a self-contained dashboard page (index.html) for a browser or CI artifact")):
+        h = hsub.add_parser(name, help=help_)
+        h.add_argument("--suite", help="only this suite")
+        h.add_argument("--variant", help="only this variant id, e.g. bert_tiny.int8")
+        h.add_argument("--energy-rise", type=float, default=0.05,
+                       help="smallest J/inference step that counts (0.05 = 5%%)")
+        h.add_argument("--acc-drop", type=float, default=0.01, help="smallest accuracy step that counts (0.01)")
+        h.add_argument("--spread-factor", type=float, default=3.0,
+                       help="a step must also exceed this many run-to-run spreads of its series (3)")
+        h.add_argument("--window", type=int, default=7, help="nights in the latest night's rolling baseline (7)")
+        if name == "html":
+            h.add_argument("--out", required=True, help="folder for index.html")
+    for h in (hadd, *hsub.choices.values()):
+        if not any(a.dest == "db" for a in h._actions):
+            h.add_argument("--db", required=True, help="the history database (SQLite file), e.g. history.sqlite")
+    his.set_defaults(func=cmd_history)
     met = sub.add_parser("meters", help="which energy meters exist here, and why any is absent")
     met.set_defaults(func=cmd_meters)
     return p

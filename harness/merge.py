@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness import records
 from harness.errors import UserError
-from harness.files import ensure_dir, read_json, write_json_atomic
+from harness.files import digest, ensure_dir, read_json, write_json_atomic
 from harness.records import RunRecord
 
 
@@ -45,6 +45,9 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
         records.append(out_dir / records.RECORDS, r)
     env = dict(envs[0]) if envs and isinstance(envs[0], dict) else {}
     env["merged_from"] = [str(d) for d in shard_dirs]
+    # one run made of the shards: its identity follows from theirs, so merging the same
+    # shards twice gives the same run, and never the first shard's own
+    env["run_id"] = digest(sorted(str(e.get("run_id", digest(e))) for e in envs if isinstance(e, dict)), 32)
     env["shard"] = None
     write_json_atomic(out_dir / records.ENVIRONMENT, env)
     messages.append(f"merged {len(merged)} runs from {len(shard_dirs)} shard(s) into {out_dir}")

@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -147,6 +148,10 @@ class Runner:
                        "train_sha256": self.workshop.data_fp}
         env["shard"] = list(self.shard_spec) if self.shard_spec else None
         env["command"] = self.command  # as typed (paths relative to where it was run)
+        # the run's identity (a history database stores a run once, however often it is
+        # imported or copied) and when it started; kept as first written on resume
+        env["run_id"] = uuid.uuid4().hex
+        env["started_at"] = now()
         self.fingerprint = environment.fingerprint(env)
         if not (resume and env_path.is_file()):
             write_json_atomic(env_path, env)

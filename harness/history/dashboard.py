@@ -1,0 +1,198 @@
+"""``joulebench history html``: one self-contained page (no server, no CDN, nothing
+fetched), so it opens offline and straight from a CI artifact.
+
+- a sortable table of every series' latest night (click a column heading);
+- per series, J/inference and accuracy over time: the meter's stated uncertainty as a
+  band around J/inference with the night's within-run 95% interval as error bars, the
+  accuracy's 95% interval as a band, step markers, and the date and commit on hover;
+- the energy method (and machine) in every figure's title and axis.
+
+Plotly draws the figures; its JavaScript is inlined once in the page's head.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from harness.files import ensure_dir, write_atomic
+from harness.history.series import METRICS, Series
+from harness.history.show import fmt_change, fmt_value, night
+from harness.history.steps import Rule
+
+INDEX = "index.html"
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; white-space: nowrap; }
+th { cursor: pointer; background: #f4f4f4; user-select: none; }
+th.sorted-asc::after { content: " \\25B2"; } th.sorted-desc::after { content: " \\25BC"; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.regression td { background: #fde2e2; } tr.improvement td { background: #e3f5e1; }
+.figure { margin-top: 1.5em; border-top: 1px solid #ccc; }
+.note { color: #555; font-size: 13px; max-width: 70em; }
+"""
+
+SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var asc = !th.classList.contains('sorted-asc');
+      table.querySelectorAll('th').forEach(function (h) { h.classList.remove('sorted-asc', 'sorted-desc'); });
+      th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].dataset.sort, y = b.cells[col].dataset.sort;
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def _status(s: Series) -> tuple[str, str]:
+    """(text, row class) of a series' latest night."""
+    worse = [METRICS[m].label for m, v in s.verdicts.items() if v.latest_regression]
+    if worse:
+        return "regression: " + ", ".join(worse), "regression"
+    better = [METRICS[m].label for m, v in s.verdicts.items() if v.new is not None and not v.new.regression]
+    if better:
+        return "improvement: " + ", ".join(better), "improvement"
+    if all(v.too_few for v in s.verdicts.values()):
+        return "too few nights", ""
+    steps = sum(len(v.steps) for v in s.verdicts.values())
+    return f"{steps} step(s) earlier" if steps else "steady", ""
+
+
+def _cell(text: str, sort: object = None, num: bool = False) -> str:
+    sort = text if sort is None else sort
+    if isinstance(sort, float) and not math.isfinite(sort):
+        sort = ""
+    cls = ' class="num"' if num else ""
+    return f'<td{cls} data-sort="{html.escape(str(sort))}">{html.escape(text)}</td>'
+
+
+def table(series: list[Series]) -> str:
+    heads = ["suite", "profile", "variant", "status", "machine", "energy method", "nights", "latest night",
+             "accuracy", "accuracy change", "J/inference", "J/inference change", "stated uncertainty"]
+    rows = []
+    for s in series:
+        last = s.nights.iloc[-1]
+        acc, energy = s.verdicts["accuracy"], s.verdicts["J_per_inference"]
+        status, cls = _status(s)
+        cells = [_cell(s.suite), _cell(s.profile), _cell(s.variant_id), _cell(status), _cell(s.machine_label),
+                 _cell(s.meter),
+                 _cell(str(len(s.nights)), len(s.nights), num=True),
+                 _cell(night(s, -1), str(last["started_at"])),
+                 _cell(fmt_value("accuracy", last["accuracy"]), float(last["accuracy"]), num=True),
+                 _cell(fmt_change("accuracy", acc.latest_change), acc.latest_change, num=True),
+                 _cell(fmt_value("J_per_inference", last["j_per_inference"]), float(last["j_per_inference"]), num=True),
+                 _cell(fmt_change("J_per_inference", energy.latest_change), energy.latest_change, num=True),
+                 _cell(f"+-{100 * last['uncertainty_rel']:.2g}%", float(last["uncertainty_rel"]), num=True)]
+        rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+    return (f'<table class="sortable" id="latest"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def figure(s: Series, index: int) -> str:
+    """One series: J/inference (top) and accuracy (bottom) against the night's date."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    n = s.nights
+    x = pd.to_datetime(n["started_at"], utc=True, errors="coerce")
+    commits = [night(s, i) for i in range(len(n))]
+    unc = float(n["uncertainty_rel"].iloc[-1])
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=(f"J/inference, {s.meter} (stated +-{100 * unc:.2g}%: band)",
+                                        "accuracy on the eval split (95% interval: band)"))
+    j = n["j_per_inference"].astype(float)
+    u = n["uncertainty_rel"].astype(float)
+    fig.add_trace(go.Scatter(x=x, y=j * (1 + u), mode="lines", line={"width": 0}, hoverinfo="skip",
+                             showlegend=False), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=j * (1 - u), mode="lines", line={"width": 0}, fill="tonexty",
+                             fillcolor="rgba(31,119,180,0.15)", hoverinfo="skip",
+                             name=f"meter uncertainty ({s.meter})"), row=1, col=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=j, mode="lines+markers", name="J/inference", line={"color": "#1f77b4"},
+        error_y={"type": "data", "symmetric": False, "array": n["j_per_inference_ci95_hi"] - j,
+                 "arrayminus": j - n["j_per_inference_ci95_lo"], "thickness": 1, "width": 2},
+        customdata=list(zip(commits, n["run_id"].str[:8])),
+        hovertemplate="%{customdata[0]}<br>%{y:.4g} J/inference<br>run %{customdata[1]}<extra></extra>"),
+        row=1, col=1)
+    a = n["accuracy"].astype(float)
+    fig.add_trace(go.Scatter(x=x, y=n["accuracy_ci95_hi"], mode="lines", line={"width": 0}, hoverinfo="skip",
+                             showlegend=False), row=2, col=1)
+    fig.add_trace(go.Scatter(x=x, y=n["accuracy_ci95_lo"], mode="lines", line={"width": 0}, fill="tonexty",
+                             fillcolor="rgba(44,160,44,0.15)", hoverinfo="skip", name="accuracy 95% interval"),
+                  row=2, col=1)
+    fig.add_trace(go.Scatter(x=x, y=a, mode="lines+markers", name="accuracy", line={"color": "#2ca02c"},
+                             customdata=commits, hovertemplate="%{customdata}<br>accuracy %{y:.4f}<extra></extra>"),
+                  row=2, col=1)
+    for row, metric in ((1, "J_per_inference"), (2, "accuracy")):
+        verdict = s.verdicts[metric]
+        steps = list(verdict.steps) + ([verdict.new] if verdict.new is not None else [])
+        for st in steps:
+            color = "#d62728" if st.regression else "#2ca02c"
+            label = f"{'new ' if st.new else ''}step {fmt_change(metric, st.change)}"
+            fig.add_vline(x=x.iloc[st.index], line={"color": color, "dash": "dash", "width": 1.5}, row=row, col=1)
+            fig.add_trace(go.Scatter(x=[x.iloc[st.index]], y=[n[METRICS[metric].column].iloc[st.index]],
+                                     mode="markers+text", marker={"symbol": "x", "size": 11, "color": color},
+                                     text=[label], textposition="top center", showlegend=False,
+                                     hovertemplate=f"{label} at {night(s, st.index)}<extra></extra>"),
+                          row=row, col=1)
+    fig.update_yaxes(title_text=f"J/inference ({s.meter})", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", row=2, col=1)
+    fig.update_layout(title=f"{s.title}: {s.machine_label}, energy method {s.meter}", height=520,
+                      margin={"l": 70, "r": 30, "t": 80, "b": 40}, hovermode="closest",
+                      legend={"orientation": "h", "y": -0.08})
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"series-{index}",
+                       config={"displaylogo": False, "responsive": True})
+
+
+def page(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int) -> str:
+    import plotly.offline
+
+    machines = sorted({s.machine_label for s in series})
+    rule_text = ", ".join(f"{METRICS[m].label} {fmt_change(m, r.worse * r.min_effect)}" for m, r in rules.items())
+    first = next(iter(rules.values()))
+    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    figures = "".join(f'<div class="figure">{figure(s, i)}</div>' for i, s in enumerate(series))
+    intro = (f"{n_runs} runs, {len(series)} series on {len(machines)} machine(s). A series is one suite, profile, "
+             "variant, machine and energy method; they are never mixed. A step must exceed the minimum effect "
+             f"({rule_text}) and {first.spread_factor:g}x the series' own run-to-run spread; a single outlier night "
+             "is not a step. A step on the latest night is marked new until the next night confirms it. Energy "
+             "bands are the meter's stated uncertainty (systematic: shared by every night of a series), error "
+             "bars the night's within-run 95% interval of the median window; accuracy bands are 95% intervals "
+             "over the eval examples (and seeds).")
+    meta = json.dumps({"db": db, "runs": n_runs, "series": len(series), "generated": generated})
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>joulebench history: {html.escape(Path(db).name)}</title>"
+            f"<style>{STYLE}</style>"
+            f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
+            f"<h1>joulebench history</h1><p class=\"note\">{html.escape(db)}, generated {generated}. "
+            f"{html.escape(intro)}</p>"
+            f"<h2>Latest night of every series</h2>{table(series)}"
+            f"<h2>Series</h2>{figures}"
+            f"<script type=\"application/json\" id=\"meta\">{html.escape(meta)}</script>"
+            f"<script>{SORT_JS}</script></body></html>\n")
+
+
+def write(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int, out_dir: Path) -> Path:
+    out_dir = ensure_dir(Path(out_dir), "dashboard folder")
+    text = page(series, rules, db, n_runs)
+    path = out_dir / INDEX
+    write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return path

@@ -1,0 +1,203 @@
+"""Change points in one nightly series: did the level move, where, and by how much?
+
+Pure numpy, no I/O. The method follows asv's (``asv/step_detect.py``): fit a piecewise
+constant by least absolute deviations with a penalty per piece, then keep only the
+jumps that matter. Here:
+
+1. **Run-to-run spread** ``sigma``: the robust scale of night-to-night differences,
+   ``1.4826 * median(|y[i+1] - y[i]|) / sqrt(2)``. A step moves one difference and an
+   outlier night two, so neither inflates it the way a plain standard deviation would.
+2. **Segments**: the exact minimiser, by dynamic programming, of the sum over pieces of
+   ``sum |y - median(piece)|`` plus ``penalty * sigma`` per piece, every piece at least
+   two nights long. Absolute deviations and medians make one wild night cost no more
+   inside a piece than beside it, and the two-night minimum means it cannot be a piece of
+   its own: **a single outlier night is not a step**.
+3. **Thresholds**: adjacent pieces whose levels differ by less than
+   ``max(min_effect (x level, when relative), spread_factor * sigma)`` are merged, the
+   smallest jump first, until every jump left is larger than both the minimum effect and
+   the series' own noise. What remains are the steps; each starts on the first night of
+   its new piece.
+4. **The latest night** cannot be confirmed by a second one yet. It is compared with the
+   rolling baseline (the median of up to ``window`` nights before it, since the last
+   step) under the same thresholds, with the spread taken from the nights before it and
+   widened by the baseline median's own noise (``sqrt(1 + (pi/2) / nights)``). A
+   departure beyond them is reported as a *new* step: the next night confirms it (it
+   becomes a step of the fit) or withdraws it (it was an outlier).
+
+Fewer than ``MIN_NIGHTS`` nights give no verdict at all: a spread needs a few
+differences before anything can exceed it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+MIN_NIGHTS = 4  # two before and two after for a step; three before the latest night for a new one
+MAX_NIGHTS = 400  # the fit is O(n^2): older nights are shown but not fitted
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What counts as a step in one metric."""
+
+    worse: int  # +1: a rise is a regression (energy); -1: a fall is (accuracy)
+    min_effect: float  # smallest change that matters: a fraction of the level if relative, else absolute
+    relative: bool
+    spread_factor: float = 3.0  # a step must exceed this many run-to-run spreads
+    penalty: float = 3.0  # per piece, in spreads: only a starting point, the thresholds decide
+    window: int = 7  # nights in the rolling baseline
+
+    def threshold(self, level: float, sigma: float) -> float:
+        effect = self.min_effect * abs(level) if self.relative else self.min_effect
+        return max(effect, self.spread_factor * sigma)
+
+    def change(self, before: float, after: float) -> float:
+        """The change as reported: relative (a fraction of ``before``) or absolute."""
+        if self.relative:
+            return (after - before) / abs(before) if before else math.inf
+        return after - before
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int  # the first night of the new level
+    before: float  # median level of the piece before
+    after: float  # ... and of the piece it starts (for a new step: the latest night)
+    change: float  # Rule.change(before, after)
+    regression: bool
+    new: bool = False  # starts on the latest night, not yet confirmed by a second
+
+
+@dataclass(frozen=True)
+class Verdict:
+    n: int
+    sigma: float  # run-to-run spread of the series (NaN with too few nights)
+    steps: list[Step] = field(default_factory=list)  # confirmed: two nights or more on each side
+    baseline: float = math.nan  # rolling baseline of the latest night
+    latest_change: float = math.nan  # Rule.change(baseline, latest)
+    new: Step | None = None  # the latest night departs from the baseline beyond the thresholds
+    too_few: bool = False
+
+    @property
+    def latest_regression(self) -> bool:
+        """The latest night starts a regression step: the nightly gate."""
+        return self.new is not None and self.new.regression
+
+
+def spread(y: Sequence[float]) -> float:
+    """Robust run-to-run spread from successive differences (NaN below two differences)."""
+    y = np.asarray(y, dtype=float)
+    if len(y) < 3:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(np.diff(y))) / math.sqrt(2))
+
+
+def _l1_costs(y: np.ndarray) -> np.ndarray:
+    """cost[i, j] = sum |y[i..j] - median(y[i..j])|, every i <= j, by two running heaps
+    (the lower half as a max-heap, the upper as a min-heap, each with its sum)."""
+    n = len(y)
+    cost = np.full((n, n), np.inf)
+    for i in range(n):
+        low: list[float] = []  # negated
+        high: list[float] = []
+        s_low = s_high = 0.0
+        for j in range(i, n):
+            v = float(y[j])
+            if low and v > -low[0]:
+                heapq.heappush(high, v)
+                s_high += v
+            else:
+                heapq.heappush(low, -v)
+                s_low += v
+            if len(low) > len(high) + 1:  # rebalance: low holds the extra element
+                m = -heapq.heappop(low)
+                s_low -= m
+                heapq.heappush(high, m)
+                s_high += m
+            elif len(high) > len(low):
+                m = heapq.heappop(high)
+                s_high -= m
+                heapq.heappush(low, -m)
+                s_low += m
+            med = -low[0]
+            cost[i, j] = (med * len(low) - s_low) + (s_high - med * len(high))
+    return cost
+
+
+def segments(y: Sequence[float], gamma: float, min_len: int = 2) -> list[int]:
+    """Start indices of the pieces of the optimal penalised L1 fit (the first is 0)."""
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    if n < 2 * min_len:
+        return [0]
+    cost = _l1_costs(y)
+    best = np.full(n + 1, np.inf)  # best[k]: optimal cost of y[:k]
+    best[0] = 0.0
+    start = np.zeros(n + 1, dtype=int)
+    for k in range(min_len, n + 1):
+        for i in range(0, k - min_len + 1):  # last piece y[i:k]
+            if not math.isfinite(best[i]):
+                continue
+            c = best[i] + cost[i, k - 1] + gamma
+            if c < best[k]:
+                best[k], start[k] = c, i
+    starts, k = [], n
+    while k > 0:
+        starts.append(int(start[k]))
+        k = start[k]
+    return sorted(starts)
+
+
+def _merge(y: np.ndarray, starts: list[int], rule: Rule, sigma: float) -> list[int]:
+    """Merge adjacent pieces whose jump is within the thresholds, smallest jump first."""
+    starts = list(starts)
+    while len(starts) > 1:
+        bounds = starts + [len(y)]
+        levels = [float(np.median(y[a:b])) for a, b in zip(bounds, bounds[1:])]
+        margins = [abs(levels[k + 1] - levels[k]) / rule.threshold(levels[k], sigma)
+                   for k in range(len(levels) - 1)]
+        k = int(np.argmin(margins))
+        if margins[k] > 1.0:
+            break
+        del starts[k + 1]
+    return starts
+
+
+def detect(values: Sequence[float], rule: Rule) -> Verdict:
+    """Steps and the latest night's verdict for one series, oldest night first."""
+    y = np.asarray(values, dtype=float)
+    n = len(y)
+    if n < MIN_NIGHTS or not np.all(np.isfinite(y)):
+        return Verdict(n=n, sigma=spread(y) if n >= 3 else math.nan, too_few=True)
+    offset = max(0, n - MAX_NIGHTS)
+    fit = y[offset:]
+    sigma = spread(fit)
+    starts = _merge(fit, segments(fit, rule.penalty * sigma), rule, sigma)
+    steps = []
+    bounds = starts + [len(fit)]
+    for k in range(1, len(starts)):
+        before = float(np.median(fit[bounds[k - 1]:bounds[k]]))
+        after = float(np.median(fit[bounds[k]:bounds[k + 1]]))
+        steps.append(Step(index=offset + bounds[k], before=before, after=after, change=rule.change(before, after),
+                          regression=(after - before) * rule.worse > 0))
+    # the latest night against the nights before it, since the last confirmed step
+    since = steps[-1].index if steps else 0
+    base_nights = y[max(since, n - 1 - rule.window):n - 1]
+    if len(base_nights) == 0:  # the last step started on the night before: only it is the baseline
+        base_nights = y[n - 2:n - 1]
+    baseline = float(np.median(base_nights))
+    latest = float(y[-1])
+    sigma_before = spread(y[offset:n - 1])
+    new = None
+    # the baseline is a median of few nights: its own noise widens the spread it is held to
+    sigma_latest = sigma_before * math.sqrt(1 + (math.pi / 2) / len(base_nights))
+    if abs(latest - baseline) > rule.threshold(baseline, sigma_latest):
+        new = Step(index=n - 1, before=baseline, after=latest, change=rule.change(baseline, latest),
+                   regression=(latest - baseline) * rule.worse > 0, new=True)
+    return Verdict(n=n, sigma=sigma, steps=steps, baseline=baseline,
+                   latest_change=rule.change(baseline, latest), new=new)

@@ -1,0 +1,105 @@
+"""Synthetic nights for the history tests: copies of a committed reference run with a
+new identity, date and commit, and their J/inference (and accuracy) changed as planted.
+
+Only the records are changed, the way a real run would differ: every inference
+window's joules (gross, net and each component) scale together, and an accuracy drop
+turns right answers into wrong ones on the eval examples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import ROOT
+
+REFERENCE = ROOT / "results" / "reference" / "digits"
+VARIANTS = ("cnn", "mlp")  # a small night: two series per machine and meter
+
+
+def _scale(window: dict, factor: float) -> None:
+    window["energy_j"] *= factor
+    window["net_energy_j"] *= factor
+    for c in window["components"]:
+        c["energy_j"] *= factor
+
+
+def _drop_accuracy(ev: dict, fraction: float) -> None:
+    """Make ``fraction`` of the eval examples that were right wrong (the first ones)."""
+    flips = int(round(fraction * ev["n"]))
+    for i, (p, y) in enumerate(zip(ev["predictions"], ev["labels"])):
+        if flips == 0:
+            break
+        if p == y:
+            ev["predictions"][i] = (y + 1) % 10
+            flips -= 1
+    ev["correct"] = sum(p == y for p, y in zip(ev["predictions"], ev["labels"]))
+    ev["accuracy"] = ev["correct"] / ev["n"]
+
+
+def make_night(out: Path, night: int, energy: dict[str, float] | None = None, acc_drop: dict[str, float] | None = None,
+               host: str = "vm", method: str | None = None, source: Path = REFERENCE) -> Path:
+    """Night ``night`` as a run dir under ``out``: J/inference of variant v times
+    ``energy[v]``, accuracy of v lower by ``acc_drop[v]``, measured on ``host`` by ``method``."""
+    run = out / f"{host}-{method or 'estimate'}-night{night:02d}"
+    run.mkdir(parents=True)
+    env = json.loads((source / "environment.json").read_text())
+    start = datetime.fromisoformat(env["started_at"]) if env.get("started_at") else datetime(2026, 11, 23, 2, 0,
+                                                                                              tzinfo=timezone.utc)
+    when = (start + timedelta(days=1 + night)).isoformat(timespec="seconds")  # the nights after the reference
+    commit = f"{night:02d}" + "c0ffee" * 6 + "00"
+    env.update(run_id=f"{host}-{method}-night-{night}", started_at=when, git_commit=commit, host=host)
+    if method:
+        env["meter"] = method
+    (run / "environment.json").write_text(json.dumps(env))
+    lines = []
+    for line in (source / "records.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["variant_id"] not in VARIANTS or rec["status"] != "ok":
+            continue
+        rec["fingerprint"].update(git_commit=commit, host=host)
+        rec["started_at"] = rec["finished_at"] = when
+        factor = (energy or {}).get(rec["variant_id"], 1.0)
+        for inf in [rec["inference"], *rec["inference_sweep"]]:
+            for w in inf["windows"]:
+                _scale(w, factor)
+                w["host"] = host
+                if method:
+                    w["method"] = method
+                    for c in w["components"]:
+                        c["method"] = method
+        if (acc_drop or {}).get(rec["variant_id"]):
+            _drop_accuracy(rec["eval"], acc_drop[rec["variant_id"]])
+        lines.append(json.dumps(rec, sort_keys=True))
+    (run / "records.jsonl").write_text("\n".join(lines) + "\n")
+    return run
+
+
+STEP_NIGHT = 18  # cnn's J/inference rises 20% from this night on
+OUTLIER_NIGHT = 8  # cnn's J/inference is 50% high on this night only
+ACC_STEP_NIGHT = 22  # mlp's accuracy drops 3 points from this night on
+N_NIGHTS = 30
+
+
+def planted(out: Path, n: int = N_NIGHTS, noise: float = 0.02, seed: int = 0, **kwargs) -> list[Path]:
+    """``n`` nights with the planted step, outlier and accuracy drop, and 2% night-to-night
+    noise on every variant's J/inference."""
+    rng = np.random.default_rng(seed)
+    runs = []
+    for night in range(n):
+        energy = {v: 1 + noise * rng.standard_normal() for v in VARIANTS}
+        if night >= STEP_NIGHT:
+            energy["cnn"] *= 1.2
+        if night == OUTLIER_NIGHT:
+            energy["cnn"] *= 1.5
+        acc = {"mlp": 0.03} if night >= ACC_STEP_NIGHT else {}
+        runs.append(make_night(out, night, energy, acc, **kwargs))
+    return runs
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
