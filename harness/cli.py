@@ -176,12 +176,15 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"joulebench: {line}", file=sys.stderr)
         return 0
     found, rules, n_runs = _series(args)
+    if not found:
+        raise UserError(f"{args.db} holds no series" + (" matching --suite/--variant; check them against "
+                                                         "'joulebench history show' without them"
+                                                         if args.suite or args.variant else
+                                                         " (no finished variant in its runs); add run dirs"))
     if args.action == "show":
         lines, code = show.render(found, rules, args.db, n_runs)
         print("\n".join(lines))
         return code
-    if not found:
-        raise UserError(f"{args.db}: no series match; check --suite/--variant")
     path = dashboard.write(found, rules, args.db, n_runs, Path(args.out))
     print(f"joulebench: wrote {path} ({len(found)} series, {n_runs} runs); open it in a browser, no server needed",
           file=sys.stderr)

@@ -47,7 +47,9 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
     env["merged_from"] = [str(d) for d in shard_dirs]
     # one run made of the shards: its identity follows from theirs, so merging the same
     # shards twice gives the same run, and never the first shard's own
-    env["run_id"] = digest(sorted(str(e.get("run_id", digest(e))) for e in envs if isinstance(e, dict)), 32)
+    parts = sorted(str(e.get("run_id", digest(e))) for e in envs if isinstance(e, dict))
+    env["run_id"] = digest(parts, 32)
+    env["merged_run_ids"] = parts  # a history stores the merged run in place of its shards
     env["shard"] = None
     write_json_atomic(out_dir / records.ENVIRONMENT, env)
     messages.append(f"merged {len(merged)} runs from {len(shard_dirs)} shard(s) into {out_dir}")

@@ -41,7 +41,8 @@ def _drop_accuracy(ev: dict, fraction: float) -> None:
 
 
 def make_night(out: Path, night: int, energy: dict[str, float] | None = None, acc_drop: dict[str, float] | None = None,
-               host: str = "vm", method: str | None = None, source: Path = REFERENCE) -> Path:
+               host: str = "vm", method: str | None = None, source: Path = REFERENCE,
+               variants: tuple[str, ...] = VARIANTS) -> Path:
     """Night ``night`` as a run dir under ``out``: J/inference of variant v times
     ``energy[v]``, accuracy of v lower by ``acc_drop[v]``, measured on ``host`` by ``method``."""
     run = out / f"{host}-{method or 'estimate'}-night{night:02d}"
@@ -58,7 +59,7 @@ def make_night(out: Path, night: int, energy: dict[str, float] | None = None, ac
     lines = []
     for line in (source / "records.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        if rec["variant_id"] not in VARIANTS or rec["status"] != "ok":
+        if rec["variant_id"] not in variants or rec["status"] != "ok":
             continue
         rec["fingerprint"].update(git_commit=commit, host=host)
         rec["started_at"] = rec["finished_at"] = when

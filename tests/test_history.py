@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -389,3 +390,69 @@ def night_label(s: series_mod.Series) -> str:
     from harness.history.show import night
 
     return night(s, len(s.nights) - 1)
+
+
+def test_a_merged_run_takes_the_place_of_its_shards(tmp_path: Path, capsys) -> None:
+    from harness.merge import merge
+
+    shard1 = make_night(tmp_path / "s1", 0)
+    shard2 = make_night(tmp_path / "s2", 0, host="vm")  # same night, its own identity
+    env2 = json.loads((shard2 / "environment.json").read_text())
+    env2["run_id"] = "shard-two"
+    (shard2 / "environment.json").write_text(json.dumps(env2))
+    merged = tmp_path / "merged"
+    merge([shard1, shard2], merged)
+    env = json.loads((merged / "environment.json").read_text())
+    assert sorted(env["merged_run_ids"]) == sorted([env2["run_id"], "vm-None-night-0"])
+    assert env["run_id"] not in env["merged_run_ids"]
+    path = tmp_path / "history.sqlite"
+    db_mod.add(path, [shard1, shard2])
+    assert len(history.load(path).runs) == 2
+    db_mod.add(path, [merged])  # replaces both shards
+    assert history.load(path).runs["run_id"].tolist() == [env["run_id"]]
+    messages = db_mod.add(path, [shard1])  # a shard of a stored merged run is not stored again
+    assert "not stored again" in messages[0] and len(history.load(path).runs) == 1
+
+
+FIVE = ("cnn", "mlp", "cnn.int8", "cnn.prune50", "mlp.distill")
+
+
+def drifting_nights(out: Path, n: int, drift_cv: float, step: dict[str, float], at: int, seed: int = 1) -> list[Path]:
+    """Nights whose machine drift multiplies every variant alike (``drift_cv``), with 2%
+    noise per variant, and ``step[v]`` applied to v from night ``at``."""
+    rng = np.random.default_rng(seed)
+    runs = []
+    for night in range(n):
+        common = float(np.exp(drift_cv * rng.standard_normal()))
+        energy = {v: common * (1 + 0.02 * rng.standard_normal()) * (step.get(v, 1.0) if night >= at else 1.0)
+                  for v in FIVE}
+        runs.append(make_night(out, night, energy, variants=FIVE))
+    return runs
+
+
+def test_one_variant_stepping_under_common_drift_is_seen_against_the_others(tmp_path: Path) -> None:
+    """25% drift common to a night's variants swamps a 20% step in cnn's raw series; its
+    series against the night's other variants finds it, at its night, and no other."""
+    path = tmp_path / "history.sqlite"
+    db_mod.add(path, drifting_nights(tmp_path / "n", 16, 0.25, {"cnn": 1.2}, at=10))
+    found = {s.variant_id: s for s in series_mod.build(history.load(path).points)}
+    cnn = found["cnn"].verdicts
+    assert not cnn["J_per_inference"].steps
+    assert [s.index for s in cnn["J_per_inference_rel"].steps] == [10]
+    assert cnn["J_per_inference_rel"].steps[0].regression
+    assert 0.15 < cnn["J_per_inference_rel"].steps[0].change < 0.25
+    for v in FIVE[1:]:
+        assert not found[v].verdicts["J_per_inference_rel"].steps, v
+    # and its gate, on the night the step begins
+    points = history.load(path).points
+    first = series_mod.build(points[points["started_at"] <= sorted(set(points["started_at"]))[10]])
+    assert [s.variant_id for s in first if s.latest_regression] == ["cnn"]
+    assert next(s for s in first if s.variant_id == "cnn").latest_regression == ["J_per_inference_rel"]
+
+
+def test_a_step_in_every_variant_is_the_raw_series_job_not_the_relative_one(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    db_mod.add(path, drifting_nights(tmp_path / "n", 12, 0.01, {v: 1.2 for v in FIVE}, at=6))
+    for s in series_mod.build(history.load(path).points):
+        assert [st.index for st in s.verdicts["J_per_inference"].steps] == [6], s.variant_id
+        assert not s.verdicts["J_per_inference_rel"].steps, s.variant_id

@@ -4,7 +4,8 @@ fetched), so it opens offline and straight from a CI artifact.
 - a sortable table of every series' latest night (click a column heading);
 - per series, J/inference and accuracy over time: the meter's stated uncertainty as a
   band around J/inference with the night's within-run 95% interval as error bars, the
-  accuracy's 95% interval as a band, step markers, and the date and commit on hover;
+  drift-corrected J/inference (series.py) dotted beside it, the accuracy's 95% interval
+  as a band, step markers, and the date and commit on hover;
 - the energy method (and machine) in every figure's title and axis.
 
 Plotly draws the figures; its JavaScript is inlined once in the page's head.
@@ -132,6 +133,12 @@ def figure(s: Series, index: int) -> str:
         customdata=list(zip(commits, n["run_id"].str[:8])),
         hovertemplate="%{customdata[0]}<br>%{y:.4g} J/inference<br>run %{customdata[1]}<extra></extra>"),
         row=1, col=1)
+    rel = n["j_per_inference_rel"].astype(float)
+    if rel.notna().any():
+        fig.add_trace(go.Scatter(
+            x=x, y=rel, mode="lines+markers", name="J/inference vs the night's other variants (drift divided out)",
+            line={"color": "#7f7f7f", "dash": "dot"}, marker={"size": 5}, customdata=commits,
+            hovertemplate="%{customdata}<br>%{y:.4g} J/inference, drift-corrected<extra></extra>"), row=1, col=1)
     a = n["accuracy"].astype(float)
     fig.add_trace(go.Scatter(x=x, y=n["accuracy_ci95_hi"], mode="lines", line={"width": 0}, hoverinfo="skip",
                              showlegend=False), row=2, col=1)
@@ -141,12 +148,13 @@ def figure(s: Series, index: int) -> str:
     fig.add_trace(go.Scatter(x=x, y=a, mode="lines+markers", name="accuracy", line={"color": "#2ca02c"},
                              customdata=commits, hovertemplate="%{customdata}<br>accuracy %{y:.4f}<extra></extra>"),
                   row=2, col=1)
-    for row, metric in ((1, "J_per_inference"), (2, "accuracy")):
+    for row, metric in ((1, "J_per_inference"), (1, "J_per_inference_rel"), (2, "accuracy")):
         verdict = s.verdicts[metric]
         steps = list(verdict.steps) + ([verdict.new] if verdict.new is not None else [])
         for st in steps:
             color = "#d62728" if st.regression else "#2ca02c"
-            label = f"{'new ' if st.new else ''}step {fmt_change(metric, st.change)}"
+            label = (f"{'new ' if st.new else ''}step {fmt_change(metric, st.change)}"
+                     + (" vs rest" if metric == "J_per_inference_rel" else ""))
             fig.add_vline(x=x.iloc[st.index], line={"color": color, "dash": "dash", "width": 1.5}, row=row, col=1)
             fig.add_trace(go.Scatter(x=[x.iloc[st.index]], y=[n[METRICS[metric].column].iloc[st.index]],
                                      mode="markers+text", marker={"symbol": "x", "size": 11, "color": color},
@@ -172,7 +180,8 @@ def page(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int) -> 
     figures = "".join(f'<div class="figure">{figure(s, i)}</div>' for i, s in enumerate(series))
     intro = (f"{n_runs} runs, {len(series)} series on {len(machines)} machine(s). A series is one suite, profile, "
              "variant, machine and energy method; they are never mixed. A step must exceed the minimum effect "
-             f"({rule_text}) and {first.spread_factor:g}x the series' own run-to-run spread; a single outlier night "
+             f"({rule_text}) and {first.spread_factor:g}x the series' own run-to-run spread (more with few nights, "
+             "as Student's t widens a normal quantile); a single outlier night "
              "is not a step. A step on the latest night is marked new until the next night confirms it. Energy "
              "bands are the meter's stated uncertainty (systematic: shared by every night of a series), error "
              "bars the night's within-run 95% interval of the median window; accuracy bands are 95% intervals "

@@ -21,7 +21,9 @@ file travels as a CI artifact. Tables (schema ``SCHEMA``):
   per night of every series.
 
 Importing is idempotent (a run already stored with the same records is left alone; a
-run whose records grew, e.g. after ``--resume``, is replaced) and transactional: one
+run whose records grew, e.g. after ``--resume``, is replaced; a merged run takes the
+place of its shards, and a shard of a stored merged run is not stored) and
+transactional: one
 ``history add`` is one transaction, so a kill at any point leaves the file as it was.
 Nothing read from the file is executed; JSON columns are parsed as data.
 """
@@ -364,7 +366,19 @@ def add(db: Path, run_dirs: list[Path], progress: Callable[[str, int], None] | N
             if _version(con, Path(db)) is None:
                 _create(con)
             n = 0
+            stored = {rid: json.loads(env).get("merged_run_ids") or [] for rid, env in con.execute(
+                "SELECT run_id, environment FROM runs WHERE environment LIKE '%merged_run_ids%'")}
+            for got in rows.values():
+                stored[got.run["run_id"]] = json.loads(got.run["environment"]).get("merged_run_ids") or []
+            part_of = {part: merged for merged, parts in stored.items() for part in parts}
             for run_id, got in rows.items():
+                if run_id in part_of:  # a shard of a merged run: the merged run holds its records
+                    messages.append(f"{got.run['source']}: a shard of merged run {part_of[run_id][:12]}, which "
+                                    "holds its records; not stored again")
+                    continue
+                for part in stored.get(run_id, []):
+                    if con.execute("DELETE FROM runs WHERE run_id=?", (part,)).rowcount:
+                        messages.append(f"{got.run['source']}: replaces its shard {part[:12]} stored before")
                 old = con.execute("SELECT content_sha256, source FROM runs WHERE run_id=?", (run_id,)).fetchone()
                 if old is not None and old[0] == got.run["content_sha256"]:
                     messages.append(f"{got.run['source']}: already stored (as {old[1]}); unchanged")

@@ -45,21 +45,19 @@ def spread_text(metric: str, verdict: Verdict) -> str:
 
 def render(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int) -> tuple[list[str], int]:
     """(lines, exit code)."""
-    if not series:
-        return [f"{db}: no series match (runs stored: {n_runs}); check --suite/--variant against "
-                "'joulebench history show --db ...' without them"], 2
     machines = sorted({s.machine_label for s in series})
     meters = sorted({s.meter for s in series})
     rule_text = ", ".join(f"{METRICS[m].label} {fmt_change(m, r.worse * r.min_effect)}" for m, r in rules.items())
     first = next(iter(rules.values()))
     lines = [f"{db}: {n_runs} runs, {len(series)} series on {len(machines)} machine(s), meter(s): {', '.join(meters)}",
              f"a step must exceed the minimum effect ({rule_text}) and {first.spread_factor:g}x the series' "
-             f"run-to-run spread; baseline: median of up to {first.window} nights before the latest"]
+             f"run-to-run spread (more with few nights, as Student's t); baseline: median of up to {first.window} "
+             "nights before the latest"]
     regressions = []
     groups: dict[tuple, list[Series]] = {}
     for s in series:
         groups.setdefault((s.suite, s.profile, s.machine_label, s.meter), []).append(s)
-    header = f"  {'variant':22s} {'metric':12s} {'nights':>6s}  {'latest':>10s}  {'night':18s} {'baseline':>10s} " \
+    header = f"  {'variant':22s} {'metric':14s} {'nights':>6s}  {'latest':>10s}  {'night':18s} {'baseline':>10s} " \
              f"{'change':>8s} {'spread':>7s}  steps"
     for (suite, profile, label, meter), members in groups.items():
         unc = members[0].nights["uncertainty_rel"].iloc[-1]
@@ -75,7 +73,7 @@ def render(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int) -
                     if verdict.new is not None:
                         shown.append(fmt_step(s, metric, verdict.new))
                     steps = "; ".join(shown) or "none"
-                lines.append(f"  {s.variant_id if i == 0 else '':22s} {METRICS[metric].label:12s} {verdict.n:6d}  "
+                lines.append(f"  {s.variant_id if i == 0 else '':22s} {METRICS[metric].label:14s} {len(s.nights):6d}  "
                              f"{fmt_value(metric, latest):>10s}  {night(s, -1):18s} "
                              f"{fmt_value(metric, verdict.baseline):>10s} {fmt_change(metric, verdict.latest_change):>8s} "
                              f"{spread_text(metric, verdict):>7s}  {steps}")
