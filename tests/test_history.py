@@ -30,7 +30,22 @@ REFERENCES = [ROOT / "results" / "reference" / name for name in ("digits", "sst2
 
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory) -> list[Path]:
-    return planted(tmp_path_factory.mktemp("nights"))
+    """30 nights after the reference, seed 0 only (the reference night has its 3 seeds)."""
+    return planted(tmp_path_factory.mktemp("nights"), seeds=(0,))
+
+
+@pytest.fixture(scope="module")
+def light(tmp_path_factory) -> list[Path]:
+    """Three one-seed nights: quick to import, for the tests that import again and again."""
+    out = tmp_path_factory.mktemp("light")
+    return [make_night(out, night, seeds=(0,)) for night in range(3)]
+
+
+@pytest.fixture(scope="module")
+def one_run_db(tmp_path_factory, light: list[Path]) -> Path:
+    path = tmp_path_factory.mktemp("one") / "history.sqlite"
+    db_mod.add(path, [make_night(tmp_path_factory.mktemp("first"), 10, seeds=(0,))])
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +148,7 @@ def test_reimport_is_a_no_op_and_a_grown_run_replaces_itself(base_db: Path, nigh
     partial = tmp_path / "partial"
     shutil.copytree(nights[5], partial)
     lines = (partial / "records.jsonl").read_text().splitlines(keepends=True)
-    (partial / "records.jsonl").write_text("".join(lines[:-2]))
+    (partial / "records.jsonl").write_text("".join(lines[:-1]))
     fresh = tmp_path / "fresh.sqlite"
     assert main(["history", "add", str(partial), "--db", str(fresh)]) == 0
     assert main(["history", "add", str(nights[5]), "--db", str(fresh)]) == 0
@@ -152,39 +167,39 @@ def _import_and_die(db: Path, runs: list[Path], stage: str, at: int) -> subproce
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("stage, at", [("record", 1), ("record", 10), ("run", 1), ("commit", 0)])
-def test_a_kill_during_import_leaves_the_database_unchanged(nights: list[Path], tmp_path: Path, stage: str,
-                                                            at: int) -> None:
-    path = tmp_path / "history.sqlite"
-    db_mod.add(path, [REFERENCE])
+@pytest.mark.parametrize("stage, at", [("record", 1), ("record", 3), ("run", 1), ("commit", 0)])
+def test_a_kill_during_import_leaves_the_database_unchanged(light: list[Path], one_run_db: Path, tmp_path: Path,
+                                                            stage: str, at: int) -> None:
+    path = copy_db(one_run_db, tmp_path)
     before = dump(path)
-    proc = _import_and_die(path, nights[:3], stage, at)
+    proc = _import_and_die(path, light, stage, at)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     con = sqlite3.connect(path)  # readable, whole, and as it was (the hot journal rolls back)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
     assert dump(path) == before
     assert len(history.load(path).runs) == 1
-    db_mod.add(path, nights[:3])  # and the next import goes through
+    db_mod.add(path, light)  # and the next import goes through
     assert len(history.load(path).runs) == 4
 
 
-def test_a_killed_first_import_leaves_no_half_made_database(nights: list[Path], tmp_path: Path) -> None:
+def test_a_killed_first_import_leaves_no_half_made_database(light: list[Path], tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
-    proc = _import_and_die(path, nights[:2], "record", 10)
+    proc = _import_and_die(path, light[:2], "record", 3)
     assert proc.returncode == -signal.SIGKILL
     assert not path.exists() or not dump(path) or dump(path) == ["BEGIN TRANSACTION;", "COMMIT;"]
-    db_mod.add(path, nights[:2])
+    db_mod.add(path, light[:2])
     assert len(history.load(path).runs) == 2
 
 
 def test_two_machines_and_two_methods_make_separate_series(tmp_path: Path) -> None:
     runs = []
     for night in range(6):
-        runs.append(make_night(tmp_path / "a", night, {"cnn": 1.0}))
+        runs.append(make_night(tmp_path / "a", night, {"cnn": 1.0}, seeds=(0,)))
         # another machine, whose cnn got 30% dearer from night 3: its own series sees the step
-        runs.append(make_night(tmp_path / "b", night, {"cnn": 1.3 if night >= 3 else 1.0}, host="gpu-box"))
-        runs.append(make_night(tmp_path / "c", night, {"cnn": 2.0}, method="rapl"))  # another method, same host
+        runs.append(make_night(tmp_path / "b", night, {"cnn": 1.3 if night >= 3 else 1.0}, host="gpu-box",
+                               seeds=(0,)))
+        runs.append(make_night(tmp_path / "c", night, {"cnn": 2.0}, method="rapl", seeds=(0,)))  # another method
     path = tmp_path / "history.sqlite"
     db_mod.add(path, runs)
     found = series_mod.build(history.load(path).points, suite="digits", variant="cnn")
@@ -218,9 +233,8 @@ def test_load_gives_dataframes_and_the_readme_query_runs_in_the_sqlite3_shell(ba
     assert len(out.splitlines()) == N_NIGHTS + 1
 
 
-def test_schema_upgrades_on_open_all_steps_or_none(tmp_path: Path, monkeypatch) -> None:
-    path = tmp_path / "history.sqlite"
-    db_mod.add(path, [REFERENCE])
+def test_schema_upgrades_on_open_all_steps_or_none(one_run_db: Path, tmp_path: Path, monkeypatch) -> None:
+    path = copy_db(one_run_db, tmp_path)
     monkeypatch.setattr(db_mod, "SCHEMA", 2)
     monkeypatch.setattr(db_mod, "MIGRATIONS", {1: lambda con: (con.execute("ALTER TABLE runs ADD COLUMN note TEXT"),
                                                                con.execute("SELECT * FROM no_such_table"))})
@@ -243,8 +257,8 @@ def one_line_error(capsys, needle: str) -> None:
     assert len(err) == 1 and err[0].startswith("joulebench: error:") and needle in err[0], err
 
 
-def test_bad_input_is_one_line_and_loses_nothing(base_db: Path, tmp_path: Path, capsys) -> None:
-    run = str(REFERENCE)
+def test_bad_input_is_one_line_and_loses_nothing(base_db: Path, light: list[Path], tmp_path: Path, capsys) -> None:
+    run = str(light[0])
     # a file that is not SQLite: refused, never overwritten
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
@@ -292,7 +306,7 @@ def test_bad_input_is_one_line_and_loses_nothing(base_db: Path, tmp_path: Path, 
         locked = copy_db(base_db, tmp_path / "ro")
         locked.chmod(0o444)
         digest = sha(locked)
-        assert main(["history", "add", str(make_night(tmp_path / "n", 0)), "--db", str(locked)]) == 2
+        assert main(["history", "add", run, "--db", str(locked)]) == 2
         one_line_error(capsys, "nothing was imported")
         assert sha(locked) == digest
     # no database yet, for show
@@ -426,7 +440,7 @@ def drifting_nights(out: Path, n: int, drift_cv: float, step: dict[str, float], 
         common = float(np.exp(drift_cv * rng.standard_normal()))
         energy = {v: common * (1 + 0.02 * rng.standard_normal()) * (step.get(v, 1.0) if night >= at else 1.0)
                   for v in FIVE}
-        runs.append(make_night(out, night, energy, variants=FIVE))
+        runs.append(make_night(out, night, energy, variants=FIVE, seeds=(0,)))
     return runs
 
 

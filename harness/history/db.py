@@ -351,6 +351,8 @@ def add(db: Path, run_dirs: list[Path], progress: Callable[[str, int], None] | N
     """Import run dirs in one transaction; returns the lines to print. ``progress(stage,
     n)`` is called as rows go in (tests kill the process from it)."""
     progress = progress or (lambda stage, n: None)
+    if Path(db).exists():  # a bad database is refused before any run dir is read
+        connect(Path(db), create=True).close()
     rows: dict[str, RunRows] = {}
     messages: list[str] = []
     for d in run_dirs:  # every dir is read and checked before the database is opened
