@@ -8,7 +8,6 @@ turns right answers into wrong ones on the eval examples."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -101,8 +100,3 @@ def planted(out: Path, n: int = N_NIGHTS, noise: float = 0.02, seed: int = 0, **
         acc = {"mlp": 0.03} if night >= ACC_STEP_NIGHT else {}
         runs.append(make_night(out, night, energy, acc, **kwargs))
     return runs
-
-
-def copy_run(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst

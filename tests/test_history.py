@@ -23,7 +23,7 @@ from harness import history
 from harness.cli import main
 from harness.history import db as db_mod, series as series_mod
 from tests.conftest import ROOT
-from tests.nights import ACC_STEP_NIGHT, N_NIGHTS, OUTLIER_NIGHT, REFERENCE, STEP_NIGHT, make_night, planted
+from tests.nights import ACC_STEP_NIGHT, N_NIGHTS, OUTLIER_NIGHT, STEP_NIGHT, make_night, planted
 
 REFERENCES = [ROOT / "results" / "reference" / name for name in ("digits", "sst2", "sst2_sweep")]
 

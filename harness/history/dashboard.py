@@ -64,7 +64,7 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 
 def _status(s: Series) -> tuple[str, str]:
     """(text, row class) of a series' latest night."""
-    worse = [METRICS[m].label for m, v in s.verdicts.items() if v.latest_regression]
+    worse = [METRICS[m].label for m in s.latest_regression]
     if worse:
         return "regression: " + ", ".join(worse), "regression"
     better = [METRICS[m].label for m, v in s.verdicts.items() if v.new is not None and not v.new.regression]

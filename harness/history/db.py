@@ -43,7 +43,7 @@ import pandas as pd
 
 from harness import records as records_mod
 from harness.errors import UserError
-from harness.files import digest
+from harness.files import digest, read_json
 
 SCHEMA = 1
 #: schema version -> the statements that bring a file of that version to the next one.
@@ -313,8 +313,6 @@ def read_run(run_dir: Path) -> RunRows:
                         "that 'joulebench run' finished (or --resume it first)")
     env_path = run_dir / records_mod.ENVIRONMENT
     if env_path.is_file():
-        from harness.files import read_json
-
         env = read_json(env_path, "environment file")
         if not isinstance(env, dict):
             raise UserError(f"{env_path} is not a joulebench environment (not a JSON object); restore it from the run")
@@ -322,7 +320,7 @@ def read_run(run_dir: Path) -> RunRows:
         env = {}
         warnings.append(f"{run_dir} has no {records_mod.ENVIRONMENT}; its machine and commit come from the records")
     first = recs[0]
-    fp = dict(first.fingerprint) or {k: env.get(k) for k in ("host", "cpu_model", "logical_cpus", "gpu", "device")}
+    fp = dict(first.fingerprint)  # the environment fills what a record (older than schema 2) lacks
     for key in ("host", "cpu_model", "logical_cpus", "gpu", "device", "git_commit", "git_dirty", "meter", "joulebench"):
         if env.get(key) is not None:
             fp.setdefault(key, env[key])
@@ -351,19 +349,20 @@ def add(db: Path, run_dirs: list[Path], progress: Callable[[str, int], None] | N
     """Import run dirs in one transaction; returns the lines to print. ``progress(stage,
     n)`` is called as rows go in (tests kill the process from it)."""
     progress = progress or (lambda stage, n: None)
-    if Path(db).exists():  # a bad database is refused before any run dir is read
-        connect(Path(db), create=True).close()
-    rows: dict[str, RunRows] = {}
-    messages: list[str] = []
-    for d in run_dirs:  # every dir is read and checked before the database is opened
-        got = read_run(Path(d))
-        messages += [f"warning: {w}" for w in got.warnings]
-        if got.run["run_id"] in rows:
-            messages.append(f"{d}: the same run as {rows[got.run['run_id']].run['source']}; stored once")
-            continue
-        rows[got.run["run_id"]] = got
-    con = connect(Path(db), create=True)
+    # an existing database is opened (and a bad one refused) before any run dir is read; a
+    # new one is created only once every run dir has been read and checked
+    con = connect(Path(db), create=True) if Path(db).exists() else None
     try:
+        rows: dict[str, RunRows] = {}
+        messages: list[str] = []
+        for d in run_dirs:
+            got = read_run(Path(d))
+            messages += [f"warning: {w}" for w in got.warnings]
+            if got.run["run_id"] in rows:
+                messages.append(f"{d}: the same run as {rows[got.run['run_id']].run['source']}; stored once")
+                continue
+            rows[got.run["run_id"]] = got
+        con = con or connect(Path(db), create=True)
         with transaction(con):
             if _version(con, Path(db)) is None:
                 _create(con)
@@ -413,7 +412,8 @@ def add(db: Path, run_dirs: list[Path], progress: Callable[[str, int], None] | N
         raise UserError(f"cannot write history database {db} ({exc}); nothing was imported; "
                         "pass a path you can write") from None
     finally:
-        con.close()
+        if con is not None:
+            con.close()
     return messages
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 from harness.history.series import METRICS, Series
 from harness.history.steps import MIN_NIGHTS, Rule, Step, Verdict
 
@@ -61,7 +63,7 @@ def render(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int) -
              f"{'change':>8s} {'spread':>7s}  steps"
     for (suite, profile, label, meter), members in groups.items():
         unc = members[0].nights["uncertainty_rel"].iloc[-1]
-        unc_text = f" (stated +-{100 * unc:.2g}%)" if unc == unc and unc is not None else ""
+        unc_text = f" (stated +-{100 * unc:.2g}%)" if pd.notna(unc) else ""
         lines += ["", f"{suite} ({profile}) on {label}, energy: {meter}{unc_text}", header]
         for s in members:
             for i, (metric, verdict) in enumerate(s.verdicts.items()):
