@@ -30,6 +30,12 @@ current one on read):
   the carved split in ``data.validation``, sweep trials (``status: "trial"``: trained and
   validated, never evaluated on the eval split or measured), and on a swept model's
   baseline the search that chose its budget (``sweep``). Older records have no curve.
+- 7: every window counts the Python modules first imported inside it (``imports``);
+  training FLOPs are counted on the batches training runs (padding included); a sweep's
+  ``tuning_J_per_seed`` beside its total; the fingerprint describes the machine as the
+  kernels see it (``machine``: CPU vendor/family/model/stepping, ISA flags, torch's CPU
+  capability, cores, memory). Older records keep what they had: their windows' imports
+  are unknown (None), their tuning total is divided by their seeds on read.
 """
 
 from __future__ import annotations
@@ -44,8 +50,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.errors import UserError
 from harness.files import read_text
 
-SCHEMA = 6
-READABLE = {1, 2, 3, 4, 5, 6}
+SCHEMA = 7
+READABLE = {1, 2, 3, 4, 5, 6, 7}
 #: What a record older than schema 4 ran on: joulebench moved no tensor off the CPU then.
 CPU_DEVICE = {"name": "cpu", "type": "cpu", "index": None, "model": None, "uuid": None, "capability": None,
               "requested": None}
@@ -81,6 +87,8 @@ class Window(_Model):
     #: The same window by a second path (NVML sampled power beside the counter), for
     #: the agreement printed under the table; never part of the energy.
     cross_check: list[Component] = Field(default_factory=list)
+    #: Python modules first imported inside the window; None in records older than schema 7
+    imports: int | None = None
 
     @property
     def provenance(self) -> str:
@@ -241,6 +249,12 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
         version = 5
     if version == 5:  # no curves, no sweeps: the new fields default to None
         version = 6
+    if version == 6:  # a sweep's tuning_J was the total over every trial of every seed
+        sweep = out.get("sweep")
+        if isinstance(sweep, dict) and "tuning_J" in sweep and "tuning_J_per_seed" not in sweep:
+            seeds = len({t.get("seed") for t in sweep.get("trials", [])}) or 1
+            out["sweep"] = {**sweep, "tuning_J_per_seed": sweep["tuning_J"] / seeds}
+        version = 7
     out["schema"] = version
     return out
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from harness import stats
 from harness.table import CV_WARN
 
 Cell = Callable[[pd.Series], str]
@@ -44,7 +45,7 @@ def _pm(value: float, std: float) -> str:
 def _delta(r: pd.Series) -> str:
     if pd.isna(r["accuracy_delta_vs_parent"]):
         return "-"
-    return f"{r['accuracy_delta_vs_parent']:+.4f} (p={r['delta_p']:.3g})"
+    return f"{r['accuracy_delta_vs_parent']:+.4f} ({stats.p_text(r['delta_p'], r['delta_test'])})"
 
 
 def _sparsity(r: pd.Series) -> str:
@@ -88,10 +89,10 @@ COST: list[tuple[str, Cell]] = [
     ("sparsity (exploited?)", _sparsity),
     ("FLOPs/inference (FLOP)", lambda r: fmt(r["flops_per_inference"])),
     ("train FLOPs (FLOP)", lambda r: fmt(r["train_flops"])),
-    ("train J gross / net (J)", lambda r: f"{fmt(r['train_J'])} / {fmt(r['train_J_net'])}"),
-    ("train s (s)", lambda r: fmt(r["train_s"])),
+    ("train J gross / net (J, per seed)", lambda r: f"{fmt(r['train_J'])} / {fmt(r['train_J_net'])}"),
+    ("train s (s, per seed)", lambda r: fmt(r["train_s"])),
     ("idle (W)", lambda r: fmt(r["idle_W"])),
-    ("tuning J (J)", lambda r: fmt(r["tuning_J"])),
+    ("tuning J (J, per seed)", lambda r: fmt(r["tuning_J"])),
     ("J to target (J) [target; seeds reached]", lambda r: "-" if r["J_to_target_reached"] == "-" else
      f"{fmt(r['J_to_target'])} [{r['target_accuracy']}; {r['J_to_target_reached']}]"),
     ("validation passes J (J)", lambda r: fmt(r["curve_eval_J"])),
@@ -100,7 +101,7 @@ COST: list[tuple[str, Cell]] = [
     ("J at 1e3 queries (J)", lambda r: fmt(r["J_at_1e3_queries"])),
     ("J at 1e6 queries (J)", lambda r: fmt(r["J_at_1e6_queries"])),
     ("J at 1e9 queries (J)", lambda r: fmt(r["J_at_1e9_queries"])),
-    ("train gCO2e (g)", lambda r: fmt(r["train_gCO2e"])),
+    ("lineage train gCO2e (g)", lambda r: fmt(r["train_gCO2e"])),
     ("gCO2e per 1e6 queries (g)", lambda r: fmt(r["gCO2e_per_1e6_queries"])),
 ]
 
@@ -133,8 +134,8 @@ SWEEP: list[tuple[str, Cell]] = [
      lambda r: f"{fmt(r['val_accuracy_min'])} / {fmt(r['val_accuracy_median'])} / {fmt(r['val_accuracy_max'])}"),
     ("selected: validation / eval accuracy (fraction)",
      lambda r: f"{fmt(r['selected_val_accuracy'])} / {fmt(r['selected_eval_accuracy'])}"),
-    ("tuning J (J)", lambda r: fmt(r["tuning_J"])),
-    ("final training J (J)", lambda r: fmt(r["train_J"])),
+    ("tuning J per seed / all seeds (J)", lambda r: f"{fmt(r['tuning_J'])} / {fmt(r['tuning_J_all_seeds'])}"),
+    ("final training J (J, per seed)", lambda r: fmt(r["train_J"])),
     ("tuning / final training", lambda r: f"{r['tuning_to_train_ratio']:.3g}x"),
     ("energy method", lambda r: r["energy_method"]),
 ]

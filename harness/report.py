@@ -44,7 +44,9 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
     notes += cross_check_notes(recs)
     notes.append(f"Carbon: {carbon.describe()}.")
     notes.append("FLOPs: torch.utils.flop_counter over the eval split; training = 3 x forward FLOPs x examples "
-                 "(+ teacher forwards); quantized variants and rows under another runtime report their parent's FLOPs.")
+                 "(+ teacher forwards), the forward FLOPs counted on the training batches (seeded shuffle, padded to "
+                 "each batch's longest example); '-' where nothing was trained; quantized variants and rows under "
+                 "another runtime report their parent's FLOPs. FLOPs count work, not energy.")
     used = sorted({r.runtime.get("name", "eager") for r in recs if r.ok} - {"eager"})
     if used:
         notes.append("runtime: how the row was evaluated and measured (eager PyTorch unless named). Accuracy is "
@@ -58,6 +60,11 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
         if pd.notna(row["compiles_in_windows"]) and row["compiles_in_windows"] > 0:
             notes.append(f"WARNING: {row['variant_id']} ({row['task']}): {int(row['compiles_in_windows'])} graph(s) "
                          "were compiled inside measured windows; its J/inference includes compilation.")
+    for r in (r for r in recs if r.ok):
+        paid = sum(w.imports or 0 for w in r.train.windows())
+        if paid:
+            notes.append(f"WARNING: {r.variant_id} (seed {r.seed}): {paid} Python module(s) were first imported inside "
+                         "its creation windows; its train J includes one-time work of the process.")
     for r in recs:
         if r.status == "skipped":
             notes.append(f"skipped {r.variant_id} (seed {r.seed}): {r.reason}")
@@ -87,9 +94,9 @@ def curve_notes(recs: list[RunRecord], table: pd.DataFrame) -> list[str]:
             notes.append(f"J to target of {row['variant_id']} ({row['task']}) is empty: validation accuracy reached "
                          f"{row['target_accuracy']} in only {row['J_to_target_reached']} seed(s).")
     if table["tuning_J"].notna().any():
-        notes.append("tuning J: every trial of the sweep that chose the row's hyperparameters (all configurations x "
-                     "all seeds; their training and validation passes; the selected trial included, whose training "
-                     "is the row's train J). lineage train J counts the search in place of the row's train J, so "
+        notes.append("tuning J: every trial of the sweep that chose the row's hyperparameters (every configuration; "
+                     "their training and validation passes; the selected trial included, whose training is the row's "
+                     "train J), per seed like train J: the total over all seeds divided by the seeds. lineage train J counts the search in place of the row's train J, so "
                      "every variant derived from it pays for it. Trials are selected on the validation split and "
                      "never see the eval split.")
     return notes

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from harness import environment, records
+from harness import environment, records, runtimes
 from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES, VariantSkipped
 from harness.config import Suite
@@ -32,14 +32,14 @@ from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError
 from harness.evaluate import evaluate
 from harness.files import digest, ensure_dir, read_json, write_json_atomic
-from harness.inspection import forward_flops_per_example, measured_sparsity, state_size
+from harness.inspection import forward_flops_per_example, measured_sparsity, state_size, training_flops_per_example
 from harness.measure import InferenceResult, Target, measure_rounds, prepare
 from harness.meters import EnergyMonitor
 from harness.models import Encoded
 from harness.plan import RunSpec, describe, expand, shard
 from harness.records import RunRecord
 from harness.tasks import TASKS, TaskData
-from harness.train import unsupported_precision
+from harness.train import preload as train_preload, unsupported_precision
 from harness.workshop import Made, Workshop, now
 
 LOCK = ".lock"
@@ -139,6 +139,7 @@ class Runner:
                                                  sum(w.energy_j for w in r.train.windows()))
             self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
         prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
+        self.preload()
         env = environment.environment(self.monitor.method, self.monitor.formulas(), self.device.describe())
         env["idle_w"] = self.measure_idle()
         env["suite"] = {"name": self.suite.name, "path": self.suite.path, "profile": self.suite.profile,
@@ -156,6 +157,21 @@ class Runner:
         if not (resume and env_path.is_file()):
             write_json_atomic(env_path, env)
         return done
+
+    def preload(self) -> None:
+        """Every runtime's and technique's once-per-process work (imports, worker pools),
+        before the first window: a window holds one variant's work, whatever its place in
+        the process."""
+        train_preload()
+        seen: set[object] = set()
+        for spec in self.todo:
+            runtime = runtimes.create(spec.runtime)
+            if runtime.name not in seen and runtime.unavailable(self.device) is None:
+                seen.add(runtime.name)
+                runtime.preload()
+            if spec.technique and (spec.technique, describe(spec.params)) not in seen:
+                seen.add((spec.technique, describe(spec.params)))
+                TECHNIQUES.get(spec.technique)().preload(spec.params)
 
     def measure_idle(self) -> dict[str, float]:
         seconds = self.suite.measure.idle_s
@@ -347,16 +363,20 @@ class Runner:
             batch = self.suite.measure.batch_size
             per_inf = forward_flops_per_example(module, eval_data, batch)
             train_data = self.workshop.encode_train(built.model_name, built.bundle, spec.train)
-            self._flops[key] = (per_inf, forward_flops_per_example(module, train_data, batch))
+            self._flops[key] = (per_inf, training_flops_per_example(module, train_data, spec.train.batch_size,
+                                                                    spec.seed))
             source = "torch.utils.flop_counter" + (" on the parent" if from_parent else "")
         per_inf, per_train_example = self._flops[key]
-        train_flops = 3 * per_train_example * info.get("train_samples", 0)
+        train_flops: float | None = 3 * per_train_example * info.get("train_samples", 0)
         if info.get("teacher_forward_samples") and parent_key in self._flops:
             train_flops += self._flops[parent_key][1] * info["teacher_forward_samples"]
+        if not train_flops:  # nothing trained (quantize, a runtime): no count, not a count of 0
+            train_flops = None
         if note:  # the runtime runs other kernels than the ones counted
             source = f"{source}; {note}"
         return {"per_inference": per_inf, "train": train_flops, "source": source,
-                "train_rule": "3 x forward FLOPs per example x examples (+ teacher forwards)"}
+                "train_rule": "3 x forward FLOPs per example x examples (+ teacher forwards); forward FLOPs per "
+                              "training example on the training batches (seeded shuffle, padded to each batch's longest)"}
 
     def _meter(self) -> dict[str, Any]:
         return {"method": self.monitor.method, "formulas": self.monitor.formulas()}

@@ -155,6 +155,19 @@ def paired_accuracy_test(parent: np.ndarray, variant: np.ndarray) -> PairedTest:
     return PairedTest(delta, min(1.0, 2 * (tail + 1) / (b + 1)), f"paired bootstrap ({s} seeds x {n} examples)")
 
 
+def bootstrap_p_floor(resamples: int = BOOTSTRAP_RESAMPLES) -> float:
+    """The smallest p the paired bootstrap can give: 2 x (0 + 1) / (B + 1)."""
+    return 2 / (resamples + 1)
+
+
+def p_text(p: float, method: str) -> str:
+    """``p=0.0312``, or ``p<=0.0005`` where a bootstrap p sits at its floor (no resample
+    fell on the other side of zero: the true p may be far smaller)."""
+    if "bootstrap" in method and p <= bootstrap_p_floor() * (1 + 1e-9):
+        return f"p<={p:.2g}"
+    return f"p={p:.3g}"
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values: a nightly compares many variants at once, and
     without it one of eight A/A variants crosses alpha by chance a third of the time."""

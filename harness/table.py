@@ -53,7 +53,7 @@ UNITS = {
     "n_eval": "examples", "accuracy": "fraction", "macro_f1": "fraction", "accuracy_delta_vs_parent": "fraction",
     "train_J": "J", "train_J_net": "J", "train_s": "s", "J_per_inference": "J",
     "val_accuracy": "fraction", "target_accuracy": "fraction", "J_to_target": "J", "curve_eval_J": "J",
-    "tuning_J": "J",
+    "tuning_J": "J per seed", "tuning_J_all_seeds": "J",
     "J_per_inference_cv": "fraction", "J_per_inference_net": "J", "idle_W": "W",
     "inferences_per_s": "1/s", "correct_per_J": "1/J",
 }
@@ -143,8 +143,9 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
         "train_J_net": sum(w.net_energy_j for w in create) / len(group),
         "train_s": sum(w.duration_s for w in create) / len(group),
         **curve_columns(group),
-        # a swept model's baseline: every trial of the search (all seeds), validation passes included
-        "tuning_J": first.sweep["tuning_J"] if first.sweep else float("nan"),
+        # a swept model's baseline: every trial of the search, validation passes included,
+        # per seed (every configuration once) like train_J, so lineage adds like to like
+        "tuning_J": first.sweep["tuning_J_per_seed"] if first.sweep else float("nan"),
         "J_per_inference": j_med,
         "J_per_inference_within_run_ci95_lo": j_lo, "J_per_inference_within_run_ci95_hi": j_hi,
         "J_per_inference_cv": stats.cv(per_inf),
@@ -279,7 +280,8 @@ def cross_check_notes(recs: list[RunRecord]) -> list[str]:
 
 SWEEP_COLUMNS = ["suite", "task", "model", "method", "select_on", "configurations", "trial_runs", "selected",
                  "selected_params", "val_accuracy_min", "val_accuracy_median", "val_accuracy_max",
-                 "selected_val_accuracy", "selected_eval_accuracy", "tuning_J", "train_J", "tuning_to_train_ratio",
+                 "selected_val_accuracy", "selected_eval_accuracy", "tuning_J", "tuning_J_all_seeds", "train_J",
+                 "tuning_to_train_ratio",
                  "energy_method"]
 
 
@@ -303,8 +305,9 @@ def build_sweep_table(recs: list[RunRecord], table: pd.DataFrame) -> pd.DataFram
                      "selected": sw["selected"], "selected_params": describe(sw["params"]),
                      "val_accuracy_min": min(means), "val_accuracy_median": float(np.median(means)),
                      "val_accuracy_max": max(means), "selected_val_accuracy": sw["mean_val_accuracy"][sw["selected"]],
-                     "selected_eval_accuracy": row["accuracy"], "tuning_J": sw["tuning_J"], "train_J": row["train_J"],
-                     "tuning_to_train_ratio": sw["tuning_J"] / row["train_J"], "energy_method": "+".join(methods)})
+                     "selected_eval_accuracy": row["accuracy"], "tuning_J": sw["tuning_J_per_seed"],
+                     "tuning_J_all_seeds": sw["tuning_J"], "train_J": row["train_J"],
+                     "tuning_to_train_ratio": sw["tuning_J_per_seed"] / row["train_J"], "energy_method": "+".join(methods)})
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 

@@ -47,6 +47,16 @@ class TrainStats:
     final_loss: float  # mean loss over the last epoch
 
 
+def preload() -> None:
+    """One AdamW step on a 2x2 Linear, before any window: the first optimizer step of a
+    process imports what it needs (the profiler hooks, dynamo) once."""
+    tiny = nn.Linear(2, 2)
+    opt = torch.optim.AdamW(tiny.parameters(), lr=1e-3)
+    F.cross_entropy(tiny(torch.ones(2, 2)), torch.zeros(2, dtype=torch.long)).backward()
+    torch.nn.utils.clip_grad_norm_(tiny.parameters(), 1.0)
+    opt.step()
+
+
 def lr_lambda(cfg: TrainConfig, total_steps: int):
     warmup = int(cfg.warmup_fraction * total_steps)
 

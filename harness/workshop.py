@@ -202,10 +202,14 @@ class Workshop:
                 "model": sweep.model, "method": sweep.method, "space": sweep.space, "select_on": sweep.select_on,
                 "selected": best, "params": dict(chosen.trial), "train": chosen.train,
                 "mean_val_accuracy": {t: float(np.mean(v)) for t, v in means.items()},
-                "trials": rows, "tuning_J": sum(r["energy_J"] for r in rows)}
+                "trials": rows, "tuning_J": sum(r["energy_J"] for r in rows),
+                # per seed, like a row's train J (a mean over seeds): lineage and J at N
+                # queries add it to per-seed figures
+                "tuning_J_per_seed": sum(r["energy_J"] for r in rows) / len(self.suite.seeds)}
             self.log(f"  sweep over {sweep.model}: selected {best} ({describe(chosen.trial)}; mean validation "
                      f"accuracy {self._selection['mean_val_accuracy'][best]:.4f} over {len(self.suite.seeds)} "
-                     f"seed(s)); {len(rows)} trial runs cost {self._selection['tuning_J']:.1f} J")
+                     f"seed(s)); {len(rows)} trial runs cost {self._selection['tuning_J']:.1f} J "
+                     f"({self._selection['tuning_J_per_seed']:.1f} J per seed)")
         return self._selection
 
     # -- keys -------------------------------------------------------------------------

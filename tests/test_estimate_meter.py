@@ -140,3 +140,45 @@ def test_a_running_child_is_counted_once_across_window_edges() -> None:
     m = monitor.end_window("running")  # the child is still alive, waiting
     late.communicate("go\n")
     assert cpu_j(m) >= CPU_W_PER_BUSY_CPU * 0.3 * 0.95
+
+
+#: A child that starts a grandchild burning ``argv[1]`` CPU-seconds, reaps it, says
+#: "reaped", and stays alive until told to go.
+REAPER = """
+import subprocess, sys
+subprocess.run([sys.executable, "-c", "import sys, time\\nend = time.process_time() + float(sys.argv[1])\\n"
+                "while time.process_time() < end: pass", sys.argv[1]], check=True)
+print("reaped", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_grandchild_reaped_by_a_running_child_is_counted() -> None:
+    """The compiler driver pattern: a running child waits for its own busy child. The
+    grandchild's CPU moves into the child's cutime at the reap; the window must still
+    hold it (before, it vanished, and a window over the reap could read negative)."""
+    monitor = EnergyMonitor([EstimateBackend(memory_bytes=lambda: 0)])
+    monitor.begin_window("reap")
+    child = subprocess.Popen([sys.executable, "-c", REAPER, "0.5"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "reaped"
+        m = monitor.end_window("reap")  # the child lives on; its child is gone
+    finally:
+        child.communicate("go\n")
+    assert cpu_j(m) >= CPU_W_PER_BUSY_CPU * 0.5 * 0.9
+
+
+def test_a_window_after_a_reap_holds_none_of_the_grandchild() -> None:
+    """Absence: a window opened after the reap does not count the grandchild again."""
+    monitor = EnergyMonitor([EstimateBackend(memory_bytes=lambda: 0)])
+    child = subprocess.Popen([sys.executable, "-c", REAPER, "0.5"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "reaped"
+        monitor.begin_window("after")
+        burn_cpu(0.05)
+        m = monitor.end_window("after")
+    finally:
+        child.communicate("go\n")
+    assert cpu_j(m) < CPU_W_PER_BUSY_CPU * 0.25

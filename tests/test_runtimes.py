@@ -5,6 +5,7 @@ one-line skips, the rows of the quick digits run."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -178,6 +179,42 @@ def test_compiles_inside_windows_are_counted() -> None:
     assert [r.compiles_in_windows for r in results] == [0, 3, None]
 
 
+def test_every_compile_is_cold_even_of_a_module_of_the_same_class(trained) -> None:
+    """A second seed's module of the same class, compiled in the same process, compiles
+    its own graphs (dynamo reused the first seed's before: 0.3 J against 174 J)."""
+    data, module = trained["cnn"]
+    first = deploy("compile", data, module)
+    second = deploy("compile", data, copy.deepcopy(module))
+    assert first.info["graphs_compiled"] >= 1 and second.info["graphs_compiled"] >= 1
+    assert second.info["graphs_compiled"] == first.info["graphs_compiled"]
+
+
+def test_a_compile_that_compiled_nothing_is_refused(trained, monkeypatch) -> None:
+    """Plant the reuse (no fresh entry point): the second compile compiles 0 graphs and
+    is refused with the reason, never recorded as a cold compile."""
+    from harness.runtimes import compiled
+
+    data, module = trained["cnn"]
+    shared = compiled.Entry(copy.deepcopy(module))
+    monkeypatch.setattr(compiled, "Entry", lambda m: shared)  # the same code object every time
+    deploy("compile", data, module)
+    with pytest.raises(VariantSkipped, match="compiled no graph"):
+        deploy("compile", data, module)
+
+
+def test_a_window_counts_the_modules_imported_inside_it(tmp_path: Path, monkeypatch) -> None:
+    """The detector behind "no window pays an import": plant an import, and its absence."""
+    (tmp_path / "joulebench_planted_module.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monitor = EnergyMonitor([EstimateBackend(memory_bytes=lambda: 0)])
+    with monitor.window("import", checked=False) as out:
+        import joulebench_planted_module  # noqa: F401
+    with monitor.window("none", checked=False) as quiet:
+        torch.ones(3).sum()
+    assert out[0].imports == 1 and out[0].to_dict()["imports"] == 1
+    assert quiet[0].imports == 0
+
+
 def test_suite_runtime_syntax(tmp_path: Path) -> None:
     base = {"name": "t", "task": {"name": "digits"}, "models": {"cnn": {"family": "cnn", "runtime": "compile"}}}
 
@@ -240,6 +277,13 @@ def test_digits_quick_runtime_rows(digits_run: Path) -> None:
     compiled = recs["cnn.compiled"]
     assert compiled["inference"]["compiles_in_windows"] == 0 and table.loc["cnn.compiled", "compiles_in_windows"] == 0
     assert compiled["runtime"]["info"]["graphs_compiled"] >= 1
+    # the first export, quantization and compile of the process paid no import inside a
+    # window (preloaded before the first one): every window of every row says 0
+    for rec in recs.values():
+        if rec["status"] != "ok":
+            continue
+        windows = [rec["train"]["window"], *rec["train"]["extra_windows"].values(), *rec["inference"]["windows"]]
+        assert all(w["imports"] == 0 for w in windows), (rec["variant_id"], [w["imports"] for w in windows])
     assert pd.isna(table.loc["cnn", "compiles_in_windows"])  # eager never compiles
     assert "runtime: how the row was evaluated and measured" in (digits_run / "table.md").read_text()
 

@@ -93,6 +93,12 @@ class Technique:
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
         """Check params at suite load; ``models`` are the suite's model names."""
 
+    def preload(self, params: Mapping[str, Any]) -> None:
+        """Pay, before any energy window opens, what ``apply`` costs once per process
+        (lazy imports, a backend's first use), so the first seed's creation window does
+        not carry it and the next seeds' do not lack it. Called once per (technique,
+        params) per run."""
+
     def architecture(self, params: Mapping[str, Any], parent_architecture: str) -> str:
         """The suite model whose architecture and encoder the variant has (the parent's,
         by default). Called at suite load, before ``validate``."""

@@ -80,6 +80,15 @@ class Quantize(Technique):
     def runtime_request(self, params: Mapping[str, Any]) -> str | None:
         return "int8_dynamic" if params.get("dtype") == "int8" else None
 
+    def preload(self, params: Mapping[str, Any]) -> None:
+        """torch.ao.quantization's imports and a first int8 conversion (the quantized
+        engine's set-up): not inside the first seed's creation window."""
+        if params.get("dtype") == "int8":
+            try:
+                int8_dynamic(nn.Sequential(nn.Linear(2, 2)).eval())
+            except VariantSkipped:
+                pass
+
     def apply(self, ctx: CompressContext) -> CompressResult:
         dtype = ctx.params["dtype"]
         reason = supports(dtype, module_device(ctx.parent).type)

@@ -125,6 +125,9 @@ class Measurement:
     #: The same window read by a second path (NVML sampled power beside the counter);
     #: reported as agreement, never added to the energy.
     cross_check: tuple[ComponentEnergy, ...] = ()
+    #: Python modules first imported inside the window (one-time work of the process
+    #: that belongs to no variant: preloading keeps it out; a test checks it stays 0).
+    imports: int = 0
 
     @property
     def energy_j(self) -> float:
@@ -150,7 +153,7 @@ class Measurement:
     def to_dict(self) -> dict[str, Any]:
         out = {"duration_s": self.duration_s, "energy_j": self.energy_j, "net_energy_j": self.net_energy_j,
                "idle_w": self.idle_w, "method": self.method, "read_s": self.read_s, "host": self.host,
-               "components": [asdict(c) for c in self.components]}
+               "components": [asdict(c) for c in self.components], "imports": self.imports}
         if self.cross_check:
             out["cross_check"] = [asdict(c) for c in self.cross_check]
         return out
@@ -158,4 +161,5 @@ class Measurement:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Measurement":
         return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0),
-                   raw.get("host", ""), tuple(ComponentEnergy(**c) for c in raw.get("cross_check", [])))
+                   raw.get("host", ""), tuple(ComponentEnergy(**c) for c in raw.get("cross_check", [])),
+                   raw.get("imports") or 0)

@@ -7,8 +7,9 @@
 Child processes count: torch.compile runs the C++ compiler in them (measured here: 3 of
 the 15 CPU-seconds of compiling the digits CNN were this process's own, 12 the
 compiler's). Finished children are read from getrusage(RUSAGE_CHILDREN); running ones
-(a compile worker pool) from /proc, so a child's time is counted once, whether it ends
-inside a window or after it. Where /proc is missing, running children are not seen.
+(a compile worker pool) from /proc, with the time of the descendants each of them has
+reaped itself, so a process's time is counted once, whether it ends inside a window or
+after it, and whoever waits for it. Where /proc is missing, running children are not seen.
 
 Constants (both overridable, both recorded with every result):
 - W_cpu = 12 W per busy logical CPU: the Green Algorithms calculator's default per-core
@@ -43,7 +44,8 @@ def process_tree_cpu_seconds() -> float:
 
 def running_descendants_cpu_seconds(proc: str = "/proc") -> float:
     """CPU seconds so far of the processes descended from this one and still running
-    (or not yet reaped), from ``/proc/PID/stat``; 0 where there is no /proc."""
+    (or not yet reaped), and of the descendants they reaped (their cutime/cstime), from
+    ``/proc/PID/stat``; 0 where there is no /proc."""
     try:
         pids = [d for d in os.listdir(proc) if d.isdigit()]
     except OSError:
@@ -56,7 +58,11 @@ def running_descendants_cpu_seconds(proc: str = "/proc") -> float:
                 raw = fh.read()
             fields = raw[raw.rindex(b")") + 2:].split()  # after "pid (comm) "
             children.setdefault(int(fields[1]), []).append(int(d))
-            ticks[int(d)] = int(fields[11]) + int(fields[12])  # utime + stime
+            # utime + stime, and cutime + cstime: the descendants it has reaped itself
+            # (a still-running compiler driver that waited for its cc1); those moved
+            # out of the processes /proc still lists, so without them a window over
+            # the reap reads less CPU time than it holds, even a negative amount
+            ticks[int(d)] = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
         except (OSError, ValueError, IndexError):
             continue  # it ended while we looked
     total, todo = 0, list(children.get(os.getpid(), []))

@@ -9,6 +9,7 @@ come from one meter.
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
@@ -16,6 +17,16 @@ from typing import Callable, Iterator, Sequence
 from harness import environment
 from harness.errors import MeterError
 from harness.meters.base import Backend, ComponentEnergy, Measurement
+
+
+#: Modules that are a window's own product, not a one-time import: the kernels a
+#: compile generates and loads (torch._inductor.runtime.compile_tasks.<hash>).
+GENERATED = ("torch._inductor.runtime.compile_tasks.",)
+
+
+def imported(before: frozenset[str]) -> int:
+    """Modules in sys.modules now that were not in ``before``, generated code aside."""
+    return sum(1 for name in sys.modules.keys() - before if not name.startswith(GENERATED))
 
 
 class EnergyMonitor:
@@ -31,7 +42,8 @@ class EnergyMonitor:
         self.sync = sync
         self.host = host if host is not None else environment.host()
         self._clock = clock
-        self._open: dict[str, tuple[float, list[dict[str, float]], list[dict[str, float]]]] = {}  # start, totals, checks
+        #: key -> (start, totals, cross-check totals, names in sys.modules)
+        self._open: dict[str, tuple[float, list[dict[str, float]], list[dict[str, float]], frozenset[str]]] = {}
         self.idle_w: dict[tuple[int, str], float] = {}  # (backend index, component) -> W
 
     @property
@@ -55,8 +67,9 @@ class EnergyMonitor:
     def begin_window(self, key: str) -> None:
         if key in self._open:
             raise RuntimeError(f"energy window {key!r} is already open")
+        modules = frozenset(sys.modules)  # before the first reading: its cost stays outside
         totals = self._read()
-        self._open[key] = (self._clock(), totals, self._read_checks())
+        self._open[key] = (self._clock(), totals, self._read_checks(), modules)
 
     def end_window(self, key: str, checked: bool = True) -> Measurement:
         """Close ``key``. ``checked=False`` admits a 0 J reading (never a negative one):
@@ -71,8 +84,8 @@ class EnergyMonitor:
             raise
         end = self._clock()
         read_s = time.perf_counter() - t_read
-        start, before, checks_before = self._open.pop(key)
-        m = self._measurement(end - start, before, totals, checks_before, checks, read_s)
+        start, before, checks_before, modules = self._open.pop(key)
+        m = self._measurement(end - start, before, totals, checks_before, checks, read_s, imported(modules))
         if not checked:
             if any(p.energy_j < 0 for p in m.components):
                 raise MeterError(f"energy window {key!r} read a negative energy; check the meter")
@@ -83,8 +96,8 @@ class EnergyMonitor:
         """The open window ``key`` so far, left open: a training curve's running reading.
         Not checked for a positive total (a slow counter may not have ticked yet)."""
         totals = self._read()
-        start, before, _ = self._open[key]
-        return self._measurement(self._clock() - start, before, totals, [], [], 0.0)
+        start, before, _, modules = self._open[key]
+        return self._measurement(self._clock() - start, before, totals, [], [], 0.0, imported(modules))
 
     def minus(self, key: str, total: Measurement, inner: list[Measurement]) -> Measurement:
         """``total`` less windows nested inside it (the validation passes inside a training
@@ -103,11 +116,11 @@ class EnergyMonitor:
                 joules = c.energy_j - spent[(c.method, c.component)]
                 parts.append(ComponentEnergy(comp, c.method, joules, backend.uncertainty(comp, joules, duration),
                                              c.idle_w))
-        return self._checked(key, Measurement(duration, tuple(parts), total.read_s, total.host))
+        return self._checked(key, Measurement(duration, tuple(parts), total.read_s, total.host, imports=total.imports))
 
     def _measurement(self, duration: float, before: list[dict[str, float]], totals: list[dict[str, float]],
                      checks_before: list[dict[str, float]], checks: list[dict[str, float]],
-                     read_s: float) -> Measurement:
+                     read_s: float, imports: int = 0) -> Measurement:
         parts, cross = [], []
         for i, (backend, b0, b1) in enumerate(zip(self.backends, before, totals)):
             for comp in backend.components():
@@ -119,7 +132,7 @@ class EnergyMonitor:
             for comp in c1:
                 joules = c1[comp] - c0[comp]
                 cross.append(ComponentEnergy(comp, backend.check_method, joules, 0.0))
-        return Measurement(duration, tuple(parts), read_s, self.host, tuple(cross))
+        return Measurement(duration, tuple(parts), read_s, self.host, tuple(cross), imports)
 
     @staticmethod
     def _checked(key: str, m: Measurement) -> Measurement:

@@ -9,17 +9,28 @@ it. A second pass over the same shapes must compile nothing; the count of graphs
 compiled in this process is then checked around every measured window (``Runnable.
 compilations``) and recorded, so a window that compiled is visible in the table.
 
-Inductor's on-disk caches are disabled while compiling: every run pays a cold compile,
-the cost a fresh deployment pays, and the creation window means the same thing on every
-run. Compiled code is not cached by joulebench (it is not a portable file).
+Every compile is cold, for every seed of every variant: the compiled module is entered
+through a forward of its own (a new code object, so dynamo's in-memory cache, keyed by
+code objects, holds nothing for it: without that the second seed's module of the same
+class reused the first seed's graphs and its "compile" cost 0.3 J against 174 J), under
+a fresh, empty inductor cache directory with inductor's in-memory caches cleared and its
+caches disabled. A compile that compiled no graph is refused (the variant is skipped
+with the reason), never recorded as cold. What a process pays once (inductor's imports,
+its compile worker pool, the first use of the C++ toolchain) is paid by ``preload``
+before any window opens, as importing torch is; each creation window then holds one
+model's compile. Compiled code is not cached by joulebench (it is not a portable file).
 """
 
 from __future__ import annotations
 
+import tempfile
+import types
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
+from torch import nn
 
 from harness.compress import VariantSkipped
 from harness.errors import UserError
@@ -40,6 +51,37 @@ class CompiledRunnable(ModuleRunnable):
         return graphs_compiled()
 
 
+class Entry(nn.Module):
+    """``inner`` behind a forward whose code object is new for every instance: dynamo
+    caches compiled frames per code object, so this module's compile shares nothing
+    with an earlier one of the same class (another seed, another variant)."""
+
+    _made = 0
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        Entry._made += 1
+        code = Entry._forward.__code__.replace(co_name=f"forward_{Entry._made}")
+        self.forward = types.MethodType(types.FunctionType(code, Entry._forward.__globals__), self)
+
+    def _forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner(*args, **kwargs)
+
+
+@contextmanager
+def cold() -> Iterator[None]:
+    """Inductor with nothing to reuse: a fresh, empty cache directory (compiled kernels
+    are looked up there by source hash), its in-memory caches cleared, caches disabled."""
+    import torch._inductor.config as inductor_config
+    from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
+
+    with tempfile.TemporaryDirectory(prefix="joulebench-inductor-") as tmp, temporary_cache_dir(tmp), \
+            inductor_config.patch(force_disable_caches=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "dynamo_pgo force disabled": the point of the patch
+        yield
+
+
 @RUNTIMES.register("compile")
 class Compile(Runtime):
     name = "compile"
@@ -54,19 +96,36 @@ class Compile(Runtime):
     def options(self) -> dict[str, Any]:
         return {"mode": self.mode, "dynamic": self.dynamic}
 
-    def deploy(self, ctx: DeployContext, artifact: bytes | None = None) -> Deployment:
-        import torch._inductor.config as inductor_config
+    def preload(self) -> None:
+        """Inductor's imports, its compile worker pool and a first compile of a throwaway
+        module (a convolution and a matrix product): what the first compile in a process
+        pays once (~16 CPU-s here)."""
+        from torch._inductor.async_compile import AsyncCompile
 
+        AsyncCompile.warm_pool()
+        # sympy's simplify() imports its units lazily, the first time inductor's C++
+        # codegen simplifies a symbolic size (the real model's, not a tiny one's)
+        import sympy.physics.units  # noqa: F401
+        tiny = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).eval()
+        try:
+            with torch.inference_mode(), cold():
+                run = torch.compile(Entry(tiny), mode=None if self.mode == "default" else self.mode,
+                                    dynamic=self.dynamic)
+                for batch in (2, 3):  # the second shape: the recompile with dynamic sizes (sympy)
+                    run(torch.ones(batch, 1, 4, 4))
+        except Exception:  # the variant's own compile reports the failure, with the reason
+            pass
+
+    def deploy(self, ctx: DeployContext, artifact: bytes | None = None) -> Deployment:
         module = ctx.module.eval()
         start = graphs_compiled()
-        compiled = torch.compile(module, mode=None if self.mode == "default" else self.mode, dynamic=self.dynamic)
+        compiled = torch.compile(Entry(module), mode=None if self.mode == "default" else self.mode,
+                                 dynamic=self.dynamic)
         run = CompiledRunnable(compiled, ctx.device.torch)
         staged = [run.stage(b) for b in ctx.samples]
         try:
             # inference_mode as in evaluation and the windows (dynamo guards on grad mode)
-            with torch.inference_mode(), inductor_config.patch(force_disable_caches=True), \
-                    warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "dynamo_pgo force disabled": the point of the patch
+            with torch.inference_mode(), cold():
                 for batch in staged:
                     run(batch)
                 ctx.device.sync()
@@ -79,10 +138,13 @@ class Compile(Runtime):
             raise VariantSkipped(f"torch.compile failed on {ctx.variant_id}: {type(exc).__name__}"
                                  f"{': ' + text[0][:160] if text else ''}") from None
         again = graphs_compiled() - first
+        if first == start:
+            raise VariantSkipped(f"torch.compile of {ctx.variant_id} compiled no graph (dynamo reused compiled code), "
+                                 "so its creation window would not hold a cold compile; not recorded")
         info = {"mode": self.mode, "dynamic": self.dynamic, "backend": "inductor",
                 "graphs_compiled": first - start, "graphs_on_second_pass": again,
                 "warmup_shapes": len({tuple(tuple(v.shape) for v in b.values()) for b in ctx.samples}),
-                "inductor_caches": "disabled while compiling (a cold compile)"}
+                "inductor_caches": "a fresh empty cache dir, in-memory caches cleared, caches disabled (a cold compile)"}
         if again:
             ctx.log(f"  warning: {ctx.variant_id} compiled {again} more graph(s) on a second pass over the same shapes")
         return Deployment(run, info)
