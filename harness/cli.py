@@ -115,7 +115,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return [Path(d) for d in arg.split(",") if d]
 
     lines, code = compare(dirs(args.base), dirs(args.new),
-                          Thresholds(args.acc_drop, args.energy_rise, args.alpha, args.windows_as_units))
+                          Thresholds(args.acc_drop, args.energy_rise, args.alpha, args.windows_as_units),
+                          frozenset(args.allow or ()))
     print("\n".join(lines))
     return code
 
@@ -235,6 +236,9 @@ def parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
     cmp_.add_argument("--windows-as-units", action="store_true",
                       help="test energy over windows, not runs (only where an A/A shows little run-to-run drift)")
+    cmp_.add_argument("--allow", action="append", choices=("meter", "machine", "config"),
+                      help="compare although BASE and NEW differ in this (energy method, machine, resolved config); "
+                           "the output says so. Repeatable")
     cmp_.set_defaults(func=cmd_compare)
     mer = sub.add_parser("merge", help="combine shard run dirs into one run dir and table")
     mer.add_argument("shard_dirs", nargs="+")

@@ -2,7 +2,16 @@
 energy-hungry? Exit 1 on a regression beyond the thresholds, 0 otherwise.
 
 BASE and NEW are each one run dir or several (comma-separated): repeated runs of the
-same suite. Per variant present on both sides:
+same suite (a run given twice on one side counts once). They must have been measured
+the same way: the same suite, task and device, the same energy method, the same
+machine (host and the CPU as the kernels see it: ISA flags, torch's CPU capability,
+cores, memory) and the same resolved config; any difference is refused in one line
+that shows it, unless ``allow`` names it, and the output then says what differed.
+
+``decide`` returns a ``Comparison`` (one ``Verdict`` per variant: its tests, the
+reference used, what was withheld and why); ``render`` only prints it.
+
+Per variant present on both sides:
 
 - **accuracy**: paired on the same eval examples and seeds when both sides have them
   (McNemar for one seed; a paired seeds x examples bootstrap for several: stats.py),
@@ -24,11 +33,20 @@ same suite. Per variant present on both sides:
     another (the geometric mean of the others, used before, flagged all seven innocent
     variants when one got 50% cheaper), so the reference is built in two passes: the
     first finds the variants that moved on their own (relative change beyond
-    ``energy_rise``, two-sided U p < alpha), the second leaves those out of every other
-    variant's reference. And if a variant's reference itself fell significantly in NEW
-    (many others got cheaper, or NEW ran on a faster machine state), a relative rise is
-    not attributed to it: the verdict is withheld and the output says why. Blind to a
-    change that hits every variant equally: that is what the raw test is for.
+    ``energy_rise``, two-sided U p < alpha) one at a time, the largest first, each left
+    out of every other variant's reference before the next is looked for (so with three
+    variants one mover does not drag both references along and mark all three), the
+    second leaves those out of every other variant's reference. Where no unmoved variant
+    is left to build a reference from, the output says so in one line.
+    If a variant's reference itself fell significantly in NEW, that is either the
+    machine (NEW ran on a faster state) or the other variants (they got cheaper). The
+    runs say which: a variant whose artifact keys (trained module, runtime file),
+    resolved run config and package versions are the same in BASE and NEW ran the same
+    code path on the same model, so it did not get cheaper by itself. When every variant
+    in the reference is unchanged so, its fall is drift and the relative rise stands (the
+    output says the reference fell and why that is drift); otherwise the verdict is
+    withheld and the output names the changed variants. Blind to a change that hits
+    every variant equally: that is what the raw test is for.
   A regression needs significance at ``alpha`` after Holm and a median rise above
   ``energy_rise``. With too few runs to reach significance the changes are printed,
   not gated, and the output says how many runs it takes. ``windows_as_units``
@@ -39,15 +57,21 @@ same suite. Per variant present on both sides:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scipy.stats import mannwhitneyu
 
-from harness import stats
+from harness import rundir, stats
 from harness.errors import UserError
 from harness.records import RunRecord
-from harness.table import correctness, load_run_dirs
+from harness.table import correctness
+
+#: What ``allow`` may name: the differences between BASE and NEW compare refuses otherwise.
+ALLOWABLE = ("meter", "machine", "config")
+#: Package versions that change the code an unchanged model runs through.
+PACKAGES = ("python", "torch", "transformers", "numpy", "joulebench")
 
 
 @dataclass(frozen=True)
@@ -58,22 +82,32 @@ class Thresholds:
     windows_as_units: bool = False
 
 
-Runs = dict[str, dict[int, list[RunRecord]]]  # variant -> run dir index -> its records
-Medians = dict[str, dict[int, float]]  # variant -> run dir index -> median J/inference
+Runs = dict[str, dict[int, list[RunRecord]]]  # variant -> run index -> its records
+Medians = dict[str, dict[int, float]]  # variant -> run index -> median J/inference
 
 
-def _load(dirs: list[Path]) -> tuple[Runs, list[RunRecord], list[str]]:
-    runs: Runs = {}
-    every: list[RunRecord] = []
-    warnings: list[str] = []
-    for i, d in enumerate(dirs):
-        recs, warn = load_run_dirs([d])
-        warnings += warn
-        every += recs
-        for r in recs:
+@dataclass
+class Side:
+    """One side's runs (each once), their records by variant and run, and what the
+    refusals compare."""
+
+    runs: list[rundir.RunDir]
+    by_variant: Runs
+    records: list[RunRecord]
+    warnings: list[str]
+
+    def ok(self) -> list[RunRecord]:
+        return [r for r in self.records if r.ok]
+
+
+def _load(dirs: list[Path]) -> Side:
+    runs = rundir.read_many(dirs)
+    by_variant: Runs = {}
+    for i, run in enumerate(runs):
+        for r in run.records:
             if r.ok:
-                runs.setdefault(r.variant_id, {}).setdefault(i, []).append(r)
-    return runs, every, warnings
+                by_variant.setdefault(r.variant_id, {}).setdefault(i, []).append(r)
+    return Side(runs, by_variant, [r for run in runs for r in run.records], [w for run in runs for w in run.warnings])
 
 
 def _one_per_seed(runs: dict[int, list[RunRecord]]) -> dict[int, RunRecord]:
@@ -85,6 +119,57 @@ def _one_per_seed(runs: dict[int, list[RunRecord]]) -> dict[int, RunRecord]:
     return seen
 
 
+# -- what must match --------------------------------------------------------------------
+def _machine(run: rundir.RunDir) -> dict[str, Any]:
+    fp = run.fingerprint
+    out = {"host": fp.get("host"), "cpu_model": fp.get("cpu_model"), "logical_cpus": fp.get("logical_cpus"),
+           "gpu": fp.get("gpu")}
+    for k, v in (fp.get("machine") or {}).items():
+        out[k] = v
+    return out
+
+
+def _differences(base: Side, new: Side) -> dict[str, str]:
+    """What differs between the sides, by ALLOWABLE name, in words."""
+    out: dict[str, str] = {}
+    methods = [{w.method for r in side.ok() for w in r.inference.windows} for side in (base, new)]
+    if methods[0] != methods[1]:
+        out["meter"] = (f"BASE was measured by {'+'.join(sorted(methods[0]))} and NEW by "
+                        f"{'+'.join(sorted(methods[1]))}")
+    machines = [[_machine(run) for run in side.runs] for side in (base, new)]
+    keys = sorted({k for side in machines for m in side for k in m})
+    differ = []
+    for k in keys:  # a key one side does not record (older runs) is not a difference
+        values = [{repr(m[k]) for m in side if k in m} for side in machines]
+        if values[0] and values[1] and values[0] != values[1]:
+            differ.append(f"{k} {'/'.join(sorted(values[0]))} vs {'/'.join(sorted(values[1]))}")
+    if differ:
+        out["machine"] = "BASE and NEW ran on different machines: " + "; ".join(differ)
+    configs = [{r.config_hash for r in side.records} for side in (base, new)]
+    if configs[0] != configs[1]:
+        out["config"] = (f"BASE and NEW ran other resolved configs ({', '.join(sorted(map(str, configs[0])))} vs "
+                         f"{', '.join(sorted(map(str, configs[1])))}: another profile, or the suite changed)")
+    return out
+
+
+def _evidence(vid: str, base: Side, new: Side) -> str | None:
+    """None when ``vid`` ran the same model through the same code path on both sides
+    (same artifact keys, run config and package versions), else what changed."""
+    def sig(side: Side) -> set[tuple]:
+        return {(r.seed, r.artifact_key, r.runtime.get("artifact_key"), r.run_config_hash)
+                for g in side.by_variant.get(vid, {}).values() for r in g}
+
+    if sig(base) != sig(new):
+        return "artifact key or run config"
+    return None
+
+
+def _packages_changed(base: Side, new: Side) -> list[str]:
+    versions = [{k: {run.fingerprint.get(k) for run in side.runs} for k in PACKAGES} for side in (base, new)]
+    return [k for k in PACKAGES if versions[0][k] != versions[1][k]]
+
+
+# -- tests ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AccuracyChange:
     base: float
@@ -153,32 +238,48 @@ class Relative:
         self.dev = {side: {u: {k: math.log(m) - centre[u] for k, m in med[u].items()} for u in variants}
                     for side, med in (("base", base), ("new", new))}
 
+    def reference(self, vid: str) -> list[str]:
+        """The variants ``vid``'s reference is built from."""
+        return [u for u in self.variants if u != vid and u not in self.exclude]
+
     def series(self, vid: str, side: str) -> tuple[list[float], list[float]]:
         """(v's value minus the run's reference, the reference), per run of ``side``."""
         own, refs = [], []
         dev = self.dev[side]
         for k, value in dev[vid].items():
-            others = [dev[u][k] for u in self.variants if u != vid and u not in self.exclude and k in dev[u]]
+            others = [dev[u][k] for u in self.reference(vid) if k in dev[u]]
             if others:
                 ref = stats.median(others)
                 own.append(value - ref)
                 refs.append(ref)
         return own, refs
 
-    def moved(self, th: Thresholds) -> frozenset[str]:
-        """Variants that moved on their own: relative change beyond ``energy_rise`` in
-        either direction, two-sided U p < alpha (unadjusted: leaving one more variant out
-        of a median costs little)."""
-        out = set()
-        for vid in self.variants:
-            (xb, _), (xn, _) = self.series(vid, "base"), self.series(vid, "new")
-            if not (xb and xn):
-                continue
-            change = math.exp(stats.median(xn) - stats.median(xb)) - 1
-            p = _u(xn, xb, "two-sided")
-            if abs(change) > th.energy_rise and p is not None and p < th.alpha:
-                out.add(vid)
-        return frozenset(out)
+    def change(self, vid: str) -> tuple[float, float | None] | None:
+        """(relative change, two-sided U p) of ``vid`` against its reference, or None."""
+        (xb, _), (xn, _) = self.series(vid, "base"), self.series(vid, "new")
+        if not (xb and xn):
+            return None
+        return math.exp(stats.median(xn) - stats.median(xb)) - 1, _u(xn, xb, "two-sided")
+
+
+def movers(base: Medians, new: Medians, variants: list[str], th: Thresholds) -> frozenset[str]:
+    """Variants that moved on their own: relative change beyond ``energy_rise`` either
+    way, two-sided U p < alpha (unadjusted: leaving one more variant out of a median
+    costs little). Found one at a time, the largest move first, each left out of the
+    others' references before the next is sought: a mover pulls the reference of every
+    other variant, and with few variants it would make them all look moved."""
+    out: set[str] = set()
+    while len(variants) - len(out) > 1:
+        rel = Relative(base, new, variants, frozenset(out))
+        found = []
+        for vid in variants:
+            got = None if vid in out else rel.change(vid)
+            if got and abs(got[0]) > th.energy_rise and got[1] is not None and got[1] < th.alpha:
+                found.append((abs(got[0]), vid))
+        if not found:
+            break
+        out.add(max(found)[1])
+    return frozenset(out)
 
 
 def _energy(vid: str, b: Runs, n: Runs, mb: Medians, mn: Medians, rel: Relative, th: Thresholds) -> EnergyChange:
@@ -201,6 +302,116 @@ def _holm(pvalues: dict[str, float | None]) -> dict[str, float]:
     return dict(zip(tested, stats.holm([pvalues[v] for v in tested])))  # type: ignore[misc]
 
 
+# -- verdicts ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verdict:
+    """One variant's outcome: its tests, what it was measured against, and why."""
+
+    variant: str
+    only_in: str | None = None  # "BASE" or "NEW": not compared
+    accuracy: AccuracyChange | None = None
+    energy: EnergyChange | None = None
+    acc_p: float | None = None  # Holm-adjusted
+    raw_p: float | None = None
+    rel_p: float | None = None
+    runs: tuple[int, int] = (0, 0)
+    reference: tuple[str, ...] = ()  # the variants its relative reference was built from
+    regressions: tuple[str, ...] = ()
+    withheld: str | None = None  # a relative rise not attributed to it, and why
+    drift: str | None = None  # a relative rise kept although the reference fell, and why
+    no_relative: str | None = None  # why no relative test ran for it
+
+
+@dataclass(frozen=True)
+class Comparison:
+    thresholds: Thresholds
+    verdicts: list[Verdict]
+    warnings: list[str] = field(default_factory=list)
+    moved: frozenset[str] = frozenset()
+    allowed: dict[str, str] = field(default_factory=dict)  # differences the caller allowed, in words
+    need: int = 0  # runs per side the energy test needs to reach alpha after Holm
+
+    @property
+    def regressions(self) -> int:
+        return sum(bool(v.regressions) for v in self.verdicts)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressions else 0
+
+
+def decide(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresholds(),
+           allow: frozenset[str] = frozenset()) -> Comparison:
+    """The verdicts; a one-line UserError where BASE and NEW cannot be compared."""
+    base, new = _load(base_dirs), _load(new_dirs)
+    for what in ("suite", "task"):
+        sa, sb = {getattr(r, what) for r in base.records}, {getattr(r, what) for r in new.records}
+        if sa != sb:
+            raise UserError(f"cannot compare {what} {', '.join(sorted(sa))} with {', '.join(sorted(sb))}; "
+                            f"compare runs of the same {what}")
+    devices = [{f"{r.device.get('type', 'cpu')} {r.device.get('model') or ''}".strip() for r in side.ok()}
+               for side in (base, new)]
+    if devices[0] != devices[1]:
+        raise UserError(f"BASE ran on {', '.join(sorted(devices[0]))} and NEW on {', '.join(sorted(devices[1]))}; "
+                        "energy per inference is not comparable across devices: compare runs on the same device")
+    differences = _differences(base, new)
+    refused = {k: v for k, v in differences.items() if k not in allow}
+    if refused:
+        k, text = next(iter(refused.items()))
+        raise UserError(f"{text}; J/inference is not comparable so: compare runs measured alike, or pass "
+                        f"--allow {k} to compare anyway (the output then says so)")
+    b_var, n_var = base.by_variant, new.by_variant
+    shared = sorted(set(b_var) & set(n_var))
+    mb, mn = _run_medians(b_var), _run_medians(n_var)
+    moved = frozenset() if th.windows_as_units else movers(mb, mn, shared, th)
+    rel = Relative(mb, mn, shared, exclude=moved)
+    energy = {vid: _energy(vid, b_var, n_var, mb, mn, rel, th) for vid in shared}
+    accuracy = {vid: _accuracy(_one_per_seed(b_var[vid]), _one_per_seed(n_var[vid])) for vid in shared}
+    acc_p = _holm({v: a.p for v, a in accuracy.items()})
+    raw_p = _holm({v: e.p for v, e in energy.items()})
+    rel_p = _holm({v: e.rel_p for v, e in energy.items()})
+    packages = _packages_changed(base, new)
+    changed = {vid: _evidence(vid, base, new) for vid in shared}
+    verdicts = []
+    for vid in sorted(set(b_var) | set(n_var)):
+        if vid not in shared:
+            verdicts.append(Verdict(vid, only_in="NEW" if vid in n_var else "BASE"))
+            continue
+        a, e = accuracy[vid], energy[vid]
+        found: list[str] = []
+        withheld = drift = no_relative = None
+        if a.delta < -th.acc_drop and (acc_p[vid] < th.alpha if vid in acc_p else a.separated):
+            found.append(f"ACCURACY REGRESSION ({a.method.split(' (')[0]})")
+        if vid in raw_p and e.change > th.energy_rise and raw_p[vid] < th.alpha:
+            found.append("ENERGY REGRESSION")
+        reference = tuple(rel.reference(vid))
+        if not th.windows_as_units and not reference:
+            no_relative = (f"{vid}: no relative test: no unmoved variant is left to build its reference from "
+                           f"({len(shared)} variant(s), {len(moved)} moved on their own)")
+        if vid in rel_p and e.rel_change is not None and e.rel_change > th.energy_rise and rel_p[vid] < th.alpha:
+            if e.ref_fell_p is not None and e.ref_fell_p < th.alpha:
+                missing = [u for u in reference if changed[u]]
+                if packages or missing:
+                    why = (f"package versions differ ({', '.join(packages)})" if packages else
+                           f"changed in NEW (artifact key or run config): {', '.join(missing)}")
+                    withheld = (f"{vid}: {e.rel_change:+.1%} against the others, but the others' reference itself "
+                                f"fell {e.ref_change:+.1%} (U p {e.ref_fell_p:.3g}) and nothing shows that was the "
+                                f"machine ({why}), so the relative rise is not attributed to it")
+                else:
+                    drift = (f"{vid}: the others' reference fell {e.ref_change:+.1%} (U p {e.ref_fell_p:.3g}), but "
+                             "every variant in it ran the same models and config under the same packages on "
+                             "both sides: the fall is the machine's drift, and the relative rise stands")
+            if withheld is None:
+                found.append("ENERGY REGRESSION (relative to the other variants)")
+        verdicts.append(Verdict(vid, None, a, e, acc_p.get(vid), raw_p.get(vid), rel_p.get(vid),
+                                (len(b_var[vid]), len(n_var[vid])), reference, tuple(found), withheld, drift,
+                                no_relative))
+    allowed = {k: v for k, v in differences.items() if k in allow}
+    return Comparison(th, verdicts, base.warnings + new.warnings, moved, allowed,
+                      min_runs_per_side(th.alpha, len(shared)))
+
+
+# -- the one formatter ------------------------------------------------------------------
 def _fmt(p: float | None) -> str:
     return "-" if p is None else f"{p:.3g}"
 
@@ -209,76 +420,52 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.1%}"
 
 
-def compare(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresholds()) -> tuple[list[str], int]:
-    """(report lines, exit code)."""
-    b_var, base, w1 = _load(base_dirs)
-    n_var, new, w2 = _load(new_dirs)
-    for what in ("suite", "task"):
-        sa, sb = {getattr(r, what) for r in base}, {getattr(r, what) for r in new}
-        if sa != sb:
-            raise UserError(f"cannot compare {what} {', '.join(sorted(sa))} with {', '.join(sorted(sb))}; "
-                            f"compare runs of the same {what}")
-    devices = [{f"{r.device.get('type', 'cpu')} {r.device.get('model') or ''}".strip() for r in side if r.ok}
-               for side in (base, new)]
-    if devices[0] != devices[1]:
-        raise UserError(f"BASE ran on {', '.join(sorted(devices[0]))} and NEW on {', '.join(sorted(devices[1]))}; "
-                        "energy per inference is not comparable across devices: compare runs on the same device")
-    lines = [f"warning: {w}" for w in w1 + w2]
+def render(c: Comparison) -> list[str]:
+    th = c.thresholds
+    lines = [f"warning: {w}" for w in c.warnings]
+    lines += [f"warning: compared although {text} (allowed: --allow {k}); read the verdicts with that in mind"
+              for k, text in c.allowed.items()]
     unit = "windows" if th.windows_as_units else "runs"
     lines.append(f"{'variant':22s} {'acc base':>8s} {'acc new':>8s} {'delta':>8s} {'p(Holm)':>8s}  "
                  f"{'J/inf base':>10s} {'J/inf new':>10s} {'change':>8s} {'p(U)':>8s} {'rel chg':>8s} {'p(U)':>8s} "
                  f"{'runs':>5s}  verdict")
-    shared = sorted(set(b_var) & set(n_var))
-    mb, mn = _run_medians(b_var), _run_medians(n_var)
-    moved = frozenset() if th.windows_as_units else Relative(mb, mn, shared).moved(th)
-    rel = Relative(mb, mn, shared, exclude=moved)
-    energy = {vid: _energy(vid, b_var, n_var, mb, mn, rel, th) for vid in shared}
-    accuracy = {vid: _accuracy(_one_per_seed(b_var[vid]), _one_per_seed(n_var[vid])) for vid in shared}
-    acc_p = _holm({v: a.p for v, a in accuracy.items()})
-    raw_p = _holm({v: e.p for v, e in energy.items()})
-    rel_p = _holm({v: e.rel_p for v, e in energy.items()})
-    regressions = 0
-    notes: list[str] = []
-    for vid in sorted(set(b_var) | set(n_var)):
-        if vid not in shared:
-            lines.append(f"{vid:22s} only in {'NEW' if vid in n_var else 'BASE'}; not compared")
+    compared = [v for v in c.verdicts if v.only_in is None]
+    for v in c.verdicts:
+        if v.only_in:
+            lines.append(f"{v.variant:22s} only in {v.only_in}; not compared")
             continue
-        a, e = accuracy[vid], energy[vid]
-        verdicts = []
-        if a.delta < -th.acc_drop and (acc_p[vid] < th.alpha if vid in acc_p else a.separated):
-            verdicts.append(f"ACCURACY REGRESSION ({a.method.split(' (')[0]})")
-        if vid in raw_p and e.change > th.energy_rise and raw_p[vid] < th.alpha:
-            verdicts.append("ENERGY REGRESSION")
-        if vid in rel_p and e.rel_change is not None and e.rel_change > th.energy_rise and rel_p[vid] < th.alpha:
-            if e.ref_fell_p is not None and e.ref_fell_p < th.alpha:
-                notes.append(f"{vid}: {e.rel_change:+.1%} against the others, but the others' reference itself fell "
-                             f"{e.ref_change:+.1%} (U p {e.ref_fell_p:.3g}): the others got cheaper or NEW ran on a "
-                             "faster machine state, so the relative rise is not attributed to it")
-            else:
-                verdicts.append("ENERGY REGRESSION (relative to the other variants)")
-        regressions += bool(verdicts)
-        k = f"{len(b_var[vid])}/{len(n_var[vid])}"
-        lines.append(f"{vid:22s} {a.base:8.4f} {a.new:8.4f} {a.delta:+8.4f} {_fmt(acc_p.get(vid)):>8s}  "
-                     f"{e.base:10.3e} {e.new:10.3e} {e.change:+8.1%} {_fmt(raw_p.get(vid)):>8s} "
-                     f"{_pct(e.rel_change):>8s} {_fmt(rel_p.get(vid)):>8s} {k:>5s}  {'; '.join(verdicts) or 'ok'}")
-    methods = sorted({a.method for a in accuracy.values()})
-    lines.append(f"\n{regressions} regression(s); thresholds: accuracy drop > {th.acc_drop:g} and energy rise > "
+        a, e = v.accuracy, v.energy
+        assert a is not None and e is not None
+        lines.append(f"{v.variant:22s} {a.base:8.4f} {a.new:8.4f} {a.delta:+8.4f} {_fmt(v.acc_p):>8s}  "
+                     f"{e.base:10.3e} {e.new:10.3e} {e.change:+8.1%} {_fmt(v.raw_p):>8s} "
+                     f"{_pct(e.rel_change):>8s} {_fmt(v.rel_p):>8s} {f'{v.runs[0]}/{v.runs[1]}':>5s}  "
+                     f"{'; '.join(v.regressions) or 'ok'}")
+    methods = sorted({v.accuracy.method for v in compared if v.accuracy})
+    lines.append(f"\n{c.regressions} regression(s); thresholds: accuracy drop > {th.acc_drop:g} and energy rise > "
                  f"{th.energy_rise:.0%}, each significant at alpha {th.alpha:g} after Holm across variants. "
                  f"Accuracy: {'; '.join(methods)}. Energy: one-sided U tests over {unit}, raw and relative to a "
                  "leave-one-out median of the other variants' drift in the same run")
-    if moved:
-        lines.append(f"moved on their own, so left out of the other variants' reference: {', '.join(sorted(moved))}")
-    lines += [f"withheld: {n}" for n in notes]
-    if any(a.p is None for a in accuracy.values()):
+    if c.moved:
+        lines.append(f"moved on their own, so left out of the other variants' reference: {', '.join(sorted(c.moved))}")
+    lines += [f"withheld: {v.withheld}" for v in compared if v.withheld]
+    lines += [f"drift: {v.drift}" for v in compared if v.drift]
+    lines += [f"note: {v.no_relative}" for v in compared if v.no_relative]
+    if any(v.accuracy and v.accuracy.p is None for v in compared):
         lines.append("accuracy without paired examples (different seeds or eval labels): a regression needs "
                      "non-overlapping 95% intervals; no p-value is printed because no test was run")
-    tested = list(raw_p)
-    need = min_runs_per_side(th.alpha, len(shared))
-    if len(tested) < len(shared):
-        lines.append(f"energy not gated for {len(shared) - len(tested)} variant(s): one run per side cannot "
+    tested = [v for v in compared if v.raw_p is not None]
+    if len(tested) < len(compared):
+        lines.append(f"energy not gated for {len(compared) - len(tested)} variant(s): one run per side cannot "
                      f"separate a change from run-to-run drift; repeat base and new interleaved "
-                     f"(base, new, new, base, ...), >= {need} runs per side for {len(shared)} variants")
-    elif not th.windows_as_units and any(min(len(b_var[v]), len(n_var[v])) < need for v in shared):
-        lines.append(f"note: fewer than {need} runs per side; the U test cannot reach alpha after Holm's "
+                     f"(base, new, new, base, ...), >= {c.need} runs per side for {len(compared)} variants")
+    elif not th.windows_as_units and any(min(v.runs) < c.need for v in compared):
+        lines.append(f"note: fewer than {c.need} runs per side; the U test cannot reach alpha after Holm's "
                      f"adjustment, so energy cannot fail this comparison")
-    return lines, 1 if regressions else 0
+    return lines
+
+
+def compare(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresholds(),
+            allow: frozenset[str] = frozenset()) -> tuple[list[str], int]:
+    """(report lines, exit code): ``render(decide(...))``."""
+    c = decide(base_dirs, new_dirs, th, allow)
+    return render(c), c.exit_code

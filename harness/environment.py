@@ -24,8 +24,52 @@ def host() -> str:
 def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
     """The part of the environment every record carries: what could change a number."""
     keys = ("joulebench", "host", "git_commit", "git_dirty", "python", "torch", "transformers", "datasets", "numpy",
-            "cpu_model", "logical_cpus", "torch_threads", "gpu", "gpu_driver", "device", "meter")
+            "cpu_model", "logical_cpus", "torch_threads", "gpu", "gpu_driver", "device", "meter", "machine")
     return {k: env.get(k) for k in keys}
+
+
+#: The CPU features the kernels torch, oneDNN, fbgemm and ONNX Runtime dispatch on: two
+#: machines that differ in these run other code for the same model (bf16 here ran at
+#: 0.87x fp32's J/inference with avx512_bf16 and at 8.2x without it).
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2")
+
+
+def machine(cpuinfo: str | None = None, meminfo: str | None = None) -> dict[str, Any]:
+    """The machine as the kernels see it: CPU vendor, family, model and stepping, the ISA
+    flags in ``ISA_FLAGS`` it has, torch's CPU capability (the kernel set ATen picked),
+    logical CPUs and memory. A VM that names every CPU "AMD EPYC" and every host "vm"
+    is told apart by these. ``cpuinfo``/``meminfo``: the files' text (tests)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    if meminfo is None:
+        try:
+            meminfo = Path("/proc/meminfo").read_text()
+        except OSError:
+            meminfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor's block
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    mem_kb = next((int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")), None)
+    try:
+        import torch
+
+        capability = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # an older torch without it
+        capability = None
+    return {"vendor": fields.get("vendor_id") or fields.get("CPU implementer"),
+            "family": fields.get("cpu family") or fields.get("CPU architecture"),
+            "model": fields.get("model") or fields.get("CPU part"), "stepping": fields.get("stepping"),
+            "model_name": fields.get("model name") or platform.processor() or platform.machine(),
+            "isa": sorted(f for f in ISA_FLAGS if f in flags), "torch_cpu_capability": capability,
+            "logical_cpus": os.cpu_count(), "memory_gib": round(mem_kb / 2**20) if mem_kb else None}
 
 
 def cpu_model() -> str:
@@ -101,4 +145,5 @@ def environment(meter_method: str, formulas: list[str], device: dict[str, Any] |
         "device": device,  # the one the run used (harness.device.Device.describe())
         "meter": meter_method,
         "meter_formulas": formulas,
+        "machine": machine(),
     }

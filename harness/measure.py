@@ -4,9 +4,14 @@ This VM's speed drifts by +-25% over tens of seconds (benchmarks/scripts/aa_chec
 and the README's A/A figures), so measuring one variant's windows back to back and then
 the next variant's compares the variants at different machine states. Instead every
 variant of a group is prepared first (batches built, a warm-up that also calibrates how
-many passes fill a window), then round r measures one window of each variant, starting
-at a rotating position so no variant always follows the same neighbour. Each variant's
-windows then span the whole measurement phase, and the variants in a table share it.
+many passes fill a window), then round r measures one window of each variant, in the
+order of row r of a Williams design (``williams``): over n rounds (2n for an odd number
+of variants) every variant comes first equally often and follows every other variant
+equally often, so the carry-over of a neighbour (a heavy one's heat and clocks under
+RAPL or NVML) is no fixed bias of any one variant. Rotating the start, as before, kept
+the cyclic order: one variant followed the same neighbour in every round. Each
+variant's windows span the whole measurement phase, and the variants in a table share
+it; every window's place in the group's order is recorded (``sequence``).
 
 This is the hottest path in the project: the windowed loop does nothing but forward
 passes over tensors built beforehand (no tokenization, no Python-side bookkeeping).
@@ -40,7 +45,7 @@ from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded
 from harness.runtimes import Runnable, as_runnable
 
-SCHEDULE = "interleaved rounds"
+SCHEDULE = "interleaved rounds, Williams design (first-order carry-over balanced)"
 CALIBRATION_MARGIN = 1.2
 
 
@@ -116,17 +121,34 @@ def _timed(target: Target, passes: int, monitor: EnergyMonitor) -> float:
     return time.perf_counter() - start
 
 
+def williams(n: int) -> list[list[int]]:
+    """The rows of a Williams design for ``n`` treatments: n rows for even n, 2n for odd
+    (each row followed by its mirror). In the rows together, every treatment stands in
+    every position equally often and directly follows every other equally often."""
+    if n <= 1:
+        return [list(range(n))]
+    first, lo, hi = [0], 1, n - 1
+    while len(first) < n:  # 0, 1, n-1, 2, n-2, ...
+        first.append(lo)
+        lo += 1
+        if len(first) < n:
+            first.append(hi)
+            hi -= 1
+    rows = [[(x + r) % n for x in first] for r in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
 def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMonitor,
                    desc: str = "measure") -> list[InferenceResult]:
     windows: list[list[Measurement]] = [[] for _ in targets]
     sequence: list[list[int]] = [[] for _ in targets]
     compiles: list[int | None] = [None if t.runnable.compilations() is None else 0 for t in targets]
     n = len(targets)
+    design = williams(n)
     with torch.inference_mode(), tqdm(total=cfg.repetitions * n, desc=desc, unit="window",
                                       leave=False, disable=None) as bar:
         for rnd in range(cfg.repetitions):
-            for k in range(n):
-                i = (rnd + k) % n  # rotate the starting variant each round
+            for k, i in enumerate(design[rnd % len(design)]):
                 t = targets[i]
                 key = f"{t.name}:{rnd}"
                 graphs = t.runnable.compilations()  # read outside the window

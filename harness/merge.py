@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import records
+from harness import records, rundir
 from harness.errors import UserError
-from harness.files import digest, ensure_dir, read_json, write_json_atomic
+from harness.files import digest, ensure_dir, write_json_atomic
 from harness.records import RunRecord
 
 
@@ -24,9 +24,9 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
     config = None
     envs = []
     for d in shard_dirs:
-        recs, warnings = records.load_dir(d)
-        messages += [f"warning: {w}" for w in warnings]
-        for r in recs:
+        run = rundir.read(d)
+        messages += [f"warning: {w}" for w in run.warnings]
+        for r in run.records:
             if config is None:
                 config = r.config_hash
             if r.config_hash != config:
@@ -37,9 +37,8 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
                 continue
             seen[r.run_key] = d
             merged.append(r)
-        env_path = d / records.ENVIRONMENT
-        if env_path.is_file():
-            envs.append(read_json(env_path, "environment file"))
+        if run.environment:
+            envs.append(run.environment)
     ensure_dir(out_dir, "merged run directory")
     for r in merged:
         records.append(out_dir / records.RECORDS, r)

@@ -211,6 +211,8 @@ class RunRecord(_Model):
     sweep: dict[str, Any] | None = None  # on a swept model's baseline: the trials and the selection
     #: The line it was read from (in memory only, for messages).
     line: int | None = Field(default=None, exclude=True)
+    #: The identity of the run it was read from (in memory only: rundir.read sets it).
+    run: str | None = Field(default=None, exclude=True)
 
     @property
     def ok(self) -> bool:

@@ -48,6 +48,18 @@ def _delta(r: pd.Series) -> str:
     return f"{r['accuracy_delta_vs_parent']:+.4f} ({stats.p_text(r['delta_p'], r['delta_test'])})"
 
 
+def _j_ci(r: pd.Series, col: str) -> str:
+    """One run: the median over its windows and the interval within it. Several runs:
+    the median of the run medians, labelled with the run count, and its interval across
+    runs where there is one (gross, 6 runs or more)."""
+    runs = r.get("J_per_inference_runs", 1)
+    if pd.isna(runs) or runs <= 1:
+        return ci(r[col], r[f"{col}_within_run_ci95_lo"], r[f"{col}_within_run_ci95_hi"])
+    lo, hi = r.get(f"{col}_across_runs_ci95_lo", float("nan")), r.get(f"{col}_across_runs_ci95_hi", float("nan"))
+    span = "no interval" if pd.isna(lo) else f"[{fmt(lo)}, {fmt(hi)}]"
+    return f"{fmt(r[col])} {span} (median of {int(runs)} runs)"
+
+
 def _sparsity(r: pd.Series) -> str:
     if r["sparsity"] is None or pd.isna(r["sparsity"]):
         return "-"
@@ -67,12 +79,8 @@ MAIN: list[tuple[str, Cell]] = [
     ("macro-F1", lambda r: fmt(r["macro_f1"])),
     ("task metric", lambda r: "-" if r["task_metric"] == "accuracy" else f"{r['task_metric']} {fmt(r['task_metric_value'])}"),
     ("Δ accuracy vs parent (p)", _delta),
-    ("J/inference gross (J) [95% CI within run]",
-     lambda r: ci(r["J_per_inference"], r["J_per_inference_within_run_ci95_lo"],
-                  r["J_per_inference_within_run_ci95_hi"])),
-    ("J/inference net (J) [95% CI within run]",
-     lambda r: ci(r["J_per_inference_net"], r["J_per_inference_net_within_run_ci95_lo"],
-                  r["J_per_inference_net_within_run_ci95_hi"])),
+    ("J/inference gross (J) [95% CI within run, or across runs]", lambda r: _j_ci(r, "J_per_inference")),
+    ("J/inference net (J) [95% CI within run]", lambda r: _j_ci(r, "J_per_inference_net")),
     ("J/inference CV", lambda r: f"{r['J_per_inference_cv']:.1%}" + (" (!)" if r["J_per_inference_cv"] > CV_WARN else "")),
     ("J/inference std over seeds (J)", lambda r: fmt(r["J_per_inference_seed_std"])),
     ("inferences/s (1/s)", lambda r: fmt(r["inferences_per_s"])),

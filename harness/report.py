@@ -31,6 +31,10 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
     notes.append("J/inference: median over windows; its 95% CI (order statistics) is WITHIN RUN: the windows of "
                  "one run share its machine state, so the interval does not cover run-to-run drift (compare "
                  "repeated runs for that). net = gross - idle W x window s. correct/J = accuracy / gross J/inference.")
+    if table["J_per_inference_runs"].gt(1).any():
+        notes.append("J/inference over several runs of a suite: the median of each run's median, labelled with the "
+                     "run count; its 95% CI is ACROSS RUNS (runs are the unit; order statistics, none under 6 runs). "
+                     "Accuracy counts each trained model once per seed: repeated runs re-measure the same models.")
     mixed = sorted({m for m in table["energy_method"] if m.startswith("train: ")})
     if mixed:
         notes.append("energy method 'train: A; inference: B': creation energy was measured by another method or on "

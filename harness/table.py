@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from harness import records, stats
+from harness import records, rundir, stats
 from harness.curves import DEFAULT_TARGET_SHARE, j_to_target
 from harness.plan import describe
 from harness.errors import UserError
@@ -38,7 +38,8 @@ COLUMNS = [
     "accuracy_delta_vs_parent", "delta_p", "delta_test",
     "train_J", "train_J_net", "train_s",
     "val_accuracy", "target_accuracy", "J_to_target", "J_to_target_reached", "curve_eval_J", "tuning_J",
-    "J_per_inference", "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi",
+    "J_per_inference", "J_per_inference_runs", "J_per_inference_within_run_ci95_lo",
+    "J_per_inference_within_run_ci95_hi", "J_per_inference_across_runs_ci95_lo", "J_per_inference_across_runs_ci95_hi",
     "J_per_inference_cv", "J_per_inference_seed_std", "J_per_inference_net",
     "J_per_inference_net_within_run_ci95_lo", "J_per_inference_net_within_run_ci95_hi",
     "idle_W", "inferences_per_s", "correct_per_J", "energy_method", "energy_uncertainty", "compiles_in_windows",
@@ -51,7 +52,7 @@ UNITS = {
     "J_per_inference_seed_std": "J", "lineage_train_J": "J", "J_at_1e3_queries": "J", "J_at_1e6_queries": "J",
     "J_at_1e9_queries": "J", "train_gCO2e": "g", "gCO2e_per_1e6_queries": "g", "break_even_inferences": "inferences",
     "n_eval": "examples", "accuracy": "fraction", "macro_f1": "fraction", "accuracy_delta_vs_parent": "fraction",
-    "train_J": "J", "train_J_net": "J", "train_s": "s", "J_per_inference": "J",
+    "train_J": "J", "train_J_net": "J", "J_per_inference_runs": "runs", "train_s": "s", "J_per_inference": "J",
     "val_accuracy": "fraction", "target_accuracy": "fraction", "J_to_target": "J", "curve_eval_J": "J",
     "tuning_J": "J per seed", "tuning_J_all_seeds": "J",
     "J_per_inference_cv": "fraction", "J_per_inference_net": "J", "idle_W": "W",
@@ -60,24 +61,9 @@ UNITS = {
 
 
 def load_run_dirs(run_dirs: Iterable[Path]) -> tuple[list[RunRecord], list[str]]:
-    """Records of every run dir. Within one records file, every record must come from the
-    same suite and resolved config as the first; any other is skipped with a warning."""
-    recs: list[RunRecord] = []
-    warnings: list[str] = []
-    for d in run_dirs:
-        got, warn = records.load_dir(Path(d))
-        warnings += warn
-        if not got:
-            raise UserError(f"{Path(d) / records.RECORDS} holds no complete records; rerun the suite")
-        first = got[0]
-        for rec in got:
-            if (rec.suite, rec.config_hash) != (first.suite, first.config_hash):
-                warnings.append(f"{Path(d) / records.RECORDS} line {rec.line} is from suite {rec.suite!r} (config "
-                                f"{rec.config_hash}), not {first.suite!r} ({first.config_hash}) like line "
-                                f"{first.line}; skipped it")
-                continue
-            recs.append(rec)
-    return recs, warnings
+    """Records of every run dir, each run once (rundir.py: the one reader and its checks)."""
+    runs = rundir.read_many(Path(d) for d in run_dirs)
+    return [r for run in runs for r in run.records], [w for run in runs for w in run.warnings]
 
 
 def correctness(group: list[RunRecord]) -> np.ndarray:
@@ -104,23 +90,60 @@ def energy_method(group: list[RunRecord]) -> str:
     return f"train: {', '.join(create)}; inference: {', '.join(infer)}"
 
 
-def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, Any]:
+def one_per_model(group: list[RunRecord]) -> list[RunRecord]:
+    """One record per (seed, trained artifact): repeated runs re-measure the same models,
+    and their answers are one seed's, not more seeds (the first run's record is kept)."""
+    seen: dict[tuple, RunRecord] = {}
+    for r in group:
+        seen.setdefault((r.seed, r.artifact_key, r.runtime.get("artifact_key")), r)
+    return list(seen.values())
+
+
+def _energy_columns(measured: list[RunRecord]) -> dict[str, Any]:
+    """J/inference: the median over the windows of one run, its interval within the run;
+    over several runs (repeated runs of the suite), the median of each run's median, its
+    interval across runs (runs are the unit: order statistics over the run medians,
+    empty under 6 runs) and the within-run columns empty, since no one run is meant."""
+    runs: dict[str | None, list[RunRecord]] = {}
+    for r in measured:
+        runs.setdefault(r.run, []).append(r)
+    per_inf = [j for r in measured for j in r.inference.j_per_inference()]
+    per_inf_net = [j for r in measured for j in r.inference.j_per_inference(net=True)]
+    nan = float("nan")
+    if len(runs) == 1:
+        j_lo, j_hi = stats.median_ci(per_inf)
+        net_lo, net_hi = stats.median_ci(per_inf_net)
+        return {"J_per_inference": stats.median(per_inf), "J_per_inference_runs": 1,
+                "J_per_inference_within_run_ci95_lo": j_lo, "J_per_inference_within_run_ci95_hi": j_hi,
+                "J_per_inference_across_runs_ci95_lo": nan, "J_per_inference_across_runs_ci95_hi": nan,
+                "J_per_inference_net": stats.median(per_inf_net),
+                "J_per_inference_net_within_run_ci95_lo": net_lo, "J_per_inference_net_within_run_ci95_hi": net_hi}
+    medians = [stats.median([j for r in g for j in r.inference.j_per_inference()]) for g in runs.values()]
+    net = [stats.median([j for r in g for j in r.inference.j_per_inference(net=True)]) for g in runs.values()]
+    lo, hi = stats.median_ci(medians) if len(medians) >= 6 else (nan, nan)
+    return {"J_per_inference": stats.median(medians), "J_per_inference_runs": len(runs),
+            "J_per_inference_within_run_ci95_lo": nan, "J_per_inference_within_run_ci95_hi": nan,
+            "J_per_inference_across_runs_ci95_lo": lo, "J_per_inference_across_runs_ci95_hi": hi,
+            "J_per_inference_net": stats.median(net),
+            "J_per_inference_net_within_run_ci95_lo": nan, "J_per_inference_net_within_run_ci95_hi": nan}
+
+
+def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, Any]:
+    group = one_per_model(measured)  # accuracy, creation: each trained model once
     first = group[0]
     correct = correctness(group)
     acc = float(correct.mean())
     interval = stats.accuracy_interval(correct)
-    per_inf = [j for r in group for j in r.inference.j_per_inference()]
-    per_inf_net = [j for r in group for j in r.inference.j_per_inference(net=True)]
-    j_med = stats.median(per_inf)
-    j_lo, j_hi = stats.median_ci(per_inf)
-    net_lo, net_hi = stats.median_ci(per_inf_net)
+    energy = _energy_columns(measured)
+    per_inf = [j for r in measured for j in r.inference.j_per_inference()]
+    j_med = energy["J_per_inference"]
     # Creation energy: the training (or compression) window plus any extra windows it
     # needed, such as the teacher's logits for distillation; averaged over seeds.
     create = [w for r in group for w in r.train.windows()]
     test = _vs_parent(group, by_key) if first.parent else None
     info = first.technique_info
     # stated uncertainty of each window (NVML's +-5 W is a different fraction in each)
-    unc = stats.median([w_unc(w) for r in group for w in r.inference.windows])
+    unc = stats.median([w_unc(w) for r in measured for w in r.inference.windows])
     return {
         "suite": first.suite, "task": first.task, "model": first.architecture or first.model,
         "variant_id": first.variant_id, "variant": first.variant, "parent": first.parent or "-",
@@ -146,22 +169,19 @@ def _row(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, An
         # a swept model's baseline: every trial of the search, validation passes included,
         # per seed (every configuration once) like train_J, so lineage adds like to like
         "tuning_J": first.sweep["tuning_J_per_seed"] if first.sweep else float("nan"),
-        "J_per_inference": j_med,
-        "J_per_inference_within_run_ci95_lo": j_lo, "J_per_inference_within_run_ci95_hi": j_hi,
+        **energy,
         "J_per_inference_cv": stats.cv(per_inf),
         "J_per_inference_seed_std": stats.std([stats.median(r.inference.j_per_inference()) for r in group]),
-        "J_per_inference_net": stats.median(per_inf_net),
-        "J_per_inference_net_within_run_ci95_lo": net_lo, "J_per_inference_net_within_run_ci95_hi": net_hi,
         # idle power of *this* run's machine, from its inference windows: a cached
         # creation window from another machine never lends its idle figure here
-        "idle_W": stats.median([w.idle_w for r in group for w in r.inference.windows]),
-        "inferences_per_s": stats.median([x for r in group for x in r.inference.rates()]),
+        "idle_W": stats.median([w.idle_w for r in measured for w in r.inference.windows]),
+        "inferences_per_s": stats.median([x for r in measured for x in r.inference.rates()]),
         "correct_per_J": acc / j_med,
-        "energy_method": energy_method(group),
+        "energy_method": energy_method(measured),
         "energy_uncertainty": f"+-{100 * unc:.2g}%",
         # graphs compiled inside measured windows (compile only; must be 0)
-        "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in group) else
-                                sum(inf.compiles_in_windows or 0 for r in group for inf in r.inferences())),
+        "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in measured) else
+                                sum(inf.compiles_in_windows or 0 for r in measured for inf in r.inferences())),
     }
 
 
@@ -334,7 +354,9 @@ def build_trial_table(recs: list[RunRecord]) -> pd.DataFrame:
 
 def build_table(recs: list[RunRecord]) -> pd.DataFrame:
     ok = [r for r in recs if r.ok]
-    by_key = {(r.suite, r.variant_id, r.seed): r for r in ok}
+    by_key: dict[tuple, RunRecord] = {}
+    for r in ok:  # a parent's first record per seed (repeated runs hold the same model)
+        by_key.setdefault((r.suite, r.variant_id, r.seed), r)
     groups: dict[tuple[str, str, str], list[RunRecord]] = {}
     for r in ok:
         groups.setdefault((r.suite, r.task, r.variant_id), []).append(r)

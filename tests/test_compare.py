@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,9 @@ def plant_run(src: Path, dst: Path, energy: dict[str, float], accuracy=None) -> 
     """A copy of run ``src`` whose windows of each variant are scaled by ``energy[v]``;
     ``accuracy(record)`` may change its predictions."""
     dst.mkdir(parents=True)
-    shutil.copy(src / "environment.json", dst)
+    env = json.loads((src / "environment.json").read_text())
+    env["run_id"] = uuid.uuid4().hex  # a repeated run is a run of its own
+    (dst / "environment.json").write_text(json.dumps(env))
     out = []
     for line in (src / "records.jsonl").read_text().splitlines():
         rec = json.loads(line)
@@ -45,19 +47,26 @@ def plant_run(src: Path, dst: Path, energy: dict[str, float], accuracy=None) -> 
 
 
 def runs(src: Path, root: Path, seed: int, drift: float, planted: dict[str, float] | None = None,
-         jitter: float = 0.03, k: int = 5) -> tuple[list[Path], list[Path]]:
-    """k BASE and k NEW runs; every run its own drift draw, every variant its own jitter."""
+         jitter: float = 0.03, k: int = 5, variants: list[str] = VARIANTS, new_speed: float = 1.0,
+         rekeyed: tuple[str, ...] = ()) -> tuple[list[Path], list[Path]]:
+    """k BASE and k NEW runs; every run its own drift draw, every variant its own jitter.
+    ``new_speed`` scales every NEW window (a faster or slower machine state); ``rekeyed``
+    variants carry another artifact key in NEW (their model changed)."""
     rng = np.random.default_rng(seed)
 
-    def side(name: str, change: dict[str, float]) -> list[Path]:
+    def rekey(rec: dict) -> None:
+        if rec["variant_id"] in rekeyed:
+            rec["artifact_key"] = "changed-" + str(rec["artifact_key"])
+
+    def side(name: str, change: dict[str, float], speed: float, edit) -> list[Path]:
         dirs = []
         for i in range(k):
-            d = math.exp(rng.normal(0, drift))
-            factors = {v: d * math.exp(rng.normal(0, jitter)) * change.get(v, 1.0) for v in VARIANTS}
-            dirs.append(plant_run(src, root / f"{name}{seed}-{i}", factors))
+            d = speed * math.exp(rng.normal(0, drift))
+            factors = {v: d * math.exp(rng.normal(0, jitter)) * change.get(v, 1.0) for v in variants}
+            dirs.append(plant_run(src, root / f"{name}{seed}-{i}", factors, edit))
         return dirs
 
-    return side("base", {}), side("new", planted or {})
+    return side("base", {}, 1.0, None), side("new", planted or {}, new_speed, rekey if rekeyed else None)
 
 
 def flagged(lines: list[str]) -> dict[str, str]:
@@ -106,10 +115,54 @@ def test_majority_cheaper_does_not_blame_the_unchanged(digits_run: Path, tmp_pat
     """Five of eight variants 30% cheaper: to a reference built from the others, the
     three unchanged ones look 40% dearer. The reference fell, so that is withheld."""
     cheaper = {v: 0.7 for v in VARIANTS[:5]}
-    base, new = runs(digits_run, tmp_path, 1, drift=0.02, jitter=0.02, planted=cheaper)
+    base, new = runs(digits_run, tmp_path, 1, drift=0.02, jitter=0.02, planted=cheaper, rekeyed=tuple(VARIANTS[:5]))
     lines, code = compare(base, new)
     assert code == 0 and not flagged(lines), "\n".join(lines)
-    assert any(line.startswith("withheld: ") for line in lines)
+    assert any(line.startswith("withheld: ") and "changed in NEW" in line for line in lines), "\n".join(lines)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_regression_on_a_faster_machine_state_is_not_withheld(digits_run: Path, tmp_path: Path,
+                                                                seed: int) -> None:
+    """NEW ran on a state 16% faster for every variant (this VM drifts so) and one
+    variant got 30% dearer: the others' reference fell, but they ran the same models
+    and config on both sides, so the fall is drift and the rise is reported."""
+    base, new = runs(digits_run, tmp_path, seed, drift=0.05, planted={"cnn.prune50": 1.3}, new_speed=0.84)
+    lines, code = compare(base, new)
+    got = flagged(lines)
+    assert code == 1 and list(got) == ["cnn.prune50"], "\n".join(lines)
+    assert any(line.startswith("drift: cnn.prune50") for line in lines), "\n".join(lines)
+    # the same runs, but the reference's variants changed models in NEW: no evidence, withheld
+    base, new = runs(digits_run, tmp_path / "rekeyed", seed, drift=0.05, planted={"cnn.prune50": 1.3},
+                     new_speed=0.84, rekeyed=tuple(v for v in VARIANTS if v != "cnn.prune50"))
+    lines, code = compare(base, new)
+    assert "cnn.prune50" not in flagged(lines) or "relative" not in flagged(lines)["cnn.prune50"], "\n".join(lines)
+    assert any(line.startswith("withheld: cnn.prune50") for line in lines), "\n".join(lines)
+
+
+THREE = ["cnn", "mlp", "cnn.prune50"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_three_variants_one_dearer_is_found_by_the_relative_test(digits_run: Path, tmp_path: Path,
+                                                                 seed: int) -> None:
+    """With three variants one mover pulled both others' references: all three were
+    marked moved and no relative test ran. Now the mover alone is left out."""
+    base, new = runs(digits_run, tmp_path, seed, drift=0.15, planted={"cnn.prune50": 1.3}, variants=THREE)
+    lines, code = compare(base, new)
+    got = flagged(lines)
+    assert code == 1 and list(got) == ["cnn.prune50"] and "relative" in got["cnn.prune50"], "\n".join(lines)
+    moved = next(line for line in lines if "left out of the other variants' reference" in line)
+    assert moved.split(": ")[1] == "cnn.prune50"
+    base, new = runs(digits_run, tmp_path / "aa", seed, drift=0.15, variants=THREE)  # absence
+    lines, code = compare(base, new)
+    assert code == 0 and not flagged(lines), "\n".join(lines)
+
+
+def test_two_variants_one_moved_says_the_relative_test_cannot_run(digits_run: Path, tmp_path: Path) -> None:
+    base, new = runs(digits_run, tmp_path, 0, drift=0.02, jitter=0.02, planted={"cnn": 1.5}, variants=["cnn", "mlp"])
+    lines, _ = compare(base, new)
+    assert any(line.startswith("note: mlp: no relative test: no unmoved variant") for line in lines), "\n".join(lines)
 
 
 def test_accuracy_gate_is_holm_adjusted(digits_run: Path, tmp_path: Path) -> None:
@@ -177,3 +230,63 @@ def test_runs_on_different_devices_are_not_compared(digits_run: Path, tmp_path: 
         compare([base], [gpu])
     lines, code = compare([base], [plant_run(digits_run, tmp_path / "cpu", same)])
     assert code == 0
+
+
+def _edit_side(run: Path, env_edit=None, rec_edit=None) -> Path:
+    env = json.loads((run / "environment.json").read_text())
+    if env_edit:
+        env_edit(env)
+    (run / "environment.json").write_text(json.dumps(env))
+    if rec_edit:
+        lines = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
+        for rec in lines:
+            rec_edit(rec)
+        (run / "records.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    return run
+
+
+MACHINE = {"vendor": "AuthenticAMD", "family": "25", "model": "17", "stepping": "1", "model_name": "AMD EPYC",
+           "isa": ["avx", "avx2", "avx512_bf16", "avx512f"], "torch_cpu_capability": "AVX512", "logical_cpus": 2,
+           "memory_gib": 24}
+
+
+def test_runs_measured_differently_are_refused_unless_allowed(digits_run: Path, tmp_path: Path) -> None:
+    """Another energy method, another machine (the same host name and CPU name, other ISA
+    flags: the AVX-512 and the AVX2 VM), another resolved config: one line each, showing
+    what differs; --allow compares anyway and says so. The same on both sides compares."""
+    from harness.errors import UserError
+
+    same = {v: 1.0 for v in VARIANTS}
+
+    def with_machine(machine: dict):
+        def env(e: dict) -> None:
+            e["machine"] = machine
+
+        def rec(r: dict) -> None:
+            r["fingerprint"]["machine"] = machine
+        return env, rec
+
+    avx512 = _edit_side(plant_run(digits_run, tmp_path / "avx512", same), *with_machine(MACHINE))
+    avx2 = _edit_side(plant_run(digits_run, tmp_path / "avx2", same), *with_machine(
+        {**MACHINE, "isa": ["avx", "avx2"], "torch_cpu_capability": "AVX2"}))
+    with pytest.raises(UserError, match=r"different machines: isa .* torch_cpu_capability 'AVX512' vs 'AVX2'"):
+        compare([avx512], [avx2])
+    lines, code = compare([avx512], [avx2], allow=frozenset({"machine"}))
+    assert any("compared although BASE and NEW ran on different machines" in line for line in lines)
+    twin = _edit_side(plant_run(digits_run, tmp_path / "twin", same), *with_machine(MACHINE))
+    lines, code = compare([avx512], [twin])
+    assert code == 0 and not any("compared although" in line for line in lines)
+
+    def rapl(rec: dict) -> None:
+        for w in (rec.get("inference") or {}).get("windows", []):
+            w["method"] = "planted"
+            for c in w["components"]:
+                c["method"] = "planted"
+    other_meter = _edit_side(plant_run(digits_run, tmp_path / "rapl", same), rec_edit=rapl)
+    with pytest.raises(UserError, match=r"BASE was measured by \S+ and NEW by planted"):
+        compare([plant_run(digits_run, tmp_path / "est", same)], [other_meter])
+
+    full = _edit_side(plant_run(digits_run, tmp_path / "full", same),
+                      rec_edit=lambda r: r.update(config_hash="0123456789abcdef"))
+    with pytest.raises(UserError, match="other resolved configs"):
+        compare([plant_run(digits_run, tmp_path / "quick", same)], [full])

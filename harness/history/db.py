@@ -42,8 +42,9 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from harness import records as records_mod
+from harness import rundir
 from harness.errors import UserError
-from harness.files import digest, read_json
+from harness.files import digest
 
 SCHEMA = 1
 #: schema version -> the statements that bring a file of that version to the next one.
@@ -248,8 +249,12 @@ def machine(fp: dict[str, Any]) -> tuple[str, str]:
     dev = fp.get("device") or {}
     parts = {"host": fp.get("host"), "cpu_model": fp.get("cpu_model"), "logical_cpus": fp.get("logical_cpus"),
              "gpu": fp.get("gpu"), "device": dev.get("name", "cpu"), "device_model": dev.get("model")}
+    if fp.get("machine"):  # the CPU as the kernels see it (ISA flags, torch's capability): runs that
+        parts["machine"] = fp["machine"]  # predate it keep their old key
     device = dev.get("name", "cpu") + (f" {dev['model']}" if dev.get("model") else "")
-    label = f"{fp.get('host') or 'unknown host'} ({device}; {fp.get('cpu_model') or '?'} x{fp.get('logical_cpus') or '?'})"
+    cap = (fp.get("machine") or {}).get("torch_cpu_capability")
+    label = (f"{fp.get('host') or 'unknown host'} ({device}; {fp.get('cpu_model') or '?'} x{fp.get('logical_cpus') or '?'}"
+             f"{', ' + cap if cap else ''})")
     return digest(parts, 12), label
 
 
@@ -307,27 +312,12 @@ def _results(recs: list[records_mod.RunRecord]) -> list[dict[str, Any]]:
 def read_run(run_dir: Path) -> RunRows:
     """One run dir as rows; a one-line UserError if it is not a run dir with records."""
     run_dir = Path(run_dir)
-    recs, warnings = records_mod.load_dir(run_dir)
-    if not recs:
-        raise UserError(f"{run_dir / records_mod.RECORDS} holds no complete records; pass a run directory "
-                        "that 'joulebench run' finished (or --resume it first)")
-    env_path = run_dir / records_mod.ENVIRONMENT
-    if env_path.is_file():
-        env = read_json(env_path, "environment file")
-        if not isinstance(env, dict):
-            raise UserError(f"{env_path} is not a joulebench environment (not a JSON object); restore it from the run")
-    else:
-        env = {}
-        warnings.append(f"{run_dir} has no {records_mod.ENVIRONMENT}; its machine and commit come from the records")
+    got = rundir.read(run_dir)
+    recs, warnings, env, fp, run_id = got.records, got.warnings, got.environment, got.fingerprint, got.run_id
     first = recs[0]
-    fp = dict(first.fingerprint)  # the environment fills what a record (older than schema 2) lacks
-    for key in ("host", "cpu_model", "logical_cpus", "gpu", "device", "git_commit", "git_dirty", "meter", "joulebench"):
-        if env.get(key) is not None:
-            fp.setdefault(key, env[key])
-    run_id = str(env.get("run_id") or (digest(env) if env else digest(first.to_json())))
     content = hashlib.sha256((run_dir / records_mod.RECORDS).read_bytes()).hexdigest()
     key, label = machine(fp)
-    suite = env.get("suite") if isinstance(env.get("suite"), dict) else {}
+    suite = got.suite
     started = env.get("started_at") or min((r.started_at for r in recs if r.started_at), default=None)
     run = {"run_id": run_id, "content_sha256": content, "source": str(run_dir),
            "suite": suite.get("name") or first.suite, "profile": suite.get("profile") or first.profile,

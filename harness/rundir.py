@@ -1,0 +1,118 @@
+"""The one reader of a run directory: records, environment, fingerprint, config and
+identity, with one set of checks, used by report, compare, merge and history.
+
+A run dir is what ``joulebench run`` writes: ``records.jsonl`` (one record per line) and
+``environment.json``. Reading one:
+- a path that is not a folder, has no records file, or no complete record is a
+  one-line UserError naming the fix; an environment that is not a JSON object too;
+- a torn or foreign line is skipped with a warning (records.load), and so is a record
+  from another suite or resolved config than the file's first;
+- a record whose run (variant, seed) already appeared in the file is a repeated line:
+  skipped with a warning, so it cannot pass for another seed;
+- the run's identity is ``run_id`` from the environment (a digest of the environment,
+  or of the first record, for runs that predate it). ``read_many`` keeps each run once:
+  the same dir passed twice, or a copy of it, is one run, said in a warning.
+
+Every record read carries its run's identity in memory (``RunRecord.run``), so the
+table and compare can tell repeated runs from seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness import records
+from harness.errors import UserError
+from harness.files import digest, read_json
+from harness.records import RunRecord
+
+#: Fingerprint keys the environment fills where a record (older than schema 2) lacks them.
+FILLED_FROM_ENVIRONMENT = ("host", "cpu_model", "logical_cpus", "gpu", "device", "git_commit", "git_dirty", "meter",
+                           "joulebench", "machine")
+
+
+@dataclass
+class RunDir:
+    path: Path
+    records: list[RunRecord]
+    warnings: list[str] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)  # {} where the file is missing (warned)
+
+    @property
+    def run_id(self) -> str:
+        env = self.environment
+        return str(env.get("run_id") or (digest(env) if env else digest(self.records[0].to_json())))
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """The first record's fingerprint, filled from the environment where it lacks a key."""
+        fp = dict(self.records[0].fingerprint)
+        for key in FILLED_FROM_ENVIRONMENT:
+            if self.environment.get(key) is not None:
+                fp.setdefault(key, self.environment[key])
+        return fp
+
+    @property
+    def config_hash(self) -> str | None:
+        return self.records[0].config_hash
+
+    @property
+    def suite(self) -> dict[str, Any]:
+        suite = self.environment.get("suite")
+        return suite if isinstance(suite, dict) else {}
+
+
+def read(path: Path) -> RunDir:
+    """One run dir, checked (see the module docstring)."""
+    path = Path(path)
+    got, warnings = records.load_dir(path)
+    if not got:
+        raise UserError(f"{path / records.RECORDS} holds no complete records; pass a run directory that "
+                        "'joulebench run' finished (or --resume it first)")
+    first = got[0]
+    kept: list[RunRecord] = []
+    seen: dict[str, int | None] = {}
+    for rec in got:
+        if (rec.suite, rec.config_hash) != (first.suite, first.config_hash):
+            warnings.append(f"{path / records.RECORDS} line {rec.line} is from suite {rec.suite!r} (config "
+                            f"{rec.config_hash}), not {first.suite!r} ({first.config_hash}) like line "
+                            f"{first.line}; skipped it")
+            continue
+        if rec.run_key in seen:
+            warnings.append(f"{path / records.RECORDS} line {rec.line} repeats {rec.run_key} (line "
+                            f"{seen[rec.run_key]}); a repeated line is not another seed: skipped it")
+            continue
+        seen[rec.run_key] = rec.line
+        kept.append(rec)
+    env_path = path / records.ENVIRONMENT
+    env: dict[str, Any] = {}
+    if env_path.is_file():
+        raw = read_json(env_path, "environment file")
+        if not isinstance(raw, dict):
+            raise UserError(f"{env_path} is not a joulebench environment (not a JSON object); restore it from the run")
+        env = raw
+    else:
+        warnings.append(f"{path} has no {records.ENVIRONMENT}; its machine and commit come from the records")
+    run = RunDir(path, kept, warnings, env)
+    for rec in kept:
+        rec.run = run.run_id
+    return run
+
+
+def read_many(paths: Iterable[Path]) -> list[RunDir]:
+    """Each run once: a dir given twice, or a copy of a run (the same run_id), is read
+    once, with a warning on the first kept run."""
+    out: list[RunDir] = []
+    by_id: dict[str, RunDir] = {}
+    for p in paths:
+        run = read(p)
+        if run.run_id in by_id:
+            by_id[run.run_id].warnings.append(
+                f"{p} is the same run as {by_id[run.run_id].path} (run_id {run.run_id[:12]}); counted once, "
+                "not as a repeated run")
+            continue
+        by_id[run.run_id] = run
+        out.append(run)
+    return out
