@@ -24,3 +24,8 @@ class MeterError(UserError):
     """An energy reading that cannot be trusted (0 J, negative, unreadable counter)."""
 
     exit_code = 4
+
+
+class VariantSkipped(Exception):
+    """Not an error: the variant cannot be built or run here, for the reason given.
+    Raised by techniques and runtimes alike, so it lives at the bottom layer."""

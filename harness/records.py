@@ -89,6 +89,10 @@ class Window(_Model):
     cross_check: list[Component] = Field(default_factory=list)
     #: Python modules first imported inside the window; None in records older than schema 7
     imports: int | None = None
+    #: creation work shorter than the meter resolves: the work's own seconds (the window
+    #: was padded to the meter's minimum), and whether the reading is only a bound
+    work_s: float | None = None
+    below_resolution: bool = False
 
     @property
     def provenance(self) -> str:

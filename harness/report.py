@@ -64,6 +64,16 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
         if pd.notna(row["compiles_in_windows"]) and row["compiles_in_windows"] > 0:
             notes.append(f"WARNING: {row['variant_id']} ({row['task']}): {int(row['compiles_in_windows'])} graph(s) "
                          "were compiled inside measured windows; its J/inference includes compilation.")
+    short = [(r, w) for r in recs if r.ok for w in r.train.windows() if w.work_s is not None]
+    if short:
+        bound = [f"{r.variant_id} seed {r.seed}" for r, w in short if w.below_resolution]
+        notes.append(f"short creation work ({', '.join(sorted({r.variant_id for r, _ in short}))}: "
+                     f"{min(w.work_s for _, w in short) * 1e3:.3g}-{max(w.work_s for _, w in short) * 1e3:.3g} ms) is "
+                     "shorter than the meter resolves: its window was padded with idle time to the meter's minimum "
+                     "and the padding's idle energy taken out."
+                     + (f" Below resolution ({', '.join(bound)}): the work could not be told from idle or read more "
+                        "than the machine can draw, so its train J is the padded window's gross, an upper bound, "
+                        "and its net is empty." if bound else ""))
     for r in (r for r in recs if r.ok):
         paid = sum(w.imports or 0 for w in r.train.windows())
         if paid:

@@ -26,10 +26,10 @@ import torch
 
 from harness import environment, records, runtimes
 from harness.cache import ArtifactCache
-from harness.compress import TECHNIQUES, VariantSkipped
+from harness.compress import TECHNIQUES
 from harness.config import Suite
 from harness.device import CPU, Device, prepare as prepare_device
-from harness.errors import UserError
+from harness.errors import UserError, VariantSkipped
 from harness.evaluate import evaluate
 from harness.files import digest, ensure_dir, read_json, write_json_atomic
 from harness.inspection import forward_flops_per_example, measured_sparsity, state_size, training_flops_per_example

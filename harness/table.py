@@ -163,7 +163,10 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "accuracy_delta_vs_parent": test.delta if test else float("nan"),
         "delta_p": test.p if test else float("nan"), "delta_test": test.method if test else "-",
         "train_J": sum(w.energy_j for w in create) / len(group),
-        "train_J_net": sum(w.net_energy_j for w in create) / len(group),
+        # a creation window below the meter's resolution bounds its work's energy (gross)
+        # but has no net figure
+        "train_J_net": (float("nan") if any(w.below_resolution for w in create)
+                        else sum(w.net_energy_j for w in create) / len(group)),
         "train_s": sum(w.duration_s for w in create) / len(group),
         **curve_columns(group),
         # a swept model's baseline: every trial of the search, validation passes included,

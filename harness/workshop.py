@@ -23,7 +23,8 @@ from torch import nn
 from harness import cache as cache_mod
 from harness import runtimes
 from harness.cache import ArtifactCache
-from harness.compress import TECHNIQUES, CompressContext, Technique, VariantSkipped
+from harness.compress import TECHNIQUES, CompressContext, Technique
+from harness.errors import VariantSkipped
 from harness.config import ModelConfig, Suite, TrainConfig
 from harness.curves import CurveRecorder
 from harness.device import CPU, Device
@@ -326,7 +327,7 @@ class Workshop:
                 return Deployed(runtime, deployment, window,
                                 {"measured_at": meta.get("measured_at"), "host": window.host, "key": key}, key)
         self.log(f"  deploying {spec.key} on {runtime.name}")
-        with self.monitor.window(f"{spec.key}:{runtime.name}") as out:
+        with self.monitor.creation_window(f"{spec.key}:{runtime.name}") as out:
             deployment = runtime.deploy(ctx)
         if self.cache is not None and runtime.cacheable and deployment.artifact is not None:
             self.cache.put_file(key, deployment.artifact, {"variant": spec.key, "runtime": runtime.name,
@@ -405,7 +406,7 @@ class Workshop:
             self._logits[key] = (tensor, window)
             return tensor, window
         data = self.encode_train(teacher.model_name, teacher.bundle, cfg)  # the student's examples
-        with self.monitor.window(f"{variant_id}:teacher_logits") as out:
+        with self.monitor.creation_window(f"{variant_id}:teacher_logits") as out:
             tensor = predict_logits(teacher.module, data, 128)
         if self.cache is not None:
             self.cache.put_tensor(key, tensor, {"teacher": teacher_spec.key, "measured_at": now(),

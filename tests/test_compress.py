@@ -15,6 +15,7 @@ from torch import nn
 from harness import stats, suite
 from harness.compress import TECHNIQUES, CompressContext, VariantSkipped
 from harness.config import ModelConfig, TrainConfig
+from harness.curves import CurveRecorder
 from harness.errors import UserError
 from harness.evaluate import evaluate, predict_logits
 from harness.inspection import state_size
@@ -58,6 +59,7 @@ def parents(sst2_slice: Path):
 def context(parents, model: str, params: dict, train_cfg: TrainConfig | None = None) -> CompressContext:
     task, bundle = parents[model]
     encoded = {}
+    monitor = EnergyMonitor([EstimateBackend()])
 
     def encode_train(name, b, cfg):
         key = (name, cfg.max_samples)
@@ -68,9 +70,19 @@ def context(parents, model: str, params: dict, train_cfg: TrainConfig | None = N
     return CompressContext(
         variant_id=f"{model}.x", model_name=model, parent=copy.deepcopy(bundle.module), parent_bundle=bundle,
         params=params, train_cfg=train_cfg or MODELS_IN_SUITE[model].train, seed=0, task=task,
-        monitor=EnergyMonitor([EstimateBackend()]), models=MODELS_IN_SUITE,
+        monitor=monitor, models=MODELS_IN_SUITE,
         build=lambda cfg: MODELS.get(cfg.family)(task, **cfg.options), encode_train=encode_train,
+        teacher_logits=lambda cfg: teacher(monitor, bundle, encode_train(model, bundle, cfg)),
+        recorder=lambda key, module, b: CurveRecorder(monitor, key, module),
     )
+
+
+def teacher(monitor: EnergyMonitor, bundle, data):
+    """The parent's logits over the student's examples, in their own window (the
+    workshop computes them once per teacher and budget)."""
+    with monitor.creation_window("teacher_logits") as out:
+        logits = predict_logits(bundle.module, data, 128)
+    return logits, out[0]
 
 
 @pytest.mark.parametrize("technique", TECHNIQUES.names())

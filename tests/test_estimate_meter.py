@@ -182,3 +182,66 @@ def test_a_window_after_a_reap_holds_none_of_the_grandchild() -> None:
     finally:
         child.communicate("go\n")
     assert cpu_j(m) < CPU_W_PER_BUSY_CPU * 0.25
+
+
+class ScriptedBackend(EstimateBackend):
+    """The estimate with scripted totals (a coarse counter): each reading returns the
+    next value, so a test plants what a short window reads."""
+
+    def __init__(self, readings: list[float], cap: float | None = 24.0) -> None:
+        super().__init__(parts=("cpu",))
+        self.readings, self.cap = list(readings), cap
+
+    def totals(self) -> dict[str, float]:
+        return {"cpu": self.readings.pop(0)}
+
+    def max_power_w(self) -> float | None:
+        return self.cap
+
+
+def test_short_creation_work_is_padded_and_reported_for_the_work_alone() -> None:
+    """A 0 s quantization: the window is padded to the meter's minimum (a fake sleep),
+    and the work's own joules and seconds are reported; a long one is left as it is."""
+    t = [0.0]
+    monitor = EnergyMonitor([ScriptedBackend([10.0, 10.5])], clock=lambda: t[0])
+    monitor.idle_w = {(0, "cpu"): 1.0}
+
+    def sleep(s: float) -> None:
+        t[0] += s
+
+    t[0] = 0.0
+    with monitor.creation_window("q:create", sleep=sleep) as out:
+        t[0] += 0.05  # the work: 50 ms
+    m = out[0]
+    assert m.work_s == pytest.approx(0.05) and not m.below_resolution
+    assert m.duration_s == pytest.approx(0.05)
+    assert m.energy_j == pytest.approx(0.5 - 1.0 * (monitor.creation_min_s() - 0.05))
+    monitor = EnergyMonitor([ScriptedBackend([0.0, 6.0])], clock=lambda: t[0])
+    with monitor.creation_window("train", sleep=sleep) as out:  # absence: long work, no padding
+        t[0] += 5.0
+    assert out[0].work_s is None and out[0].energy_j == 6.0
+
+
+def test_an_unresolvable_creation_window_is_a_bound_not_an_error() -> None:
+    """The digits bf16 cast: 0.066 J in 1.34 ms (49 W on a 24 W machine). Padded, the
+    reading is still above what the machine can draw for the work's time, or lost in
+    idle: flagged below resolution, its padded gross kept as the bound; no MeterError."""
+    t = [0.0]
+
+    def sleep(s: float) -> None:
+        t[0] += s
+
+    for readings, idle in (([0.0, 0.066], 0.0), ([0.0, 0.05], 1.0)):
+        monitor = EnergyMonitor([ScriptedBackend(readings)], clock=lambda: t[0])
+        monitor.idle_w = {(0, "cpu"): idle}
+        with monitor.creation_window("bf16:create", sleep=sleep) as out:
+            t[0] += 0.00134
+        m = out[0]
+        assert m.below_resolution and m.work_s == pytest.approx(0.00134)
+        assert m.duration_s == pytest.approx(monitor.creation_min_s())
+        assert m.energy_j / m.duration_s <= 24.0
+    for padded in (True, False):  # 0 J over ten resolution steps, or an ordinary window: a broken meter
+        monitor = EnergyMonitor([ScriptedBackend([5.0, 5.0])], clock=lambda: t[0])
+        with pytest.raises(MeterError):
+            with (monitor.creation_window("w", sleep=sleep) if padded else monitor.window("w")):
+                t[0] += 0.00134 if padded else 1.0

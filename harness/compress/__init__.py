@@ -22,19 +22,17 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from torch import nn
 
 from harness.device import CPU, Device
-from harness.errors import UserError
+from harness.errors import UserError, VariantSkipped
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded, ModelBundle
 from harness.registry import Registry
 from harness.config import ModelConfig, TrainConfig
 from harness.tasks import TaskData
 
-if TYPE_CHECKING:  # curves.py evaluates, and evaluating imports runtimes, which import this module
+if TYPE_CHECKING:  # the type only: curves.py evaluates, and evaluating runs runtimes
     from harness.curves import CurveRecorder
 
-
-class VariantSkipped(Exception):
-    """Not an error: the variant cannot be built here, for the reason given."""
+__all__ = ["TECHNIQUES", "CompressContext", "CompressResult", "Technique", "VariantSkipped", "require"]
 
 
 @dataclass
@@ -53,20 +51,16 @@ class CompressContext:
     encode_train: Callable[[str, ModelBundle, TrainConfig], Encoded]  # (model name, bundle, budget), cached
     #: (budget) -> (the parent's logits over those training examples, the window that
     #: computed them or None when they were already computed and charged once)
-    teacher_logits: Callable[[TrainConfig], tuple[Any, Measurement | None]] | None = None
-    device: Device = CPU  # where the run's modules live (the parent is already there)
+    teacher_logits: Callable[[TrainConfig], tuple[Any, Measurement | None]]
     #: (window key, module being trained, its bundle) -> the training curve's recorder
-    recorder: Callable[[str, nn.Module, ModelBundle], "CurveRecorder"] | None = None
+    recorder: Callable[[str, nn.Module, ModelBundle], "CurveRecorder"]
+    device: Device = CPU  # where the run's modules live (the parent is already there)
 
     def curve(self, key: str, module: nn.Module, bundle: ModelBundle) -> "CurveRecorder":
         """The recorder for a training loop in window ``key``: its ``window()`` replaces
         ``monitor.window(key)`` and its ``checkpoint`` goes to train(); it records a curve
         where the suite asks for one, and nothing otherwise."""
-        if self.recorder is not None:
-            return self.recorder(key, module, bundle)
-        from harness.curves import CurveRecorder
-
-        return CurveRecorder(self.monitor, key, module)
+        return self.recorder(key, module, bundle)
 
 
 @dataclass

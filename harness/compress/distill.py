@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, require
 from harness.errors import UserError
-from harness.evaluate import predict_logits
 from harness.train import train
 
 
@@ -48,15 +47,9 @@ class Distill(Technique):
         student = ctx.build(ctx.models[name])
         data = ctx.encode_train(name, student, ctx.train_cfg)
         windows = {}
-        if ctx.teacher_logits is not None:
-            teacher, window = ctx.teacher_logits(ctx.train_cfg)
-            if window is not None:
-                windows["teacher_logits"] = window
-        else:  # no shared store: compute them here
-            teacher_data = ctx.encode_train(ctx.model_name, ctx.parent_bundle, ctx.train_cfg)  # the same examples
-            with ctx.monitor.window(f"{ctx.variant_id}:teacher_logits") as out:
-                teacher = predict_logits(ctx.parent, teacher_data, 128)
-            windows["teacher_logits"] = out[0]
+        teacher, window = ctx.teacher_logits(ctx.train_cfg)  # computed once per teacher and budget
+        if window is not None:
+            windows["teacher_logits"] = window
         soft = F.softmax(teacher / temperature, dim=-1).to(ctx.device.torch)
         labels = data.labels.to(ctx.device.torch)
 

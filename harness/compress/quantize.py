@@ -96,7 +96,7 @@ class Quantize(Technique):
             raise VariantSkipped(reason)
         info: dict[str, Any] = {"dtype": dtype, "train_samples": 0}
         ctx.parent.eval()
-        with ctx.monitor.window(f"{ctx.variant_id}:create") as out:
+        with ctx.monitor.creation_window(f"{ctx.variant_id}:create") as out:
             if dtype == "int8":
                 module, info["backend"] = int8_dynamic(ctx.parent)
             else:

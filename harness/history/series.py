@@ -77,8 +77,8 @@ class Series:
 
     @property
     def latest_regression(self) -> list[str]:
-        """The metrics whose latest night starts a regression step."""
-        return [m for m, v in self.verdicts.items() if v.latest_regression]
+        """The metrics whose latest night starts or confirms a regression step (the gate)."""
+        return [m for m, v in self.verdicts.items() if v.gate]
 
 
 def drift_corrected(points: pd.DataFrame) -> pd.Series:

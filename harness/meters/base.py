@@ -59,6 +59,16 @@ class Backend(ABC):
     #: The method of ``check_totals`` (e.g. "nvml-polled"), where there is one.
     check_method: str = ""
 
+    def resolution_s(self) -> float:
+        """The smallest time step the totals resolve, in seconds (the counter's update
+        period; the estimate: one clock tick of a child's CPU time)."""
+        return self.update_period_s
+
+    def max_power_w(self) -> float | None:
+        """The most this backend's components together can draw, in W, where it is known
+        (None: unknown). A window reading more measured something else (a coarse edge)."""
+        return None
+
     @classmethod
     @abstractmethod
     def probe(cls, hw: Hardware) -> Availability:
@@ -128,6 +138,12 @@ class Measurement:
     #: Python modules first imported inside the window (one-time work of the process
     #: that belongs to no variant: preloading keeps it out; a test checks it stays 0).
     imports: int = 0
+    #: Creation work shorter than the meter resolves: its window was padded (idle) to the
+    #: meter's minimum and ``work_s`` is how long the work itself took; ``below_resolution``
+    #: when the padded reading still cannot be told from idle or exceeds what the machine
+    #: can draw. The work's energy is then only bounded: at most the gross J.
+    work_s: float | None = None
+    below_resolution: bool = False
 
     @property
     def energy_j(self) -> float:
@@ -154,6 +170,8 @@ class Measurement:
         out = {"duration_s": self.duration_s, "energy_j": self.energy_j, "net_energy_j": self.net_energy_j,
                "idle_w": self.idle_w, "method": self.method, "read_s": self.read_s, "host": self.host,
                "components": [asdict(c) for c in self.components], "imports": self.imports}
+        if self.work_s is not None:
+            out.update(work_s=self.work_s, below_resolution=self.below_resolution)
         if self.cross_check:
             out["cross_check"] = [asdict(c) for c in self.cross_check]
         return out
@@ -162,4 +180,4 @@ class Measurement:
     def from_dict(cls, raw: dict[str, Any]) -> "Measurement":
         return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0),
                    raw.get("host", ""), tuple(ComponentEnergy(**c) for c in raw.get("cross_check", [])),
-                   raw.get("imports") or 0)
+                   raw.get("imports") or 0, raw.get("work_s"), bool(raw.get("below_resolution", False)))

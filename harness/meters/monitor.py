@@ -9,6 +9,7 @@ come from one meter.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from contextlib import contextmanager
@@ -52,6 +53,15 @@ class EnergyMonitor:
 
     def formulas(self) -> list[str]:
         return [b.formula() for b in self.backends]
+
+    #: A creation window lasts at least this many of the meter's resolution steps: short
+    #: work (a quantization, a bf16 cast: milliseconds) is padded with idle time to it.
+    CREATION_STEPS = 10
+
+    def creation_min_s(self) -> float:
+        """The shortest creation window: CREATION_STEPS x the coarsest backend's resolution
+        (the estimate: 0.1 s; NVML at 100 ms updates: 1 s)."""
+        return max(self.CREATION_STEPS * b.resolution_s() for b in self.backends)
 
     def min_window_s(self) -> float:
         """Windows shorter than 100 counter updates would carry >1% quantisation error."""
@@ -146,6 +156,58 @@ class EnergyMonitor:
             raise MeterError(f"energy window {key!r} is {m.energy_j:.3g} J gross but {m.net_energy_j:.3g} J net of "
                              f"idle ({m.idle_w:.3g} W); the work is lost in idle noise: lengthen measure.min_window_s")
         return m
+
+    @contextmanager
+    def creation_window(self, key: str, sleep: Callable[[float], None] = time.sleep) -> Iterator[list[Measurement]]:
+        """A window over creation work (an export, a quantization, teacher logits): work
+        shorter than ``creation_min_s`` is padded with idle time to it, so the meter can
+        resolve the window and no millisecond edge reads a power the machine cannot draw.
+        A padded window is reported for the work alone (the padding's idle energy taken
+        out, over the work's own seconds) where that reading is resolved: positive, above
+        idle and within the power each backend can draw. Otherwise it is never an error:
+        the padded reading is kept, flagged ``below_resolution``, as an upper bound of the
+        work's energy. An unpadded window is checked as usual."""
+        out: list[Measurement] = []
+        self.begin_window(key)
+        start = self._clock()
+        try:
+            yield out
+        except BaseException:
+            self._open.pop(key, None)
+            raise
+        work_s = self._clock() - start
+        floor = self.creation_min_s()
+        if work_s >= floor:
+            out.append(self.end_window(key))
+            return
+        sleep(floor - work_s)
+        padded = self.end_window(key, checked=False)
+        # the work's own reading: the padding's idle energy taken out, over the work's time
+        pad_s = padded.duration_s - work_s
+        work = dataclasses.replace(padded, duration_s=work_s, work_s=work_s, components=tuple(
+            dataclasses.replace(c, energy_j=c.energy_j - c.idle_w * pad_s) for c in padded.components))
+        if self._resolved(work):
+            out.append(work)
+        else:  # the padded reading: an upper bound of the work's energy, at a power the machine can draw
+            # (a padded window of 0 J, ten resolution steps long, is a broken meter: an error)
+            gross = dataclasses.replace(padded, components=tuple(dataclasses.replace(c, idle_w=0.0)
+                                                                  for c in padded.components))
+            self._checked(key, gross)
+            out.append(dataclasses.replace(padded, work_s=work_s, below_resolution=True))
+
+    def _resolved(self, m: Measurement) -> bool:
+        """Positive, above idle, and within what each backend can draw."""
+        if m.energy_j <= 0 or any(c.energy_j <= 0 for c in m.components) or (m.idle_w > 0 and m.net_energy_j <= 0):
+            return False
+        k = 0
+        for backend in self.backends:
+            n = len(backend.components())
+            joules = sum(c.energy_j for c in m.components[k:k + n])
+            k += n
+            cap = backend.max_power_w()
+            if cap is not None and joules > cap * m.duration_s:
+                return False
+        return True
 
     def measure_idle(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> dict[str, float]:
         """Measure idle power per component over ``seconds`` of sleep; later windows

@@ -32,8 +32,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from harness.compress import VariantSkipped
-from harness.errors import UserError
+from harness.errors import UserError, VariantSkipped
 from harness.runtimes import RUNTIMES, DeployContext, Deployment, ModuleRunnable, Runtime
 
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

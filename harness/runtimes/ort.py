@@ -30,9 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.compress import VariantSkipped
 from harness.device import Device
-from harness.errors import UserError
+from harness.errors import UserError, VariantSkipped
 from harness.runtimes import RUNTIMES, DeployContext, Deployment, Runnable, Runtime
 
 INSTALL = "pip install joulebench[onnx]"
