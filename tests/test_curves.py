@@ -240,8 +240,10 @@ def test_a_2x2_grid_records_every_trial_and_selects_on_validation(sweep_run) -> 
     assert base["curve"] == chosen["curve"]
     # tuning J is the energy of every trial: training and validation passes
     assert sweep["tuning_J"] == pytest.approx(sum(trial_energy(t) for t in trials), rel=1e-12)
+    seeds = len({t["seed"] for t in trials})
+    assert sweep["tuning_J_per_seed"] == pytest.approx(sweep["tuning_J"] / seeds)
     table = pd.read_csv(out / "table.csv").set_index("variant_id")
-    assert table.loc["cnn", "tuning_J"] == pytest.approx(sweep["tuning_J"])
+    assert table.loc["cnn", "tuning_J"] == pytest.approx(sweep["tuning_J_per_seed"])
     # the variant pays for the search that produced its parent, each joule once
     assert table.loc["cnn", "lineage_train_J"] == pytest.approx(sweep["tuning_J"])
     assert table.loc["cnn.int8", "lineage_train_J"] == pytest.approx(sweep["tuning_J"] + table.loc["cnn.int8", "train_J"])
@@ -255,6 +257,35 @@ def test_a_2x2_grid_records_every_trial_and_selects_on_validation(sweep_run) -> 
     assert (out / "training_curves.png").stat().st_size > 10_000
     md = (out / "table.md").read_text()
     assert "Hyperparameter sweeps" in md and "tuning J: every trial" in md
+
+
+def test_tuning_j_is_per_seed_like_train_j(sweep_run) -> None:
+    """With S seeds the search ran every configuration S times; the row's train J is a
+    mean per seed, so tuning J (and the lineage built on it) is per seed too: the total
+    divided by S. A schema-6 record (total only) is upgraded the same way on read."""
+    from harness.records import RunRecord
+    from harness.table import build_table
+
+    _, out, _ = sweep_run
+    recs = load(out)
+    base = next(r for r in recs if r["variant_id"] == "cnn")
+    total = base["sweep"]["tuning_J"]
+    two = []
+    for r in recs:  # the same run as if it had two seeds: every record and trial twice
+        if r["status"] == "trial":
+            continue
+        for seed in (0, 1):
+            c = json.loads(json.dumps(r))
+            c.update(seed=seed, run_key=f"{c['variant_id']}@seed{seed}", schema=6)
+            if c["variant_id"] == "cnn":
+                trials = c["sweep"]["trials"]
+                c["sweep"] = {k: v for k, v in c["sweep"].items() if k != "tuning_J_per_seed"}
+                c["sweep"]["trials"] = trials + [{**t, "seed": 1} for t in trials]
+                c["sweep"]["tuning_J"] = 2 * total
+            two.append(RunRecord.from_dict(c))
+    table = build_table(two).set_index("variant_id")
+    assert table.loc["cnn", "tuning_J"] == pytest.approx(total)  # 2 x total / 2 seeds
+    assert table.loc["cnn", "seeds"] == 2
 
 
 def test_a_run_without_a_sweep_has_no_trials_and_no_tuning_j(tmp_path: Path) -> None:

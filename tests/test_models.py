@@ -60,3 +60,34 @@ def test_length_buckets_trim_padding(sst2_slice: Path) -> None:
     widths = [data.batch(b)["input_ids"].shape[1] for b in buckets]
     assert widths == sorted(widths) and widths[0] < widths[-1]
     assert widths[-1] == int(data.lengths.max())
+
+
+def test_training_flops_are_counted_on_the_batches_training_runs(sst2_slice: Path) -> None:
+    """The forward FLOPs per training example are those of the batches train() feeds the
+    model (the seed's shuffle, padded to each batch's longest), not of length-sorted
+    batches at the measurement batch size, which leave the padding out."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from harness.inspection import forward_flops_per_example, training_flops_per_example
+
+    task = TASKS.get("sst2")(sst2_slice)
+    torch.manual_seed(0)
+    bundle = MODELS.get("bert")(task, **TEXT_FAMILIES["bert"])
+    data = bundle.encode(task.train.subset(256))
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e-3)
+    seen: list[dict[str, torch.Tensor]] = []
+    hook = bundle.module.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append({k: v.clone() for k, v in kwargs.items()}), with_kwargs=True)
+    train(bundle.module, data, cfg, seed=3)
+    hook.remove()
+    bundle.module.eval()
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        for batch in seen:  # exactly what training ran forward
+            bundle.module(**batch)
+    expected = counter.get_total_flops() / len(data)
+    got = training_flops_per_example(bundle.module, data, cfg.batch_size, seed=3, max_examples=len(data))
+    assert got == pytest.approx(expected, rel=1e-9)
+    sorted_count = forward_flops_per_example(bundle.module, data, 128)
+    assert got > 1.3 * sorted_count  # the padding the sorted count missed
+    sampled = training_flops_per_example(bundle.module, data, cfg.batch_size, seed=3, max_examples=96)
+    assert sampled == pytest.approx(expected, rel=0.25)  # a sample of the same batches estimates it
