@@ -1,5 +1,5 @@
 """PNG figures: accuracy against J per inference (log x) with the Pareto frontier, and
-each variant's training energy stacked with the energy of 1M inferences.
+each variant's creation energy beside the energy of 1M inferences.
 
 Error bars are the table's 95% intervals: accuracy over examples (and seeds, when there
 are several: a seeds x examples bootstrap); J/inference within the run.
@@ -48,7 +48,7 @@ def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
             ax.annotate(r["variant_id"], xy=(r["J_per_inference"], r["accuracy"]), xycoords="data",
                         xytext=(1.03, (k + 0.5) / len(ranked)), textcoords="axes fraction", fontsize=7,
                         va="center", arrowprops={"arrowstyle": "-", "color": "0.75", "lw": 0.6, "shrinkB": 4})
-        _log_x(ax, f"J per inference (J, log scale; {t['energy_method'].iloc[0]})",
+        _log_x(ax, f"J per inference (J, log scale; {'; '.join(sorted(set(t['energy_method'])))})",
                "accuracy on the eval split (fraction)", f"{task}: accuracy vs energy per inference")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     fig.tight_layout()
@@ -57,21 +57,41 @@ def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
 
 
 def lifecycle_energy(table: pd.DataFrame, path: Path, queries: float = 1e6) -> None:
+    """Per variant, two bars side by side on a log axis (stacked bars on a log axis would
+    misstate the shares): its creation energy (lineage train J) and the energy of
+    ``queries`` inferences, each with the stated uncertainty of its method as error bars;
+    the methods are named on the axis."""
+    import numpy as np
+
     t = table.sort_values(["task", "variant_id"])
-    labels = [f"{r['task']}:{r['variant_id']}" for _, r in t.iterrows()]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(t) + 2), 4.8))
-    ax.bar(labels, t["lineage_train_J"], color="tab:orange", label="creation (lineage train J)")
-    ax.bar(labels, queries * t["J_per_inference"], bottom=t["lineage_train_J"], color="tab:blue",
-           label=f"{queries:.0e} inferences")
+    one_task = t["task"].nunique() == 1
+    labels = [r["variant_id"] if one_task else f"{r['task']}:{r['variant_id']}" for _, r in t.iterrows()]
+    unc = t["energy_uncertainty"].map(_fraction)
+    pos = np.arange(len(t))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(t) + 2.5), 4.8))
+    creation, use = t["lineage_train_J"].to_numpy(float), queries * t["J_per_inference"].to_numpy(float)
+    ax.bar(pos - 0.2, creation, width=0.4, color="tab:orange", label="creation (lineage train J)",
+           yerr=creation * unc.to_numpy(), ecolor="0.4", capsize=2)
+    ax.bar(pos + 0.2, use, width=0.4, color="tab:blue", label=f"{queries:.0e} inferences",
+           yerr=use * unc.to_numpy(), ecolor="0.4", capsize=2)
+    ax.set_xticks(pos, labels, rotation=60, ha="right", fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylim(bottom=0.5 * t["lineage_train_J"].min())  # a log axis would otherwise hide the smallest bar
-    ax.set_ylabel("energy (J, log scale)")
-    ax.set_title(f"Training energy stacked with {queries:.0e} inferences")
-    ax.tick_params(axis="x", rotation=60, labelsize=7)
-    ax.legend(fontsize=8)
+    methods = "; ".join(sorted(set(t["energy_method"])))
+    ax.set_ylabel(f"energy (J, log scale; {methods})", fontsize=8)
+    ax.set_title(f"{t['task'].iloc[0] + ': ' if one_task else ''}creation energy beside {queries:.0e} inferences"
+                 " (error bars: stated uncertainty)", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")
+    fig.savefig(path, dpi=120, format="png", bbox_inches="tight")
     plt.close(fig)
+
+
+def _fraction(text: str) -> float:
+    """``+-50%`` -> 0.5 (0 where unreadable)."""
+    try:
+        return float(str(text).replace("+-", "").rstrip("%")) / 100
+    except ValueError:
+        return 0.0
 
 
 def batch_size_energy(batches: pd.DataFrame, path: Path) -> None:
