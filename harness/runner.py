@@ -168,7 +168,7 @@ class Runner:
             runtime = runtimes.create(spec.runtime)
             if runtime.name not in seen and runtime.unavailable(self.device) is None:
                 seen.add(runtime.name)
-                runtime.preload()
+                runtime.preload(self.device)
             if spec.technique and (spec.technique, describe(spec.params)) not in seen:
                 seen.add((spec.technique, describe(spec.params)))
                 TECHNIQUES.get(spec.technique)().preload(spec.params)

@@ -117,8 +117,8 @@ class Runtime:
     def options(self) -> dict[str, Any]:
         return {}
 
-    def preload(self) -> None:
-        """Pay, before any energy window opens, what deploying costs once per process and
+    def preload(self, device: Device = CPU) -> None:
+        """Pay, before any energy window opens, on the run's ``device``, what deploying costs once per process and
         never again (lazy imports, a compiler's worker pool): otherwise the first variant
         deployed in a process carries it and the next seeds do not. Called once per
         runtime name per run, only where the runtime is available."""

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from harness.device import CPU, Device
 from harness.errors import UserError, VariantSkipped
 from harness.runtimes import RUNTIMES, DeployContext, Deployment, ModuleRunnable, Runtime
 
@@ -95,7 +96,7 @@ class Compile(Runtime):
     def options(self) -> dict[str, Any]:
         return {"mode": self.mode, "dynamic": self.dynamic}
 
-    def preload(self) -> None:
+    def preload(self, device: Device = CPU) -> None:
         """Inductor's imports, its compile worker pool and a first compile of a throwaway
         module (a convolution and a matrix product): what the first compile in a process
         pays once (~16 CPU-s here)."""
@@ -105,13 +106,14 @@ class Compile(Runtime):
         # sympy's simplify() imports its units lazily, the first time inductor's C++
         # codegen simplifies a symbolic size (the real model's, not a tiny one's)
         import sympy.physics.units  # noqa: F401
-        tiny = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).eval()
+        tiny = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).eval().to(device.torch)
         try:
             with torch.inference_mode(), cold():
                 run = torch.compile(Entry(tiny), mode=None if self.mode == "default" else self.mode,
                                     dynamic=self.dynamic)
                 for batch in (2, 3):  # the second shape: the recompile with dynamic sizes (sympy)
-                    run(torch.ones(batch, 1, 4, 4))
+                    run(torch.ones(batch, 1, 4, 4, device=device.torch))
+                device.sync()
         except Exception:  # the variant's own compile reports the failure, with the reason
             pass
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.device import Device
+from harness.device import CPU, Device
 from harness.errors import UserError, VariantSkipped
 from harness.runtimes import RUNTIMES, DeployContext, Deployment, Runnable, Runtime
 
@@ -101,7 +101,7 @@ class OnnxRuntime(Runtime):
                     "run the suite with --device cpu for these rows")
         return None
 
-    def preload(self) -> None:
+    def preload(self, device: Device = CPU) -> None:
         """The exporter's, onnxscript's and onnxruntime's imports and a throwaway export,
         quantization and session of a 2x2 Linear: the first export in a process paid
         ~15 J of one-time work inside its window (25.5 J against 9.9 and 9.4 J)."""
