@@ -115,12 +115,13 @@ def keep_nights(path: Path, last: int) -> None:
 @pytest.mark.parametrize("last, code, flagged", [
     (STEP_NIGHT, 1, "cnn J/inference"),  # the night the step starts: the gate closes
     (STEP_NIGHT - 1, 0, None),  # the night before: open
-    (STEP_NIGHT + 1, 0, None),  # the night after: the step is confirmed, and it was reported the night it began
+    (STEP_NIGHT + 1, 1, "cnn J/inference"),  # the night after: the fit confirms the step, the gate closes again
+    (STEP_NIGHT + 2, 0, None),  # two nights after: reported twice already, the gate is open
     (OUTLIER_NIGHT, 1, "cnn J/inference"),  # a wild latest night cannot be told from a step yet ...
     (OUTLIER_NIGHT + 1, 0, None),  # ... and the next night withdraws it: no step
     (ACC_STEP_NIGHT, 1, "mlp accuracy"),
 ])
-def test_show_exits_1_when_the_latest_night_starts_a_regression(base_db: Path, tmp_path: Path, capsys, last: int,
+def test_show_exits_1_when_the_latest_night_starts_or_confirms_a_regression(base_db: Path, tmp_path: Path, capsys, last: int,
                                                                 code: int, flagged: str | None) -> None:
     path = copy_db(base_db, tmp_path)
     keep_nights(path, last)
