@@ -74,7 +74,7 @@ def state_size(module: nn.Module) -> tuple[int, int, int]:
 
 @torch.inference_mode()
 def training_flops_per_example(module: nn.Module, data: Encoded, batch_size: int, seed: int,
-                               max_examples: int = 1024) -> float:
+                               max_examples: int = 512) -> float:
     """Mean forward FLOPs per example over the first training batches as ``train`` draws
     them (the seed's first-epoch permutation, ``batch_size`` examples, padded to the
     batch's longest): an unbiased sample of every epoch's batches, which are drawn alike."""

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from harness import history
+from harness import records as records_mod
 from harness.cli import main
 from harness.history import db as db_mod, series as series_mod
 from tests.conftest import ROOT
@@ -221,7 +222,7 @@ def test_load_gives_dataframes_and_the_readme_query_runs_in_the_sqlite3_shell(ba
     assert set(h.windows["phase"]) >= {"train", "inference@128", "curve_eval"}
     assert (h.windows["energy_j"] >= 0).all()
     rec = json.loads(h.records["record"].iloc[0])  # whole records, as JSON text
-    assert rec["schema"] == 6
+    assert rec["schema"] == records_mod.SCHEMA  # upgraded on read, stored whole
     env = json.loads(h.runs["environment"].iloc[0])
     assert env["meter"] == "estimate"
     if not shutil.which("sqlite3"):
