@@ -13,7 +13,14 @@ Nothing read from here executes code:
   plus the technique's recorded structural edits (``Technique.rebuild``), then loads the
   weights into it with ``strict=True``: a tensor that does not fit is a corrupt entry.
 - ``meta.json`` is JSON. The sha256 beside the payload catches corruption, not
-  tampering, so a cache folder that others can write and you do not own is refused.
+  tampering. Against tampering:
+  * a cache root that others can write is refused unless it is sticky (``/tmp``-like:
+    no one may rename or delete another user's entries);
+  * every entry, and every folder and file in it, must be yours, no symbolic link, and
+    writable by no one else; and it must carry a MAC, HMAC-SHA256 over its cache key and
+    its meta (the payload's sha256, the creation windows) under a secret only you can read (``.secret`` in the cache
+    root, 0600). An entry planted by anyone else, or copied in, fails one of these: it
+    is ignored and rebuilt, and the log says why.
 
 Writes are atomic and idempotent: a payload is written into a unique temporary folder
 and renamed into place. When two processes (shards on a cluster) finish the same key,
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -75,13 +83,63 @@ def source_digest(root: Path, sources: tuple[str, ...]) -> str:
 
 
 def untrusted(path: Path) -> str | None:
-    """Why ``path`` cannot be trusted (others may write it and you do not own it), or None."""
+    """Why ``path`` (a cache root) cannot be trusted, or None: others can write it and it
+    is not sticky, or another user owns it and others can write it."""
     st = path.stat()
     writable_by_others = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    who = "everyone" if st.st_mode & stat.S_IWOTH else "its group"
     if writable_by_others and st.st_uid != os.geteuid():
-        who = "everyone" if st.st_mode & stat.S_IWOTH else "its group"
         return f"{path} is writable by {who} and owned by uid {st.st_uid}, not you (uid {os.geteuid()})"
+    if writable_by_others and not st.st_mode & stat.S_ISVTX:
+        return f"{path} is writable by {who} and not sticky, so others can replace your entries"
     return None
+
+
+def not_yours(path: Path) -> str | None:
+    """Why a file or folder inside the cache is not trustworthy, or None: a symbolic
+    link, owned by someone else, or writable by others."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"{path} cannot be examined ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return f"{path} is a symbolic link"
+    if st.st_uid != os.geteuid():
+        return f"{path} is owned by uid {st.st_uid}, not you (uid {os.geteuid()})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by others"
+    return None
+
+
+SECRET = ".secret"
+
+
+def secret(root: Path) -> bytes:
+    """The cache's MAC key: 32 random bytes in ``root/.secret``, created 0600 on first use;
+    one that is not yours, is a link, or others can read is refused in one line."""
+    path = root / SECRET
+    if not os.path.lexists(path):  # written aside, then linked into place: never seen half-written
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".secret-")  # 0600
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(os.urandom(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process published one first: use it
+                pass
+        finally:
+            os.unlink(tmp)
+    why = not_yours(path)
+    if why is None and os.lstat(path).st_mode & 0o077:
+        why = f"{path} can be read by others"
+    if why:
+        raise UserError(f"refusing the artifact cache: its secret {why}; use a cache folder you own "
+                        "(--cache-dir or JOULEBENCH_CACHE)")
+    data = path.read_bytes()
+    if len(data) != 32:
+        raise UserError(f"refusing the artifact cache: {path} is not a joulebench cache secret; remove it "
+                        "(its entries will be rebuilt) or use another cache folder")
+    return data
 
 
 class ArtifactCache:
@@ -91,11 +149,14 @@ class ArtifactCache:
         if why:
             raise UserError(f"refusing the artifact cache: {why}; another user could plant weights there. "
                             f"Use a folder you own (--cache-dir or JOULEBENCH_CACHE), or chmod go-w it")
+        self._secret = secret(self.root)
         self.log = log
         self.hits: list[str] = []
         self.misses: list[str] = []
 
     def _dir(self, key: str) -> Path:
+        if not all(c in "0123456789abcdef" for c in key) or len(key) < 16:  # keys are hex digests: no path
+            raise ValueError(f"not a cache key: {key!r}")
         return self.root / key[:2] / key
 
     def _discard(self, d: Path, why: str) -> None:
@@ -108,35 +169,56 @@ class ArtifactCache:
             return  # another process moved or replaced it already
         shutil.rmtree(aside, ignore_errors=True)
 
+    def sign(self, key: str, meta: dict[str, Any]) -> str:
+        """HMAC-SHA256 under this cache's secret of the cache key and the entry's meta
+        (its payload's sha256 and the creation windows it vouches for), ``mac`` aside."""
+        body = json.dumps({k: v for k, v in meta.items() if k != "mac"}, sort_keys=True, default=str)
+        return hmac.new(self._secret, f"{key}\0{body}".encode(), hashlib.sha256).hexdigest()
+
     def _get(self, key: str, name: str) -> tuple[Path, dict[str, Any]] | None:
         d = self._dir(key)
         payload, meta_path = d / name, d / "meta.json"
-        if not payload.is_file() or not meta_path.is_file():
+        if not os.path.lexists(payload) or not os.path.lexists(meta_path):
             self.misses.append(key)
             return None
-        why = untrusted(d)
+        why = next(filter(None, (not_yours(p) for p in (d.parent, d, payload, meta_path))), None)
         if why:
-            self.log(f"joulebench: ignoring cache entry {d}: {why}")
+            self.log(f"joulebench: ignoring cache entry {d} and rebuilding it: {why}")
             self.misses.append(key)
             return None
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            ok = isinstance(meta, dict) and meta.get("sha256") == file_sha256(payload)
-        except (OSError, ValueError):
-            ok = False
+            sha = file_sha256(payload)
+            ok = isinstance(meta, dict) and meta.get("sha256") == sha
+            signed = ok and hmac.compare_digest(str(meta.get("mac", "")), self.sign(key, meta))
+        except (OSError, ValueError, RecursionError):
+            ok = signed = False
         if not ok:
             self._discard(d, "corrupt (sha256 mismatch)")
+            self.misses.append(key)
+            return None
+        if not signed:
+            self._discard(d, "not signed by this cache's secret (planted, copied in, or made by an older joulebench)")
             self.misses.append(key)
             return None
         return payload, meta
 
     def _put(self, key: str, name: str, save: Callable[[Path], None], meta: dict[str, Any]) -> None:
         d = self._dir(key)
-        d.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{key}.tmp-", dir=d.parent))
+        try:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            why = not_yours(d.parent)
+            if why:
+                raise PermissionError(why)
+            tmp = Path(tempfile.mkdtemp(prefix=f"{key}.tmp-", dir=d.parent))
+        except OSError as exc:  # a folder someone else made: the result is used, not stored
+            self.log(f"joulebench: not storing {key[:12]} in the cache ({exc}); it will be made again next time")
+            return
         try:
             save(tmp / name)
-            meta = {**meta, "sha256": file_sha256(tmp / name), "artifact_version": ARTIFACT_VERSION}
+            meta = json.loads(json.dumps({**meta, "sha256": file_sha256(tmp / name),
+                                          "artifact_version": ARTIFACT_VERSION}, default=str))  # as read back
+            meta["mac"] = self.sign(key, meta)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
             os.chmod(tmp, 0o755)  # mkdtemp makes 0700; readable like any cache folder
             try:

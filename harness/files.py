@@ -1,7 +1,10 @@
 """Reading and writing files safely, and hashing what we write: one implementation each.
 
 - ``write_atomic``: write beside, then rename, so a reader never sees half a file and an
-  old file is never lost to a crash mid-write.
+  old file is never lost to a crash mid-write; ``open_nofollow`` for the files appended
+  to, truncated or locked in place. Neither follows a symbolic link at the last
+  component: a link where joulebench keeps a file is refused in one line
+  (``refuse_links_in`` checks a whole run directory before anything is written).
 - ``ensure_dir`` / ``read_text``: every path the CLI writes or reads goes through these,
   so a file where a folder should be, a folder that cannot be created or a file that is
   not UTF-8 text is one line naming the path and the fix (a UserError), not a traceback.
@@ -10,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -34,8 +38,39 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def refuse_symlink(path: Path, what: str = "file") -> None:
+    """One line if ``path`` is a symbolic link (dangling or not): nothing joulebench
+    writes follows one out of its folder."""
+    if os.path.islink(path):
+        raise UserError(f"{what} {path} is a symbolic link (to {os.readlink(path)}); joulebench writes no file "
+                        "through a link: remove the link, or pass another folder")
+
+
+def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that refuses a symbolic link at the last component (O_NOFOLLOW): the
+    one way joulebench opens a file it appends to, truncates or locks."""
+    refuse_symlink(path)
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link appeared after the check
+            raise UserError(f"file {path} is a symbolic link; joulebench writes no file through a link") from None
+        raise
+
+
+def refuse_links_in(folder: Path, names: tuple[str, ...], what: str = "run directory") -> None:
+    """One line if any of ``names`` inside ``folder`` is a symbolic link where joulebench
+    keeps a file of its own."""
+    for name in names:
+        if os.path.islink(Path(folder) / name):
+            raise UserError(f"{what} {folder} holds a symbolic link where its {name} belongs "
+                            f"(to {os.readlink(Path(folder) / name)}); remove it, or pass another folder")
+
+
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` a unique file beside ``path``, then rename it over ``path``."""
+    """``write(tmp)`` a unique file beside ``path``, then rename it over ``path``. A
+    symbolic link at ``path`` is refused (one line), never replaced or followed."""
+    refuse_symlink(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)

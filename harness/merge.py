@@ -6,17 +6,19 @@ recorded (overlapping shards) is reported and kept once, from the first shard gi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from harness import records, rundir
 from harness.errors import UserError
-from harness.files import digest, ensure_dir, write_json_atomic
+from harness.files import digest, ensure_dir, refuse_links_in, write_json_atomic
 from harness.records import RunRecord
 
 
 def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
     """Write the merged records and environment; returns the messages to print."""
-    if (out_dir / records.RECORDS).exists():
+    refuse_links_in(out_dir, records.RUN_FILES, "merged run directory")  # a dangling link is no "new file"
+    if os.path.lexists(out_dir / records.RECORDS):
         raise UserError(f"{out_dir} already holds records; merge into a new directory")
     messages: list[str] = []
     merged: list[RunRecord] = []

@@ -48,7 +48,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import UserError
-from harness.files import read_text
+from harness.files import open_nofollow, read_text, refuse_symlink
 
 SCHEMA = 7
 READABLE = {1, 2, 3, 4, 5, 6, 7}
@@ -59,6 +59,12 @@ CPU_DEVICE = {"name": "cpu", "type": "cpu", "index": None, "model": None, "uuid"
 EAGER_RUNTIME = {"name": "eager", "options": {}, "info": {}, "artifact_key": None, "cached": None}
 RECORDS = "records.jsonl"
 ENVIRONMENT = "environment.json"
+LOCK = ".lock"
+#: The files joulebench keeps in a run directory: a symbolic link in any of these places
+#: is refused before anything is written.
+RUN_FILES = (RECORDS, ENVIRONMENT, LOCK, "table.md", "table.csv", "table.parquet", "table.tex", "sweeps.csv",
+             "trials.csv", "batch_sizes.csv", "appendix.md", "appendix.tex", "accuracy_vs_energy.png",
+             "lifecycle_energy.png", "training_curves.png", "batch_size_energy.png", "stdout.txt", "stderr.txt")
 
 
 class _Model(BaseModel):
@@ -267,7 +273,8 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
 
 def append(path: Path, record: RunRecord) -> None:
     line = record.to_json() + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
+    fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
         fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
@@ -313,10 +320,11 @@ def load_dir(run_dir: Path) -> tuple[list[RunRecord], list[str]]:
 def repair_tail(path: Path) -> int:
     """Cut a torn last line (no trailing newline: the write was interrupted). Returns
     the bytes dropped; complete lines are never touched."""
+    refuse_symlink(path)
     data = path.read_bytes()
     if not data or data.endswith(b"\n"):
         return 0
     keep = data.rfind(b"\n") + 1
-    with open(path, "r+b") as fh:
+    with os.fdopen(open_nofollow(path, os.O_RDWR), "r+b") as fh:
         fh.truncate(keep)
     return len(data) - keep

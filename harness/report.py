@@ -13,9 +13,9 @@ import pandas as pd
 
 from harness import appendix, plots, render
 from harness.errors import UserError
-from harness.files import ensure_dir, read_json, write_atomic
+from harness.files import ensure_dir, read_json, refuse_links_in, write_atomic
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
-from harness.records import RunRecord
+from harness.records import RUN_FILES, RunRecord
 from harness.table import (CV_WARN, build_batch_table, build_sweep_table, build_table, build_trial_table,
                            cross_check_notes, load_run_dirs)
 
@@ -110,8 +110,9 @@ def curve_notes(recs: list[RunRecord], table: pd.DataFrame) -> list[str]:
     if table["tuning_J"].notna().any():
         notes.append("tuning J: every trial of the sweep that chose the row's hyperparameters (every configuration; "
                      "their training and validation passes; the selected trial included, whose training is the row's "
-                     "train J), per seed like train J: the total over all seeds divided by the seeds. lineage train J counts the search in place of the row's train J, so "
-                     "every variant derived from it pays for it. Trials are selected on the validation split and "
+                     "train J), per seed like train J: the total over all seeds divided by the seeds. lineage "
+                     "train J counts the search in place of the row's train J, so every variant derived from it "
+                     "pays for it. Trials are selected on the validation split and "
                      "never see the eval split.")
     return notes
 
@@ -138,6 +139,7 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
     md = render.markdown(table, notes, batches, sweeps)
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
     if target is not None and len(table):
+        refuse_links_in(target, RUN_FILES, "report folder")  # before the first table is written
         ensure_dir(target, "report folder")
         tex = render.latex(table, notes)
         # each written beside and renamed: an old table is never left half-overwritten

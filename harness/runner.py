@@ -31,7 +31,7 @@ from harness.config import Suite
 from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError, VariantSkipped
 from harness.evaluate import evaluate
-from harness.files import digest, ensure_dir, read_json, write_json_atomic
+from harness.files import digest, ensure_dir, open_nofollow, read_json, refuse_links_in, write_json_atomic
 from harness.inspection import forward_flops_per_example, measured_sparsity, state_size, training_flops_per_example
 from harness.measure import InferenceResult, Target, measure_rounds, prepare
 from harness.meters import EnergyMonitor
@@ -42,7 +42,7 @@ from harness.tasks import TASKS, TaskData
 from harness.train import preload as train_preload, unsupported_precision
 from harness.workshop import Made, Workshop, now
 
-LOCK = ".lock"
+LOCK = records.LOCK
 
 
 def seed_everything(seed: int) -> None:
@@ -95,7 +95,7 @@ class Runner:
 
     def lock(self) -> None:
         """Hold an exclusive lock on the run dir until the process ends (or ``unlock``)."""
-        fd = os.open(self.out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_nofollow(self.out_dir / LOCK, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -117,7 +117,8 @@ class Runner:
         if resume and not env_path.is_file():
             raise UserError(f"{self.out_dir} is not a run directory (no {records.ENVIRONMENT}); "
                             "run without --resume to start one")
-        if not resume and path.exists():
+        refuse_links_in(self.out_dir, records.RUN_FILES)  # before anything is written or truncated
+        if not resume and os.path.lexists(path):
             raise UserError(f"{self.out_dir} already holds records; pass a new --out, or --resume {self.out_dir}")
         ensure_dir(self.out_dir, "run directory")
         self.lock()  # before anything is changed: a second process stops here

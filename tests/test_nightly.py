@@ -108,7 +108,17 @@ def plant_pickles(cache: Path, marker: Path) -> int:
             meta["sha256"] = hashlib.sha256(evil).hexdigest()
             meta_path.write_text(json.dumps(meta))
             count += 1
+    resign(cache)  # even signed with the cache's own secret, a pickle never runs
     return count
+
+
+def resign(cache: Path) -> None:
+    """Sign every entry's meta again with the cache's secret (as its owner could)."""
+    signer = ArtifactCache(cache, log=lambda s: None)
+    for meta_path in cache.rglob("meta.json"):
+        meta = json.loads(meta_path.read_text())
+        meta["mac"] = signer.sign(meta_path.parent.name, meta)
+        meta_path.write_text(json.dumps(meta))
 
 
 def test_cache_never_unpickles(digits_run: Path, cache_dir: Path, tmp_path: Path) -> None:
@@ -175,7 +185,11 @@ def test_cache_others_can_write_is_refused(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o777)
-    ArtifactCache(shared)  # world-writable but yours: accepted
+    with pytest.raises(UserError, match="not sticky"):  # world-writable, yours, not sticky: others can swap entries
+        ArtifactCache(shared)
+    os.chmod(shared, 0o1777)
+    ArtifactCache(shared)  # sticky: no one renames your entries; each entry is checked on read
+    os.chmod(shared, 0o777)
     os.chown(shared, 12345, 12345)  # tests run as root, who can hand it to another user
     proc = run_cli("run", "benchmarks/digits.yaml", "--quick", "--cache-dir", str(shared),
                    "--out", str(tmp_path / "run"))
@@ -203,6 +217,7 @@ def test_creation_energy_from_another_machine_is_labelled(cache_dir: Path, tmp_p
             for c in w["components"]:
                 c["method"], c["idle_w"] = "rapl", 49.5
         meta_path.write_text(json.dumps(meta))
+    resign(cache)  # the other machine's entries, signed by the owner of this cache
     suite = spine_suite(tmp_path, keep_runtimes=("onnxruntime",))  # no cold compile: it reads no cache
     proc = run_cli("run", str(suite), "--quick", "--out", str(tmp_path / "run"),
                    env={"JOULEBENCH_CACHE": str(cache)})

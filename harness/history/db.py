@@ -44,7 +44,7 @@ import pandas as pd
 from harness import records as records_mod
 from harness import rundir
 from harness.errors import UserError
-from harness.files import digest
+from harness.files import digest, refuse_symlink
 
 SCHEMA = 1
 #: schema version -> the statements that bring a file of that version to the next one.
@@ -129,6 +129,7 @@ def _now() -> str:
 
 def _check_file(path: Path) -> None:
     """An existing path must be a SQLite file: anything else is refused, never overwritten."""
+    refuse_symlink(path, "history database")
     if path.is_dir():
         raise UserError(f"history database {path} is a folder; pass a file path such as {path / 'history.sqlite'}")
     if path.exists() and path.stat().st_size > 0:

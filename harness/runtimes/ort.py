@@ -175,6 +175,10 @@ class OnnxRuntime(Runtime):
     def _session(self, artifact: bytes, threads: int) -> Any:
         import onnxruntime as ort
 
+        why = external_data(artifact)
+        if why:  # onnxruntime would read another file's bytes as weights
+            raise VariantSkipped(f"refusing an ONNX file that is not self-contained: {why}")
+
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -185,6 +189,40 @@ class OnnxRuntime(Runtime):
             return ort.InferenceSession(artifact, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # a file from the cache that onnxruntime cannot load
             raise VariantSkipped(f"onnxruntime could not load the exported model: {_first_line(exc)}") from None
+
+
+def external_data(artifact: bytes) -> str | None:
+    """Why the ONNX model in ``artifact`` is not self-contained (a tensor stored outside
+    the file: onnxruntime would open the path it names), or None. Every tensor is looked
+    at: initializers, sparse initializers, and node attributes, subgraphs included."""
+    import onnx
+
+    try:
+        model = onnx.load_model_from_string(artifact)
+    except Exception as exc:  # not a protobuf onnx can parse
+        return f"not an ONNX model ({_first_line(exc)})"
+
+    def tensors(graph: Any) -> Any:
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                if attr.HasField("sparse_tensor"):
+                    yield attr.sparse_tensor.values
+                    yield attr.sparse_tensor.indices
+                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    yield from tensors(sub)
+
+    for t in tensors(model.graph):
+        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
+            where = next((e.value for e in t.external_data if e.key == "location"), "?")
+            return f"tensor {t.name!r} is stored outside the file ({where!r})"
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
