@@ -1,0 +1,192 @@
+"""The four security holes a hostile-input corpus found, each reproduced and closed:
+another user's cache entry, an ONNX file that reads other files, and writes through a
+planted symbolic link (resume, lock, merge, report, history)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import merge as merge_mod
+from harness import records
+from harness.cache import ArtifactCache
+from harness.errors import UserError, VariantSkipped
+from harness.files import write_atomic
+from harness.runtimes.ort import OnnxRuntime, external_data
+from tests.conftest import ROOT, run_cli
+
+REF = ROOT / "results" / "reference" / "digits"
+KEY = "ab" * 32
+ROOT_USER = os.geteuid() == 0  # only root can hand a file to another user
+
+
+def one_line(proc, needle: str) -> None:
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("joulebench: error:")]
+    assert len(errors) == 1 and needle in errors[0], proc.stderr
+
+
+# -- 1. the cache ---------------------------------------------------------------------
+def test_a_world_writable_cache_root_is_refused_unless_sticky(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    root.mkdir()
+    os.chmod(root, 0o777)  # yours, but anyone may swap your entries
+    with pytest.raises(UserError, match="not sticky"):
+        ArtifactCache(root)
+    os.chmod(root, 0o1777)
+    ArtifactCache(root)  # sticky: entries are checked one by one
+    os.chmod(root, 0o755)
+    ArtifactCache(root)
+
+
+def test_an_entry_signed_by_no_one_is_rebuilt(tmp_path: Path) -> None:
+    """Someone who can write the folder plants a tensor and a meta whose sha256 vouches
+    for it (the old check): it carries no valid MAC, so it is rebuilt, never used."""
+    logs: list[str] = []
+    cache = ArtifactCache(tmp_path, log=logs.append)
+    cache.put_tensor(KEY, torch.ones(3), {"window": {}})
+    assert torch.equal(cache.get_tensor(KEY)[0], torch.ones(3))  # absence: our own entry is used
+    d = tmp_path / KEY[:2] / KEY
+    from safetensors.torch import save_file
+
+    save_file({"t": torch.full((3,), 7.0)}, str(d / "tensor.safetensors"))
+    meta = json.loads((d / "meta.json").read_text())
+    import hashlib
+
+    meta["sha256"] = hashlib.sha256((d / "tensor.safetensors").read_bytes()).hexdigest()
+    (d / "meta.json").write_text(json.dumps(meta))
+    assert cache.get_tensor(KEY) is None and "not signed" in logs[-1]
+    # a planted creation energy in an otherwise genuine entry: the MAC covers the meta too
+    cache.put_tensor(KEY, torch.ones(3), {"window": {"energy_j": 1.0}})
+    meta = json.loads((d / "meta.json").read_text())
+    meta["window"]["energy_j"] = 0.001
+    (d / "meta.json").write_text(json.dumps(meta))
+    assert cache.get_tensor(KEY) is None and "not signed" in logs[-1]
+
+
+@pytest.mark.skipif(not ROOT_USER, reason="handing a file to another user needs root")
+def test_another_users_entry_in_a_sticky_cache_is_not_loaded(tmp_path: Path) -> None:
+    logs: list[str] = []
+    root = tmp_path / "shared"
+    root.mkdir()
+    os.chmod(root, 0o1777)
+    cache = ArtifactCache(root, log=logs.append)
+    cache.put_tensor(KEY, torch.ones(3), {"window": {}})
+    d = root / KEY[:2] / KEY
+    for path in (d / "tensor.safetensors", d / "meta.json", d):
+        os.chown(path, 12345, 12345)
+    assert cache.get_tensor(KEY) is None and "owned by uid 12345" in logs[-1] and "rebuilding" in logs[-1]
+    os.chown(d, os.geteuid(), os.getegid())
+    for path in (d / "tensor.safetensors", d / "meta.json"):
+        os.chown(path, os.geteuid(), os.getegid())
+    os.chmod(d / "meta.json", 0o666)  # yours, but anyone may rewrite it
+    assert cache.get_tensor(KEY) is None and "writable by others" in logs[-1]
+    os.chmod(d / "meta.json", 0o644)
+    assert cache.get_tensor(KEY) is not None  # absence
+
+
+def test_a_symlinked_entry_is_not_followed(tmp_path: Path) -> None:
+    logs: list[str] = []
+    cache = ArtifactCache(tmp_path / "c", log=logs.append)
+    cache.put_tensor(KEY, torch.ones(3), {"window": {}})
+    d = tmp_path / "c" / KEY[:2] / KEY
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(d), elsewhere)
+    d.symlink_to(elsewhere)
+    assert cache.get_tensor(KEY) is None and "symbolic link" in logs[-1]
+
+
+# -- 2. ONNX external data ------------------------------------------------------------
+def onnx_with_external(location: str) -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+
+    weight = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[2, 2])
+    weight.data_location = TensorProto.EXTERNAL
+    weight.external_data.add(key="location", value=location)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+def self_contained() -> bytes:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    import numpy as np
+
+    weight = numpy_helper.from_array(np.eye(2, dtype=np.float32), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+def test_an_onnx_file_with_external_data_is_refused_before_onnxruntime_opens_it(tmp_path: Path) -> None:
+    (tmp_path / "secret.bin").write_bytes(b"\x00" * 16)
+    planted = onnx_with_external("../secret.bin")
+    assert "stored outside the file ('../secret.bin')" in external_data(planted)
+    with pytest.raises(VariantSkipped, match="not self-contained"):
+        OnnxRuntime()._session(planted, 1)
+    assert external_data(self_contained()) is None  # absence: a normal file loads
+    assert OnnxRuntime()._session(self_contained(), 1) is not None
+    assert "not an ONNX model" in external_data(b"garbage")
+
+
+# -- 3 and 4. symbolic links ----------------------------------------------------------
+def test_resume_does_not_truncate_a_records_symlink_target(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(REF / "environment.json", run)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\nhalf a line")  # a torn tail, which resume would cut
+    (run / "records.jsonl").symlink_to(victim)
+    one_line(run_cli("run", "benchmarks/digits.yaml", "--resume", str(run)), "symbolic link where its records.jsonl")
+    assert victim.read_text() == "precious\nhalf a line"
+    (run / "records.jsonl").unlink()
+    lock_target = tmp_path / "lock-target"
+    (run / ".lock").symlink_to(lock_target)
+    one_line(run_cli("run", "benchmarks/digits.yaml", "--resume", str(run)), "symbolic link where its .lock")
+    assert not lock_target.exists()
+
+
+def test_merge_does_not_write_through_a_dangling_records_link(tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    out.mkdir()
+    outside = tmp_path / "outside.jsonl"  # does not exist: exists() is False for the link
+    (out / "records.jsonl").symlink_to(outside)
+    with pytest.raises(UserError, match="symbolic link where its records.jsonl"):
+        merge_mod.merge([REF], out)
+    assert not outside.exists()
+    merge_mod.merge([REF], tmp_path / "clean")  # absence: a clean folder merges
+    assert (tmp_path / "clean" / "records.jsonl").is_file()
+
+
+def test_no_writer_follows_a_link(tmp_path: Path) -> None:
+    """The siblings: the atomic writer, records' append, the report folder, the history
+    database: each refuses a link at its last component, dangling or not."""
+    target = tmp_path / "target"
+    for make in (lambda p: p.symlink_to(target), lambda p: p.symlink_to(tmp_path / "nowhere")):
+        link = tmp_path / "link"
+        make(link)
+        with pytest.raises(UserError, match="symbolic link"):
+            write_atomic(link, lambda p: p.write_text("x"))
+        rec = records.load(REF / "records.jsonl")[0][0]
+        with pytest.raises(UserError, match="symbolic link"):
+            records.append(link, rec)
+        assert not target.exists() and not (tmp_path / "nowhere").exists()
+        link.unlink()
+    report_dir = tmp_path / "rep"
+    shutil.copytree(REF, report_dir, ignore=shutil.ignore_patterns("table.*", "*.png"))
+    (report_dir / "table.md").symlink_to(target)
+    one_line(run_cli("report", str(report_dir)), "symbolic link where its table.md")
+    assert not (report_dir / "table.csv").exists() and not target.exists()
+    db = tmp_path / "h.sqlite"
+    db.symlink_to(target)
+    one_line(run_cli("history", "add", str(REF), "--db", str(db)), "symbolic link")
+    assert not target.exists()
