@@ -7,6 +7,7 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -57,6 +58,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
     out = Path(args.resume or args.out or Path("results") / s.name / f"{stamp}-{s.profile}{suffix}")
     check_creatable(out, "run directory")  # before any data is read or trained on
+    if shard:
+        from harness.plan import expand, shard as shard_of
+
+        planned = expand(s)
+        if not shard_of(planned, *shard):  # a Slurm array wider than the matrix: normal, not an error
+            from harness.runner import write_empty_shard
+
+            write_empty_shard(s, out, shard, ["joulebench", "run", *args.argv])
+            print(f"joulebench: shard {shard[0]}/{shard[1]} of {s.name} holds none of its {len(planned)} runs; "
+                  f"nothing to do ({out} is an empty shard that merge skips)", file=sys.stderr)
+            return 0
     try:
         task = load_task(s, _data_dir(args.data_dir))
     except DataUnavailable as exc:
@@ -108,13 +120,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def bounded(lo: float, hi: float, kind: type = float, open_low: bool = False):
+    """An argparse type: a finite number of ``kind`` from ``lo`` to ``hi`` (``open_low``:
+    above ``lo``), checked at parse time (NaN, infinity and out-of-range values are one
+    line naming the option, never a hang or a traceback later)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value > hi or value < lo or (open_low and value == lo):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give a number {'above' if open_low else 'from'} "
+                                             f"{lo:g} {'and at most' if open_low else 'to'} {hi:g}")
+        return value
+    return parse
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.compare import Thresholds, compare
 
-    def dirs(arg: str) -> list[Path]:
-        return [Path(d) for d in arg.split(",") if d]
+    def dirs(arg: str, side: str) -> list[Path]:
+        out = [Path(d) for d in arg.split(",") if d.strip()]
+        if not out:  # an unset variable in a CI gate must not pass as "0 regressions"
+            raise UserError(f"compare: {side} names no run directory ({arg!r}); pass DIR or DIR1,DIR2,...")
+        return out
 
-    lines, code = compare(dirs(args.base), dirs(args.new),
+    lines, code = compare(dirs(args.base, "BASE"), dirs(args.new, "NEW"),
                           Thresholds(args.acc_drop, args.energy_rise, args.alpha, args.windows_as_units),
                           frozenset(args.allow or ()))
     print("\n".join(lines))
@@ -195,8 +226,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 def add_carbon_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--carbon-preset", default="default",
                    help="default (IEA 2019 world grid 475 g/kWh, PUE 1.58) or strubell2019 (0.954 lb/kWh, PUE 1.58)")
-    p.add_argument("--grid-g-per-kwh", type=float, help="grid carbon intensity, gCO2e per kWh")
-    p.add_argument("--pue", type=float, help="data-centre power usage effectiveness (>= 1)")
+    p.add_argument("--grid-g-per-kwh", type=bounded(0, 10_000), help="grid carbon intensity, gCO2e per kWh")
+    p.add_argument("--pue", type=bounded(1, 10), help="data-centre power usage effectiveness (>= 1)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -231,9 +262,9 @@ def parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="BASE vs NEW run dir(s); exit 1 on a regression")
     cmp_.add_argument("base", help="run dir, or several repeated runs as DIR1,DIR2,...")
     cmp_.add_argument("new", help="run dir, or several repeated runs as DIR1,DIR2,...")
-    cmp_.add_argument("--acc-drop", type=float, default=0.01, help="accuracy drop that counts (fraction; 0.01)")
-    cmp_.add_argument("--energy-rise", type=float, default=0.05, help="J/inference rise that counts (0.05 = 5%%)")
-    cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    cmp_.add_argument("--acc-drop", type=bounded(0, 1), default=0.01, help="accuracy drop that counts (fraction; 0.01)")
+    cmp_.add_argument("--energy-rise", type=bounded(0, 100), default=0.05, help="J/inference rise that counts (0.05 = 5%%)")
+    cmp_.add_argument("--alpha", type=bounded(0, 0.5, open_low=True), default=0.05, help="significance level (0.05)")
     cmp_.add_argument("--windows-as-units", action="store_true",
                       help="test energy over windows, not runs (only where an A/A shows little run-to-run drift)")
     cmp_.add_argument("--allow", action="append", choices=("meter", "machine", "config"),
@@ -255,12 +286,12 @@ def parser() -> argparse.ArgumentParser:
         h = hsub.add_parser(name, help=help_)
         h.add_argument("--suite", help="only this suite")
         h.add_argument("--variant", help="only this variant id, e.g. bert_tiny.int8")
-        h.add_argument("--energy-rise", type=float, default=0.05,
+        h.add_argument("--energy-rise", type=bounded(0, 100), default=0.05,
                        help="smallest J/inference step that counts (0.05 = 5%%)")
-        h.add_argument("--acc-drop", type=float, default=0.01, help="smallest accuracy step that counts (0.01)")
-        h.add_argument("--spread-factor", type=float, default=3.0,
+        h.add_argument("--acc-drop", type=bounded(0, 1), default=0.01, help="smallest accuracy step that counts (0.01)")
+        h.add_argument("--spread-factor", type=bounded(0, 100, open_low=True), default=3.0,
                        help="a step must also exceed this many run-to-run spreads of its series (3)")
-        h.add_argument("--window", type=int, default=7, help="nights in the latest night's rolling baseline (7)")
+        h.add_argument("--window", type=bounded(1, 1000, int), default=7, help="nights in the latest night's rolling baseline (7)")
         if name == "html":
             h.add_argument("--out", required=True, help="folder for index.html")
     for h in (hadd, *hsub.choices.values()):

@@ -26,7 +26,10 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
     config = None
     envs = []
     for d in shard_dirs:
-        run = rundir.read(d)
+        run = rundir.read(d, allow_empty=True)
+        if not run.records:
+            messages.append(f"{d}: an empty shard (no runs in it); skipped")
+            continue
         messages += [f"warning: {w}" for w in run.warnings]
         for r in run.records:
             if config is None:
@@ -41,6 +44,8 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
             merged.append(r)
         if run.environment:
             envs.append(run.environment)
+    if not merged:
+        raise UserError(f"none of the {len(shard_dirs)} shard(s) holds a record; run the suite's shards first")
     ensure_dir(out_dir, "merged run directory")
     for r in merged:
         records.append(out_dir / records.RECORDS, r)

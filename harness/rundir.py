@@ -64,10 +64,13 @@ class RunDir:
         return suite if isinstance(suite, dict) else {}
 
 
-def read(path: Path) -> RunDir:
-    """One run dir, checked (see the module docstring)."""
+def read(path: Path, allow_empty: bool = False) -> RunDir:
+    """One run dir, checked (see the module docstring). ``allow_empty``: a run dir with no
+    record (an empty shard) is returned as such instead of refused."""
     path = Path(path)
     got, warnings = records.load_dir(path)
+    if not got and allow_empty:
+        return RunDir(path, [], warnings)
     if not got:
         raise UserError(f"{path / records.RECORDS} holds no complete records; pass a run directory that "
                         "'joulebench run' finished (or --resume it first)")

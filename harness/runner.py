@@ -31,7 +31,8 @@ from harness.config import Suite
 from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError, VariantSkipped
 from harness.evaluate import evaluate
-from harness.files import digest, ensure_dir, open_nofollow, read_json, refuse_links_in, write_json_atomic
+from harness.files import (digest, ensure_dir, open_nofollow, read_json, refuse_links_in, write_atomic,
+                           write_json_atomic)
 from harness.inspection import forward_flops_per_example, measured_sparsity, state_size, training_flops_per_example
 from harness.measure import InferenceResult, Target, measure_rounds, prepare
 from harness.meters import EnergyMonitor
@@ -142,7 +143,7 @@ class Runner:
         prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
         self.preload()
         env = environment.environment(self.monitor.method, self.monitor.formulas(), self.device.describe())
-        env["idle_w"] = self.measure_idle()
+        env["idle_w"] = None  # measured below, after the environment is on disk
         env["suite"] = {"name": self.suite.name, "path": self.suite.path, "profile": self.suite.profile,
                         "config_hash": self.suite.config_hash(), "resolved": self.suite.resolved}
         env["data"] = {"source": self.task.source, "eval_split": self.task.eval_split,
@@ -155,8 +156,15 @@ class Runner:
         env["run_id"] = uuid.uuid4().hex
         env["started_at"] = now()
         self.fingerprint = environment.fingerprint(env)
-        if not (resume and env_path.is_file()):
+        # written before any measurement: a kill from here on (the idle baseline included)
+        # leaves a run directory that --resume accepts
+        if resume and env_path.is_file():
+            env = read_json(env_path, "environment file")
+        else:
             write_json_atomic(env_path, env)
+        idle = self.measure_idle()
+        if env.get("idle_w") is None:  # a new run, or one killed before its idle baseline
+            write_json_atomic(env_path, {**env, "idle_w": idle})
         return done
 
     def preload(self) -> None:
@@ -381,6 +389,21 @@ class Runner:
 
     def _meter(self) -> dict[str, Any]:
         return {"method": self.monitor.method, "formulas": self.monitor.formulas()}
+
+
+def write_empty_shard(suite: Suite, out_dir: Path, shard_spec: tuple[int, int], command: list[str]) -> None:
+    """A shard that holds no run: its folder with an empty records file and an
+    environment that says so, so a merge over every shard folder skips it cleanly."""
+    refuse_links_in(out_dir, records.RUN_FILES)
+    if os.path.lexists(out_dir / records.RECORDS):
+        raise UserError(f"{out_dir} already holds records; pass a new --out")
+    ensure_dir(out_dir, "run directory")
+    write_atomic(out_dir / records.RECORDS, lambda p: p.write_text(""))
+    write_json_atomic(out_dir / records.ENVIRONMENT, {
+        "suite": {"name": suite.name, "path": suite.path, "profile": suite.profile,
+                  "config_hash": suite.config_hash()},
+        "shard": list(shard_spec), "empty_shard": True, "command": command, "run_id": uuid.uuid4().hex,
+        "started_at": now()})
 
 
 def run_config_hash(suite: Suite, spec: RunSpec) -> str:

@@ -8,6 +8,7 @@ directory exists, so a typo costs a second rather than an hour of training.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,13 +34,68 @@ SWEEP_KEYS = {"model", "grid", "random", "select_on"}
 OPTIONAL = {"max_samples", "target_accuracy"}
 
 
+#: The most a suite file may hold: a suite is a page of YAML, not a data file.
+MAX_SUITE_BYTES = 1 << 20
+MAX_DEPTH = 32
+#: Ranges of the suite's own numeric options, declared once (the registries' options
+#: are checked for finiteness by the same walk, and by their own constructors).
+LIMITS: dict[str, dict[str, tuple[float, float]]] = {
+    "TrainConfig": {"epochs": (1, 10_000), "batch_size": (1, 1_000_000), "lr": (0, 10), "max_samples": (1, 10**9),
+                    "eval_every": (0, 10**7), "evals_per_epoch": (0, 10_000), "weight_decay": (0, 10)},
+    "MeasureConfig": {"batch_size": (1, 1_000_000), "warmup": (1, 10_000), "repetitions": (6, 10_000),
+                      "min_window_s": (0, 3600), "idle_s": (0, 3600)},
+}
+MAX_SEEDS = 1000
+MAX_TRIALS = 10_000  # configurations in one sweep
+MAX_SEED = 2**32 - 1  # numpy's seed range
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise UserError(f"suite key {key!r} is given twice (line {key_node.start_mark.line + 1}); YAML would keep "
+                            "only the last: keep one")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def check_values(value: Any, where: str, depth: int = 0) -> None:
+    """Every number in a suite is finite (NaN and infinity reach torch, numpy or the clock
+    otherwise) and the nesting is shallow: one walk over the whole file, task, model,
+    technique and runtime options included."""
+    if depth > MAX_DEPTH:
+        raise UserError(f"{where} is nested more than {MAX_DEPTH} levels deep; a suite is a page of YAML")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where} is {value}; every number in a suite must be finite")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_values(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_values(v, f"{where}[{i}]", depth + 1)
+
+
 def load(path: str | Path, profile: str = "full") -> Suite:
     """Read, merge the profile, validate. Raises UserError with a one-line message."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"suite file {path} not found; pass a YAML file such as benchmarks/digits.yaml")
+    if path.stat().st_size > MAX_SUITE_BYTES:
+        raise UserError(f"suite file {path} is {path.stat().st_size:,} bytes, over the {MAX_SUITE_BYTES:,} a suite "
+                        "may hold; pass a YAML suite such as benchmarks/digits.yaml")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except RecursionError:
+        raise UserError(f"suite file {path} is nested too deeply; a suite is a page of YAML") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -48,6 +104,7 @@ def load(path: str | Path, profile: str = "full") -> Suite:
         raise UserError(f"suite file {path} is not a text file; pass a YAML suite such as benchmarks/digits.yaml") from None
     if not isinstance(raw, dict):
         raise UserError(f"suite file {path} must hold a YAML mapping (name:, task:, models:, ...), not {type(raw).__name__}")
+    check_values(raw, str(path))
     return parse(raw, str(path), profile)
 
 
@@ -64,6 +121,9 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
         merged = _deep_merge(merged, quick)
 
     name = _req(merged, "name", str, where)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
+        raise UserError(f"suite name {name!r} in {where} must be an identifier (letters, digits, _ . -, at most 64, "
+                        "no '..'): it names the run's folder under results/")
     task_raw = _req(merged, "task", dict, where)
     _known(task_raw, TASK_KEYS, f"{where} task")
     task = TaskConfig(name=_req(task_raw, "name", str, f"{where} task"),
@@ -123,6 +183,9 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
         raise UserError(f"'seeds' in {where} must be a non-empty list of integers, e.g. [0, 1, 2]")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"'seeds' in {where} repeats a seed; list each seed once")
+    if len(seeds) > MAX_SEEDS or not all(0 <= x <= MAX_SEED for x in seeds):
+        raise UserError(f"'seeds' in {where} must be at most {MAX_SEEDS} integers from 0 to {MAX_SEED}, got "
+                        f"{seeds[:5]}{'...' if len(seeds) > 5 else ''}")
 
     measure_raw, batch_sizes = merged.get("measure") or {}, None
     if isinstance(measure_raw, dict):  # batch_sizes is a list: checked here, not by type
@@ -244,14 +307,20 @@ def _sweep(raw: Any, models: dict[str, ModelConfig], where: str) -> SweepConfig:
             _sweepable(name, where)
             if not isinstance(space[name], list) or not space[name]:
                 raise UserError(f"{where}.grid.{name} must be a non-empty list of values, got {space[name]!r}")
+        size = math.prod(len(space[name]) for name in names)
+        if size > MAX_TRIALS:
+            raise UserError(f"{where}.grid has {size:,} configurations, over the {MAX_TRIALS:,} a sweep may run; "
+                            "narrow it or use random: {n: ...}")
         combos: list[dict[str, Any]] = [{}]
         for name in names:
             combos = [{**c, name: v} for c in combos for v in space[name]]
     else:
         space = dict(space)
         n, seed = space.pop("n", None), space.pop("seed", 0)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1 or not isinstance(seed, int):
-            raise UserError(f"{where}.random needs n: a positive integer (the number of trials), got {n!r}")
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_TRIALS or not isinstance(seed, int) \
+                or not 0 <= seed <= MAX_SEED:
+            raise UserError(f"{where}.random needs n: an integer from 1 to {MAX_TRIALS:,} (the number of trials) and "
+                            f"seed from 0 to {MAX_SEED}, got n={n!r}, seed={seed!r}")
         if not space:
             raise UserError(f"{where}.random is empty; give at least one hyperparameter, e.g. "
                             "lr: {log_uniform: [1.0e-4, 1.0e-2]}")
@@ -346,6 +415,9 @@ def _dataclass_from(cls: type, raw: Any, base: Any, where: str) -> Any:
                 pass
         if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
             raise UserError(f"{where}.{key} must be {want.__name__}, got {value!r}")
+        lo, hi = LIMITS.get(cls.__name__, {}).get(key, (None, None))
+        if lo is not None and isinstance(value, (int, float)) and not (lo <= value <= hi and math.isfinite(value)):
+            raise UserError(f"{where}.{key} is {value!r}; it must be from {lo:g} to {hi:g}")
         values[key] = value
     return replace(base, **values)
 

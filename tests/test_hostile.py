@@ -190,3 +190,98 @@ def test_no_writer_follows_a_link(tmp_path: Path) -> None:
     db.symlink_to(target)
     one_line(run_cli("history", "add", str(REF), "--db", str(db)), "symbolic link")
     assert not target.exists()
+
+
+# -- classes of careless input: one mechanism each, several members planted ----------
+BASE_SUITE = """name: t
+task: {name: digits}
+models: {cnn: {family: cnn}}
+"""
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ("train: {lr: .nan}\n", "must be finite"),
+    ("train: {lr: .inf}\n", "must be finite"),
+    ("models: {cnn: {family: cnn, options: {dropout: .nan}}}\n", "must be finite"),  # a model option too
+    ("seeds: [-1]\n", "'seeds'"),
+    ("seeds: [4294967296]\n", "'seeds'"),
+    ("measure: {idle_s: 1.0e+300}\n", "idle_s is"),
+    ("train: {epochs: 100000000}\n", "epochs is"),
+    ("train: {batch_size: 0}\n", "batch_size is"),
+    ("sweep: {model: cnn, random: {n: 100000000, lr: {log_uniform: [1.0e-4, 1.0e-2]}}}\n", "from 1 to 10,000"),
+    ("sweep: {model: cnn, grid: {lr: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], epochs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "
+     "batch_size: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], weight_decay: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}}\n",
+     "configurations, over"),
+])
+def test_values_are_checked_for_range_and_finiteness_at_load(tmp_path: Path, extra: str, needle: str) -> None:
+    from harness import suite
+
+    path = tmp_path / "s.yaml"
+    text = BASE_SUITE + extra
+    if extra.startswith("models:"):
+        text = BASE_SUITE.replace("models: {cnn: {family: cnn}}\n", extra)
+    path.write_text(text)
+    with pytest.raises(UserError, match=needle):
+        suite.load(path)
+
+
+@pytest.mark.parametrize("text, needle", [
+    (BASE_SUITE + "train: {epochs: 2}\ntrain: {epochs: 3}\n", "given twice"),
+    (BASE_SUITE.replace("name: t", "name: ../../outside"), "must be an identifier"),
+    (BASE_SUITE.replace("name: t", "name: /etc"), "must be an identifier"),
+    (BASE_SUITE + "x: " + "[" * 40 + "]" * 40 + "\n", "nested"),
+])
+def test_suite_files_that_would_mislead(tmp_path: Path, text: str, needle: str) -> None:
+    from harness import suite
+
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=needle):
+        suite.load(path)
+    path.write_text(BASE_SUITE)
+    assert suite.load(path).name == "t"  # absence
+
+
+def test_cli_numbers_are_checked_at_parse_time(tmp_path: Path) -> None:
+    for args, needle in ((["compare", str(REF), str(REF), "--alpha", "0"]), "--alpha"), \
+                        ((["report", str(REF), "--pue", "nan"]), "--pue"), \
+                        ((["report", str(REF), "--grid-g-per-kwh", "-1"]), "--grid-g-per-kwh"):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"argument {needle}" in proc.stderr
+    proc = run_cli("compare", "", "")  # an unset CI variable must not pass as "0 regressions"
+    one_line(proc, "BASE names no run directory")
+
+
+def test_a_history_database_that_runs_what_it_holds_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "h.sqlite"
+    assert run_cli("history", "add", str(REF), "--db", str(db)).returncode == 0
+    before = db.read_bytes()
+    con = sqlite3.connect(db)
+    con.execute("CREATE TRIGGER planted AFTER INSERT ON records BEGIN UPDATE records SET accuracy = 1.0; END")
+    con.commit()
+    con.close()
+    one_line(run_cli("history", "show", "--db", str(db)), "trigger 'planted'")
+    one_line(run_cli("history", "add", str(REF), "--db", str(db)), "trigger 'planted'")
+    con = sqlite3.connect(db)
+    con.execute("DROP TRIGGER planted")
+    con.execute("CREATE VIEW slow AS SELECT 1")
+    con.commit()
+    con.close()
+    one_line(run_cli("history", "show", "--db", str(db)), "view 'slow'")
+    assert len(before) > 0
+
+
+def test_an_empty_shard_is_a_clean_no_op_that_merge_skips(tmp_path: Path) -> None:
+    suite = tmp_path / "one.yaml"
+    suite.write_text(BASE_SUITE + "seeds: [0]\ntrain: {epochs: 1}\nmeasure: {repetitions: 6, min_window_s: 0.05, "
+                     "idle_s: 0}\n")
+    proc = run_cli("run", str(suite), "--shard", "2/2", "--out", str(tmp_path / "s2"))
+    assert proc.returncode == 0 and "nothing to do" in proc.stderr, proc.stderr
+    assert (tmp_path / "s2" / "records.jsonl").read_text() == ""
+    messages = merge_mod.merge([REF, tmp_path / "s2"], tmp_path / "merged")
+    assert any("empty shard" in m for m in messages)
+    with pytest.raises(UserError, match="none of the 1 shard"):
+        merge_mod.merge([tmp_path / "s2"], tmp_path / "merged2")

@@ -155,6 +155,33 @@ def _version(con: sqlite3.Connection, path: Path) -> int | None:
         raise UserError(f"{path} has no readable schema_version in its meta table; pass another --db path") from None
 
 
+def _expected_schema() -> set[tuple[str, str, str]]:
+    """(type, name, normalised sql) of every object our DDL creates."""
+    mem = sqlite3.connect(":memory:")
+    for statement in DDL.split(";"):
+        if statement.strip():
+            mem.execute(statement)
+    out = _objects(mem)
+    mem.close()
+    return out
+
+
+def _objects(con: sqlite3.Connection) -> set[tuple[str, str, str]]:
+    return {(t, n, " ".join((sql or "").split())) for t, n, sql in
+            con.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+
+
+def _check_schema(con: sqlite3.Connection, path: Path) -> None:
+    """A history holds exactly the tables, index and view we create: a trigger or view
+    someone added would run on our reads and writes (rewrite imported rows, hang a
+    query), so a database that differs is refused before anything is read or written."""
+    extra = _objects(con) - _expected_schema()
+    if extra:
+        kind, name, _ = sorted(extra)[0]
+        raise UserError(f"{path} holds a {kind} {name!r} that joulebench did not create; a history database runs "
+                        "nothing it finds: restore it, or start another --db")
+
+
 def connect(path: Path, create: bool = False) -> sqlite3.Connection:
     """Open a history database, creating it (``create``) or upgrading it as needed.
 
@@ -170,6 +197,7 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
     try:
         con = sqlite3.connect(str(path), isolation_level=None, timeout=30)
         con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA trusted_schema = OFF")  # no function a view or trigger names runs
         version = _version(con, path)
     except sqlite3.DatabaseError as exc:
         raise UserError(f"cannot open history database {path} ({exc}); pass a writable path to a "
@@ -187,6 +215,8 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
                 for v in range(version, SCHEMA):
                     MIGRATIONS[v](con)
                 con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA),))
+        if version is not None:
+            _check_schema(con, path)
     except sqlite3.OperationalError as exc:
         con.close()
         raise UserError(f"cannot upgrade history database {path} ({exc}); pass a path you can write") from None
