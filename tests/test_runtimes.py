@@ -267,6 +267,7 @@ def test_digits_quick_runtime_rows(digits_run: Path) -> None:
             assert rec["train"]["window"]["energy_j"] > 0  # export / compile: creation work, measured
             assert rec["flops"]["source"].startswith("parent's")
             assert row["flops_per_inference"] == table.loc["cnn", "flops_per_inference"]
+            assert rec["flops"]["train"] is None and pd.isna(row["train_flops"])  # nothing trained: no count, not 0
     # ORT fp32 is the same function: its predictions are eager's (the unit test above checks ties)
     assert np.mean(np.array(recs["cnn.ort"]["eval"]["predictions"]) ==
                    np.array(recs["cnn"]["eval"]["predictions"])) > 0.99
