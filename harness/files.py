@@ -136,9 +136,24 @@ def read_text(path: Path, what: str) -> str:
         raise UserError(f"{what} {path} cannot be read ({exc.strerror})") from None
 
 
+#: The largest JSON file joulebench reads back whole (an environment, a cache meta).
+MAX_JSON_BYTES = 16 << 20
+
+
 def read_json(path: Path, what: str) -> Any:
+    """A JSON file joulebench wrote, read back with limits: over MAX_JSON_BYTES, nested
+    too deeply or not JSON is one line naming the file."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        size = 0  # read_text names the problem
+    if size > MAX_JSON_BYTES:
+        raise UserError(f"{what} {path} is {size:,} bytes, over the {MAX_JSON_BYTES:,} joulebench reads; restore it "
+                        "from the run")
     text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{what} {path} is not valid JSON (line {exc.lineno}); restore it from the run") from None
+    except RecursionError:
+        raise UserError(f"{what} {path} is nested too deeply to be one joulebench wrote; restore it from the run") from None

@@ -45,7 +45,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import UserError
 from harness.files import open_nofollow, read_text, refuse_symlink
@@ -58,6 +58,8 @@ CPU_DEVICE = {"name": "cpu", "type": "cpu", "index": None, "model": None, "uuid"
 #: What a record older than schema 5 ran under.
 EAGER_RUNTIME = {"name": "eager", "options": {}, "info": {}, "artifact_key": None, "cached": None}
 RECORDS = "records.jsonl"
+#: A record is a few hundred kB (SST-2: ~100 kB with its 872 predictions); a line far over that is no record.
+MAX_LINE_CHARS = 64 << 20
 ENVIRONMENT = "environment.json"
 LOCK = ".lock"
 #: The files joulebench keeps in a run directory: a symbolic link in any of these places
@@ -68,7 +70,8 @@ RUN_FILES = (RECORDS, ENVIRONMENT, LOCK, "table.md", "table.csv", "table.parquet
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+    # NaN and infinity are no measurement: a record holding one is not a valid record
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=(), allow_inf_nan=False)
 
 
 class Component(_Model):
@@ -82,8 +85,8 @@ class Component(_Model):
 class Window(_Model):
     """One energy window as recorded (see meters.base.Measurement)."""
 
-    duration_s: float
-    energy_j: float
+    duration_s: float = Field(gt=0)
+    energy_j: float = Field(ge=0)
     net_energy_j: float
     idle_w: float = 0.0
     method: str
@@ -122,11 +125,17 @@ class Creation(_Model):
 
 
 class Eval(_Model):
-    accuracy: float
-    correct: int
-    n: int
+    accuracy: float = Field(ge=0, le=1)
+    correct: int = Field(ge=0)
+    n: int = Field(gt=0)
     predictions: list[int]
     labels: list[int]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Eval":
+        if len(self.predictions) != self.n or len(self.labels) != self.n or self.correct > self.n:
+            raise ValueError(f"{len(self.predictions)} predictions and {len(self.labels)} labels for n={self.n}")
+        return self
 
     def correct_mask(self) -> list[bool]:
         """Per eval example: was the prediction right? (The one implementation.)"""
@@ -134,16 +143,16 @@ class Eval(_Model):
 
 
 class Inference(_Model):
-    batch_size: int
-    passes: int
-    inferences_per_window: int
+    batch_size: int = Field(gt=0)
+    passes: int = Field(gt=0)
+    inferences_per_window: int = Field(gt=0)
     warmup_s: float
     schedule: str = ""
     include_transfer: bool = False  # host-to-device copies inside the windows
     rounds: list[int] = Field(default_factory=list)
     sequence: list[int] = Field(default_factory=list)
     compiles_in_windows: int | None = None  # graphs compiled inside these windows (None: never compiles)
-    windows: list[Window]
+    windows: list[Window] = Field(min_length=1)
 
     def j_per_inference(self, net: bool = False) -> list[float]:
         """Each window's joules per inference, gross or net of idle. (The one implementation.)"""
@@ -224,6 +233,12 @@ class RunRecord(_Model):
     #: The identity of the run it was read from (in memory only: rundir.read sets it).
     run: str | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="after")
+    def _complete(self) -> "RunRecord":
+        if self.status == "ok" and (self.train is None or self.eval is None or self.inference is None):
+            raise ValueError("a record with status ok needs train, eval and inference")
+        return self
+
     @property
     def ok(self) -> bool:
         return self.status == "ok"
@@ -287,17 +302,27 @@ def load(path: Path) -> tuple[list[RunRecord], list[str]]:
     for number, line in enumerate(read_text(path, "records file").splitlines(), start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_LINE_CHARS:
+            warnings.append(f"{path} line {number} is {len(line):,} characters, over the {MAX_LINE_CHARS:,} a record "
+                            "may hold; skipped it")
+            continue
         try:
             raw = json.loads(line)
         except json.JSONDecodeError:
             warnings.append(f"{path} line {number} is truncated or not JSON; skipped it")
+            continue
+        except RecursionError:
+            warnings.append(f"{path} line {number} is nested too deeply to be a record; skipped it")
             continue
         if not isinstance(raw, dict) or raw.get("schema") not in READABLE:
             warnings.append(f"{path} line {number} is not a joulebench record (schema {sorted(READABLE)}); skipped it")
             continue
         try:
             rec = RunRecord.from_dict(raw)
-        except ValidationError as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
+            if not isinstance(exc, ValidationError):
+                warnings.append(f"{path} line {number} is not a valid record ({str(exc)[:120]}); skipped it")
+                continue
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             warnings.append(f"{path} line {number} is not a valid record ({where}: {first['msg']}); skipped it")

@@ -285,3 +285,42 @@ def test_an_empty_shard_is_a_clean_no_op_that_merge_skips(tmp_path: Path) -> Non
     assert any("empty shard" in m for m in messages)
     with pytest.raises(UserError, match="none of the 1 shard"):
         merge_mod.merge([tmp_path / "s2"], tmp_path / "merged2")
+
+
+# -- files we wrote, read back with limits ---------------------------------------------
+def bad_lines() -> list[tuple[str, str]]:
+    first = json.loads((REF / "records.jsonl").read_text().splitlines()[0])
+    nan = json.loads(json.dumps(first))
+    nan["inference"]["windows"][0]["energy_j"] = float("nan")
+    zero = json.loads(json.dumps(first))
+    zero["inference"]["inferences_per_window"] = 0
+    no_eval = json.loads(json.dumps(first))
+    no_eval.pop("eval")
+    short = json.loads(json.dumps(first))
+    short["eval"]["predictions"] = short["eval"]["predictions"][:3]
+    deep = '{"schema": 7, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    return [(json.dumps(nan), "not a valid record"), (json.dumps(zero), "inferences_per_window"),
+            (json.dumps(no_eval), "needs train, eval and inference"), (json.dumps(short), "predictions"),
+            (deep, "nested too deeply")]
+
+
+def test_damaged_records_are_named_and_skipped_and_the_rest_reported(tmp_path: Path) -> None:
+    from harness.table import build_table, load_run_dirs
+
+    run = tmp_path / "run"
+    shutil.copytree(REF, run, ignore=shutil.ignore_patterns("*.png", "table.*"))
+    lines = (run / "records.jsonl").read_text().splitlines()
+    planted = bad_lines()
+    (run / "records.jsonl").write_text("\n".join(lines + [text for text, _ in planted]) + "\n")
+    recs, warnings = load_run_dirs([run])
+    for k, (_, needle) in enumerate(planted):
+        line = len(lines) + 1 + k
+        assert any(f"line {line} " in w and needle in w for w in warnings), (needle, warnings)
+    assert len(recs) == len(lines) and len(build_table(recs)) > 0
+
+
+def test_a_deeply_nested_environment_is_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(REF, run, ignore=shutil.ignore_patterns("*.png", "table.*"))
+    (run / "environment.json").write_text('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    one_line(run_cli("report", str(run)), "nested too deeply")
