@@ -146,12 +146,13 @@ def test_resume_does_not_truncate_a_records_symlink_target(tmp_path: Path) -> No
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\nhalf a line")  # a torn tail, which resume would cut
     (run / "records.jsonl").symlink_to(victim)
-    one_line(run_cli("run", "benchmarks/digits.yaml", "--resume", str(run)), "symbolic link where its records.jsonl")
+    one_line(run_cli("run", "benchmarks/digits.yaml", "--no-cache", "--resume", str(run)),
+             "symbolic link where its records.jsonl")
     assert victim.read_text() == "precious\nhalf a line"
     (run / "records.jsonl").unlink()
     lock_target = tmp_path / "lock-target"
     (run / ".lock").symlink_to(lock_target)
-    one_line(run_cli("run", "benchmarks/digits.yaml", "--resume", str(run)), "symbolic link where its .lock")
+    one_line(run_cli("run", "benchmarks/digits.yaml", "--no-cache", "--resume", str(run)), "symbolic link where its .lock")
     assert not lock_target.exists()
 
 

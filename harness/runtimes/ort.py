@@ -111,15 +111,21 @@ class OnnxRuntime(Runtime):
         import onnxscript  # noqa: F401
         import torch.onnx  # noqa: F401
 
+        import sympy.sets.setexpr  # noqa: F401  symbolic sizes of a dynamic sequence axis import it lazily
+
         class Tiny(torch.nn.Module):
+            """A token model with dynamic batch and sequence axes, like the text rows."""
+
             def __init__(self) -> None:
                 super().__init__()
+                self.embed = torch.nn.Embedding(8, 2)
                 self.linear = torch.nn.Linear(2, 2)
 
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.linear(x)
+            def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+                return self.linear(self.embed(input_ids).mean(dim=1))
 
-        ctx = DeployContext("preload", Tiny().eval(), "int8_dynamic", [{"x": torch.ones(4, 2)}], False, log=lambda s: None)
+        ctx = DeployContext("preload", Tiny().eval(), "int8_dynamic", [{"input_ids": torch.ones(4, 5, dtype=torch.long)}],
+                            True, log=lambda s: None)
         try:
             self._session(self._export(ctx), 1)
         except Exception:  # the variant's own export reports the failure, with the reason
