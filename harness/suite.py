@@ -39,11 +39,13 @@ MAX_SUITE_BYTES = 1 << 20
 MAX_DEPTH = 32
 #: Ranges of the suite's own numeric options, declared once (the registries' options
 #: are checked for finiteness by the same walk, and by their own constructors).
-LIMITS: dict[str, dict[str, tuple[float, float]]] = {
-    "TrainConfig": {"epochs": (1, 10_000), "batch_size": (1, 1_000_000), "lr": (0, 10), "max_samples": (1, 10**9),
-                    "eval_every": (0, 10**7), "evals_per_epoch": (0, 10_000), "weight_decay": (0, 10)},
-    "MeasureConfig": {"batch_size": (1, 1_000_000), "warmup": (1, 10_000), "repetitions": (6, 10_000),
-                      "min_window_s": (0, 3600), "idle_s": (0, 3600)},
+LIMITS: dict[str, dict[str, tuple[float | None, float]]] = {
+    # (lowest, highest); None: the lower bound is checked below with its own reason
+    "TrainConfig": {"epochs": (None, 10_000), "batch_size": (None, 1_000_000), "lr": (None, 10),
+                    "max_samples": (None, 10**9), "eval_every": (None, 10**7), "evals_per_epoch": (None, 10_000),
+                    "weight_decay": (0, 10)},
+    "MeasureConfig": {"batch_size": (None, 1_000_000), "warmup": (None, 10_000), "repetitions": (None, 10_000),
+                      "min_window_s": (None, 3600), "idle_s": (None, 3600)},
 }
 MAX_SEEDS = 1000
 MAX_TRIALS = 10_000  # configurations in one sweep
@@ -416,8 +418,9 @@ def _dataclass_from(cls: type, raw: Any, base: Any, where: str) -> Any:
         if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
             raise UserError(f"{where}.{key} must be {want.__name__}, got {value!r}")
         lo, hi = LIMITS.get(cls.__name__, {}).get(key, (None, None))
-        if lo is not None and isinstance(value, (int, float)) and not (lo <= value <= hi and math.isfinite(value)):
-            raise UserError(f"{where}.{key} is {value!r}; it must be from {lo:g} to {hi:g}")
+        if hi is not None and isinstance(value, (int, float)) and (value > hi or (lo is not None and value < lo)):
+            raise UserError(f"{where}.{key} is {value!r}; it must be {f'from {lo:g} ' if lo is not None else ''}"
+                            f"at most {hi:g}")
         values[key] = value
     return replace(base, **values)
 
