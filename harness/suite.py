@@ -321,8 +321,8 @@ def _sweep(raw: Any, models: dict[str, ModelConfig], where: str) -> SweepConfig:
         n, seed = space.pop("n", None), space.pop("seed", 0)
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_TRIALS or not isinstance(seed, int) \
                 or not 0 <= seed <= MAX_SEED:
-            raise UserError(f"{where}.random needs n: an integer from 1 to {MAX_TRIALS:,} (the number of trials) and "
-                            f"seed from 0 to {MAX_SEED}, got n={n!r}, seed={seed!r}")
+            raise UserError(f"{where}.random needs n: a positive integer up to {MAX_TRIALS:,} (the number of trials) "
+                            f"and seed from 0 to {MAX_SEED}, got n={n!r}, seed={seed!r}")
         if not space:
             raise UserError(f"{where}.random is empty; give at least one hyperparameter, e.g. "
                             "lr: {log_uniform: [1.0e-4, 1.0e-2]}")

@@ -210,7 +210,7 @@ models: {cnn: {family: cnn}}
     ("train: {epochs: 100000000}\n", "epochs is"),
     ("train: {batch_size: 0}\n", "batch_size must be >= 1"),
     ("train: {weight_decay: -1.0}\n", "weight_decay is"),
-    ("sweep: {model: cnn, random: {n: 100000000, lr: {log_uniform: [1.0e-4, 1.0e-2]}}}\n", "from 1 to 10,000"),
+    ("sweep: {model: cnn, random: {n: 100000000, lr: {log_uniform: [1.0e-4, 1.0e-2]}}}\n", "a positive integer up to 10,000"),
     ("sweep: {model: cnn, grid: {lr: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], epochs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "
      "batch_size: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], weight_decay: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}}\n",
      "configurations, over"),

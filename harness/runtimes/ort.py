@@ -182,6 +182,8 @@ class OnnxRuntime(Runtime):
         import onnxruntime as ort
 
         why = external_data(artifact)
+        if why and why.startswith(NOT_ONNX):
+            raise VariantSkipped(f"onnxruntime could not load the exported model: {why}")
         if why:  # onnxruntime would read another file's bytes as weights
             raise VariantSkipped(f"refusing an ONNX file that is not self-contained: {why}")
 
@@ -197,6 +199,9 @@ class OnnxRuntime(Runtime):
             raise VariantSkipped(f"onnxruntime could not load the exported model: {_first_line(exc)}") from None
 
 
+NOT_ONNX = "not an ONNX model"
+
+
 def external_data(artifact: bytes) -> str | None:
     """Why the ONNX model in ``artifact`` is not self-contained (a tensor stored outside
     the file: onnxruntime would open the path it names), or None. Every tensor is looked
@@ -206,7 +211,7 @@ def external_data(artifact: bytes) -> str | None:
     try:
         model = onnx.load_model_from_string(artifact)
     except Exception as exc:  # not a protobuf onnx can parse
-        return f"not an ONNX model ({_first_line(exc)})"
+        return f"{NOT_ONNX} ({_first_line(exc)})"
 
     def tensors(graph: Any) -> Any:
         yield from graph.initializer
