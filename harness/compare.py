@@ -68,8 +68,6 @@ from harness.errors import UserError
 from harness.records import RunRecord
 from harness.table import correctness
 
-#: What ``allow`` may name: the differences between BASE and NEW compare refuses otherwise.
-ALLOWABLE = ("meter", "machine", "config")
 #: Package versions that change the code an unchanged model runs through.
 PACKAGES = ("python", "torch", "transformers", "numpy", "joulebench")
 
@@ -130,7 +128,7 @@ def _machine(run: rundir.RunDir) -> dict[str, Any]:
 
 
 def _differences(base: Side, new: Side) -> dict[str, str]:
-    """What differs between the sides, by ALLOWABLE name, in words."""
+    """What differs between the sides, by the name --allow takes (meter, machine, config), in words."""
     out: dict[str, str] = {}
     methods = [{w.method for r in side.ok() for w in r.inference.windows} for side in (base, new)]
     if methods[0] != methods[1]:

@@ -99,8 +99,9 @@ def read(path: Path, allow_empty: bool = False) -> RunDir:
     else:
         warnings.append(f"{path} has no {records.ENVIRONMENT}; its machine and commit come from the records")
     run = RunDir(path, kept, warnings, env)
+    run_id = run.run_id  # a digest where the environment predates run_id: computed once
     for rec in kept:
-        rec.run = run.run_id
+        rec.run = run_id
     return run
 
 

@@ -110,10 +110,11 @@ def _energy_columns(measured: list[RunRecord]) -> dict[str, Any]:
     per_inf = [j for r in measured for j in r.inference.j_per_inference()]
     per_inf_net = [j for r in measured for j in r.inference.j_per_inference(net=True)]
     nan = float("nan")
+    cv = stats.cv(per_inf)  # over every window, as measured
     if len(runs) == 1:
         j_lo, j_hi = stats.median_ci(per_inf)
         net_lo, net_hi = stats.median_ci(per_inf_net)
-        return {"J_per_inference": stats.median(per_inf), "J_per_inference_runs": 1,
+        return {"J_per_inference": stats.median(per_inf), "J_per_inference_runs": 1, "J_per_inference_cv": cv,
                 "J_per_inference_within_run_ci95_lo": j_lo, "J_per_inference_within_run_ci95_hi": j_hi,
                 "J_per_inference_across_runs_ci95_lo": nan, "J_per_inference_across_runs_ci95_hi": nan,
                 "J_per_inference_net": stats.median(per_inf_net),
@@ -121,7 +122,7 @@ def _energy_columns(measured: list[RunRecord]) -> dict[str, Any]:
     medians = [stats.median([j for r in g for j in r.inference.j_per_inference()]) for g in runs.values()]
     net = [stats.median([j for r in g for j in r.inference.j_per_inference(net=True)]) for g in runs.values()]
     lo, hi = stats.median_ci(medians) if len(medians) >= 6 else (nan, nan)
-    return {"J_per_inference": stats.median(medians), "J_per_inference_runs": len(runs),
+    return {"J_per_inference": stats.median(medians), "J_per_inference_runs": len(runs), "J_per_inference_cv": cv,
             "J_per_inference_within_run_ci95_lo": nan, "J_per_inference_within_run_ci95_hi": nan,
             "J_per_inference_across_runs_ci95_lo": lo, "J_per_inference_across_runs_ci95_hi": hi,
             "J_per_inference_net": stats.median(net),
@@ -135,7 +136,6 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
     acc = float(correct.mean())
     interval = stats.accuracy_interval(correct)
     energy = _energy_columns(measured)
-    per_inf = [j for r in measured for j in r.inference.j_per_inference()]
     j_med = energy["J_per_inference"]
     # Creation energy: the training (or compression) window plus any extra windows it
     # needed, such as the teacher's logits for distillation; averaged over seeds.
@@ -173,7 +173,6 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         # per seed (every configuration once) like train_J, so lineage adds like to like
         "tuning_J": first.sweep["tuning_J_per_seed"] if first.sweep else float("nan"),
         **energy,
-        "J_per_inference_cv": stats.cv(per_inf),
         "J_per_inference_seed_std": stats.std([stats.median(r.inference.j_per_inference()) for r in group]),
         # idle power of *this* run's machine, from its inference windows: a cached
         # creation window from another machine never lends its idle figure here
