@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from harness.lifecycle import Carbon
-from harness.render import _tex_escape, ci, fmt
+from harness.render import _label, _tex_escape, ci, fmt, stack, unc_text
+from harness.table import fmt_target
 
 COLUMNS = ["variant", "device", "seeds", "accuracy [95% CI]", "train time (s)", "train energy (J)",
            "tuning energy (J)", "J to target (J)", "inference J per 1,000 queries", "lineage train gCO2e (g)",
@@ -32,11 +33,48 @@ def rows(table: pd.DataFrame) -> list[list[str]]:
             f"{r['task']}:{r['variant_id']}", r["device"], fmt(r["seeds"]),
             ci(r["accuracy"], r["accuracy_ci95_lo"], r["accuracy_ci95_hi"]),
             fmt(r["train_s"]), fmt(r["train_J"]), fmt(r["tuning_J"]),
-            "-" if pd.isna(r["J_to_target"]) else f"{fmt(r['J_to_target'])} ({r['target_accuracy']})",
+            "-" if pd.isna(r["J_to_target"]) else f"{fmt(r['J_to_target'])} ({fmt_target(r)})",
             fmt(1e3 * r["J_per_inference"]), fmt(r["train_gCO2e"]),
-            fmt(r["gCO2e_per_1e6_queries"] / 1e3), f"{r['energy_method']} ({r['energy_uncertainty']})",
+            fmt(r["gCO2e_per_1e6_queries"] / 1e3), f"{r['energy_method']} ({unc_text(r['energy_uncertainty'])})",
         ])
     return out
+
+
+def tex_table(table: pd.DataFrame) -> tuple[list[str], list[list[str]], str]:
+    """The appendix's figures as a LaTeX table that fits a page: a value's interval or
+    target stacked under it, headers over their units, and the columns that hold one
+    value (task, device, energy method) said once in the caption. Returns (headers,
+    rows, caption text)."""
+    one = {c: table[c].nunique() == 1 for c in ("task", "device", "energy_method")}
+    methods = [f"{m} ({unc_text(u)})" for m, u in zip(table["energy_method"], table["energy_uncertainty"])]
+    one["energy_method"] = len(set(methods)) == 1
+    headers = ["variant"] + ([] if one["device"] else ["device"]) + [
+        "seeds", "accuracy (% [95% CI])", "train time (s)", "train (J)", "tuning (J)",
+        "to target (J [target])", "1k queries (J)", "lineage (gCO2e)", "1k queries (gCO2e)"] + ([] if one["energy_method"] else ["energy method"])
+    rows_ = []
+    for (_, r), method in zip(table.iterrows(), methods):
+        name = r["variant_id"] if one["task"] else f"{r['task']}:{r['variant_id']}"
+        acc = stack(f"{100 * r['accuracy']:.1f}", f"[{100 * r['accuracy_ci95_lo']:.1f}, "
+                                                   f"{100 * r['accuracy_ci95_hi']:.1f}]")
+        target = "--" if pd.isna(r["J_to_target"]) else stack(fmt(r["J_to_target"]), _tex_escape(f"[{fmt_target(r)}]"))
+        cells = [_tex_escape(name)] + ([] if one["device"] else [_tex_escape(r["device"])]) + [
+            fmt(r["seeds"]), acc, fmt(r["train_s"]), fmt(r["train_J"]), _dash(fmt(r["tuning_J"])), target,
+            fmt(1e3 * r["J_per_inference"]), fmt(r["train_gCO2e"]), fmt(r["gCO2e_per_1e6_queries"] / 1e3)]
+        rows_.append(cells + ([] if one["energy_method"] else [_tex_escape(method)]))
+    said = [f"{k} {v}" for k, v in (("task", table["task"].iloc[0] if one["task"] else None),
+                                    ("device", table["device"].iloc[0] if one["device"] else None),
+                                    ("energy", methods[0] if one["energy_method"] else None)) if v is not None]
+    return [_header(h) for h in headers], rows_, "; ".join(said)
+
+
+def _dash(text: str) -> str:
+    return "--" if text == "-" else _tex_escape(text)
+
+
+def _header(text: str) -> str:
+    """A header over two lines at its unit: ``train energy`` / ``(J)``."""
+    name, _, unit = text.partition(" (")
+    return stack(_tex_escape(name), _tex_escape(f"({unit}")) if unit else _tex_escape(name)
 
 
 def command(env: dict[str, Any], run_dir: Path) -> str:
@@ -118,11 +156,21 @@ def latex(env: dict[str, Any], table: pd.DataFrame, carbon: Carbon, sweeps: pd.D
            f"\\subsection*{{Energy and compute report: {_tex_escape(str(suite.get('name', '?')))} "
            f"({_tex_escape(str(suite.get('profile', '?')))} profile)}}", "\\begin{itemize}"]
     for h, t in facts(env, table, carbon, sweeps, run_dir):
-        body = f"\\texttt{{{_tex_escape(t)}}}" if h == "Reproduce" else _tex_escape(t)
+        # a long path may break after any slash: a command never runs into the margin
+        body = ("\\texttt{" + _tex_escape(t).replace("/", "/\\allowbreak{}") + "}" if h == "Reproduce"
+                else _tex_escape(t))
         out.append(f"\\item \\textbf{{{_tex_escape(h)}.}} {body}")
-    out += ["\\end{itemize}", "\\begin{table}[ht]", "\\centering", "\\scriptsize",
-            "\\begin{tabular}{" + "l" * len(COLUMNS) + "}", "\\toprule",
-            " & ".join(_tex_escape(c) for c in COLUMNS) + " \\\\", "\\midrule"]
-    out += [" & ".join(_tex_escape(c) for c in row) + " \\\\" for row in rows(table)]
-    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    # full text width (table*), shrunk only where user ids make it wider (needs graphicx)
+    headers, body, said = tex_table(table)
+    out += ["\\end{itemize}", "\\begin{table*}[t]", "\\centering", "\\scriptsize", "\\setlength{\\tabcolsep}{3pt}",
+            f"\\caption{{{_tex_escape(str(suite.get('name', '?')))}: energy and compute per variant "
+            f"({_tex_escape(said)}). train: the energy of making the variant, per seed; to target: training energy "
+            "until validation accuracy first reached the target; 1k queries: inference energy and carbon of 1,000 "
+            "queries; lineage: the carbon of creating it and its ancestors.}",
+            f"\\label{{tab:{_label(str(suite.get('name', 'run')))}-appendix}}",
+            "\\resizebox{\\ifdim\\width>\\textwidth\\textwidth\\else\\width\\fi}{!}{%",
+            "\\begin{tabular}{l" + "r" * (len(headers) - 1) + "}", "\\toprule",
+            " & ".join(headers) + " \\\\", "\\midrule"]
+    out += [" & ".join(row) + " \\\\" for row in body]
+    out += ["\\bottomrule", "\\end{tabular}}", "\\end{table*}", ""]
     return "\n".join(out)

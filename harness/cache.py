@@ -61,6 +61,27 @@ ARTIFACT_SOURCES = ("train.py", "workshop.py", "cache.py", "evaluate.py", "model
 MODULE = "module.safetensors"
 TENSOR = "tensor.safetensors"
 FILE = "artifact.bin"  # a runtime's file as it made it (an .onnx protobuf): bytes, never unpickled
+#: What each kind of entry's meta must hold, beside its sha256 and mac: an entry without
+#: one of these (or with a window that is not one) is corrupt and rebuilt, never a KeyError.
+REQUIRED = {MODULE: {"info": dict, "windows": dict, "measured_at": str}, TENSOR: {"window": dict},
+            FILE: {"window": dict}}
+
+
+def meta_problem(name: str, meta: dict[str, Any]) -> str | None:
+    """Why ``meta`` cannot stand for an entry of kind ``name``, or None."""
+    from harness.meters.base import Measurement
+
+    for field, kind in REQUIRED[name].items():
+        if not isinstance(meta.get(field), kind):
+            return f"its meta has no {field}"
+    try:
+        for window in [meta["window"]] if "window" in meta else meta["windows"].values():
+            m = Measurement.from_dict(window)
+            if not m.duration_s > 0 or any(not c.energy_j > 0 for c in m.components):
+                return "its meta holds a window with no duration or energy"
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "its meta holds a window that is not one"
+    return None
 
 
 def default_root() -> Path:
@@ -199,6 +220,11 @@ class ArtifactCache:
             return None
         if not signed:
             self._discard(d, "not signed by this cache's secret (planted, copied in, or made by an older joulebench)")
+            self.misses.append(key)
+            return None
+        why = meta_problem(name, meta)
+        if why:
+            self._discard(d, f"corrupt ({why})")
             self.misses.append(key)
             return None
         return payload, meta

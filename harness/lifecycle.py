@@ -67,18 +67,22 @@ def _by_id(table: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
     return {(r["task"], r["variant_id"]): r for _, r in table.iterrows()}
 
 
-def break_even(table: pd.DataFrame) -> pd.Series:
-    """Inferences after which the variant's creation energy is repaid, as text."""
+def break_even(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Inferences after which the variant's creation energy is repaid (a number; NaN
+    with no parent or when it never pays back), and whether it never does (None with no
+    parent)."""
     rows = _by_id(table)
-    out = []
+    when, never = [], []
     for _, r in table.iterrows():
         parent = rows.get((r["task"], r["parent"]))
         if parent is None:
-            out.append("-")
+            when.append(float("nan"))
+            never.append(None)
             continue
         saved = parent["J_per_inference"] - r["J_per_inference"]
-        out.append("never" if saved <= 0 else str(math.ceil(r["train_J"] / saved)))
-    return pd.Series(out, index=table.index)
+        when.append(float("nan") if saved <= 0 else float(math.ceil(r["train_J"] / saved)))
+        never.append(bool(saved <= 0))
+    return pd.Series(when, index=table.index, dtype=float), pd.Series(never, index=table.index, dtype=object)
 
 
 def own_creation_j(row: pd.Series) -> float:
@@ -105,7 +109,7 @@ def lineage_train_j(table: pd.DataFrame) -> pd.Series:
 def add_lifecycle(table: pd.DataFrame, carbon: Carbon) -> pd.DataFrame:
     out = table.copy()
     out["pareto"] = pareto_flags(out)
-    out["break_even_inferences"] = break_even(out)
+    out["break_even_inferences"], out["break_even_never"] = break_even(out)
     out["lineage_train_J"] = lineage_train_j(out)
     for n in QUERY_SCALES:
         out[f"J_at_{n:.0e}_queries".replace("+0", "")] = out["lineage_train_J"] + n * out["J_per_inference"]

@@ -66,7 +66,7 @@ def lifecycle_energy(table: pd.DataFrame, path: Path, queries: float = 1e6) -> N
     t = table.sort_values(["task", "variant_id"])
     one_task = t["task"].nunique() == 1
     labels = [r["variant_id"] if one_task else f"{r['task']}:{r['variant_id']}" for _, r in t.iterrows()]
-    unc = t["energy_uncertainty"].map(_fraction)
+    unc = t["energy_uncertainty"].astype(float).fillna(0.0)
     pos = np.arange(len(t))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(t) + 2.5), 4.8))
     creation, use = t["lineage_train_J"].to_numpy(float), queries * t["J_per_inference"].to_numpy(float)
@@ -84,14 +84,6 @@ def lifecycle_energy(table: pd.DataFrame, path: Path, queries: float = 1e6) -> N
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png", bbox_inches="tight")
     plt.close(fig)
-
-
-def _fraction(text: str) -> float:
-    """``+-50%`` -> 0.5 (0 where unreadable)."""
-    try:
-        return float(str(text).replace("+-", "").rstrip("%")) / 100
-    except ValueError:
-        return 0.0
 
 
 def batch_size_energy(batches: pd.DataFrame, path: Path) -> None:

@@ -64,7 +64,8 @@ ENVIRONMENT = "environment.json"
 LOCK = ".lock"
 #: The files joulebench keeps in a run directory: a symbolic link in any of these places
 #: is refused before anything is written.
-RUN_FILES = (RECORDS, ENVIRONMENT, LOCK, "table.md", "table.csv", "table.parquet", "table.tex", "sweeps.csv",
+RUN_FILES = (RECORDS, ENVIRONMENT, LOCK, "table.md", "table.csv", "table.parquet", "table.tex", "table_full.tex",
+             "columns.csv", "sweeps.csv",
              "trials.csv", "batch_sizes.csv", "appendix.md", "appendix.tex", "accuracy_vs_energy.png",
              "lifecycle_energy.png", "training_curves.png", "batch_size_energy.png", "stdout.txt", "stderr.txt")
 

@@ -7,8 +7,11 @@ is tested without writing a new test (the timm pattern).
 
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
+from typing import Annotated, Any, Callable, Generic, Iterator, Mapping, TypeVar, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from harness.errors import UserError
 
@@ -48,18 +51,74 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
+#: How every option model reads a suite's values: unknown keys, a wrong type (no silent
+#: coercion of "2" to 2 or of true to 1), NaN and infinity are each an error.
+OPTION_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, arbitrary_types_allowed=True)
+
+
+def between(lo: float, hi: float, kind: type = float, open_low: bool = False, open_high: bool = False) -> Any:
+    """A type with a range, for an option's annotation: ``hidden: Width = 64`` with
+    ``Width = between(1, 65536, int)``."""
+    low = {"gt": lo} if open_low else {"ge": lo}
+    high = {"lt": hi} if open_high else {"le": hi}
+    return Annotated[kind, Field(**low, **high)]
+
+
+def options_model(fn: Callable[..., Any], skip: int = 0) -> type[BaseModel]:
+    """The options ``fn`` takes, as a pydantic model built from its signature.
+
+    Registry entries declare their options as keyword parameters, so the signature is the
+    schema: each parameter's annotation is its type, and ``Annotated[int, Field(ge=1,
+    le=4096)]`` its range, declared once beside the code that uses it. ``skip``
+    positional parameters (the data the step receives) are not options."""
+    fields: dict[str, Any] = {}
+    target = fn.func if isinstance(fn, functools.partial) else fn  # a preset: the function, with new defaults
+    hints = get_type_hints(target.__init__ if inspect.isclass(target) else target, include_extras=True)
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    for p in params:
+        if p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+            continue
+        fields[p.name] = (hints.get(p.name, Any), ... if p.default is p.empty else p.default)
+    return create_model(f"{getattr(fn, '__name__', 'options')}_options", __config__=OPTION_CONFIG, **fields)
+
+
+def validate(model: type[BaseModel], options: Mapping[str, Any], where: str) -> BaseModel:
+    """``options`` checked against ``model``: the values, or one line naming the first
+    bad option, what was wrong and what it accepts."""
+    try:
+        return model.model_validate(dict(options))
+    except ValidationError as exc:
+        raise UserError(describe(exc, model, where)) from None
+
+
+def _path(loc: tuple) -> str:
+    """An error's location as the suite spells it: ``channels.1``, without pydantic's
+    union and validator tags (``constrained-str``, ``function-after[...]``)."""
+    return ".".join(str(x) for x in loc if isinstance(x, int) or not any(c in str(x) for c in "-[(")) or "options"
+
+
+def describe(exc: ValidationError, model: type[BaseModel], where: str) -> str:
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    loc = _path(err["loc"])
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(sorted(model.model_fields)) or "none"
+        return f"unknown option {loc!r} in {where}; allowed: {allowed}"
+    if err["type"] == "missing":
+        return f"option {loc!r} is required in {where}"
+    if err["type"] == "value_error":  # a validator's own sentence names the value already
+        return f"option {loc!r} in {where}: {str(err['ctx']['error'])}"
+    # a union's alternatives fail one by one at the same place: say all of them
+    msgs = list(dict.fromkeys(e["msg"] for e in errors if _path(e["loc"]) == loc))
+    msg = " or ".join(m[0].lower() + m[1:] for m in msgs)
+    value = err.get("input")
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return f"option {loc!r} in {where} is {shown}: {msg}"
+
+
 def check_options(fn: Callable[..., Any], options: Mapping[str, Any], where: str,
                   skip: int = 0) -> None:
-    """Reject option keys that ``fn`` does not take, before any work starts.
-
-    Registry entries declare their options as keyword parameters, so the signature is
-    the schema and a typo in a suite fails at load time, not after an hour of training.
-    ``skip`` positional parameters (the data the step receives) are not options.
-    """
-    params = list(inspect.signature(fn).parameters.values())[skip:]
-    allowed = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise UserError(
-            f"unknown option {unknown[0]!r} in {where}; allowed: {', '.join(sorted(allowed)) or 'none'}"
-        )
+    """Reject, before any work starts, an option ``fn`` does not take or a value outside
+    the type and range its signature declares (a typo or a dropout of 2.0 fails at load
+    time, not after an hour of training)."""
+    validate(options_model(fn, skip), options, where)

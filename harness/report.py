@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import appendix, plots, render
+from harness import appendix, columns, plots, render
 from harness.errors import UserError
 from harness.files import ensure_dir, read_json, refuse_links_in, write_atomic
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
 from harness.records import RUN_FILES, RunRecord
 from harness.table import (CV_WARN, build_batch_table, build_sweep_table, build_table, build_trial_table,
-                           cross_check_notes, load_run_dirs)
+                           cross_check_notes, fmt_target, load_run_dirs)
 
-OUTPUTS = ("table.md", "table.csv", "table.parquet", "table.tex", "accuracy_vs_energy.png", "lifecycle_energy.png")
+OUTPUTS = ("table.md", "table.csv", "table.parquet", "table.tex", "table_full.tex", "columns.csv",
+           "accuracy_vs_energy.png", "lifecycle_energy.png")
 
 
 def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> list[str]:
@@ -97,16 +98,17 @@ def curve_notes(recs: list[RunRecord], table: pd.DataFrame) -> list[str]:
         notes.append(f"validation split: {carved['n']} examples ({carved['fraction']:g} of the training split, at most "
                      f"{carved['max_examples']}, seed {carved['seed']}) carved out before training; never trained on. "
                      "Curves and sweep selection use it; the eval split is used only for the final accuracy.")
-    if table["J_to_target_reached"].ne("-").any():
+    if table["J_to_target_seeds_reached"].notna().any():
         notes.append("J to target: the training energy (gross; the variant's own training loop, its validation passes "
                      "excluded) at the first curve point whose validation accuracy reached the target "
                      "(train.target_accuracy, else 99% of that seed's final validation accuracy); mean over seeds, "
                      "resolution one curve interval. validation passes J: the curve's evaluations in their own "
                      "windows, reported here and never inside train J or lineage train J.")
     for _, row in table.iterrows():
-        if row["J_to_target_reached"] != "-" and pd.isna(row["J_to_target"]):
+        if pd.notna(row["J_to_target_seeds_reached"]) and pd.isna(row["J_to_target"]):
             notes.append(f"J to target of {row['variant_id']} ({row['task']}) is empty: validation accuracy reached "
-                         f"{row['target_accuracy']} in only {row['J_to_target_reached']} seed(s).")
+                         f"{fmt_target(row)} in only {int(row['J_to_target_seeds_reached'])} of {int(row['seeds'])} "
+                         "seed(s).")
     if table["tuning_J"].notna().any():
         notes.append("tuning J: every trial of the sweep that chose the row's hyperparameters (every configuration; "
                      "their training and validation passes; the selected trial included, whose training is the row's "
@@ -117,8 +119,32 @@ def curve_notes(recs: list[RunRecord], table: pd.DataFrame) -> list[str]:
     return notes
 
 
+def pick_columns(select: list[str] | None) -> list[str]:
+    """The data columns to write: all declared ones, or those ``--columns`` names (the
+    row's identity first, so a selection still says which row is which)."""
+    if not select:
+        return columns.names()
+    bad = columns.unknown(select)
+    if bad:
+        raise UserError(f"--columns: unknown column {bad[0]!r}; the columns are listed in columns.csv beside any "
+                        f"table (e.g. {', '.join(columns.PAPER[:4])})")
+    return list(dict.fromkeys(["suite", "task", "variant_id", *select]))
+
+
+def write_parquet(data: pd.DataFrame, path: Path) -> None:
+    """The typed table with the data dictionary in its schema metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(data, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                          **columns.parquet_metadata(list(data.columns))})
+    pq.write_table(table, path)
+
+
 def write(run_dirs: list[Path], out_dir: Path | None = None,
-          carbon: Carbon | None = None, with_appendix: bool = False) -> tuple[pd.DataFrame, str, list[str]]:
+          carbon: Carbon | None = None, with_appendix: bool = False,
+          select: list[str] | None = None) -> tuple[pd.DataFrame, str, list[str]]:
     """Build everything from run dirs and write it into ``out_dir`` (default: the single
     run dir; with several and no ``out_dir``, nothing is written). ``with_appendix`` also
     writes appendix.md and appendix.tex (one run dir: its environment describes it).
@@ -128,28 +154,35 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
     if with_appendix and (len(run_dirs) != 1 or not env_path.is_file()):
         raise UserError("--appendix describes one run: pass a single run directory (with its environment.json); "
                         "merge shards first with joulebench merge")
+    picked = pick_columns(select)
+    paper_columns = [c for c in (select or columns.PAPER)]
     recs, warnings = load_run_dirs(run_dirs)
-    table = add_lifecycle(build_table(recs), carbon)
+    table = columns.derived(add_lifecycle(build_table(recs), carbon))
     batches = build_batch_table(recs)
     sweeps, trials = build_sweep_table(recs, table), build_trial_table(recs)
     notes = footnotes(recs, table, carbon)
     if len(batches):
         notes.append("batch sizes: every batch size is measured in the same interleaved rounds over the same eval "
                       "examples; the main table's J/inference is the one at measure.batch_size.")
-    md = render.markdown(table, notes, batches, sweeps)
+    md = (render.selected_markdown(table, picked, notes) if select else render.markdown(table, notes, batches, sweeps))
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
     if target is not None and len(table):
         refuse_links_in(target, RUN_FILES, "report folder")  # before the first table is written
         ensure_dir(target, "report folder")
-        tex = render.latex(table, notes)
+        title = ", ".join(sorted(set(table["suite"])))
+        tex = render.paper_latex(table, notes, title, paper_columns)
+        tex_full = render.latex(table, notes, title)
+        data = columns.typed(table[picked])
         # each written beside and renamed: an old table is never left half-overwritten
         write_atomic(target / "table.md", lambda p: p.write_text(md))
         write_atomic(target / "table.tex", lambda p: p.write_text(tex))
-        write_atomic(target / "table.csv", lambda p: table.to_csv(p, index=False))
-        write_atomic(target / "table.parquet", lambda p: table.to_parquet(p, index=False))
+        write_atomic(target / "table_full.tex", lambda p: p.write_text(tex_full))
+        write_atomic(target / "table.csv", lambda p: data.to_csv(p, index=False))
+        write_atomic(target / "table.parquet", lambda p: write_parquet(data, p))
+        write_atomic(target / "columns.csv", lambda p: columns.dictionary(picked).to_csv(p, index=False))
         write_atomic(target / "accuracy_vs_energy.png", lambda p: plots.accuracy_vs_energy(table, p))
         write_atomic(target / "lifecycle_energy.png", lambda p: plots.lifecycle_energy(table, p))
-        if table["J_to_target_reached"].ne("-").any():
+        if table["J_to_target_seeds_reached"].notna().any():
             write_atomic(target / "training_curves.png", lambda p: plots.training_curves(recs, p))
         if len(trials):
             write_atomic(target / "sweeps.csv", lambda p: sweeps.to_csv(p, index=False))

@@ -141,7 +141,7 @@ class Runner:
                                                  sum(w.energy_j for w in r.train.windows()))
             self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
         prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
-        self.preload()
+        self.preload(done)
         env = environment.environment(self.monitor.method, self.monitor.formulas(), self.device.describe())
         env["idle_w"] = None  # measured below, after the environment is on disk
         env["suite"] = {"name": self.suite.name, "path": self.suite.path, "profile": self.suite.profile,
@@ -167,13 +167,15 @@ class Runner:
             write_json_atomic(env_path, {**env, "idle_w": idle})
         return done
 
-    def preload(self) -> None:
+    def preload(self, done: set[str] = frozenset()) -> None:
         """Every runtime's and technique's once-per-process work (imports, worker pools),
         before the first window: a window holds one variant's work, whatever its place in
         the process."""
         train_preload()
         seen: set[object] = set()
         for spec in self.todo:
+            if spec.key in done:  # recorded before a resume: nothing of it runs again
+                continue
             runtime = runtimes.create(spec.runtime)
             if runtime.name not in seen and runtime.unavailable(self.device) is None:
                 seen.add(runtime.name)

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from harness import records, rundir, stats
+from harness import columns, records, rundir, stats
 from harness.curves import DEFAULT_TARGET_SHARE, j_to_target
 from harness.plan import describe
 from harness.errors import UserError
@@ -29,35 +29,10 @@ from harness.records import RunRecord
 
 CV_WARN = 0.05
 
-COLUMNS = [
-    "suite", "task", "model", "variant_id", "variant", "parent", "params_desc", "runtime", "seeds", "device",
-    "params", "nonzero_params", "size_bytes", "sparsity", "sparsity_exploited",
-    "flops_per_inference", "train_flops", "n_eval",
-    "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi", "accuracy_ci_method", "accuracy_seed_std",
-    "macro_f1", "task_metric", "task_metric_value",
-    "accuracy_delta_vs_parent", "delta_p", "delta_test",
-    "train_J", "train_J_net", "train_s",
-    "val_accuracy", "target_accuracy", "J_to_target", "J_to_target_reached", "curve_eval_J", "tuning_J",
-    "J_per_inference", "J_per_inference_runs", "J_per_inference_within_run_ci95_lo",
-    "J_per_inference_within_run_ci95_hi", "J_per_inference_across_runs_ci95_lo", "J_per_inference_across_runs_ci95_hi",
-    "J_per_inference_cv", "J_per_inference_seed_std", "J_per_inference_net",
-    "J_per_inference_net_within_run_ci95_lo", "J_per_inference_net_within_run_ci95_hi",
-    "idle_W", "inferences_per_s", "correct_per_J", "energy_method", "energy_uncertainty", "compiles_in_windows",
-]
-
-# Units of the numeric columns, for the README and the markdown header.
-UNITS = {
-    "params": "count", "nonzero_params": "count", "size_bytes": "bytes", "sparsity": "fraction",
-    "flops_per_inference": "FLOP", "train_flops": "FLOP", "accuracy_seed_std": "fraction",
-    "J_per_inference_seed_std": "J", "lineage_train_J": "J", "J_at_1e3_queries": "J", "J_at_1e6_queries": "J",
-    "J_at_1e9_queries": "J", "train_gCO2e": "g", "gCO2e_per_1e6_queries": "g", "break_even_inferences": "inferences",
-    "n_eval": "examples", "accuracy": "fraction", "macro_f1": "fraction", "accuracy_delta_vs_parent": "fraction",
-    "train_J": "J", "train_J_net": "J", "J_per_inference_runs": "runs", "train_s": "s", "J_per_inference": "J",
-    "val_accuracy": "fraction", "target_accuracy": "fraction", "J_to_target": "J", "curve_eval_J": "J",
-    "tuning_J": "J per seed", "tuning_J_all_seeds": "J",
-    "J_per_inference_cv": "fraction", "J_per_inference_net": "J", "idle_W": "W",
-    "inferences_per_s": "1/s", "correct_per_J": "1/J",
-}
+def table_columns() -> list[str]:
+    """The columns ``_row`` computes, in order (the lifecycle's and the derived ones
+    follow; columns.py declares each one's type, unit and meaning)."""
+    return [c.name for c in columns.COLUMNS if c.name not in columns.LIFECYCLE and c.compute is None]
 
 
 def load_run_dirs(run_dirs: Iterable[Path]) -> tuple[list[RunRecord], list[str]]:
@@ -146,12 +121,12 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
     unc = stats.median([w_unc(w) for r in measured for w in r.inference.windows])
     return {
         "suite": first.suite, "task": first.task, "model": first.architecture or first.model,
-        "variant_id": first.variant_id, "variant": first.variant, "parent": first.parent or "-",
+        "variant_id": first.variant_id, "variant": first.variant, "parent": first.parent or None,
         "params_desc": describe(first.params), "runtime": runtime_label(first.runtime), "seeds": len(group),
         "device": device_label(group),
         "params": first.n_params, "nonzero_params": first.n_nonzero_params or first.n_params,
         "size_bytes": first.size_bytes, "sparsity": info.get("sparsity"),
-        "sparsity_exploited": info.get("sparsity_exploited", "-"),
+        **sparsity_columns(info.get("sparsity_exploited")),
         "flops_per_inference": first.flops.get("per_inference"), "train_flops": first.flops.get("train"),
         "n_eval": first.eval.n,
         "accuracy": acc, "accuracy_ci95_lo": interval.lo, "accuracy_ci95_hi": interval.hi,
@@ -161,7 +136,7 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "task_metric": first.data.get("metric", "accuracy"),
         "task_metric_value": float(np.mean([metric(r, first.data.get("metric", "accuracy")) for r in group])),
         "accuracy_delta_vs_parent": test.delta if test else float("nan"),
-        "delta_p": test.p if test else float("nan"), "delta_test": test.method if test else "-",
+        "delta_p": test.p if test else float("nan"), "delta_test": test.method if test else None,
         "train_J": sum(w.energy_j for w in create) / len(group),
         # a creation window below the meter's resolution bounds its work's energy (gross)
         # but has no net figure
@@ -180,7 +155,7 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "inferences_per_s": stats.median([x for r in measured for x in r.inference.rates()]),
         "correct_per_J": acc / j_med,
         "energy_method": energy_method(measured),
-        "energy_uncertainty": f"+-{100 * unc:.2g}%",
+        "energy_uncertainty": unc,
         # graphs compiled inside measured windows (compile only; must be 0)
         "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in measured) else
                                 sum(inf.compiles_in_windows or 0 for r in measured for inf in r.inferences())),
@@ -192,8 +167,9 @@ def curve_columns(group: list[RunRecord]) -> dict[str, Any]:
     reach the target (mean over seeds; empty unless every seed reached it), and the
     validation passes' own energy. All empty without curves."""
     curves = [r.curve for r in group if r.curve is not None and r.curve.points]
-    empty = {"val_accuracy": float("nan"), "target_accuracy": "-", "J_to_target": float("nan"),
-             "J_to_target_reached": "-", "curve_eval_J": float("nan")}
+    nan = float("nan")
+    empty = {"val_accuracy": nan, "target_accuracy": nan, "target_share_of_final": nan, "J_to_target": nan,
+             "J_to_target_seeds_reached": None, "curve_eval_J": nan}
     if not curves:
         return empty
     target = curves[0].target_accuracy
@@ -201,14 +177,27 @@ def curve_columns(group: list[RunRecord]) -> dict[str, Any]:
     reached = [j_to_target(p, target) for p in points]
     hits = [j for j in reached if j is not None]
     return {"val_accuracy": float(np.mean([p[-1]["val_accuracy"] for p in points])),
-            "target_accuracy": fmt_target(target),
-            "J_to_target": float(np.mean(hits)) if len(hits) == len(group) else float("nan"),
-            "J_to_target_reached": f"{len(hits)}/{len(group)}",
+            "target_accuracy": target if target is not None else nan,
+            "target_share_of_final": DEFAULT_TARGET_SHARE if target is None else nan,
+            "J_to_target": float(np.mean(hits)) if len(hits) == len(group) else nan,
+            "J_to_target_seeds_reached": len(hits),
             "curve_eval_J": float(np.mean([c.eval_j for c in curves]))}
 
 
-def fmt_target(target: float | None) -> str:
-    return f"{target:g}" if target is not None else f"{DEFAULT_TARGET_SHARE:.0%} of final"
+def fmt_target(row: Any) -> str:
+    """The curve's target as the markdown shows it: ``0.9`` or ``99% of final``."""
+    if pd.notna(row["target_accuracy"]):
+        return f"{row['target_accuracy']:g}"
+    return f"{row['target_share_of_final']:.0%} of final"
+
+
+def sparsity_columns(note: str | None) -> dict[str, Any]:
+    """A technique's ``sparsity_exploited`` sentence ("yes: smaller dense layers", "no:
+    dense kernels multiply the zeros") as a flag and its note; null where nothing was pruned."""
+    if not note:
+        return {"sparsity_exploited": None, "sparsity_note": None}
+    flag = note.split(":", 1)[0].strip().lower()
+    return {"sparsity_exploited": True if flag == "yes" else False if flag == "no" else None, "sparsity_note": note}
 
 
 def runtime_label(runtime: dict[str, Any]) -> str:
@@ -364,4 +353,4 @@ def build_table(recs: list[RunRecord]) -> pd.DataFrame:
         groups.setdefault((r.suite, r.task, r.variant_id), []).append(r)
     for g in groups.values():
         g.sort(key=lambda r: r.seed)
-    return pd.DataFrame([_row(g, by_key) for g in groups.values()], columns=COLUMNS)
+    return pd.DataFrame([_row(g, by_key) for g in groups.values()], columns=table_columns())

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch._dynamo  # noqa: F401  the first optimizer imports it (~2.7 CPU-s here): not inside a training window
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
@@ -49,7 +48,10 @@ class TrainStats:
 
 def preload() -> None:
     """One AdamW step on a 2x2 Linear, before any window: the first optimizer step of a
-    process imports what it needs (the profiler hooks, dynamo) once."""
+    process imports what it needs (the profiler hooks, dynamo: ~2.7 CPU-s here) once,
+    and that must not be inside the first training window."""
+    import torch._dynamo  # noqa: F401
+
     tiny = nn.Linear(2, 2)
     opt = torch.optim.AdamW(tiny.parameters(), lr=1e-3)
     F.cross_entropy(tiny(torch.ones(2, 2)), torch.zeros(2, dtype=torch.long)).backward()

@@ -28,6 +28,41 @@ def run_cli(*args: str, env: dict[str, str | None] | None = None, cwd: Path = RO
                           capture_output=True, text=True, timeout=timeout)
 
 
+def cli(*args: str, env: dict[str, str | None] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``joulebench`` in this process, for the commands that must fail (or finish) before
+    any real work: the same ``main`` with the same environment as ``run_cli`` (Hub
+    offline, no JOULEBENCH_DATA), without paying a new interpreter and torch import
+    (~7 s) each time. An exception that escapes ``main`` fails the test with its
+    traceback, as it would show one to a user. Runs that train and measure keep
+    ``run_cli``: a fresh process is what they measure (imports, threads, cold caches)."""
+    import contextlib
+    import io
+
+    from harness.cli import main
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.pop("JOULEBENCH_DATA", None)
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        for key, value in (env or {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: a bad argument, or --help
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess(["joulebench", *args], code, out.getvalue(), err.getvalue())
+
+
 def gpu_env() -> dict[str, str | None]:
     """The caller's own GPU visibility (None: unset), for the tests that run on a GPU."""
     return {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
@@ -92,3 +127,15 @@ def digits_run(tmp_path_factory, cache_dir: Path) -> Path:
     (out / "stdout.txt").write_text(proc.stdout)
     (out / "stderr.txt").write_text(proc.stderr)
     return out
+
+
+def window_meta(energy_j: float = 12.0) -> dict:
+    """A creation window as the cache stores it (one estimate component)."""
+    from harness.meters.base import ComponentEnergy, Measurement
+
+    return Measurement(1.0, (ComponentEnergy("cpu", "estimate", energy_j, 0.5),)).to_dict()
+
+
+def module_meta(**extra) -> dict:
+    """A module entry's meta, as the workshop writes it."""
+    return {"info": {}, "windows": {"create": window_meta()}, "measured_at": "2026-01-01T00:00:00", **extra}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import cli
 
 
 def assert_one_line_error(proc, needle: str, code: int = 2) -> None:
@@ -38,24 +38,24 @@ models:
 
 def test_unknown_suite_key(tmp_path: Path) -> None:
     path = suite_file(tmp_path, "name: t\ntask: {name: digits}\nmodels: {cnn: {family: cnn}}\nepochz: 3\n")
-    assert_one_line_error(run_cli("run", str(path)), "unknown suite key 'epochz'")
+    assert_one_line_error(cli("run", str(path)), "unknown suite key 'epochz'")
 
 
 def test_not_yaml(tmp_path: Path) -> None:
     path = suite_file(tmp_path, "name: t\ntask: {name: digits\n  models: [")
-    assert_one_line_error(run_cli("run", str(path)), "is not valid YAML")
+    assert_one_line_error(cli("run", str(path)), "is not valid YAML")
 
 
 def test_missing_data_folder(tmp_path: Path) -> None:
     path = suite_file(tmp_path, SST2_SUITE)
-    proc = run_cli("run", str(path), "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
+    proc = cli("run", str(path), "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
     assert_one_line_error(proc, "does not exist")
     assert not (tmp_path / "out").exists()
 
 
 def test_no_data_and_no_hub_exits_3(tmp_path: Path) -> None:
     path = suite_file(tmp_path, SST2_SUITE)
-    assert_one_line_error(run_cli("run", str(path)), "JOULEBENCH_DATA", code=3)
+    assert_one_line_error(cli("run", str(path)), "JOULEBENCH_DATA", code=3)
 
 
 @pytest.mark.parametrize("train_text, needle", [
@@ -69,27 +69,27 @@ def test_bad_tsv(tmp_path: Path, train_text: str, needle: str) -> None:
     (folder / "train.tsv").write_text(train_text)
     (folder / "validation.tsv").write_text("sentence\tlabel\nfine\t1\n")
     path = suite_file(tmp_path, SST2_SUITE)
-    assert_one_line_error(run_cli("run", str(path), "--data-dir", str(tmp_path / "data")), needle)
+    assert_one_line_error(cli("run", str(path), "--data-dir", str(tmp_path / "data")), needle)
 
 
 def test_existing_run_dir_is_not_overwritten(tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "records.jsonl").write_text('{"keep": "me"}\n')
-    proc = run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(out))
+    proc = cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(out))
     assert_one_line_error(proc, "already holds records")
     assert (out / "records.jsonl").read_text() == '{"keep": "me"}\n'
 
 
 def test_report_on_empty_dir(tmp_path: Path) -> None:
-    assert_one_line_error(run_cli("report", str(tmp_path)), "holds no records.jsonl")
+    assert_one_line_error(cli("report", str(tmp_path)), "holds no records.jsonl")
 
 
 def test_meters_says_what_is_absent_and_why() -> None:
     """On this VM (no RAPL, no NVIDIA driver) the estimate is in use, with its formula."""
     from harness.meters import availability
 
-    proc = run_cli("meters")
+    proc = cli("meters")
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line and not line.startswith(" ")}
     avail = availability()
@@ -105,20 +105,20 @@ def test_meters_says_what_is_absent_and_why() -> None:
 def test_out_is_an_existing_file(tmp_path: Path) -> None:
     out = tmp_path / "taken"
     out.write_text("mine\n")
-    assert_one_line_error(run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(out)),
+    assert_one_line_error(cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(out)),
                           "is an existing file, not a folder")
     assert out.read_text() == "mine\n"
 
 
 def test_out_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    assert_one_line_error(run_cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(tmp_path / "file" / "run")),
+    assert_one_line_error(cli("run", "benchmarks/digits.yaml", "--quick", "--out", str(tmp_path / "file" / "run")),
                           "cannot be created")
 
 
 def test_report_on_records_that_are_not_text(tmp_path: Path) -> None:
     (tmp_path / "records.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe binary")
-    assert_one_line_error(run_cli("report", str(tmp_path)), "is not UTF-8 text")
+    assert_one_line_error(cli("report", str(tmp_path)), "is not UTF-8 text")
 
 
 @pytest.mark.parametrize("command", ["report", "merge", "compare"])
@@ -129,26 +129,26 @@ def test_siblings_of_the_bad_paths(command: str, digits_run: Path, tmp_path: Pat
     binary.mkdir()
     (binary / "records.jsonl").write_bytes(b"\xff\xfe\x00 not text")
     if command == "report":
-        assert_one_line_error(run_cli("report", str(digits_run), "--out", str(taken)), "is an existing file")
-        assert_one_line_error(run_cli("report", str(taken)), "is not a folder")
+        assert_one_line_error(cli("report", str(digits_run), "--out", str(taken)), "is an existing file")
+        assert_one_line_error(cli("report", str(taken)), "is not a folder")
     elif command == "merge":
-        assert_one_line_error(run_cli("merge", str(digits_run), "--out", str(taken)), "is an existing file")
-        assert_one_line_error(run_cli("merge", str(binary), "--out", str(tmp_path / "m")), "is not UTF-8 text")
+        assert_one_line_error(cli("merge", str(digits_run), "--out", str(taken)), "is an existing file")
+        assert_one_line_error(cli("merge", str(binary), "--out", str(tmp_path / "m")), "is not UTF-8 text")
     else:
-        assert_one_line_error(run_cli("compare", str(digits_run), str(binary)), "is not UTF-8 text")
-        assert_one_line_error(run_cli("compare", str(digits_run), str(tmp_path / "nowhere")), "is not a folder")
+        assert_one_line_error(cli("compare", str(digits_run), str(binary)), "is not UTF-8 text")
+        assert_one_line_error(cli("compare", str(digits_run), str(tmp_path / "nowhere")), "is not a folder")
     assert taken.read_text() == "mine\n"
 
 
 def test_cache_dir_is_a_file_and_resume_of_a_damaged_run(digits_run: Path, tmp_path: Path) -> None:
     taken = tmp_path / "taken"
     taken.write_text("x")
-    assert_one_line_error(run_cli("run", "benchmarks/digits.yaml", "--quick", "--cache-dir", str(taken),
+    assert_one_line_error(cli("run", "benchmarks/digits.yaml", "--quick", "--cache-dir", str(taken),
                                   "--out", str(tmp_path / "run")), "artifact cache")
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "records.jsonl").write_bytes((digits_run / "records.jsonl").read_bytes())
     (damaged / "environment.json").write_text("{not json")
-    assert_one_line_error(run_cli("run", "benchmarks/digits.yaml", "--quick", "--resume", str(damaged)),
+    assert_one_line_error(cli("run", "benchmarks/digits.yaml", "--quick", "--resume", str(damaged)),
                           "is not valid JSON")
     assert (damaged / "records.jsonl").read_bytes() == (digits_run / "records.jsonl").read_bytes()

@@ -21,7 +21,7 @@ from harness.errors import UserError
 from harness.meters import EnergyMonitor
 from harness.meters.estimate import EstimateBackend
 from harness.tasks import Split
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli, run_cli
 
 
 # -- the carved validation split -------------------------------------------------------
@@ -179,13 +179,13 @@ def test_j_to_target_column_is_empty_when_a_seed_missed(tmp_path: Path) -> None:
     two = [RunRecord.from_dict({**base, "seed": 0, "run_key": "a", "curve": {**curve, "points": reached}}),
            RunRecord.from_dict({**base, "seed": 1, "run_key": "b", "curve": {**curve, "points": reached}})]
     row = build_table(two).iloc[0]
-    assert row["J_to_target"] == 4.0 and row["J_to_target_reached"] == "2/2"
+    assert row["J_to_target"] == 4.0 and row["J_to_target_seeds_reached"] == 2
     one_missed = [two[0], RunRecord.from_dict({**base, "seed": 1, "run_key": "b", "curve": {**curve, "points": missed}})]
     table = build_table(one_missed)
-    assert math.isnan(table.iloc[0]["J_to_target"]) and table.iloc[0]["J_to_target_reached"] == "1/2"
-    assert any("reached 0.9 in only 1/2 seed(s)" in n for n in curve_notes(one_missed, table))
+    assert math.isnan(table.iloc[0]["J_to_target"]) and table.iloc[0]["J_to_target_seeds_reached"] == 1
+    assert any("reached 0.9 in only 1 of 2 seed(s)" in n for n in curve_notes(one_missed, table))
     plain = [RunRecord.from_dict({**base, "curve": None})]
-    assert build_table(plain).iloc[0]["J_to_target_reached"] == "-"  # no curve: no column value, no note
+    assert build_table(plain).iloc[0]["J_to_target_seeds_reached"] is None  # no curve: no value, no note
     assert not [n for n in curve_notes(plain, build_table(plain)) if "J to target" in n]
 
 
@@ -332,7 +332,7 @@ def test_the_appendix_renders_and_its_figures_equal_the_table(sweep_run) -> None
     from harness.render import fmt
 
     _, out, _ = sweep_run
-    proc = run_cli("report", str(out), "--appendix")
+    proc = cli("report", str(out), "--appendix")
     assert proc.returncode == 0, proc.stderr
     md, tex = (out / "appendix.md").read_text(), (out / "appendix.tex").read_text()
     table = pd.read_csv(out / "table.csv").set_index("variant_id")
@@ -352,7 +352,7 @@ def test_the_appendix_renders_and_its_figures_equal_the_table(sweep_run) -> None
     assert re.search(r"`joulebench run \S+digits_sweep.yaml --quick --out \S+run --cache-dir \S+`", md)
     assert "\\begin{tabular}" in tex and "ESTIMATED" in tex and "digits:cnn" in tex
     # several run dirs have no single environment: refused in one line
-    proc = run_cli("report", str(out), str(out), "--appendix")
+    proc = cli("report", str(out), str(out), "--appendix")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "single run directory" in proc.stderr
 
 
@@ -381,7 +381,7 @@ def test_bad_sweeps_and_targets_are_one_line_errors(tmp_path: Path, sweep, train
 
 def test_select_on_eval_is_refused_by_the_cli_before_anything_is_written(tmp_path: Path) -> None:
     path = sweep_suite(tmp_path, model="cnn", grid={"lr": [0.001]}, select_on="eval")
-    proc = run_cli("run", str(path), "--quick", "--out", str(tmp_path / "out"))
+    proc = cli("run", str(path), "--quick", "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "eval split" in proc.stderr and not (tmp_path / "out").exists()
 

@@ -22,7 +22,7 @@ from harness.meters import EnergyMonitor
 from harness.meters.base import Availability, Backend
 from harness.models import Encoded
 from harness.train import train, unsupported_precision
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli, run_cli
 
 
 class FakeCuda:
@@ -201,7 +201,7 @@ def test_cli_fp16_training_on_the_cpu_is_one_line(tmp_path: Path) -> None:
     suite = tmp_path / "fp16.yaml"
     suite.write_text(yaml.safe_dump(raw))
     out = tmp_path / "run"
-    proc = run_cli("run", str(suite), "--quick", "--device", "cpu", "--out", str(out))
+    proc = cli("run", str(suite), "--quick", "--device", "cpu", "--out", str(out))
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "precision fp16 needs a CUDA device" in errors[0]

@@ -218,7 +218,7 @@ def test_load_gives_dataframes_and_the_readme_query_runs_in_the_sqlite3_shell(ba
     h = history.load(base_db)
     assert isinstance(h.points, pd.DataFrame)
     assert len(h.runs) == len(REFERENCES) + N_NIGHTS
-    assert {"started_at", "git_commit", "machine", "meter", "j_per_inference", "accuracy"} <= set(h.points.columns)
+    assert {"started_at", "git_commit", "machine", "meter", "J_per_inference", "accuracy"} <= set(h.points.columns)
     assert set(h.windows["phase"]) >= {"train", "inference@128", "curve_eval"}
     assert (h.windows["energy_j"] >= 0).all()
     rec = json.loads(h.records["record"].iloc[0])  # whole records, as JSON text
@@ -227,7 +227,7 @@ def test_load_gives_dataframes_and_the_readme_query_runs_in_the_sqlite3_shell(ba
     assert env["meter"] == "estimate"
     if not shutil.which("sqlite3"):
         pytest.skip("no sqlite3 shell here (Debian: apt-get install sqlite3)")
-    query = ("SELECT started_at, git_commit, j_per_inference FROM points "
+    query = ("SELECT started_at, git_commit, J_per_inference FROM points "
              "WHERE suite = 'digits' AND variant_id = 'cnn' ORDER BY started_at;")
     readme = (ROOT / "README.md").read_text()
     assert query in readme  # the query the README shows is the one tested here
@@ -237,21 +237,41 @@ def test_load_gives_dataframes_and_the_readme_query_runs_in_the_sqlite3_shell(ba
 
 def test_schema_upgrades_on_open_all_steps_or_none(one_run_db: Path, tmp_path: Path, monkeypatch) -> None:
     path = copy_db(one_run_db, tmp_path)
-    monkeypatch.setattr(db_mod, "SCHEMA", 2)
-    monkeypatch.setattr(db_mod, "MIGRATIONS", {1: lambda con: (con.execute("ALTER TABLE runs ADD COLUMN note TEXT"),
-                                                               con.execute("SELECT * FROM no_such_table"))})
-    with pytest.raises(Exception):  # a migration that fails leaves version 1, untouched
+    now = db_mod.SCHEMA
+    monkeypatch.setattr(db_mod, "SCHEMA", now + 1)
+    monkeypatch.setattr(db_mod, "MIGRATIONS", {now: lambda con: (con.execute("ALTER TABLE runs ADD COLUMN note TEXT"),
+                                                                 con.execute("SELECT * FROM no_such_table"))})
+    with pytest.raises(Exception):  # a migration that fails leaves the version it found, untouched
         db_mod.connect(path)
     con = sqlite3.connect(path)
-    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(now)
     assert "note" not in [c[1] for c in con.execute("PRAGMA table_info(runs)")]
     con.close()
-    monkeypatch.setattr(db_mod, "MIGRATIONS", {1: lambda con: con.execute("ALTER TABLE runs ADD COLUMN note TEXT")})
+    monkeypatch.setattr(db_mod, "MIGRATIONS", {now: lambda con: con.execute("ALTER TABLE runs ADD COLUMN note TEXT")})
     db_mod.connect(path).close()
     con = sqlite3.connect(path)
-    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(now + 1)
     assert "note" in [c[1] for c in con.execute("PRAGMA table_info(runs)")]
     con.close()
+
+
+def test_a_schema_1_history_is_upgraded_to_the_tables_names(tmp_path: Path) -> None:
+    """A database made before the results took the table's column names: opened, it is
+    upgraded (renamed columns, the JSON of every column), and reads as a new one."""
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    ddl = db_mod.DDL
+    for old, new in db_mod.RENAMED:
+        ddl = ddl.replace(f"{new} REAL", f"{old} REAL")
+    ddl = ddl.replace("    columns TEXT,\n", "")
+    con.executescript(ddl)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.commit()
+    con.close()
+    db_mod.connect(path).close()
+    names = [c[1] for c in sqlite3.connect(path).execute("PRAGMA table_info(results)")]
+    assert {"J_per_inference_within_run_ci95_lo", "energy_uncertainty", "train_J", "columns"} <= set(names)
+    assert "uncertainty_rel" not in names
 
 
 def one_line_error(capsys, needle: str) -> None:

@@ -14,7 +14,7 @@ def three_rows() -> pd.DataFrame:
     # A: the baseline. B: a variant of A that halves J/inference for 1 accuracy point.
     # C: a variant of A that costs more per inference and is less accurate.
     return pd.DataFrame([
-        {"task": "t", "variant_id": "A", "parent": "-", "accuracy": 0.90, "J_per_inference": 1.0e-3, "train_J": 100.0},
+        {"task": "t", "variant_id": "A", "parent": None, "accuracy": 0.90, "J_per_inference": 1.0e-3, "train_J": 100.0},
         {"task": "t", "variant_id": "B", "parent": "A", "accuracy": 0.89, "J_per_inference": 0.5e-3, "train_J": 20.0},
         {"task": "t", "variant_id": "C", "parent": "A", "accuracy": 0.85, "J_per_inference": 2.0e-3, "train_J": 5.0},
     ])
@@ -24,7 +24,8 @@ def test_pareto_and_break_even(three_rows: pd.DataFrame) -> None:
     out = add_lifecycle(three_rows, PRESETS["default"]).set_index("variant_id")
     assert out["pareto"].to_dict() == {"A": True, "B": True, "C": False}
     # B saves 0.5 mJ per inference; its 20 J pay back after 20 / 0.0005 = 40,000 inferences
-    assert out["break_even_inferences"].to_dict() == {"A": "-", "B": "40000", "C": "never"}
+    assert out["break_even_inferences"].fillna(-1).to_dict() == {"A": -1, "B": 40000, "C": -1}
+    assert out["break_even_never"].to_dict() == {"A": None, "B": False, "C": True}
 
 
 def test_lineage_and_energy_at_scale(three_rows: pd.DataFrame) -> None:

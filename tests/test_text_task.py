@@ -13,7 +13,7 @@ import yaml
 
 from harness.errors import DataUnavailable, UserError
 from harness.tasks import TASKS
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli, run_cli
 
 TOPICS = {
     "sports": ["match", "goal", "team", "coach", "league"],
@@ -206,7 +206,7 @@ def test_missing_folder_and_offline_hub(tmp_path: Path, monkeypatch) -> None:
 def test_cli_bad_data_is_one_line(tmp_path: Path) -> None:
     folder = dataset(tmp_path, "csv")
     suite = suite_file(tmp_path, {"data": str(folder), "label_column": "topic"})
-    proc = run_cli("run", str(suite), "--quick", "--out", str(tmp_path / "run"))
+    proc = cli("run", str(suite), "--quick", "--out", str(tmp_path / "run"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "no column 'topic' (label_column)" in errors[0]

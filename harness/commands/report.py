@@ -18,8 +18,17 @@ def add(sub) -> None:
     p.add_argument("--out", help="where to write the tables and plots (default: the single run dir)")
     p.add_argument("--appendix", action="store_true",
                    help="also write appendix.md and appendix.tex: a paper's energy-reporting section for one run")
+    p.add_argument("--columns", type=column_list, metavar="A,B,...",
+                   help="only these columns, in this order, in every format (names as in columns.csv)")
     add_carbon_options(p)
     p.set_defaults(func=run)
+
+
+def column_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one column, e.g. --columns variant_id,accuracy,J_per_inference")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_creatable(Path(args.out), "report folder")
     _, md, warnings = report.write(dirs, Path(args.out) if args.out else None, carbon=carbon(args),
-                                   with_appendix=args.appendix)
+                                   with_appendix=args.appendix, select=args.columns)
     for w in warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
     print(md)

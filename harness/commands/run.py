@@ -54,9 +54,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness import device as device_mod, meters, report, suite
-    from harness.cache import ArtifactCache
-    from harness.runner import Runner, load_task
+    from harness import device as device_mod, suite
 
     s = suite.load(args.suite, "quick" if args.quick else "full")
     device = device_mod.resolve(args.device or s.device, where="--device" if args.device else f"{s.path} device:")
@@ -68,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
     out = Path(args.resume or args.out or Path("results") / s.name / f"{stamp}-{s.profile}{suffix}")
     check_creatable(out, "run directory")  # before any data is read or trained on
+    # the heavy modules only now: bad input above is told in the time it takes to import torch
+    from harness import meters, report
+    from harness.cache import ArtifactCache
+    from harness.runner import Runner, load_task
     if shard:
         from harness.plan import expand, shard as shard_of
 

@@ -19,20 +19,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from pydantic import BaseModel
 from torch import nn
 
 from harness.device import CPU, Device
 from harness.errors import UserError, VariantSkipped
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded, ModelBundle
-from harness.registry import Registry
+from harness.registry import OPTION_CONFIG, Registry, validate as validate_options
 from harness.config import ModelConfig, TrainConfig
 from harness.tasks import TaskData
 
 if TYPE_CHECKING:  # the type only: curves.py evaluates, and evaluating runs runtimes
     from harness.curves import CurveRecorder
 
-__all__ = ["TECHNIQUES", "CompressContext", "CompressResult", "Technique", "VariantSkipped", "require"]
+__all__ = ["TECHNIQUES", "CompressContext", "CompressResult", "NoParams", "Technique", "VariantSkipped"]
 
 
 @dataclass
@@ -72,6 +73,10 @@ class CompressResult:
     curve: dict[str, Any] | None = None  # CurveRecorder.curve() of its training loop, if any
 
 
+class NoParams(BaseModel):
+    model_config = OPTION_CONFIG
+
+
 class Technique:
     """Base for techniques; subclasses set ``name`` and override validate/apply, and the
     traits below where the defaults do not hold."""
@@ -84,8 +89,18 @@ class Technique:
     #: the variant reports its parent's FLOPs, labelled as such.
     flops_from_parent = False
 
+    #: The params' names, types and ranges, declared once: a pydantic model configured
+    #: with ``registry.OPTION_CONFIG`` (unknown keys, wrong types, NaN are errors).
+    Params: type[BaseModel] = NoParams
+
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
-        """Check params at suite load; ``models`` are the suite's model names."""
+        """Check params at suite load against ``Params``, then ``check``'s rules."""
+        validate_options(self.Params, params, where)
+        self.check(params, where, models)
+
+    def check(self, params: Mapping[str, Any], where: str, models: set[str]) -> None:
+        """Rules across params, or against the suite (``models``: its model names), that a
+        type and a range cannot say (exactly one of two options, a student that exists)."""
 
     def preload(self, params: Mapping[str, Any]) -> None:
         """Pay, before any energy window opens, what ``apply`` costs once per process
@@ -128,12 +143,6 @@ class Technique:
 
     def apply(self, ctx: CompressContext) -> CompressResult:
         raise NotImplementedError
-
-
-def require(params: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    for key in params:
-        if key not in allowed:
-            raise UserError(f"unknown parameter {key!r} in {where}; allowed: {', '.join(sorted(allowed)) or 'none'}")
 
 
 TECHNIQUES: Registry[type[Technique]] = Registry("technique")

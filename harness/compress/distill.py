@@ -11,13 +11,14 @@ in their own energy window, which is charged to the variant's creation.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
 
-from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, require
+from harness.compress import TECHNIQUES, CompressContext, CompressResult, NoParams, Technique
 from harness.errors import UserError
+from harness.registry import between
 from harness.train import train
 
 
@@ -25,13 +26,15 @@ from harness.train import train
 class Distill(Technique):
     name = "distill"
 
-    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
-        require(params, {"student", "temperature", "alpha"}, where)
-        if params.get("student") not in models:
+    class Params(NoParams):
+        student: str  # a model of the suite
+        temperature: between(0, 100, open_low=True) = 2.0
+        alpha: between(0, 1) = 0.5  # the weight of the soft (teacher) loss
+
+    def check(self, params: Mapping[str, Any], where: str, models: set[str]) -> None:
+        if params["student"] not in models:
             raise UserError(f"distill in {where} needs student: one of the suite's models "
                             f"({', '.join(sorted(models))}), not {params.get('student')!r}")
-        if not float(params.get("temperature", 2.0)) > 0 or not 0 <= float(params.get("alpha", 0.5)) <= 1:
-            raise UserError(f"distill in {where}: temperature must be > 0 and alpha in [0, 1]")
 
     def architecture(self, params: Mapping[str, Any], parent_architecture: str) -> str:
         return params.get("student")  # validate() checks it names a suite model

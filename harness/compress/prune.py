@@ -19,14 +19,15 @@ keeps the dense masked weights; the conversion is redone (in milliseconds) on lo
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, VariantSkipped, require
+from harness.compress import TECHNIQUES, CompressContext, CompressResult, NoParams, Technique, VariantSkipped
 from harness.errors import UserError
+from harness.registry import between
 from harness.inspection import measured_sparsity, prunable_weights
 from harness.train import train
 
@@ -66,18 +67,13 @@ class MagnitudePrune(Technique):
 
     name = "prune"
 
-    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
-        require(params, {"sparsity", "pattern"}, where)
+    class Params(NoParams):
+        sparsity: between(0, 1, open_high=True) | None = None  # unstructured, the fraction of weights zeroed
+        pattern: Literal[PATTERNS] | None = None  # "2:4" (quote it in YAML)
+
+    def check(self, params: Mapping[str, Any], where: str, models: set[str]) -> None:
         if ("sparsity" in params) == ("pattern" in params):
             raise UserError(f"prune in {where} takes sparsity: s (unstructured) or pattern: \"2:4\", exactly one")
-        if "pattern" in params:
-            if params["pattern"] not in PATTERNS:
-                raise UserError(f"prune pattern in {where} must be one of {', '.join(PATTERNS)}, "
-                                f"not {params['pattern']!r} (quote it in YAML: \"2:4\")")
-            return
-        s = params.get("sparsity")
-        if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 <= s < 1:
-            raise UserError(f"sparsity in {where} must be a number in [0, 1), got {s!r}")
 
     def counts_flops_on_parent(self, params: Mapping[str, Any]) -> bool:
         return "pattern" in params  # the parent's dense FLOPs; the 2:4 kernels skip half the multiplies

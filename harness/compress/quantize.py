@@ -13,13 +13,14 @@ gone; the record says which backend ran.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import torch
 from torch import nn
 
-from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, VariantSkipped, require
+from harness.compress import TECHNIQUES, CompressContext, CompressResult, NoParams, Technique, VariantSkipped
 from harness.errors import UserError
+from harness.registry import between
 from harness.models import module_device
 
 DTYPES = ("int8", "bf16", "fp16")
@@ -72,10 +73,8 @@ class Quantize(Technique):
     cacheable = False  # seconds to redo; int8 packed modules cannot be rebuilt from weights
     flops_from_parent = True  # torch's counter does not see quantized kernels
 
-    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
-        require(params, {"dtype"}, where)
-        if params.get("dtype") not in DTYPES:
-            raise UserError(f"quantize dtype in {where} must be one of {', '.join(DTYPES)}, not {params.get('dtype')!r}")
+    class Params(NoParams):
+        dtype: Literal[DTYPES]
 
     def runtime_request(self, params: Mapping[str, Any]) -> str | None:
         return "int8_dynamic" if params.get("dtype") == "int8" else None

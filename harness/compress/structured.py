@@ -14,13 +14,16 @@ model really computes less (unlike unstructured zeros), then fine-tune.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import Field
 
 import torch
 from torch import nn
 
-from harness.compress import TECHNIQUES, CompressContext, CompressResult, Technique, VariantSkipped, require
+from harness.compress import TECHNIQUES, CompressContext, CompressResult, NoParams, Technique, VariantSkipped
 from harness.errors import UserError
+from harness.registry import between
 from harness.train import train
 
 
@@ -74,13 +77,15 @@ def _finetune(ctx: CompressContext, module: nn.Module, surgery) -> CompressResul
 class DropLayers(Technique):
     name = "prune_layers"
 
-    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
-        require(params, {"keep_layers", "layers"}, where)
+    class Params(NoParams):
+        keep_layers: between(1, 1024, int) | None = None  # keep the first k
+        layers: Annotated[list[between(0, 1023, int)], Field(min_length=1, max_length=1024)] | None = None
+
+    def check(self, params: Mapping[str, Any], where: str, models: set[str]) -> None:
         if ("keep_layers" in params) == ("layers" in params):
             raise UserError(f"{where} needs exactly one of keep_layers (a count) or layers (a list of indices)")
-        k = params.get("keep_layers")
-        if k is not None and (not isinstance(k, int) or k < 1):
-            raise UserError(f"keep_layers in {where} must be a positive integer")
+        if "layers" in params and len(set(params["layers"])) != len(params["layers"]):
+            raise UserError(f"layers in {where} names a layer twice ({params['layers']}); list each once")
 
     def apply(self, ctx: CompressContext) -> CompressResult:
         n = len(_encoder(ctx.parent, "prune_layers")[1].layer)
@@ -106,11 +111,8 @@ def keep_layers(module: nn.Module, keep: list[int]) -> dict[str, Any]:
 class PruneHeads(Technique):
     name = "prune_heads"
 
-    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
-        require(params, {"keep_heads"}, where)
-        k = params.get("keep_heads")
-        if not isinstance(k, int) or k < 1:
-            raise UserError(f"keep_heads in {where} must be a positive integer")
+    class Params(NoParams):
+        keep_heads: between(1, 1024, int)  # per layer, below the parent's head count
 
     def apply(self, ctx: CompressContext) -> CompressResult:
         hf, encoder = _encoder(ctx.parent, "prune_heads")
@@ -154,11 +156,8 @@ def keep_heads(module: nn.Module, kept_per_layer: list[list[int]]) -> dict[str, 
 class PruneChannels(Technique):
     name = "prune_channels"
 
-    def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
-        require(params, {"keep_fraction"}, where)
-        f = params.get("keep_fraction")
-        if not isinstance(f, (int, float)) or not 0 < f < 1:
-            raise UserError(f"keep_fraction in {where} must be in (0, 1)")
+    class Params(NoParams):
+        keep_fraction: between(0, 1, open_low=True, open_high=True)  # of each conv's filters
 
     def apply(self, ctx: CompressContext) -> CompressResult:
         body = _cnn_body(ctx.parent, ctx.variant_id)

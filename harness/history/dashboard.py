@@ -98,9 +98,9 @@ def table(series: list[Series]) -> str:
                  _cell(night(s, -1), str(last["started_at"])),
                  _cell(fmt_value("accuracy", last["accuracy"]), float(last["accuracy"]), num=True),
                  _cell(fmt_change("accuracy", acc.latest_change), acc.latest_change, num=True),
-                 _cell(fmt_value("J_per_inference", last["j_per_inference"]), float(last["j_per_inference"]), num=True),
+                 _cell(fmt_value("J_per_inference", last["J_per_inference"]), float(last["J_per_inference"]), num=True),
                  _cell(fmt_change("J_per_inference", energy.latest_change), energy.latest_change, num=True),
-                 _cell(f"+-{100 * last['uncertainty_rel']:.2g}%", float(last["uncertainty_rel"]), num=True)]
+                 _cell(f"+-{100 * last['energy_uncertainty']:.2g}%", float(last["energy_uncertainty"]), num=True)]
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
     return (f'<table class="sortable" id="latest"><thead><tr>{head}</tr></thead>'
@@ -115,12 +115,12 @@ def figure(s: Series, index: int) -> str:
     n = s.nights
     x = pd.to_datetime(n["started_at"], utc=True, errors="coerce")
     commits = [night(s, i) for i in range(len(n))]
-    unc = float(n["uncertainty_rel"].iloc[-1])
+    unc = float(n["energy_uncertainty"].iloc[-1])
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=(f"J/inference, {s.meter} (stated +-{100 * unc:.2g}%: band)",
                                         "accuracy on the eval split (95% interval: band)"))
-    j = n["j_per_inference"].astype(float)
-    u = n["uncertainty_rel"].astype(float)
+    j = n["J_per_inference"].astype(float)
+    u = n["energy_uncertainty"].astype(float)
     fig.add_trace(go.Scatter(x=x, y=j * (1 + u), mode="lines", line={"width": 0}, hoverinfo="skip",
                              showlegend=False), row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=j * (1 - u), mode="lines", line={"width": 0}, fill="tonexty",
@@ -128,8 +128,8 @@ def figure(s: Series, index: int) -> str:
                              name=f"meter uncertainty ({s.meter})"), row=1, col=1)
     fig.add_trace(go.Scatter(
         x=x, y=j, mode="lines+markers", name="J/inference", line={"color": "#1f77b4"},
-        error_y={"type": "data", "symmetric": False, "array": n["j_per_inference_ci95_hi"] - j,
-                 "arrayminus": j - n["j_per_inference_ci95_lo"], "thickness": 1, "width": 2},
+        error_y={"type": "data", "symmetric": False, "array": n["J_per_inference_within_run_ci95_hi"] - j,
+                 "arrayminus": j - n["J_per_inference_within_run_ci95_lo"], "thickness": 1, "width": 2},
         customdata=list(zip(commits, n["run_id"].str[:8])),
         hovertemplate="%{customdata[0]}<br>%{y:.4g} J/inference<br>run %{customdata[1]}<extra></extra>"),
         row=1, col=1)

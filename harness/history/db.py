@@ -46,10 +46,24 @@ from harness import rundir
 from harness.errors import UserError
 from harness.files import digest, refuse_symlink
 
-SCHEMA = 1
+SCHEMA = 2
+#: (old name in schema 1, name now): the results table's columns carry the table's own
+#: names (columns.py), so CSV, Parquet and SQLite agree.
+RENAMED = (("j_per_inference", "J_per_inference"), ("j_per_inference_ci95_lo", "J_per_inference_within_run_ci95_lo"),
+           ("j_per_inference_ci95_hi", "J_per_inference_within_run_ci95_hi"),
+           ("j_per_inference_net", "J_per_inference_net"), ("uncertainty_rel", "energy_uncertainty"),
+           ("train_j", "train_J"))
+
+
+def _to_2(con: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: the table's names, and every declared column as JSON (``columns``)."""
+    for old, new in RENAMED:
+        con.execute(f"ALTER TABLE results RENAME COLUMN {old} TO {new}")
+    con.execute("ALTER TABLE results ADD COLUMN columns TEXT")
+
+
 #: schema version -> the statements that bring a file of that version to the next one.
-#: (Version 1 is the first; a future change adds ``MIGRATIONS[1]`` and bumps SCHEMA.)
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_2}
 MAGIC = b"SQLite format 3\x00"
 
 DDL = """
@@ -106,13 +120,14 @@ CREATE TABLE results (
     seeds INTEGER NOT NULL,
     n_eval INTEGER,
     accuracy REAL, accuracy_ci95_lo REAL, accuracy_ci95_hi REAL, accuracy_ci_method TEXT,
-    j_per_inference REAL, j_per_inference_ci95_lo REAL, j_per_inference_ci95_hi REAL,
-    j_per_inference_net REAL,
-    uncertainty_rel REAL,
+    J_per_inference REAL, J_per_inference_within_run_ci95_lo REAL, J_per_inference_within_run_ci95_hi REAL,
+    J_per_inference_net REAL,
+    energy_uncertainty REAL,
     meter TEXT NOT NULL,
     energy_method TEXT,
-    train_j REAL,
+    train_J REAL,
     inferences_per_s REAL,
+    columns TEXT,
     PRIMARY KEY (run_id, suite, variant_id)
 );
 CREATE INDEX results_variant ON results (suite, variant_id);
@@ -121,6 +136,17 @@ CREATE VIEW points AS
            runs.machine_label, runs.host
     FROM results r JOIN runs USING (run_id);
 """
+
+
+def _json_value(value: Any) -> Any:
+    """A typed cell as JSON: null for missing, numbers and booleans as such."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return None
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
 def _now() -> str:
@@ -316,14 +342,17 @@ def _windows(run_id: str, rec: records_mod.RunRecord) -> Iterable[tuple]:
 def _results(recs: list[records_mod.RunRecord]) -> list[dict[str, Any]]:
     """The report's table rows, one per variant, with the series' meter."""
     from harness import stats
+    from harness import columns as columns_mod
+    from harness.lifecycle import add_lifecycle, carbon_from
     from harness.table import build_table, w_unc
 
     ok = [r for r in recs if r.ok and r.eval is not None and r.inference is not None]
     if not ok:
         return []
-    table = build_table(ok)
+    table = columns_mod.derived(add_lifecycle(build_table(ok), carbon_from()))
+    data = columns_mod.typed(table[[n for n in columns_mod.names() if n in table.columns]])
     out = []
-    for row in table.to_dict("records"):
+    for row, typed_row in zip(table.to_dict("records"), data.to_dict("records")):
         group = [r for r in ok if r.variant_id == row["variant_id"]]
         windows = [w for r in group for w in r.inference.windows]
         out.append({
@@ -332,15 +361,18 @@ def _results(recs: list[records_mod.RunRecord]) -> list[dict[str, Any]]:
             "n_eval": int(row["n_eval"]), "accuracy": row["accuracy"],
             "accuracy_ci95_lo": row["accuracy_ci95_lo"], "accuracy_ci95_hi": row["accuracy_ci95_hi"],
             "accuracy_ci_method": row["accuracy_ci_method"],
-            "j_per_inference": row["J_per_inference"],
-            "j_per_inference_ci95_lo": row["J_per_inference_within_run_ci95_lo"],
-            "j_per_inference_ci95_hi": row["J_per_inference_within_run_ci95_hi"],
-            "j_per_inference_net": row["J_per_inference_net"],
-            "uncertainty_rel": stats.median([w_unc(w) for w in windows]),
+            "J_per_inference": row["J_per_inference"],
+            "J_per_inference_within_run_ci95_lo": row["J_per_inference_within_run_ci95_lo"],
+            "J_per_inference_within_run_ci95_hi": row["J_per_inference_within_run_ci95_hi"],
+            "J_per_inference_net": row["J_per_inference_net"],
+            "energy_uncertainty": stats.median([w_unc(w) for w in windows]),
             # the series key's method: how the J/inference figures were obtained
             "meter": "+".join(sorted({w.method for w in windows})),
-            "energy_method": row["energy_method"], "train_j": row["train_J"],
+            "energy_method": row["energy_method"], "train_J": row["train_J"],
             "inferences_per_s": row["inferences_per_s"],
+            # every declared column of the table, by its name (a column added to columns.py
+            # is in the history with no schema change): JSON, null for missing
+            "columns": json.dumps({k: _json_value(v) for k, v in typed_row.items()}),
         })
     return out
 

@@ -45,7 +45,7 @@ class Metric:
 
 
 METRICS = {
-    "J_per_inference": Metric("j_per_inference", "J/inference", "j_per_inference_ci95_lo", "j_per_inference_ci95_hi",
+    "J_per_inference": Metric("J_per_inference", "J/inference", "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi",
                               relative=True),
     "J_per_inference_rel": Metric("j_per_inference_rel", "J/inf vs rest", None, None, relative=True),
     "accuracy": Metric("accuracy", "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi", relative=False),
@@ -86,7 +86,7 @@ def drift_corrected(points: pd.DataFrame) -> pd.Series:
     than MIN_OTHERS other variants of the same suite, profile, machine and meter)."""
     out = pd.Series(np.nan, index=points.index)
     for _, group in points.groupby(["suite", "profile", "machine", "meter"], sort=False):
-        logs = np.log(group.pivot_table(index="run_id", columns="variant_id", values="j_per_inference"))
+        logs = np.log(group.pivot_table(index="run_id", columns="variant_id", values="J_per_inference"))
         scaled = logs - logs.median()  # each variant on its own scale
         for v in logs.columns:
             others = scaled.drop(columns=v)

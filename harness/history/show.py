@@ -62,7 +62,7 @@ def render(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int) -
     header = f"  {'variant':22s} {'metric':14s} {'nights':>6s}  {'latest':>10s}  {'night':18s} {'baseline':>10s} " \
              f"{'change':>8s} {'spread':>7s}  steps"
     for (suite, profile, label, meter), members in groups.items():
-        unc = members[0].nights["uncertainty_rel"].iloc[-1]
+        unc = members[0].nights["energy_uncertainty"].iloc[-1]
         unc_text = f" (stated +-{100 * unc:.2g}%)" if pd.notna(unc) else ""
         lines += ["", f"{suite} ({profile}) on {label}, energy: {meter}{unc_text}", header]
         for s in members:

@@ -14,16 +14,52 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import AfterValidator
 from torch import nn
 
 from harness.errors import UserError
 from harness.models import MODELS, Encoded, ModelBundle
+from harness.registry import between
 from harness.tasks import Split, TaskData
 
 BUNDLED = "bundled:minilm"
+
+#: Ranges for a from-config model's sizes (transformers' own names, and DistilBERT's):
+#: the largest published BERT-family encoders fit well inside them.
+CONFIG_SIZES = {"hidden_size": 8_192, "dim": 8_192, "intermediate_size": 65_536, "hidden_dim": 65_536,
+                "num_hidden_layers": 128, "n_layers": 128, "num_attention_heads": 128, "n_heads": 128,
+                "max_position_embeddings": 65_536, "type_vocab_size": 1_024}
+
+
+def _check_config(config: dict | None) -> dict | None:
+    """A from-config model's fields: sizes are positive integers in range, probabilities
+    (``*_prob``, ``*dropout``) are in [0, 1], heads divide the width. Raised as a
+    ValueError, which the registry reports in one line naming the option."""
+    if config is None:
+        return None
+    for key, value in config.items():
+        if not isinstance(key, str):
+            raise ValueError(f"config keys are field names, not {key!r}")
+        if key in CONFIG_SIZES or key.startswith("num_") or key.endswith("_size"):
+            top = CONFIG_SIZES.get(key, 1_000_000)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+                raise ValueError(f"config.{key} must be an integer from 1 to {top:,}, not {value!r}")
+        elif key.endswith("_prob") or "dropout" in key:
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                      or not 0 <= value <= 1):
+                raise ValueError(f"config.{key} is a probability: a number from 0 to 1, not {value!r}")
+    width = config.get("hidden_size", config.get("dim"))
+    heads = config.get("num_attention_heads", config.get("n_heads"))
+    if isinstance(width, int) and isinstance(heads, int) and width % heads:
+        raise ValueError(f"config hidden size {width} is not a multiple of its {heads} attention heads")
+    return config
+
+
+ModelConfigFields = Annotated[dict | None, AfterValidator(_check_config)]
+MaxLength = between(1, 65_536, int)
 
 
 def resolve_source(name: str) -> str:
@@ -80,8 +116,8 @@ def describe(config: Any) -> str:
 
 @MODELS.register("transformers")
 @MODELS.register("bert")
-def build_transformers(task: TaskData, *, config: dict | None = None, pretrained: str | None = None,
-                       tokenizer: str | None = None, max_length: int = 128) -> ModelBundle:
+def build_transformers(task: TaskData, *, config: ModelConfigFields = None, pretrained: str | None = None,
+                       tokenizer: str | None = None, max_length: MaxLength = 128) -> ModelBundle:
     from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
     from transformers.utils import logging as hf_logging
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import nn
 
 from harness.models import MODELS, Encoded, ModelBundle
+from harness.registry import between
 from harness.tasks import Split, TaskData
 
 
@@ -23,14 +27,24 @@ def encode_images(split: Split) -> Encoded:
                    torch.as_tensor(split.labels, dtype=torch.long))
 
 
+#: The options' ranges, declared once (the registry checks a suite against them at load):
+#: widths a CPU can hold (a 4096-channel conv into a 65536-wide layer is already ~1 GB),
+#: at most 16 layers, a dropout probability below 1.
+Width = between(1, 65_536, int)
+Channels = between(1, 4_096, int)
+Dropout = between(0, 1, open_high=True)
+Layers = Annotated[list[Width], Field(min_length=1, max_length=16)]
+ConvLayers = Annotated[list[Channels], Field(min_length=1, max_length=16)]
+
+
 def _side(task: TaskData) -> tuple[int, int, int]:
     c, h, w = task.train.inputs.shape[1:]
     return int(c), int(h), int(w)
 
 
 @MODELS.register("cnn")
-def build_cnn(task: TaskData, *, channels: list[int] = (16, 32), hidden: int = 64,
-              dropout: float = 0.1) -> ModelBundle:
+def build_cnn(task: TaskData, *, channels: ConvLayers = (16, 32), hidden: Width = 64,
+              dropout: Dropout = 0.1) -> ModelBundle:
     c, h, w = _side(task)
     layers: list[nn.Module] = []
     for out in channels:
@@ -44,7 +58,7 @@ def build_cnn(task: TaskData, *, channels: list[int] = (16, 32), hidden: int = 6
 
 
 @MODELS.register("mlp")
-def build_mlp(task: TaskData, *, hidden: list[int] = (64,), dropout: float = 0.0) -> ModelBundle:
+def build_mlp(task: TaskData, *, hidden: Layers = (64,), dropout: Dropout = 0.0) -> ModelBundle:
     c, h, w = _side(task)
     layers: list[nn.Module] = [nn.Flatten()]
     width = c * h * w

@@ -11,11 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import UserError
+from harness.registry import between
 from harness.tasks import TASKS, Split, TaskData
+
+Fraction = between(0, 1, open_low=True, open_high=True)
+Seed = between(0, 2**32 - 1, int)
 
 
 @TASKS.register("digits")
-def load_digits(data_dir: Path | None, *, eval_fraction: float = 0.25, split_seed: int = 0) -> TaskData:
+def load_digits(data_dir: Path | None, *, eval_fraction: Fraction = 0.25, split_seed: Seed = 0) -> TaskData:
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 

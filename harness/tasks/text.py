@@ -25,13 +25,15 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Annotated, Any, Iterator, Sequence
 
 import numpy as np
 import yaml
+from pydantic import Field
 
 from harness.errors import DataUnavailable, UserError
 from harness.files import file_sha256
+from harness.registry import between
 from harness.tasks import TASKS, Split, TaskData
 
 FORMATS = ("tsv", "csv", "jsonl", "parquet")
@@ -39,6 +41,14 @@ METRICS = ("accuracy", "f1", "mcc")
 HUB_HOST = "huggingface.co"
 
 Row = tuple[int, str, "str | None", Any]  # (line, text, pair, raw label)
+#: The options' types and ranges (the registry checks a suite against them at load).
+Text = Annotated[str, Field(min_length=1, max_length=4_096)]
+Column = Text | between(0, 10_000, int)  # a name, or a position with header: false
+LabelNames = Annotated[list[Text | int], Field(min_length=2, max_length=100_000)]
+
+#: The stated limit on one field (a text or a label) of a data file, in characters; a
+#: longer one is an error naming its file and line (csv's own limit is 128 kB).
+MAX_FIELD_CHARS = 1_000_000
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:
@@ -82,7 +92,8 @@ def _column(header: list[str] | None, col: Any, path: Path, what: str) -> int:
 
 def _delimited(path: Path, fmt: str, text: Any, pair: Any, label: Any, header: bool) -> Iterator[Row]:
     opts = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
-    with path.open(newline="", encoding="utf-8") as fh:
+    csv.field_size_limit(MAX_FIELD_CHARS)
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: a BOM is not part of the first name
         reader = csv.reader(fh, **opts)
         try:
             names = next(reader) if header else None
@@ -108,7 +119,7 @@ def _delimited(path: Path, fmt: str, text: Any, pair: Any, label: Any, header: b
 
 
 def _jsonl(path: Path, text: Any, pair: Any, label: Any) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         for line, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
@@ -130,12 +141,17 @@ def _parquet(path: Path, text: Any, pair: Any, label: Any) -> Iterator[Row]:
     try:
         names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow's errors for a file that is not Parquet are many
-        raise UserError(f"{path} is not a Parquet file ({type(exc).__name__}); fix it or set format:") from None
+        raise UserError(f"{path} is not a readable Parquet file ({type(exc).__name__}); write it again, or name it "
+                        "by its real format (.tsv, .csv, .jsonl)") from None
     cols = [str(c) for c in (text, pair, label) if c is not None]
     for what, col in (("text_column", text), ("text_pair_column", pair), ("label_column", label)):
         if col is not None and str(col) not in names:
             raise UserError(f"{path}: no column {col!r} ({what}); it has {names}")
-    table = pq.read_table(path, columns=list(dict.fromkeys(cols))).to_pydict()  # only the named columns
+    try:
+        table = pq.read_table(path, columns=list(dict.fromkeys(cols))).to_pydict()  # only the named columns
+    except Exception as exc:  # a readable footer over damaged pages
+        raise UserError(f"{path} is damaged: its Parquet data cannot be read ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'}); write the file again") from None
     pairs = table[str(pair)] if pair is not None else None
     for i, (t, y) in enumerate(zip(table[str(text)], table[str(label)])):
         yield i + 1, t, pairs[i] if pairs is not None else None, y
@@ -144,15 +160,50 @@ def _parquet(path: Path, text: Any, pair: Any, label: Any) -> Iterator[Row]:
 def read_rows(path: Path, fmt: str, text: Any, pair: Any, label: Any, header: bool = True) -> Iterator[Row]:
     if fmt in ("jsonl", "parquet") and not header:
         raise UserError(f"header: false applies to tsv and csv; {fmt} columns have names")
+    line = 0
     try:
         if fmt in ("tsv", "csv"):
-            yield from _delimited(path, fmt, text, pair, label, header)
+            rows = _delimited(path, fmt, text, pair, label, header)
         elif fmt == "jsonl":
-            yield from _jsonl(path, text, pair, label)
+            rows = _jsonl(path, text, pair, label)
         else:
-            yield from _parquet(path, text, pair, label)
+            rows = _parquet(path, text, pair, label)
+        for row in rows:
+            line = row[0]
+            yield checked_row(row, str(path))
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text; convert it to UTF-8") from None
+    except csv.Error as exc:  # csv's line count is the reader's; ours is the last good row's
+        raise UserError(f"{path} after line {line}: {exc} (a field over the {MAX_FIELD_CHARS:,}-character limit, "
+                        "or an unclosed quote); fix that line") from None
+
+
+def checked_row(row: Row, where: str) -> Row:
+    """One data row as every reader (files and the Hub) hands it on: a text that is a
+    string, a label that is present (not null, empty or NaN) and a string or an integer,
+    each within the field limit; anything else is an error naming the file and line."""
+    line, text, pair, label = row
+    for what, value in (("text", text), ("text pair", pair)):
+        if value is None and what == "text pair":
+            continue
+        if not isinstance(value, str):
+            raise UserError(f"{where} line {line}: the {what} is {'missing' if value is None else type(value).__name__}"
+                            ", not a string; fix that line")
+        if len(value) > MAX_FIELD_CHARS:
+            raise UserError(f"{where} line {line}: the {what} has {len(value):,} characters, over the "
+                            f"{MAX_FIELD_CHARS:,}-character limit; shorten or remove that line")
+    missing = label is None or (isinstance(label, float) and label != label) or (isinstance(label, str)
+                                                                                 and not label.strip())
+    if missing:
+        raise UserError(f"{where} line {line}: the label is missing; give every row a label, or remove that line")
+    if isinstance(label, bool) or not isinstance(label, (str, int)):
+        if isinstance(label, float) and label.is_integer():
+            return line, text, pair, int(label)  # Parquet and pandas store integer labels as floats beside a null
+        raise UserError(f"{where} line {line}: the label is {type(label).__name__} {str(label)[:40]!r}; labels are "
+                        "strings or integers")
+    if isinstance(label, str) and len(label) > MAX_FIELD_CHARS:
+        raise UserError(f"{where} line {line}: the label is over the {MAX_FIELD_CHARS:,}-character limit")
+    return row
 
 
 # -- labels --------------------------------------------------------------------------
@@ -226,7 +277,7 @@ def _read_hub(hub_id: str, config: str | None, splits: tuple[str, str], o: dict[
             if col is not None and col not in part.column_names:
                 raise UserError(f"{hub_id} split {name!r} has no column {col!r}; it has {part.column_names}")
         pairs = part[o["text_pair_column"]] if o["text_pair_column"] else None
-        out.append([(i + 1, t, pairs[i] if pairs is not None else None, y)
+        out.append([checked_row((i + 1, t, pairs[i] if pairs is not None else None, y), f"{hub_id}:{name}")
                     for i, (t, y) in enumerate(zip(part[o["text_column"]], part[o["label_column"]]))])
     return out
 
@@ -239,12 +290,12 @@ def _content_sha256(rows: list[Row]) -> str:
 
 
 @TASKS.register("text_classification")
-def load_text_classification(data_dir: Path | None, *, data: str | None = None, train_split: str = "train",
-                             eval_split: str = "validation", text_column: Any = "sentence",
-                             text_pair_column: Any = None, label_column: Any = "label",
-                             labels: list | None = None, format: str = "auto", header: bool = True,
-                             config: str | None = None, hub: str | None = None, name: str = "text_classification",
-                             metric: str = "accuracy", eval_description: str | None = None) -> TaskData:
+def load_text_classification(data_dir: Path | None, *, data: Text | None = None, train_split: Text = "train",
+                             eval_split: Text = "validation", text_column: Column = "sentence",
+                             text_pair_column: Column | None = None, label_column: Column = "label",
+                             labels: LabelNames | None = None, format: Text = "auto", header: bool = True,
+                             config: Text | None = None, hub: Text | None = None, name: Text = "text_classification",
+                             metric: Text = "accuracy", eval_description: Text | None = None) -> TaskData:
     """``data``: a folder (relative to --data-dir / JOULEBENCH_DATA when given) or
     ``hub:<id>``; ``hub``: the Hub dataset to fall back on when no data folder is given
     (the GLUE presets)."""
@@ -301,8 +352,6 @@ def _split(rows: list[Row], names: Labels, where: str, role: str) -> Split:
             seen = "is not in labels" if role == "train" else "never appears in train (and is not in labels)"
             raise UserError(f"{where} line {line}: label {raw!r} {seen} {names.names}; fix that line or list the "
                             "label in task.options.labels")
-        if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
-            raise UserError(f"{where} line {line}: the text is {type(text).__name__}, not a string; fix that line")
         texts.append((text, pair) if pair is not None else text)
         ys[k] = y
     return Split(texts, ys)

@@ -1,0 +1,211 @@
+"""Every column of the published table, declared once: its name, type, unit and meaning.
+
+``table.py`` computes the values (one dict per variant, keyed by these names),
+``lifecycle.py`` adds the lifecycle columns; this module is what every output reads:
+the typed DataFrame (``frame``: one explicit schema, so every run's CSV and Parquet have
+the same dtypes and any runs concatenate), the data dictionary written beside the table
+(``columns.csv`` and the Parquet schema metadata), the LaTeX paper table's default
+columns (``PAPER``) and the history database (``HISTORY``: the same names, SQLite
+matching them case-insensitively).
+
+Types are numbers, booleans and strings only: missing is null (never "-"), "never" is a
+null beside a flag (``break_even_never``), fractions are fractions (0.5, not "+-50%").
+Adding a column is one ``Column`` here plus its value in ``table._row`` (or
+``lifecycle.add_lifecycle``); every output then carries it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+#: pandas dtypes by kind: nullable, so an empty column keeps its type in every run
+DTYPES = {"string": "string", "int": "Int64", "float": "Float64", "bool": "boolean"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # string | int | float | bool
+    unit: str  # "" where none: count, fraction, J, s, W, FLOP, bytes, 1/s, 1/J, g, inferences
+    description: str
+    #: A derived column's value from the row's other values (the table's columns and the
+    #: lifecycle's); None for the columns table.py and lifecycle.py compute themselves.
+    compute: Callable[[dict[str, Any]], Any] | None = field(default=None, compare=False)
+    #: The markdown table that shows it with plain formatting ("main" or "cost"); None
+    #: for the built-in columns, which render.py lays out with their own cells.
+    section: str | None = None
+
+    @property
+    def dtype(self) -> str:
+        return DTYPES[self.kind]
+
+
+def _c(name: str, kind: str, unit: str, description: str) -> Column:
+    return Column(name, kind, unit, description)
+
+
+COLUMNS: tuple[Column, ...] = (
+    _c("suite", "string", "", "the suite's name"),
+    _c("task", "string", "", "the task (eval split: the task's held-out split, never trained on)"),
+    _c("model", "string", "", "the architecture, e.g. cnn[16, 32]-fc64 or bert L2 H128 A2 I512"),
+    _c("variant_id", "string", "", "the row: model.technique, e.g. bert_tiny.int8"),
+    _c("variant", "string", "", "the technique that made the row (baseline for a trained model)"),
+    _c("parent", "string", "", "the row it was derived from; null for a trained baseline"),
+    _c("params_desc", "string", "", "the technique's parameters"),
+    _c("runtime", "string", "", "how the row ran: eager, onnxruntime, compile (options that differ from defaults)"),
+    _c("seeds", "int", "count", "seeds with a result (each trained model once)"),
+    _c("device", "string", "", "where it ran, e.g. cpu or cuda:0 (NVIDIA H100 80GB HBM3)"),
+    _c("params", "int", "count", "parameters of the module as it runs"),
+    _c("nonzero_params", "int", "count", "parameters that are not zero"),
+    _c("size_bytes", "int", "bytes", "the artifact's size on disk (safetensors, or the .onnx file)"),
+    _c("sparsity", "float", "fraction", "weights zeroed or removed, of the parent's; null when not pruned"),
+    _c("sparsity_exploited", "bool", "", "whether the kernels skip the zeros (a smaller dense layer, 2:4 kernels)"),
+    _c("sparsity_note", "string", "", "how the sparsity is or is not exploited"),
+    _c("flops_per_inference", "float", "FLOP", "torch.utils.flop_counter over the eval split, per example; work, "
+                                              "not energy"),
+    _c("train_flops", "float", "FLOP", "3 x forward FLOPs on the training batches x examples; null when nothing "
+                                       "was trained"),
+    _c("n_eval", "int", "examples", "examples in the eval split"),
+    _c("accuracy", "float", "fraction", "correct answers on the eval split, pooled over seeds"),
+    _c("accuracy_ci95_lo", "float", "fraction", "95% interval, low (method: accuracy_ci_method)"),
+    _c("accuracy_ci95_hi", "float", "fraction", "95% interval, high"),
+    _c("accuracy_ci_method", "string", "", "Wilson over examples (one seed) or a seeds x examples bootstrap"),
+    _c("accuracy_seed_std", "float", "fraction", "standard deviation of accuracy over seeds"),
+    _c("macro_f1", "float", "fraction", "unweighted mean of per-class F1 on the eval split"),
+    _c("task_metric", "string", "", "the task's own metric: accuracy, f1 or mcc"),
+    _c("task_metric_value", "float", "", "its value on the eval split (mean over seeds)"),
+    _c("accuracy_delta_vs_parent", "float", "fraction", "accuracy minus the parent's on the same examples"),
+    _c("delta_p", "float", "", "two-sided p of that delta (method: delta_test); not adjusted for multiplicity"),
+    _c("delta_test", "string", "", "McNemar (one seed) or a paired seeds x examples bootstrap"),
+    _c("train_J", "float", "J", "energy of every window spent creating the row (gross), per seed"),
+    _c("train_J_net", "float", "J", "train_J less idle power x duration; null below the meter's resolution"),
+    _c("train_s", "float", "s", "duration of those windows, per seed"),
+    _c("val_accuracy", "float", "fraction", "final validation accuracy of the training curve (validation split)"),
+    _c("target_accuracy", "float", "fraction", "the curve's target: train.target_accuracy; null when relative"),
+    _c("target_share_of_final", "float", "fraction", "the relative target (share of each seed's final validation "
+                                                     "accuracy); null when absolute"),
+    _c("J_to_target", "float", "J", "training energy at the first curve point reaching the target, mean over "
+                                    "seeds; null unless every seed reached it"),
+    _c("J_to_target_seeds_reached", "int", "count", "seeds whose curve reached the target"),
+    _c("curve_eval_J", "float", "J", "the curve's validation passes, in their own windows (never in train_J)"),
+    _c("tuning_J", "float", "J", "the sweep that chose the row's hyperparameters, per seed; null when not swept"),
+    _c("J_per_inference", "float", "J", "gross energy per inference: median over windows (one run) or of the run "
+                                        "medians (several)"),
+    _c("J_per_inference_runs", "int", "runs", "runs the J/inference figure pools"),
+    _c("J_per_inference_within_run_ci95_lo", "float", "J", "95% interval within the run (order statistics over its "
+                                                           "windows); null over several runs"),
+    _c("J_per_inference_within_run_ci95_hi", "float", "J", "95% interval within the run, high"),
+    _c("J_per_inference_across_runs_ci95_lo", "float", "J", "95% interval across runs (runs are the unit; 6 runs or "
+                                                            "more)"),
+    _c("J_per_inference_across_runs_ci95_hi", "float", "J", "95% interval across runs, high"),
+    _c("J_per_inference_cv", "float", "fraction", "coefficient of variation over windows"),
+    _c("J_per_inference_seed_std", "float", "J", "standard deviation over seeds of each seed's median"),
+    _c("J_per_inference_net", "float", "J", "net energy per inference: gross less idle power x duration"),
+    _c("J_per_inference_net_within_run_ci95_lo", "float", "J", "95% interval of the net figure within the run"),
+    _c("J_per_inference_net_within_run_ci95_hi", "float", "J", "95% interval of the net figure, high"),
+    _c("idle_W", "float", "W", "idle power of this run's machine, measured before the windows"),
+    _c("inferences_per_s", "float", "1/s", "throughput in the measured windows (median)"),
+    _c("correct_per_J", "float", "1/J", "accuracy / J_per_inference"),
+    _c("energy_method", "string", "", "how the joules were obtained: nvml, rapl, estimate (and where, when creation "
+                                      "and inference differ)"),
+    _c("energy_uncertainty", "float", "fraction", "stated systematic error of J_per_inference (0.5 = +-50%)"),
+    _c("compiles_in_windows", "int", "count", "graphs compiled inside measured windows (compile rows; must be 0)"),
+    _c("pareto", "bool", "", "no row of the task is as accurate and cheaper per inference, and better in one"),
+    _c("break_even_inferences", "float", "inferences", "train_J / (parent J/inference - J/inference); null when "
+                                                        "there is no parent or it never pays back"),
+    _c("break_even_never", "bool", "", "true when the row saves nothing per inference, so it never pays back"),
+    _c("lineage_train_J", "float", "J", "creation energy along the lineage, the search that chose its root included"),
+    _c("J_at_1e3_queries", "float", "J", "lineage_train_J + 1e3 x J_per_inference"),
+    _c("J_at_1e6_queries", "float", "J", "lineage_train_J + 1e6 x J_per_inference"),
+    _c("J_at_1e9_queries", "float", "J", "lineage_train_J + 1e9 x J_per_inference"),
+    _c("train_gCO2e", "float", "g", "lineage_train_J as carbon (the footnote gives the constants)"),
+    _c("gCO2e_per_1e6_queries", "float", "g", "1e6 inferences as carbon"),
+)
+
+def by_name() -> dict[str, Column]:
+    return {c.name: c for c in COLUMNS}
+
+
+def names() -> list[str]:
+    return [c.name for c in COLUMNS]
+
+
+def derived(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every derived column (``Column.compute``) filled in, in declared order."""
+    extra = [c for c in COLUMNS if c.compute is not None]
+    if not extra:
+        return table
+    out = table.copy()
+    rows = out.to_dict("records")
+    for c in extra:
+        out[c.name] = [c.compute(r) for r in rows]
+    return out[[n for n in names() if n in out.columns] + [n for n in out.columns if n not in names()]]
+
+
+#: Added by lifecycle.add_lifecycle, from the table's own columns.
+LIFECYCLE = ("pareto", "break_even_inferences", "break_even_never", "lineage_train_J", "J_at_1e3_queries",
+             "J_at_1e6_queries", "J_at_1e9_queries", "train_gCO2e", "gCO2e_per_1e6_queries")
+
+#: The paper table's default columns (``table.tex``): what fits a two-column article
+#: (the technique is shown under each variant id).
+PAPER = ("variant_id", "accuracy", "accuracy_delta_vs_parent", "J_per_inference", "correct_per_J",
+         "train_J", "break_even_inferences")
+
+#: The columns the nightly history stores per (run, variant), by the same names.
+HISTORY = ("suite", "variant_id", "task", "model", "runtime", "device", "seeds", "n_eval", "accuracy",
+           "accuracy_ci95_lo", "accuracy_ci95_hi", "accuracy_ci_method", "J_per_inference",
+           "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi", "J_per_inference_net",
+           "energy_method", "train_J", "inferences_per_s")
+
+
+def _value(value: Any) -> Any:
+    """A computed value as a cell: NaN and "-" are null."""
+    if value is None:
+        return pd.NA
+    if isinstance(value, float) and value != value:
+        return pd.NA
+    return value
+
+
+def frame(rows: Iterable[dict[str, Any]], columns: Iterable[Column] = COLUMNS) -> pd.DataFrame:
+    """Rows of computed values as the declared, typed table: every column present in
+    order with its declared dtype, whatever the rows held (an empty column is a typed
+    null column, never an object one)."""
+    columns = list(columns)
+    rows = list(rows)
+    data = {c.name: pd.array([_value(r.get(c.name)) for r in rows], dtype=c.dtype) for c in columns}
+    return pd.DataFrame(data, columns=[c.name for c in columns])
+
+
+def typed(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every declared column cast to its declared dtype (after lifecycle
+    columns were added as plain pandas values)."""
+    out = table.copy()
+    declared = by_name()
+    for name in out.columns:
+        col = declared.get(name)
+        if col is not None:
+            values = out[name].astype(object).where(out[name].notna(), None)
+            out[name] = pd.array([_value(v) for v in values], dtype=col.dtype)
+    return out
+
+
+def unknown(wanted: Iterable[str]) -> list[str]:
+    known = by_name()
+    return [n for n in wanted if n not in known]
+
+
+def dictionary(wanted: Iterable[str] | None = None) -> pd.DataFrame:
+    """The data dictionary: name, dtype, unit, description of each column."""
+    cols = [by_name()[n] for n in wanted] if wanted is not None else list(COLUMNS)
+    return pd.DataFrame([{"name": c.name, "dtype": c.kind, "unit": c.unit, "description": c.description}
+                         for c in cols], columns=["name", "dtype", "unit", "description"])
+
+
+def parquet_metadata(wanted: Iterable[str]) -> dict[bytes, bytes]:
+    """The dictionary as Parquet schema metadata (key ``joulebench.columns``)."""
+    return {b"joulebench.columns": json.dumps(dictionary(wanted).to_dict("records")).encode()}

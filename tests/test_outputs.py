@@ -1,0 +1,142 @@
+"""The outputs as their real clients read them: pdflatex compiles the paper table and the
+appendix in a two-column article with no overfull box; pandas, polars and SQLite read
+and concatenate the CSVs and Parquets of three different runs; a column declared once
+appears in every output."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness import columns, report
+from tests.conftest import ROOT
+
+REFERENCES = [ROOT / "results" / "reference" / name for name in ("digits", "sst2", "sst2_sweep")]
+IN_CI = os.environ.get("CI") == "true"
+
+ARTICLE = r"""\documentclass[twocolumn]{article}
+\usepackage{booktabs}
+\usepackage{graphicx}
+%s
+\begin{document}
+\typeout{COLUMNWIDTH=\the\columnwidth}
+\typeout{TEXTWIDTH=\the\textwidth}
+\input{table.tex}
+\input{appendix.tex}
+\end{document}
+"""
+#: measure the tables' natural width: each \resizebox reports its content's width
+MEASURE = r"\renewcommand{\resizebox}[3]{\sbox0{#3}\typeout{WIDTH=\the\wd0}\usebox0}"
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> list[Path]:
+    """The committed reference runs, reported afresh (with the appendix)."""
+    out = []
+    for ref in REFERENCES:
+        folder = tmp_path_factory.mktemp(ref.name)
+        report.write([ref], folder, with_appendix=True)
+        out.append(folder)
+    return out
+
+
+def pdflatex(folder: Path, preamble: str = "") -> str:
+    (folder / "doc.tex").write_text(ARTICLE % preamble)
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=folder,
+                          capture_output=True, text=True, timeout=120)
+    log = (folder / "doc.log").read_text(errors="replace")
+    assert proc.returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None and not IN_CI,
+                    reason="no pdflatex here (apt-get install texlive-latex-base texlive-latex-recommended)")
+def test_the_paper_table_and_appendix_compile_in_a_two_column_article(reports: list[Path]) -> None:
+    assert shutil.which("pdflatex"), "CI installs TeX Live: the test command's apt-get line failed"
+    for folder in reports:
+        log = pdflatex(folder)
+        assert "Overfull \\hbox" not in log and "! " not in log, (folder.name, log[-3000:])
+        # and it fits by itself, not by shrinking the type: the natural widths
+        widths = [float(x.split("=")[1].rstrip("pt")) for x in pdflatex(folder, MEASURE).splitlines()
+                  if x.startswith("WIDTH=")]
+        column = float(next(x for x in log.splitlines() if x.startswith("COLUMNWIDTH=")).split("=")[1][:-2])
+        text = float(next(x for x in log.splitlines() if x.startswith("TEXTWIDTH=")).split("=")[1][:-2])
+        paper, appendix = widths
+        assert paper <= 1.2 * column, (folder.name, paper, column)  # at most 17% smaller type
+        assert appendix <= 1.2 * text, (folder.name, appendix, text)
+        tex = (folder / "table.tex").read_text()
+        text_mode = re.sub(r"\$[^$]*\$", "", tex.split("\\begin{tabular}")[1])  # < in math mode is a <
+        assert "\\label{tab:" in tex and "<" not in text_mode and ">" not in text_mode  # OT1 prints them as ¡ ¿
+
+
+def test_three_runs_concatenate_with_numbers_as_numbers(reports: list[Path]) -> None:
+    import polars as pl
+
+    parquets = [pd.read_parquet(f / "table.parquet") for f in reports]
+    assert all(list(p.dtypes) == list(parquets[0].dtypes) for p in parquets)  # one schema for every run
+    both = pd.concat(parquets, ignore_index=True)
+    assert len(both) == sum(len(p) for p in parquets)
+    assert parquets[0]["tuning_J"].isna().all()  # a run with an empty column keeps its type
+    lazy = pl.concat([pl.read_parquet(f / "table.parquet") for f in reports])
+    assert not [c for c, t in lazy.schema.items() if t == pl.Null or t == pl.Object]
+    # the CSVs: pandas as is; polars with the data dictionary written beside every table
+    csvs = pd.concat([pd.read_csv(f / "table.csv") for f in reports], ignore_index=True)
+    assert pd.api.types.is_float_dtype(csvs["break_even_inferences"])
+    dictionary = pd.read_csv(reports[0] / "columns.csv")
+    kinds = {"string": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean}
+    schema = {r.name: kinds[r.dtype] for r in dictionary.itertuples()}
+    pl.concat([pl.read_csv(f / "table.csv", schema=schema) for f in reports])
+    # a numeric aggregate over every numeric column, in SQLite
+    numeric = [r.name for r in dictionary.itertuples() if r.dtype in ("int", "float")]
+    con = sqlite3.connect(":memory:")
+    both.to_sql("t", con)
+    for name in numeric:
+        value = con.execute(f'SELECT avg("{name}"), typeof(max("{name}")) FROM t').fetchone()
+        assert value[1] in ("real", "integer", "null"), (name, value)
+    # the dictionary is in the Parquet schema too
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(reports[0] / "table.parquet").metadata
+    assert b"joulebench.columns" in meta
+
+
+def test_a_column_declared_once_appears_in_every_output(tmp_path: Path, monkeypatch) -> None:
+    from harness.history import db
+
+    added = columns.Column("accuracy_percent", "float", "%", "accuracy in percent (a test's column)",
+                           compute=lambda row: 100 * row["accuracy"], section="main")
+    monkeypatch.setattr(columns, "COLUMNS", columns.COLUMNS + (added,))
+    out = tmp_path / "report"
+    table, md, _ = report.write([REFERENCES[0]], out)
+    assert "accuracy_percent (%)" in md
+    assert table["accuracy_percent"].tolist() == pytest.approx((100 * table["accuracy"]).tolist())
+    assert "accuracy_percent" in pd.read_csv(out / "table.csv").columns
+    assert "accuracy_percent" in pd.read_parquet(out / "table.parquet").columns
+    assert "accuracy_percent" in set(pd.read_csv(out / "columns.csv")["name"])
+    report.write([REFERENCES[0]], out, select=["variant_id", "accuracy_percent"])  # LaTeX when selected
+    assert "accuracy percent" in (out / "table.tex").read_text()
+    store = tmp_path / "h.sqlite"
+    db.add(store, [REFERENCES[0]])
+    con = sqlite3.connect(store)
+    stored = con.execute("SELECT columns FROM results LIMIT 1").fetchone()[0]
+    assert "accuracy_percent" in stored
+
+
+def test_report_columns_picks_columns_for_every_format(tmp_path: Path) -> None:
+    from tests.conftest import cli
+
+    proc = cli("report", str(REFERENCES[0]), "--out", str(tmp_path / "r"), "--columns",
+               "accuracy,J_per_inference")
+    assert proc.returncode == 0, proc.stderr
+    assert list(pd.read_csv(tmp_path / "r" / "table.csv").columns) == ["suite", "task", "variant_id", "accuracy",
+                                                                      "J_per_inference"]
+    assert "| accuracy (fraction) | J_per_inference (J) |" in proc.stdout
+    bad = cli("report", str(REFERENCES[0]), "--out", str(tmp_path / "r2"), "--columns", "acuracy")
+    assert bad.returncode == 2 and "unknown column 'acuracy'" in bad.stderr and not (tmp_path / "r2").exists()
