@@ -209,3 +209,14 @@ def dictionary(wanted: Iterable[str] | None = None) -> pd.DataFrame:
 def parquet_metadata(wanted: Iterable[str]) -> dict[bytes, bytes]:
     """The dictionary as Parquet schema metadata (key ``joulebench.columns``)."""
     return {b"joulebench.columns": json.dumps(dictionary(wanted).to_dict("records")).encode()}
+
+
+def markdown_dictionary() -> str:
+    """``docs/columns.md``: the data dictionary as the documentation shows it (a test
+    keeps the file equal to this)."""
+    lines = ["# Columns of table.csv and table.parquet", "",
+             "Generated from `harness/columns.py` (the one declaration); `columns.csv` beside every table holds the "
+             "same. Types: string, int, float, bool; missing is null.", "",
+             "| name | dtype | unit | description |", "|---|---|---|---|"]
+    lines += [f"| {c.name} | {c.kind} | {c.unit} | {c.description.replace('|', '/')} |" for c in COLUMNS]
+    return "\n".join(lines) + "\n"

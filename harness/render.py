@@ -202,7 +202,10 @@ def selected_markdown(table: pd.DataFrame, names: list[str], notes: list[str]) -
     declared = columns.by_name()
     headers = [n + (f" ({declared[n].unit})" if declared[n].unit else "") for n in names]
     lines = ["### Selected columns", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(fmt(_plain(r[n])) for n in names) + " |" for _, r in table.iterrows()]
+    def cell(r: pd.Series, n: str) -> str:
+        return break_even_text(r) if n == "break_even_inferences" else fmt(_plain(r[n]))
+
+    lines += ["| " + " | ".join(cell(r, n) for n in names) + " |" for _, r in table.iterrows()]
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 

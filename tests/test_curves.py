@@ -301,7 +301,8 @@ def test_a_run_without_a_sweep_has_no_trials_and_no_tuning_j(tmp_path: Path) -> 
 def test_a_repeated_sweep_comes_from_the_cache_and_shards_split_trials(sweep_run, tmp_path: Path) -> None:
     suite, out, cache = sweep_run
     again = tmp_path / "again"
-    proc = run_cli("run", str(suite), "--quick", "--out", str(again), "--cache-dir", str(cache))
+    # runs whose every model comes from the cache: in this process (time; nothing trains)
+    proc = cli("run", str(suite), "--quick", "--out", str(again), "--cache-dir", str(cache))
     assert proc.returncode == 0, proc.stderr
     first, second = load(out), load(again)
     for a, b in zip([r for r in first if r["status"] == "trial"], [r for r in second if r["status"] == "trial"]):
@@ -312,13 +313,13 @@ def test_a_repeated_sweep_comes_from_the_cache_and_shards_split_trials(sweep_run
     dirs = []
     for k in (1, 2):
         d = tmp_path / f"shard{k}"
-        proc = run_cli("run", str(suite), "--quick", "--shard", f"{k}/2", "--out", str(d), "--cache-dir", str(cache))
+        proc = cli("run", str(suite), "--quick", "--shard", f"{k}/2", "--out", str(d), "--cache-dir", str(cache))
         assert proc.returncode == 0, proc.stderr
         dirs.append(d)
     shard_trials = [{r["variant_id"] for r in load(d) if r["status"] == "trial"} for d in dirs]
     assert shard_trials == [{"cnn~t1", "cnn~t3"}, {"cnn~t2", "cnn~t4"}]
     merged = tmp_path / "merged"
-    proc = run_cli("merge", *map(str, dirs), "--out", str(merged))
+    proc = cli("merge", *map(str, dirs), "--out", str(merged))
     assert proc.returncode == 0, proc.stderr
     recs = load(merged)
     assert len([r for r in recs if r["status"] == "trial"]) == 4
@@ -350,7 +351,7 @@ def test_the_appendix_renders_and_its_figures_equal_the_table(sweep_run) -> None
                  "Hyperparameter search (cnn)", "g/kWh"):
         assert fact in md, fact
     assert re.search(r"`joulebench run \S+digits_sweep.yaml --quick --out \S+run --cache-dir \S+`", md)
-    assert "\\begin{tabular}" in tex and "ESTIMATED" in tex and "digits:cnn" in tex
+    assert "\\begin{tabular}" in tex and "ESTIMATED" in tex and "task digits" in tex and "cnn.int8" in tex
     # several run dirs have no single environment: refused in one line
     proc = cli("report", str(out), str(out), "--appendix")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "single run directory" in proc.stderr

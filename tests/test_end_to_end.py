@@ -141,12 +141,13 @@ def test_digits_quick(digits_run: Path) -> None:
 
 def test_sst2_quick_on_a_slice(tmp_path: Path, sst2_slice: Path) -> None:
     """The SST-2 ladder, less its runtime rows (a cold compile of BERT-tiny costs ~40 s
-    here; both runtimes are tested on digits, and on BERT in test_runtimes)."""
+    here; both runtimes are tested on digits, and on BERT in test_runtimes) and MiniLM's
+    layer pruning (tested on BERT by test_compress's loop over every technique)."""
     import yaml
 
     raw = yaml.safe_load((ROOT / "benchmarks" / "sst2.yaml").read_text())
-    for where in (raw, raw["quick"]):
-        where["variants"] = [v for v in where["variants"] if "runtime" not in v]
+    for where in (raw, raw["quick"]):  # prune_layers is tested on BERT in test_compress (time)
+        where["variants"] = [v for v in where["variants"] if "runtime" not in v and v["id"] != "minilm.layers3"]
     # the slice's own budget (time): fewer fine-tuning examples and shorter windows; the
     # student keeps its examples (it must beat chance)
     quick = raw["quick"]
@@ -165,7 +166,6 @@ def test_sst2_quick_on_a_slice(tmp_path: Path, sst2_slice: Path) -> None:
     student = table.loc["bert_tiny.distill"]
     assert student["parent"] == "minilm" and student["model"] == "bert_tiny"
     assert student["accuracy_ci95_lo"] > 0.5  # the KD student is above chance
-    assert table.loc["minilm.layers3"]["params"] < table.loc["minilm"]["params"]
     assert table.loc["minilm"]["params"] > 20_000_000  # the real pretrained MiniLM-L6-H384
 
 

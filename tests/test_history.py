@@ -229,8 +229,8 @@ def test_load_gives_dataframes_and_the_readme_query_runs_in_the_sqlite3_shell(ba
         pytest.skip("no sqlite3 shell here (Debian: apt-get install sqlite3)")
     query = ("SELECT started_at, git_commit, J_per_inference FROM points "
              "WHERE suite = 'digits' AND variant_id = 'cnn' ORDER BY started_at;")
-    readme = (ROOT / "README.md").read_text()
-    assert query in readme  # the query the README shows is the one tested here
+    docs = (ROOT / "docs" / "history.md").read_text()
+    assert query in docs  # the query the documentation shows is the one tested here
     out = subprocess.run(["sqlite3", str(base_db), query], capture_output=True, text=True, check=True).stdout
     assert len(out.splitlines()) == N_NIGHTS + 1
 
@@ -396,7 +396,8 @@ def test_dashboard_renders_in_headless_chromium(base_db: Path, tmp_path: Path) -
             # every figure drew its traces and names its energy method; cnn's has its step marker
             figures = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
                 title: gd.layout.title.text, y: gd.layout.yaxis.title.text,
-                shapes: (gd.layout.shapes || []).map(sh => String(sh.x0)),
+                shapes: (gd.layout.shapes || []).filter(sh => sh.line.dash === 'dash').map(sh => String(sh.x0)),
+                commits: (gd.layout.shapes || []).filter(sh => sh.line.dash === 'dot').length,
                 hover: gd.data.filter(t => t.name === 'J/inference').map(t => t.customdata.map(c => c[0])),
                 traces: gd.querySelectorAll('.scatterlayer .trace').length,
                 markers: gd.querySelectorAll('.scatterlayer .trace path.point').length}))""")
@@ -411,6 +412,9 @@ def test_dashboard_renders_in_headless_chromium(base_db: Path, tmp_path: Path) -
             assert len(by_variant["cnn"]["shapes"]) == 1 and by_variant["cnn"]["shapes"][0].startswith(step_day)
             assert len(by_variant["mlp"]["shapes"]) == 1  # its accuracy step
             assert not by_variant["cnn.int8"]["shapes"]  # one night: no step
+            for fig, s in zip(figures, expected):  # a marker (in both panels) wherever the commit changed
+                shas = list(s.nights["git_commit"].fillna(""))
+                assert fig["commits"] == 2 * sum(a != b for a, b in zip(shas, shas[1:])), s.variant_id
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=False)
         finally:

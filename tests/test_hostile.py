@@ -468,3 +468,36 @@ def test_a_bom_is_not_part_of_the_first_column_name(tmp_path: Path) -> None:
     path = tmp_path / "bom.jsonl"
     path.write_text('\ufeff{"sentence": "good", "label": 1}\n', encoding="utf-8")
     assert _rows(path, "jsonl")[0][1] == "good"
+
+
+def test_a_kill_during_the_idle_baseline_resumes(tmp_path: Path) -> None:
+    """The environment is on disk before the first measurement, so a kill inside the idle
+    baseline leaves a folder that --resume accepts and finishes (idle measured again)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = tmp_path / "idle.yaml"
+    suite.write_text(BASE_SUITE.replace("models: {cnn: {family: cnn}}", "models: {mlp: {family: mlp}}")
+                     + "train: {epochs: 1}\nseeds: [0]\nmeasure: {idle_s: 2.0, repetitions: 6, min_window_s: 0.1}\n")
+    out = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("JOULEBENCH_DATA", None)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out), "--no-cache"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "environment.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.3)  # inside the 2 s baseline
+    assert proc.poll() is None, "the run ended before the planned kill"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    env_file = json.loads((out / "environment.json").read_text())
+    records_file = out / "records.jsonl"
+    assert env_file["idle_w"] is None  # killed inside the baseline
+    assert not records_file.exists() or not records_file.read_text().strip()
+    resumed = cli("run", str(suite), "--resume", str(out), "--no-cache")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "environment.json").read_text())["idle_w"]  # measured on the resume
+    assert (out / "table.csv").is_file()

@@ -19,7 +19,7 @@ from harness import columns, report
 from tests.conftest import ROOT
 
 REFERENCES = [ROOT / "results" / "reference" / name for name in ("digits", "sst2", "sst2_sweep")]
-IN_CI = os.environ.get("CI") == "true"
+IN_CI = bool(os.environ.get("CI"))
 
 ARTICLE = r"""\documentclass[twocolumn]{article}
 \usepackage{booktabs}
@@ -140,3 +140,8 @@ def test_report_columns_picks_columns_for_every_format(tmp_path: Path) -> None:
     assert "| accuracy (fraction) | J_per_inference (J) |" in proc.stdout
     bad = cli("report", str(REFERENCES[0]), "--out", str(tmp_path / "r2"), "--columns", "acuracy")
     assert bad.returncode == 2 and "unknown column 'acuracy'" in bad.stderr and not (tmp_path / "r2").exists()
+
+
+def test_the_documented_columns_are_the_declared_ones() -> None:
+    assert (ROOT / "docs" / "columns.md").read_text() == columns.markdown_dictionary(), \
+        "docs/columns.md is stale: python -c 'import harness.columns as c; print(c.markdown_dictionary(), end=\"\")' > docs/columns.md"

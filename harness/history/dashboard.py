@@ -38,6 +38,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.regression td { background: #fde2e2; } tr.improvement td { background: #e3f5e1; }
 .figure { margin-top: 1.5em; border-top: 1px solid #ccc; }
 .note { color: #555; font-size: 13px; max-width: 70em; }
+.scroll { overflow-x: auto; max-width: 100%; }
 """
 
 SORT_JS = """
@@ -76,23 +77,26 @@ def _status(s: Series) -> tuple[str, str]:
     return f"{steps} step(s) earlier" if steps else "steady", ""
 
 
-def _cell(text: str, sort: object = None, num: bool = False) -> str:
+def _cell(text: str, sort: object = None, num: bool = False, link: str = "") -> str:
     sort = text if sort is None else sort
     if isinstance(sort, float) and not math.isfinite(sort):
         sort = ""
     cls = ' class="num"' if num else ""
-    return f'<td{cls} data-sort="{html.escape(str(sort))}">{html.escape(text)}</td>'
+    body = f'<a href="#{link}">{html.escape(text)}</a>' if link else html.escape(text)
+    return f'<td{cls} data-sort="{html.escape(str(sort))}">{body}</td>'
 
 
-def table(series: list[Series]) -> str:
-    heads = ["suite", "profile", "variant", "status", "machine", "energy method", "nights", "latest night",
-             "accuracy", "accuracy change", "J/inference", "J/inference change", "stated uncertainty"]
+def table(series: list[Series], window: int = 7) -> str:
+    heads = ["suite", "profile", "variant", "status", "machine", "energy method", "nights",
+             "latest night (UTC, commit)", "accuracy", "accuracy change vs baseline", "J/inference",
+             "J/inference change vs baseline", "stated uncertainty"]
     rows = []
-    for s in series:
+    for i, s in enumerate(series):
         last = s.nights.iloc[-1]
         acc, energy = s.verdicts["accuracy"], s.verdicts["J_per_inference"]
         status, cls = _status(s)
-        cells = [_cell(s.suite), _cell(s.profile), _cell(s.variant_id), _cell(status), _cell(s.machine_label),
+        cells = [_cell(s.suite), _cell(s.profile), _cell(s.variant_id, link=f"series-{i}"), _cell(status),
+                 _cell(s.machine_label),
                  _cell(s.meter),
                  _cell(str(len(s.nights)), len(s.nights), num=True),
                  _cell(night(s, -1), str(last["started_at"])),
@@ -100,11 +104,14 @@ def table(series: list[Series]) -> str:
                  _cell(fmt_change("accuracy", acc.latest_change), acc.latest_change, num=True),
                  _cell(fmt_value("J_per_inference", last["J_per_inference"]), float(last["J_per_inference"]), num=True),
                  _cell(fmt_change("J_per_inference", energy.latest_change), energy.latest_change, num=True),
-                 _cell(f"+-{100 * last['energy_uncertainty']:.2g}%", float(last["energy_uncertainty"]), num=True)]
+                 _cell(f"±{100 * last['energy_uncertainty']:.2g}%", float(last["energy_uncertainty"]), num=True)]
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
-    return (f'<table class="sortable" id="latest"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    # a narrow screen scrolls the table sideways instead of cutting its number columns off
+    return (f'<p class="note">baseline: the median of up to {window} nights before the latest, since the '
+            "series' last step; a change is the latest night against it.</p>"
+            f'<div class="scroll"><table class="sortable" id="latest"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def figure(s: Series, index: int) -> str:
@@ -117,7 +124,7 @@ def figure(s: Series, index: int) -> str:
     commits = [night(s, i) for i in range(len(n))]
     unc = float(n["energy_uncertainty"].iloc[-1])
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=(f"J/inference, {s.meter} (stated +-{100 * unc:.2g}%: band)",
+                        subplot_titles=(f"J/inference, {s.meter} (stated ±{100 * unc:.2g}%: band)",
                                         "accuracy on the eval split (95% interval: band)"))
     j = n["J_per_inference"].astype(float)
     u = n["energy_uncertainty"].astype(float)
@@ -148,6 +155,15 @@ def figure(s: Series, index: int) -> str:
     fig.add_trace(go.Scatter(x=x, y=a, mode="lines+markers", name="accuracy", line={"color": "#2ca02c"},
                              customdata=commits, hovertemplate="%{customdata}<br>accuracy %{y:.4f}<extra></extra>"),
                   row=2, col=1)
+    # where the code changed: a faint line at every night whose commit differs from the night before
+    shas = list(n["git_commit"].fillna(""))
+    for i in range(1, len(shas)):
+        if shas[i] != shas[i - 1]:
+            for row in (1, 2):
+                fig.add_vline(x=x.iloc[i], line={"color": "#999", "dash": "dot", "width": 1}, row=row, col=1)
+    if any(shas[i] != shas[i - 1] for i in range(1, len(shas))):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": "#999", "dash": "dot"},
+                                 name="commit changed"), row=1, col=1)
     for row, metric in ((1, "J_per_inference"), (1, "J_per_inference_rel"), (2, "accuracy")):
         verdict = s.verdicts[metric]
         steps = list(verdict.steps) + ([verdict.new] if verdict.new is not None else [])
@@ -186,14 +202,15 @@ def page(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int) -> 
              "bands are the meter's stated uncertainty (systematic: shared by every night of a series), error "
              "bars the night's within-run 95% interval of the median window; accuracy bands are 95% intervals "
              "over the eval examples (and seeds).")
-    meta = json.dumps({"db": db, "runs": n_runs, "series": len(series), "generated": generated})
+    name = Path(db).name  # never the absolute path of the machine that built the page
+    meta = json.dumps({"db": name, "runs": n_runs, "series": len(series), "generated": generated})
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>joulebench history: {html.escape(Path(db).name)}</title>"
+            f"<title>joulebench history: {html.escape(name)}</title>"
             f"<style>{STYLE}</style>"
             f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
-            f"<h1>joulebench history</h1><p class=\"note\">{html.escape(db)}, generated {generated}. "
+            f"<h1>joulebench history</h1><p class=\"note\">{html.escape(name)}, generated {generated}. "
             f"{html.escape(intro)}</p>"
-            f"<h2>Latest night of every series</h2>{table(series)}"
+            f"<h2>Latest night of every series</h2>{table(series, first.window)}"
             f"<h2>Series</h2>{figures}"
             f"<script type=\"application/json\" id=\"meta\">{html.escape(meta)}</script>"
             f"<script>{SORT_JS}</script></body></html>\n")

@@ -27,7 +27,8 @@ def fmt_change(metric: str, change: float) -> str:
 def night(series: Series, index: int) -> str:
     row = series.nights.iloc[index]
     commit = (row["git_commit"] or "?")[:7] + ("+dirty" if row["git_dirty"] == 1 else "")
-    return f"{str(row['started_at'])[:10]} {commit}"
+    when = str(row["started_at"])  # ISO: date and time (several runs may share a day)
+    return f"{when[:10]} {when[11:16]} {commit}".replace("  ", " ")
 
 
 def fmt_step(series: Series, metric: str, step: Step) -> str:
