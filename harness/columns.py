@@ -2,7 +2,7 @@
 
 ``table.py`` computes the values (one dict per variant, keyed by these names),
 ``lifecycle.py`` adds the lifecycle columns; this module is what every output reads:
-the typed DataFrame (``frame``: one explicit schema, so every run's CSV and Parquet have
+the typed DataFrame (``typed``: one explicit schema, so every run's CSV and Parquet have
 the same dtypes and any runs concatenate), the data dictionary written beside the table
 (``columns.csv`` and the Parquet schema metadata), the LaTeX paper table's default
 columns (``PAPER``) and the history database (``HISTORY``: the same names, SQLite
@@ -44,8 +44,7 @@ class Column:
         return DTYPES[self.kind]
 
 
-def _c(name: str, kind: str, unit: str, description: str) -> Column:
-    return Column(name, kind, unit, description)
+_c = Column  # short, for the table below
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -169,16 +168,6 @@ def _value(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return pd.NA
     return value
-
-
-def frame(rows: Iterable[dict[str, Any]], columns: Iterable[Column] = COLUMNS) -> pd.DataFrame:
-    """Rows of computed values as the declared, typed table: every column present in
-    order with its declared dtype, whatever the rows held (an empty column is a typed
-    null column, never an object one)."""
-    columns = list(columns)
-    rows = list(rows)
-    data = {c.name: pd.array([_value(r.get(c.name)) for r in rows], dtype=c.dtype) for c in columns}
-    return pd.DataFrame(data, columns=[c.name for c in columns])
 
 
 def typed(table: pd.DataFrame) -> pd.DataFrame:

@@ -254,6 +254,8 @@ def latex(table: pd.DataFrame, notes: list[str], title: str = "") -> str:
 
 
 # -- the paper table: fits \columnwidth of a two-column article -----------------------
+#: the prefix of a per-joule rate read as "per <prefix>J": k/J -> per mJ
+INVERSE = {"k": "m", "M": "µ", "G": "n", "": ""}
 PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"))
 
 
@@ -348,9 +350,9 @@ def paper_latex(table: pd.DataFrame, notes: list[str], title: str, names: list[s
                                             lambda r, f, n=n: _tex_escape(_generic(r[n], f)),
                                             columns.by_name()[n].unit if n in columns.by_name() else ""))
         factor, prefix = (scale_for(list(table[n])) if unit and unit not in ("count", "fraction") else (1.0, ""))
-        if unit == "1/J" and {"k": "m", "M": "µ", "G": "n", "": ""}.get(prefix) is not None:
+        if unit == "1/J" and prefix in INVERSE:
             # a rate per joule reads better per mJ than per kilo-inverse-joule
-            header = stack(header, f"(per {_tex_escape({'k': 'm', 'M': 'µ', 'G': 'n', '': ''}[prefix])}J)")
+            header = stack(header, f"(per {_tex_escape(INVERSE[prefix])}J)")
         elif unit and unit not in ("count", "fraction"):
             header = stack(header, f"({_tex_escape(prefix + unit)})")
         headers.append(header)
