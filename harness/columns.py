@@ -68,6 +68,11 @@ COLUMNS: tuple[Column, ...] = (
                                               "not energy"),
     _c("train_flops", "float", "FLOP", "3 x forward FLOPs on the training batches x examples; null when nothing "
                                        "was trained"),
+    _c("instructions_per_inference", "float", "instructions",
+       "executed instructions per inference under valgrind's callgrind (one thread, measure.work: instructions), "
+       "median over runs and seeds; work, not energy; null where not counted", section="main"),
+    _c("work_method", "string", "", "how instructions_per_inference was counted (tool, threads, passes), or why it "
+                                    "was not"),
     _c("n_eval", "int", "examples", "examples in the eval split"),
     _c("accuracy", "float", "fraction", "correct answers on the eval split, pooled over seeds"),
     _c("accuracy_ci95_lo", "float", "fraction", "95% interval, low (method: accuracy_ci_method)"),
@@ -109,6 +114,9 @@ COLUMNS: tuple[Column, ...] = (
     _c("idle_W", "float", "W", "idle power of this run's machine, measured before the windows"),
     _c("inferences_per_s", "float", "1/s", "throughput in the measured windows (median)"),
     _c("correct_per_J", "float", "1/J", "accuracy / J_per_inference"),
+    _c("instructions_per_correct", "float", "instructions", "instructions_per_inference / accuracy: work per correct "
+                                                            "answer, not energy",
+       compute=lambda r: _ratio(r.get("instructions_per_inference"), r.get("accuracy")), section="cost"),
     _c("energy_method", "string", "", "how the joules were obtained: nvml, rapl, estimate (and where, when creation "
                                       "and inference differ)"),
     _c("energy_uncertainty", "float", "fraction", "stated systematic error of J_per_inference (0.5 = +-50%)"),
@@ -124,6 +132,12 @@ COLUMNS: tuple[Column, ...] = (
     _c("train_gCO2e", "float", "g", "lineage_train_J as carbon (the footnote gives the constants)"),
     _c("gCO2e_per_1e6_queries", "float", "g", "1e6 inferences as carbon"),
 )
+
+def _ratio(num: Any, den: Any) -> float | None:
+    if num is None or den is None or num != num or den != den or not den:
+        return None
+    return float(num) / float(den)
+
 
 def by_name() -> dict[str, Column]:
     return {c.name: c for c in COLUMNS}

@@ -63,7 +63,7 @@ from typing import Any
 
 from scipy.stats import mannwhitneyu
 
-from harness import rundir, stats
+from harness import rundir, stats, work
 from harness.errors import UserError
 from harness.records import RunRecord
 from harness.table import correctness
@@ -78,6 +78,7 @@ class Thresholds:
     energy_rise: float = 0.05  # relative
     alpha: float = 0.05
     windows_as_units: bool = False
+    work_rise: float = 0.02  # relative rise of instructions per inference that counts
 
 
 Runs = dict[str, dict[int, list[RunRecord]]]  # variant -> run index -> its records
@@ -295,6 +296,40 @@ def _energy(vid: str, b: Runs, n: Runs, mb: Medians, mn: Medians, rel: Relative,
                         math.exp(stats.median(rn) - stats.median(rb)) - 1, _u(rn, rb, "less"))
 
 
+@dataclass(frozen=True)
+class WorkChange:
+    """Instructions per inference (work.py): deterministic, so one run per side decides."""
+
+    base: float  # median over the side's records (runs x seeds)
+    new: float
+    change: float  # relative
+    spread: float | None  # largest max/min - 1 within either side (None: one record per side)
+    tool: str
+
+
+def _work_counts(side: Side, vid: str) -> tuple[list[float], set[str]]:
+    blocks = [r.inference.work for g in side.by_variant.get(vid, {}).values() for r in g if r.inference.work]
+    return [w.per_inference for w in blocks if w.per_inference], {w.tool for w in blocks if w.per_inference}
+
+
+def _work(vid: str, base: Side, new: Side) -> tuple[WorkChange | None, str | None]:
+    """The change in instructions per inference, or (None, why it is not compared)."""
+    (cb, tb), (cn, tn) = _work_counts(base, vid), _work_counts(new, vid)
+    if not cb or not cn:
+        return None, None if not (cb or cn) else f"{vid}: instructions counted on one side only"
+    if tb != tn:
+        return None, (f"{vid}: instructions not compared: BASE was counted with {', '.join(sorted(tb))} and NEW with "
+                      f"{', '.join(sorted(tn))}")
+    spreads = [max(c) / min(c) - 1 for c in (cb, cn) if len(c) > 1]
+    b, n = stats.median(cb), stats.median(cn)
+    return WorkChange(b, n, n / b - 1, max(spreads) if spreads else None, next(iter(tb))), None
+
+
+def _estimate_only(base: Side, new: Side) -> bool:
+    """Every inference window on both sides is the estimate meter's (CPU time x constants)."""
+    return {w.method for side in (base, new) for r in side.ok() for w in r.inference.windows} == {"estimate"}
+
+
 def _holm(pvalues: dict[str, float | None]) -> dict[str, float]:
     tested = [v for v, p in pvalues.items() if p is not None]
     return dict(zip(tested, stats.holm([pvalues[v] for v in tested])))  # type: ignore[misc]
@@ -318,6 +353,9 @@ class Verdict:
     withheld: str | None = None  # a relative rise not attributed to it, and why
     drift: str | None = None  # a relative rise kept although the reference fell, and why
     no_relative: str | None = None  # why no relative test ran for it
+    work: WorkChange | None = None  # instructions per inference, where both sides counted them
+    work_note: str | None = None  # why they were not compared
+    energy_ungated: tuple[str, ...] = ()  # energy regressions printed but not gated (estimate; work decides)
 
 
 @dataclass(frozen=True)
@@ -328,6 +366,7 @@ class Comparison:
     moved: frozenset[str] = frozenset()
     allowed: dict[str, str] = field(default_factory=dict)  # differences the caller allowed, in words
     need: int = 0  # runs per side the energy test needs to reach alpha after Holm
+    work_decides: bool = False  # energy is an estimate and instructions were counted: they gate instead
 
     @property
     def regressions(self) -> int:
@@ -370,6 +409,10 @@ def decide(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresho
     rel_p = _holm({v: e.rel_p for v, e in energy.items()})
     packages = _packages_changed(base, new)
     changed = {vid: _evidence(vid, base, new) for vid in shared}
+    works = {vid: _work(vid, base, new) for vid in shared}
+    # an estimate is CPU time x constants and drifts with the machine: where the work
+    # was counted, the deterministic count is what the exit code rests on
+    work_decides = _estimate_only(base, new) and any(w for w, _ in works.values())
     verdicts = []
     for vid in sorted(set(b_var) | set(n_var)):
         if vid not in shared:
@@ -401,12 +444,19 @@ def decide(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresho
                              "both sides: the fall is the machine's drift, and the relative rise stands")
             if withheld is None:
                 found.append("ENERGY REGRESSION (relative to the other variants)")
+        w, work_note = works[vid]
+        ungated: tuple[str, ...] = ()
+        if work_decides:
+            ungated = tuple(f for f in found if f.startswith("ENERGY"))
+            found = [f for f in found if not f.startswith("ENERGY")]
+        if w is not None and w.change > th.work_rise:
+            found.append("WORK REGRESSION (instructions per inference)")
         verdicts.append(Verdict(vid, None, a, e, acc_p.get(vid), raw_p.get(vid), rel_p.get(vid),
                                 (len(b_var[vid]), len(n_var[vid])), reference, tuple(found), withheld, drift,
-                                no_relative))
+                                no_relative, w, work_note, ungated))
     allowed = {k: v for k, v in differences.items() if k in allow}
     return Comparison(th, verdicts, base.warnings + new.warnings, moved, allowed,
-                      min_runs_per_side(th.alpha, len(shared)))
+                      min_runs_per_side(th.alpha, len(shared)), work_decides)
 
 
 # -- the one formatter ------------------------------------------------------------------
@@ -448,11 +498,38 @@ def render(c: Comparison) -> list[str]:
     lines += [f"withheld: {v.withheld}" for v in compared if v.withheld]
     lines += [f"drift: {v.drift}" for v in compared if v.drift]
     lines += [f"note: {v.no_relative}" for v in compared if v.no_relative]
+    counted = [v for v in compared if v.work is not None]
+    if counted:
+        lines.append(f"\n{'variant':22s} {'instr/inf base':>14s} {'instr/inf new':>14s} {'change':>8s} "
+                     f"{'in-side spread':>14s}  verdict")
+        for v in counted:
+            w = v.work
+            assert w is not None
+            verdict = "WORK REGRESSION" if any(f.startswith("WORK") for f in v.regressions) else "ok"
+            lines.append(f"{v.variant:22s} {w.base:14.6g} {w.new:14.6g} {w.change:+8.2%} "
+                         f"{'-' if w.spread is None else f'{w.spread:.2%}':>14s}  {verdict}")
+        uncounted = [v.variant for v in compared if v.work is None and not v.work_note]
+        if uncounted:
+            lines.append(f"instructions not counted (on either side) for: {', '.join(uncounted)}")
+        spreads = [v.work.spread for v in counted if v.work and v.work.spread is not None]
+        lines.append(f"instructions per inference ({counted[0].work.tool}, one thread): a deterministic count of "
+                     f"work, not energy; a rise > {th.work_rise:.0%} is a regression with one run per side. "
+                     + (f"Measured spread within a side here: at most {max(spreads):.2%}. " if spreads else "")
+                     + f"A/A spread between processes: {work.AA_SPREAD} (benchmarks/scripts/work_check.py)")
+    if c.work_decides:
+        ungated = [v for v in compared if v.energy_ungated]
+        lines.append("energy is an estimate on both sides (CPU time x constants, which drifts with the machine): "
+                     "the exit code rests on accuracy and instructions per inference; J/inference changes are "
+                     "printed, not gated" + (f" (energy regressions not gated: {', '.join(v.variant for v in ungated)})"
+                                             if ungated else ""))
+    lines += [f"note: {v.work_note}" for v in compared if v.work_note]
     if any(v.accuracy and v.accuracy.p is None for v in compared):
         lines.append("accuracy without paired examples (different seeds or eval labels): a regression needs "
                      "non-overlapping 95% intervals; no p-value is printed because no test was run")
     tested = [v for v in compared if v.raw_p is not None]
-    if len(tested) < len(compared):
+    if c.work_decides:
+        pass  # energy does not gate here: how many runs it would take is beside the point
+    elif len(tested) < len(compared):
         lines.append(f"energy not gated for {len(compared) - len(tested)} variant(s): one run per side cannot "
                      f"separate a change from run-to-run drift; repeat base and new interleaved "
                      f"(base, new, new, base, ...), >= {c.need} runs per side for {len(compared)} variants")

@@ -101,6 +101,12 @@ class MeasureConfig:
     #: Copy each batch from host memory inside the window (off: batches are staged on
     #: the device before any window opens, so the windows hold forward passes only).
     include_transfer: bool = False
+    #: After the energy rounds, count each target's work under valgrind (work.py):
+    #: ``instructions`` (instructions per inference, callgrind), or ``none``.
+    work: str = "none"
+    #: Passes over the eval split counted per target (the count is deterministic: one
+    #: pass is enough, more only cost time).
+    work_passes: int = 1
 
     def all_batch_sizes(self) -> tuple[int, ...]:
         """Every batch size measured, the table's own first."""

@@ -86,16 +86,23 @@ class Target:
                 run(run.stage(batch))
 
 
-def prepare(name: str, model: nn.Module | Runnable, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor,
-            device: torch.device = torch.device("cpu"), batch_size: int | None = None) -> Target:
-    """Stage the batches where the windows will read them, warm up, and calibrate how many
-    passes over the split fill a window of at least ``min_window_s``."""
+def stage(name: str, model: nn.Module | Runnable, data: Encoded, cfg: MeasureConfig,
+          device: torch.device = torch.device("cpu"), batch_size: int | None = None) -> Target:
+    """The eval split's batches staged where a window reads them (one pass each, no
+    warm-up yet): what the energy windows and the work pass (work.py) both run."""
     run = as_runnable(model)
     batch_size = batch_size or cfg.batch_size
     host = [data.batch(idx) for idx in data.buckets(batch_size)]
     transfer = cfg.include_transfer and device.type != "cpu"
     batches = host if transfer else [run.stage(b) for b in host]
-    target = Target(name, run, batches, len(data), 1, 0.0, batch_size, transfer)
+    return Target(name, run, batches, len(data), 1, 0.0, batch_size, transfer)
+
+
+def prepare(name: str, model: nn.Module | Runnable, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor,
+            device: torch.device = torch.device("cpu"), batch_size: int | None = None) -> Target:
+    """Stage the batches where the windows will read them, warm up, and calibrate how many
+    passes over the split fill a window of at least ``min_window_s``."""
+    target = stage(name, model, data, cfg, device, batch_size)
     min_s = max(cfg.min_window_s, monitor.min_window_s())
     with torch.inference_mode():
         warmup_s = _timed(target, cfg.warmup, monitor)

@@ -36,6 +36,9 @@ current one on read):
   kernels see it (``machine``: CPU vendor/family/model/stepping, ISA flags, torch's CPU
   capability, cores, memory). Older records keep what they had: their windows' imports
   are unknown (None), their tuning total is divided by their seeds on read.
+- 8: each inference block may carry its target's counted work (``work``: instructions
+  per inference under valgrind's callgrind, the raw count, passes, tool and threads, or
+  why nothing was counted). Older records counted none.
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from harness.errors import UserError
 from harness.files import open_nofollow, read_text, refuse_symlink
 
-SCHEMA = 7
-READABLE = {1, 2, 3, 4, 5, 6, 7}
+SCHEMA = 8
+READABLE = {1, 2, 3, 4, 5, 6, 7, 8}
 #: What a record older than schema 4 ran on: joulebench moved no tensor off the CPU then.
 CPU_DEVICE = {"name": "cpu", "type": "cpu", "index": None, "model": None, "uuid": None, "capability": None,
               "requested": None}
@@ -143,6 +146,24 @@ class Eval(_Model):
         return [p == y for p, y in zip(self.predictions, self.labels)]
 
 
+class Work(_Model):
+    """A target's counted work (work.py): a count of executed instructions, never energy."""
+
+    metric: str = "instructions"
+    instructions: int | None = Field(default=None, gt=0)  # raw count over the counted passes; None: not counted
+    passes: int = 0
+    inferences: int = 0
+    tool: str = ""
+    threads: int = 1
+    scope: str = ""
+    process_s: float | None = None  # the counting process's wall time (its whole group)
+    skipped: str | None = None
+
+    @property
+    def per_inference(self) -> float | None:
+        return self.instructions / self.inferences if self.instructions and self.inferences else None
+
+
 class Inference(_Model):
     batch_size: int = Field(gt=0)
     passes: int = Field(gt=0)
@@ -154,6 +175,7 @@ class Inference(_Model):
     sequence: list[int] = Field(default_factory=list)
     compiles_in_windows: int | None = None  # graphs compiled inside these windows (None: never compiles)
     windows: list[Window] = Field(min_length=1)
+    work: Work | None = None  # counted after the energy rounds, where the suite asked (measure.work)
 
     def j_per_inference(self, net: bool = False) -> list[float]:
         """Each window's joules per inference, gross or net of idle. (The one implementation.)"""
@@ -283,6 +305,8 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
             seeds = len({t.get("seed") for t in sweep.get("trials", [])}) or 1
             out["sweep"] = {**sweep, "tuning_J_per_seed": sweep["tuning_J"] / seeds}
         version = 7
+    if version == 7:  # no work counted: Inference.work defaults to None
+        version = 8
     out["schema"] = version
     return out
 

@@ -149,6 +149,7 @@ BATCH: list[tuple[str, Cell]] = [
     ("vs table's batch size", lambda r: f"{r['ratio_to_table_batch']:.3g}x"),
     ("inferences/s (1/s)", lambda r: fmt(r["inferences_per_s"])),
     ("energy method", lambda r: r["energy_method"]),
+    ("instructions/inference (work, not energy)", lambda r: fmt(r.get("instructions_per_inference"))),
 ]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import appendix, columns, plots, render
+from harness import appendix, columns, plots, render, work
 from harness.errors import UserError
 from harness.files import ensure_dir, read_json, refuse_links_in, write_atomic
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
@@ -52,6 +52,13 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
                  "(+ teacher forwards), the forward FLOPs counted on the training batches (seeded shuffle, padded to "
                  "each batch's longest example); '-' where nothing was trained; quantized variants and rows under "
                  "another runtime report their parent's FLOPs. FLOPs count work, not energy.")
+    works = [inf.work for r in recs if r.ok for inf in r.inferences() if inf.work is not None]
+    if works:
+        notes.append(f"{work.WHAT[0].upper()}{work.WHAT[1:]}. Valgrind implements no AVX-512, so under it the "
+                     "libraries choose their AVX2 (or older) kernels on any machine; instructions per "
+                     "correct answer = instructions per inference / accuracy.")
+        skips = sorted({(w.skipped) for w in works if w.skipped})
+        notes += [f"instructions not counted for some rows: {why}" for why in skips]
     used = sorted({r.runtime.get("name", "eager") for r in recs if r.ok} - {"eager"})
     if used:
         notes.append("runtime: how the row was evaluated and measured (eager PyTorch unless named). Accuracy is "

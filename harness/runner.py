@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from harness import environment, records, runtimes
+from harness import environment, records, runtimes, work
 from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES
 from harness.config import Suite
@@ -78,9 +78,10 @@ class Runner:
     def __init__(self, suite: Suite, task: TaskData, monitor: EnergyMonitor, out_dir: Path,
                  cache: ArtifactCache | None = None, shard_spec: tuple[int, int] | None = None,
                  log: Callable[[str], None] = lambda s: print(s, file=sys.stderr), device: Device = CPU,
-                 command: list[str] | None = None) -> None:
+                 command: list[str] | None = None, data_dir: Path | None = None) -> None:
         self.suite, self.task, self.monitor, self.out_dir, self.log = suite, task, monitor, out_dir, log
         self.command = command
+        self.data_dir = data_dir  # where the task's relative data paths resolve: the work pass reloads it
         self.device = device
         self.specs = expand(suite)
         self.todo = shard(self.specs, *shard_spec) if shard_spec else self.specs
@@ -90,6 +91,12 @@ class Runner:
             if why:
                 raise UserError(f"{spec.variant_id}: {why}")
         self.workshop = Workshop(suite, task, monitor, self.specs, cache, log, device)
+        self.work_skip: str | None = None  # why the suite's work pass cannot count here
+        if suite.measure.work != work.NONE:
+            self.work_skip = work.unavailable(device.torch.type)
+            if self.work_skip is None and cache is None:
+                self.work_skip = ("instructions not counted: the work pass rebuilds every variant from the artifact "
+                                  "cache; run without --no-cache")
         self._flops: dict[tuple[str, int], tuple[float, float]] = {}  # -> (per inference, per train example)
         self.fingerprint: dict[str, Any] = {}
         self._lock_fd: int | None = None
@@ -140,6 +147,8 @@ class Runner:
                                                  r.curve.model_dump() if r.curve else None,
                                                  sum(w.energy_j for w in r.train.windows()))
             self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
+        if self.work_skip:
+            self.log(f"  work pass: {self.work_skip}")
         prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
         self.preload(done)
         env = environment.environment(self.monitor.method, self.monitor.formulas(), self.device.describe())
@@ -236,9 +245,10 @@ class Runner:
                      f"(>= {max(cfg.min_window_s, self.monitor.min_window_s()):g} s) on {self.device.name}")
             results = measure_rounds([t for p in pending for t in p.targets], cfg, self.monitor,
                                      desc=f"measure seed {seed}")
+            counted = self.count_work(pending)
             for p in pending:
                 mine, results = results[:len(p.targets)], results[len(p.targets):]
-                records.append(path, RunRecord.model_validate(self.finish(p, mine)))
+                records.append(path, RunRecord.model_validate(self.finish(p, mine, counted)))
         return path
 
     def _base(self, spec: RunSpec) -> dict[str, Any]:
@@ -342,8 +352,33 @@ class Runner:
         chosen = self.workshop.selection()
         return {k: v for k, v in chosen.items() if k != "train"}
 
-    def finish(self, pending: Pending, results: list[InferenceResult]) -> dict[str, Any]:
-        """The record, with the windows at the table's batch size (and at the others)."""
+    def count_work(self, pending: list[Pending]) -> dict[str, dict[str, Any]]:
+        """The work pass over a group's targets, after its energy rounds (work.py): each
+        target's work block by name; none where the suite asks for no work pass."""
+        cfg = self.suite.measure
+        if cfg.work == work.NONE:
+            return {}
+        requests = [work.Request(p.record["run_key"], t.batch_size) for p in pending for t in p.targets]
+        if self.work_skip:
+            return {r.name: work.skipped(self.work_skip) for r in requests}
+        job = {"resolved": dict(self.suite.resolved), "path": self.suite.path, "profile": self.suite.profile,
+               "data_dir": str(self.data_dir) if self.data_dir else None, "cache": str(self.workshop.cache.root),
+               "passes": cfg.work_passes}
+        self.log(f"  work pass: counting instructions of {len(requests)} target(s) under valgrind "
+                 "(one process, one thread)")
+        try:
+            return work.count(job, requests, self.log)
+        except work.WorkFailed as exc:
+            self.log(f"  work pass failed: {exc}")
+            return {r.name: work.skipped(f"counting failed: {exc}") for r in requests}
+
+    def finish(self, pending: Pending, results: list[InferenceResult],
+               counted: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The record, with the windows at the table's batch size (and at the others),
+        each with its counted work where the suite asked for a work pass."""
+        counted = counted or {}
+        key = pending.record["run_key"]
+
         def block(inference: InferenceResult) -> dict[str, Any]:
             return {"batch_size": inference.batch_size, "passes": inference.passes,
                     "inferences_per_window": inference.inferences_per_window,
@@ -351,7 +386,8 @@ class Runner:
                     "include_transfer": self.suite.measure.include_transfer,
                     "rounds": list(inference.rounds), "sequence": list(inference.sequence),
                     "compiles_in_windows": inference.compiles_in_windows,
-                    "windows": [w.to_dict() for w in inference.windows]}
+                    "windows": [w.to_dict() for w in inference.windows],
+                    "work": counted.get(work.Request(key, inference.batch_size).name)}
 
         out = {**pending.record, "inference": block(results[0]), "meter": self._meter(), "finished_at": now()}
         if len(results) > 1:

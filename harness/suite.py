@@ -45,7 +45,8 @@ LIMITS: dict[str, dict[str, tuple[float | None, float]]] = {
                     "max_samples": (None, 10**9), "eval_every": (None, 10**7), "evals_per_epoch": (None, 10_000),
                     "weight_decay": (0, 10)},
     "MeasureConfig": {"batch_size": (None, 1_000_000), "warmup": (None, 10_000), "repetitions": (None, 10_000),
-                      "min_window_s": (None, 3600), "idle_s": (None, 3600)},
+                      "min_window_s": (None, 3600), "idle_s": (None, 3600),
+                      "work_passes": (1, 100)},
 }
 MAX_SEEDS = 1000
 MAX_TRIALS = 10_000  # configurations in one sweep
@@ -208,6 +209,10 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
         raise UserError(f"measure.warmup in {where} must be >= 1 (the warm-up pass also calibrates the window length)")
     if measure.min_window_s <= 0 or measure.batch_size < 1 or measure.idle_s < 0:
         raise UserError(f"measure.min_window_s and measure.batch_size in {where} must be positive, idle_s >= 0")
+    from harness.work import METRICS as WORK_METRICS
+
+    if measure.work not in WORK_METRICS:
+        raise UserError(f"measure.work in {where} is {measure.work!r}; use one of: {', '.join(WORK_METRICS)}")
     allow_estimate = merged.get("allow_estimate", False)
     if not isinstance(allow_estimate, bool):
         raise UserError(f"'allow_estimate' in {where} must be true or false")
@@ -438,6 +443,12 @@ def _req(raw: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     if not isinstance(value, kind):
         raise UserError(f"{where}: {key!r} must be a {kind.__name__}, got {value!r}")
     return value
+
+
+def with_overrides(suite: Suite, over: Mapping[str, Any]) -> Suite:
+    """``suite`` re-resolved with ``over`` merged into its resolved mapping (a command-line
+    override such as ``--work``): checked like the file, and part of its config hash."""
+    return replace(parse(_deep_merge(dict(suite.resolved), over), suite.path, "full"), profile=suite.profile)
 
 
 def _deep_merge(base: dict, over: Mapping) -> dict:

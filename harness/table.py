@@ -154,12 +154,26 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "idle_W": stats.median([w.idle_w for r in measured for w in r.inference.windows]),
         "inferences_per_s": stats.median([x for r in measured for x in r.inference.rates()]),
         "correct_per_J": acc / j_med,
+        **work_columns(measured),
         "energy_method": energy_method(measured),
         "energy_uncertainty": unc,
         # graphs compiled inside measured windows (compile only; must be 0)
         "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in measured) else
                                 sum(inf.compiles_in_windows or 0 for r in measured for inf in r.inferences())),
     }
+
+
+def work_columns(measured: list[RunRecord]) -> dict[str, Any]:
+    """Instructions per inference at the table's batch size: the median over records
+    (runs and seeds) of each one's count, and how it was counted (or why not)."""
+    blocks = [r.inference.work for r in measured if r.inference.work is not None]
+    counts = [w.per_inference for w in blocks if w.per_inference is not None]
+    if counts:
+        w = next(w for w in blocks if w.per_inference is not None)
+        how = f"{w.tool}, {w.threads} thread, {w.passes} pass(es) over the eval split"
+        return {"instructions_per_inference": stats.median(counts), "work_method": how}
+    reasons = sorted({w.skipped for w in blocks if w.skipped})
+    return {"instructions_per_inference": float("nan"), "work_method": "; ".join(reasons) or None}
 
 
 def curve_columns(group: list[RunRecord]) -> dict[str, Any]:
@@ -244,7 +258,7 @@ def device_label(group: list[RunRecord]) -> str:
 
 BATCH_COLUMNS = ["suite", "task", "variant_id", "device", "batch_size", "J_per_inference",
                  "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi", "J_per_inference_net",
-                 "inferences_per_s", "ratio_to_table_batch", "energy_method"]
+                 "inferences_per_s", "ratio_to_table_batch", "energy_method", "instructions_per_inference"]
 
 
 def build_batch_table(recs: list[RunRecord]) -> pd.DataFrame:
@@ -269,7 +283,10 @@ def build_batch_table(recs: list[RunRecord]) -> pd.DataFrame:
                          "J_per_inference_net": stats.median([j for inf in infs for j in inf.j_per_inference(net=True)]),
                          "inferences_per_s": stats.median([x for inf in infs for x in inf.rates()]),
                          "ratio_to_table_batch": stats.median(per) / table_j,
-                         "energy_method": "+".join(sorted({w.method for inf in infs for w in inf.windows}))})
+                         "energy_method": "+".join(sorted({w.method for inf in infs for w in inf.windows})),
+                         "instructions_per_inference": stats.median(
+                             [inf.work.per_inference for inf in infs if inf.work and inf.work.per_inference]
+                             or [float("nan")])})
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)
 
 

@@ -17,6 +17,8 @@ def add(sub) -> None:
     p.add_argument("new", help="run dir, or several repeated runs as DIR1,DIR2,...")
     p.add_argument("--acc-drop", type=bounded(0, 1), default=0.01, help="accuracy drop that counts (fraction; 0.01)")
     p.add_argument("--energy-rise", type=bounded(0, 100), default=0.05, help="J/inference rise that counts (0.05 = 5%%)")
+    p.add_argument("--work-rise", type=bounded(0, 100), default=0.02,
+                   help="instructions-per-inference rise that counts (0.02 = 2%%; one run per side decides)")
     p.add_argument("--alpha", type=bounded(0, 0.5, open_low=True), default=0.05, help="significance level (0.05)")
     p.add_argument("--windows-as-units", action="store_true",
                    help="test energy over windows, not runs (only where an A/A shows little run-to-run drift)")
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.compare import Thresholds, compare
 
     lines, code = compare(_dirs(args.base, "BASE"), _dirs(args.new, "NEW"),
-                          Thresholds(args.acc_drop, args.energy_rise, args.alpha, args.windows_as_units),
+                          Thresholds(args.acc_drop, args.energy_rise, args.alpha, args.windows_as_units, args.work_rise),
                           frozenset(args.allow or ()))
     print("\n".join(lines))
     return code

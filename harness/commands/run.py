@@ -31,6 +31,9 @@ def add(sub) -> None:
                                     "cpu, cuda or cuda:N")
     p.add_argument("--allow-estimate", action="store_true",
                    help="with meter auto: estimate CPU energy when a RAPL counter exists but cannot be read")
+    p.add_argument("--work", choices=["none", "instructions"],
+                   help="override measure.work: after the energy rounds, count instructions per inference under "
+                        "valgrind (a deterministic work figure, not energy)")
     p.add_argument("--no-cache", action="store_true", help="retrain everything; do not read or write the cache")
     p.add_argument("--cache-dir", help="artifact cache (default $JOULEBENCH_CACHE, else ~/.cache/joulebench)")
     p.add_argument("--skip-if-no-data", action="store_true",
@@ -57,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from harness import device as device_mod, suite
 
     s = suite.load(args.suite, "quick" if args.quick else "full")
+    if args.work:
+        s = suite.with_overrides(s, {"measure": {"work": args.work}})
     device = device_mod.resolve(args.device or s.device, where="--device" if args.device else f"{s.path} device:")
     shard = _shard(args.shard)
     carbon_ = carbon(args)
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
           + f"; meter {monitor.method}", file=sys.stderr)
     try:
         runner = Runner(s, task, monitor, out, cache=cache, shard_spec=shard, device=device,
-                        command=["joulebench", "run", *args.argv])
+                        command=["joulebench", "run", *args.argv], data_dir=_data_dir(args.data_dir))
     except BaseException:
         monitor.close()
         raise

@@ -113,6 +113,9 @@ class Runtime:
     #: How FLOPs are counted for a variant under this runtime, when torch's counter on
     #: the PyTorch module is not the variant's own count; None when it is.
     flops_note: str | None = None
+    #: Why the work pass (work.py) does not count instructions under this runtime, or
+    #: None where it does.
+    work_skip: str | None = None
 
     def options(self) -> dict[str, Any]:
         return {}

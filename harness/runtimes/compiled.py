@@ -85,6 +85,8 @@ def cold() -> Iterator[None]:
 @RUNTIMES.register("compile")
 class Compile(Runtime):
     name = "compile"
+    work_skip = ("not counted under compile: the counting process would recompile every graph inside valgrind "
+                 "(minutes per variant under the emulator)")
 
     def __init__(self, mode: str = "default", dynamic: bool | None = None) -> None:
         if mode not in MODES:

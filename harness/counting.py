@@ -1,0 +1,114 @@
+"""The process valgrind runs for the work pass (work.py says why and how):
+
+    valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \\
+        python -m harness.counting JOB.json OUT.json
+
+It rebuilds the group's variants from the artifact cache exactly as a run obtains them
+(the same suite, task, workshop and runtimes), stages each target's eval batches with
+``measure.stage``, warms them up, switches instrumentation on, and counts each target's
+passes between two collection toggles, dumping after each. OUT.json says which dump
+holds which target. Nothing is recorded or measured for energy here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness import meters, runtimes
+from harness.cache import ArtifactCache
+from harness.device import CPU
+from harness.errors import UserError, VariantSkipped
+from harness.measure import Target, stage
+from harness.plan import expand
+from harness.runner import load_task, seed_everything
+from harness.suite import parse
+from harness.workshop import Workshop
+
+
+def instrumentation_on() -> None:
+    """``callgrind_control -i on`` for this process. Valgrind takes the command while
+    the process runs, so this loop keeps running (sleeping in short steps) until the
+    tool has answered."""
+    proc = subprocess.Popen(["callgrind_control", "-i", "on", str(os.getpid())],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while proc.poll() is None:
+        time.sleep(0.002)
+    if proc.returncode != 0:
+        raise SystemExit(f"callgrind_control -i on exited {proc.returncode}")
+
+
+def main(argv: list[str]) -> int:
+    torch.set_num_threads(1)
+    job_path, out_path = map(Path, argv)
+    started = time.perf_counter()
+    job = json.loads(job_path.read_text())
+    suite = replace(parse(job["resolved"], job["path"], "full"), profile=job["profile"])
+    task = load_task(suite, Path(job["data_dir"]) if job.get("data_dir") else None)
+    quiet = lambda s: None  # noqa: E731
+    monitor = meters.build("estimate", log=quiet)
+    specs = expand(suite)
+    by_key = {s.key: s for s in specs}
+    workshop = Workshop(suite, task, monitor, specs, ArtifactCache(Path(job["cache"])), quiet, CPU)
+    cfg = suite.measure
+    entries: list[dict[str, Any]] = []
+    targets: list[tuple[dict[str, Any], Target]] = []
+    wanted: dict[str, list[int]] = {}
+    for key, size in job["targets"]:
+        wanted.setdefault(key, []).append(size)
+    for key, sizes in wanted.items():
+        spec = by_key[key]
+        why = runtimes.create(spec.runtime).work_skip
+        if why:
+            entries += [{"name": f"{key}@bs{b}", "skipped": why} for b in sizes]
+            continue
+        seed_everything(spec.seed)
+        spec = workshop.resolve(spec)
+        try:
+            made = workshop.obtain(spec)
+            deployed = workshop.deploy(spec, made)
+        except VariantSkipped as why_not:
+            entries += [{"name": f"{key}@bs{b}", "skipped": f"not rebuilt for counting: {why_not}"} for b in sizes]
+            continue
+        data = workshop.encode_eval(made.built.model_name, made.built.bundle)
+        for b in sizes:
+            target = stage(f"{key}@bs{b}", deployed.deployment.runnable, data, cfg, CPU.torch, b)
+            entry = {"name": target.name, "passes": job["passes"], "inferences": job["passes"] * target.n}
+            entries.append(entry)
+            targets.append((entry, target))
+    with torch.inference_mode():
+        for _, target in targets:  # warm: allocations, kernel selection, lazy initialisation
+            for _ in range(cfg.warmup):
+                target.one_pass()
+    loaded = time.perf_counter()
+    instrumentation_on()
+    with torch.inference_mode():
+        for dump, (entry, target) in enumerate(targets, start=1):
+            target.one_pass()  # once more, instrumented but not collected: the code valgrind translates first
+            torch._C._valgrind_toggle()
+            for _ in range(job["passes"]):
+                target.one_pass()
+            torch._C._valgrind_toggle_and_dump_stats()
+            entry["dump"] = dump
+    counted = time.perf_counter()
+    out_path.write_text(json.dumps({"targets": entries, "load_s": loaded - started, "count_s": counted - loaded}))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        code = main(sys.argv[1:])
+    except UserError as exc:
+        print(f"joulebench counting: {exc}", file=sys.stderr)
+        code = 2
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter teardown: under instrumentation it costs more than the counting
