@@ -4,7 +4,8 @@
         python -m harness.counting JOB.json OUT.json
 
 It rebuilds the group's variants from the artifact cache exactly as a run obtains them
-(the same suite, task, workshop and runtimes), stages each target's eval batches with
+(the same suite, workshop and runtimes, and the run's examples as the parent saved them:
+``tasks.save``, so no data loader or its imports run again), stages each target's eval batches with
 ``measure.stage``, warms them up, switches instrumentation on, and counts each target's
 passes between two collection toggles, dumping after each. OUT.json says which dump
 holds which target. Nothing is recorded or measured for energy here.
@@ -23,13 +24,13 @@ from typing import Any
 
 import torch
 
-from harness import meters, runtimes
+from harness import meters, runtimes, tasks
 from harness.cache import ArtifactCache
 from harness.device import CPU
 from harness.errors import UserError, VariantSkipped
 from harness.measure import Target, stage
 from harness.plan import expand
-from harness.runner import load_task, seed_everything
+from harness.runner import seed_everything
 from harness.suite import parse
 from harness.workshop import Workshop
 
@@ -52,7 +53,7 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     job = json.loads(job_path.read_text())
     suite = replace(parse(job["resolved"], job["path"], "full"), profile=job["profile"])
-    task = load_task(suite, Path(job["data_dir"]) if job.get("data_dir") else None)
+    task = tasks.load(Path(job["task"]))  # the run's examples, as the parent loaded them (no loader runs again)
     quiet = lambda s: None  # noqa: E731
     monitor = meters.build("estimate", log=quiet)
     specs = expand(suite)

@@ -78,10 +78,9 @@ class Runner:
     def __init__(self, suite: Suite, task: TaskData, monitor: EnergyMonitor, out_dir: Path,
                  cache: ArtifactCache | None = None, shard_spec: tuple[int, int] | None = None,
                  log: Callable[[str], None] = lambda s: print(s, file=sys.stderr), device: Device = CPU,
-                 command: list[str] | None = None, data_dir: Path | None = None) -> None:
+                 command: list[str] | None = None) -> None:
         self.suite, self.task, self.monitor, self.out_dir, self.log = suite, task, monitor, out_dir, log
         self.command = command
-        self.data_dir = data_dir  # where the task's relative data paths resolve: the work pass reloads it
         self.device = device
         self.specs = expand(suite)
         self.todo = shard(self.specs, *shard_spec) if shard_spec else self.specs
@@ -362,12 +361,11 @@ class Runner:
         if self.work_skip:
             return {r.name: work.skipped(self.work_skip) for r in requests}
         job = {"resolved": dict(self.suite.resolved), "path": self.suite.path, "profile": self.suite.profile,
-               "data_dir": str(self.data_dir) if self.data_dir else None, "cache": str(self.workshop.cache.root),
-               "passes": cfg.work_passes}
+               "cache": str(self.workshop.cache.root), "passes": cfg.work_passes}
         self.log(f"  work pass: counting instructions of {len(requests)} target(s) under valgrind "
                  "(one process, one thread)")
         try:
-            return work.count(job, requests, self.log)
+            return work.count(job, self.task, requests, self.log)
         except work.WorkFailed as exc:
             self.log(f"  work pass failed: {exc}")
             return {r.name: work.skipped(f"counting failed: {exc}") for r in requests}

@@ -25,7 +25,7 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   cover host instructions only (launches, Python, copies), so it is not counted there.
 
 This module is the parent's side (what to count, the job, reading the dumps); the
-process valgrind runs is ``counting.py``. Nothing here imports torch.
+process valgrind runs is ``counting.py``. Nothing here imports torch at import time.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def totals(path: Path) -> int:
     return int(found.group(1))
 
 
-def count(job: dict[str, Any], requests: list[Request], log: Callable[[str], None],
+def count(job: dict[str, Any], task: Any, requests: list[Request], log: Callable[[str], None],
           timeout_s: float = TIMEOUT_S) -> dict[str, dict[str, Any]]:
     """Count ``requests`` in one valgrind process; returns the work block of each
     (by ``Request.name``): the raw count, passes, inferences, tool, threads, or the
@@ -113,7 +113,12 @@ def count(job: dict[str, Any], requests: list[Request], log: Callable[[str], Non
     with tempfile.TemporaryDirectory(prefix="joulebench-work-") as tmp:
         tmpdir = Path(tmp)
         job_path, out_path = tmpdir / "job.json", tmpdir / "counted.json"
-        job_path.write_text(json.dumps({**job, "targets": [[r.run_key, r.batch_size] for r in requests]}))
+        from harness import tasks
+
+        (tmpdir / "task").mkdir()
+        tasks.save(task, tmpdir / "task")
+        job_path.write_text(json.dumps({**job, "task": str(tmpdir / "task"),
+                                        "targets": [[r.run_key, r.batch_size] for r in requests]}))
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
                f"--callgrind-out-file={tmpdir / 'cg.out'}", sys.executable, "-m", "harness.counting",
                str(job_path), str(out_path)]

@@ -17,6 +17,7 @@ from tests.conftest import ROOT
 
 REFERENCE = ROOT / "results" / "reference" / "digits"
 VARIANTS = ("cnn", "mlp")  # a small night: two series per machine and meter
+WORK_BASE = 66_000.0  # instructions per inference of a planted work block
 
 
 def _scale(window: dict, factor: float) -> None:
@@ -41,11 +42,15 @@ def _drop_accuracy(ev: dict, fraction: float) -> None:
 
 def make_night(out: Path, night: int, energy: dict[str, float] | None = None, acc_drop: dict[str, float] | None = None,
                host: str = "vm", method: str | None = None, source: Path = REFERENCE,
-               variants: tuple[str, ...] = VARIANTS, seeds: tuple[int, ...] | None = None) -> Path:
+               variants: tuple[str, ...] = VARIANTS, seeds: tuple[int, ...] | None = None,
+               work: dict[str, float] | None = None) -> Path:
     """Night ``night`` as a run dir under ``out``: J/inference of variant v times
     ``energy[v]``, accuracy of v lower by ``acc_drop[v]``, measured on ``host`` by ``method``
     (``seeds``: only these seeds' records; one seed makes an import ~5x faster, since the
-    accuracy interval of several seeds is a bootstrap)."""
+    accuracy interval of several seeds is a bootstrap). With ``work`` (even empty), every
+    inference block carries a counted work block: ``WORK_BASE`` instructions per
+    inference times ``work[v]``, with the 0.05% jitter a real count shows between
+    processes."""
     run = out / f"{host}-{method or 'estimate'}-night{night:02d}"
     run.mkdir(parents=True)
     env = json.loads((source / "environment.json").read_text())
@@ -73,6 +78,13 @@ def make_night(out: Path, night: int, energy: dict[str, float] | None = None, ac
                     w["method"] = method
                     for c in w["components"]:
                         c["method"] = method
+        if work is not None:
+            jitter = np.random.default_rng([night, len(rec["variant_id"]), rec["seed"]])
+            for inf in [rec["inference"], *rec["inference_sweep"]]:
+                n = inf["inferences_per_window"]
+                per = WORK_BASE * work.get(rec["variant_id"], 1.0) * (1 + 0.0005 * jitter.standard_normal())
+                inf["work"] = {"metric": "instructions", "instructions": int(per * n), "passes": 1, "inferences": n,
+                               "tool": "valgrind-3.19.0 callgrind", "threads": 1, "scope": "host CPU, one thread"}
         if (acc_drop or {}).get(rec["variant_id"]):
             _drop_accuracy(rec["eval"], acc_drop[rec["variant_id"]])
         lines.append(json.dumps(rec, sort_keys=True))

@@ -496,3 +496,28 @@ def test_a_step_in_every_variant_is_the_raw_series_job_not_the_relative_one(tmp_
     for s in series_mod.build(history.load(path).points):
         assert [st.index for st in s.verdicts["J_per_inference"].steps] == [6], s.variant_id
         assert not s.verdicts["J_per_inference_rel"].steps, s.variant_id
+
+
+def test_a_five_percent_step_in_instructions_closes_the_gate_on_its_night_and_the_next(tmp_path: Path) -> None:
+    """Under 25% energy drift, a +5% step in cnn's counted work from night 6: the
+    instructions series closes the gate on night 6 (new step) and night 7 (confirmed),
+    and on no A/A night, for no other variant."""
+    rng = np.random.default_rng(3)
+    runs = []
+    for night in range(9):
+        common = float(np.exp(0.25 * rng.standard_normal()))
+        runs.append(make_night(tmp_path / "n", night, {v: common for v in FIVE}, variants=FIVE, seeds=(0,),
+                               work={"cnn": 1.05 if night >= 6 else 1.0}))
+    path = tmp_path / "history.sqlite"
+    db_mod.add(path, runs)
+    points = history.load(path, with_records=False).points
+    nights_at = sorted(set(points["started_at"]))
+    for last in range(3, 9):
+        found = {s.variant_id: s for s in series_mod.build(points[points["started_at"] <= nights_at[last]])}
+        gated = sorted(v for v, s in found.items() if "instructions_per_inference" in s.latest_regression)
+        assert gated == (["cnn"] if last in (6, 7) else []), last
+    work = found["cnn"].verdicts["instructions_per_inference"]
+    assert [st.index for st in work.steps] == [6] and 0.045 < work.steps[0].change < 0.055
+    # a history without counted work gives no instructions verdict (not "too few nights")
+    plain = series_mod.build(history.load(path, with_records=False).points.assign(columns=None))
+    assert all("instructions_per_inference" not in s.verdicts for s in plain)

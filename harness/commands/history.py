@@ -25,6 +25,8 @@ def add(sub) -> None:
         h.add_argument("--variant", help="only this variant id, e.g. bert_tiny.int8")
         h.add_argument("--energy-rise", type=bounded(0, 100), default=0.05,
                        help="smallest J/inference step that counts (0.05 = 5%%)")
+        h.add_argument("--work-rise", type=bounded(0, 100), default=0.02,
+                       help="smallest relative rise of instructions per inference that counts (0.02)")
         h.add_argument("--acc-drop", type=bounded(0, 1), default=0.01, help="smallest accuracy step that counts (0.01)")
         h.add_argument("--spread-factor", type=bounded(0, 100, open_low=True), default=3.0,
                        help="a step must also exceed this many run-to-run spreads of its series (3)")
@@ -42,7 +44,7 @@ def _series(args: argparse.Namespace):
     from harness.history import db, series
 
     hist = db.load(Path(args.db), with_records=False)
-    rules = series.rules(args.energy_rise, args.acc_drop, args.spread_factor, args.window)
+    rules = series.rules(args.energy_rise, args.acc_drop, args.spread_factor, args.window, args.work_rise)
     return series.build(hist.points, rules, args.suite, args.variant), rules, len(hist.runs)
 
 

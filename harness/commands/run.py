@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
           + f"; meter {monitor.method}", file=sys.stderr)
     try:
         runner = Runner(s, task, monitor, out, cache=cache, shard_spec=shard, device=device,
-                        command=["joulebench", "run", *args.argv], data_dir=_data_dir(args.data_dir))
+                        command=["joulebench", "run", *args.argv])
     except BaseException:
         monitor.close()
         raise

@@ -89,7 +89,8 @@ def _cell(text: str, sort: object = None, num: bool = False, link: str = "") -> 
 def table(series: list[Series], window: int = 7) -> str:
     heads = ["suite", "profile", "variant", "status", "machine", "energy method", "nights",
              "latest night (UTC, commit)", "accuracy", "accuracy change vs baseline", "J/inference",
-             "J/inference change vs baseline", "stated uncertainty"]
+             "J/inference change vs baseline", "stated uncertainty", "instructions/inference (work, not energy)",
+             "instructions change vs baseline"]
     rows = []
     for i, s in enumerate(series):
         last = s.nights.iloc[-1]
@@ -105,6 +106,11 @@ def table(series: list[Series], window: int = 7) -> str:
                  _cell(fmt_value("J_per_inference", last["J_per_inference"]), float(last["J_per_inference"]), num=True),
                  _cell(fmt_change("J_per_inference", energy.latest_change), energy.latest_change, num=True),
                  _cell(f"±{100 * last['energy_uncertainty']:.2g}%", float(last["energy_uncertainty"]), num=True)]
+        work = s.verdicts.get("instructions_per_inference")
+        ipi = float(last["instructions_per_inference"]) if work is not None else math.nan
+        cells += [_cell(fmt_value("instructions_per_inference", ipi), ipi, num=True),
+                  _cell(fmt_change("instructions_per_inference", work.latest_change if work else math.nan),
+                        work.latest_change if work else math.nan, num=True)]
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
     # a narrow screen scrolls the table sideways instead of cutting its number columns off
@@ -123,9 +129,13 @@ def figure(s: Series, index: int) -> str:
     x = pd.to_datetime(n["started_at"], utc=True, errors="coerce")
     commits = [night(s, i) for i in range(len(n))]
     unc = float(n["energy_uncertainty"].iloc[-1])
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=(f"J/inference, {s.meter} (stated ±{100 * unc:.2g}%: band)",
-                                        "accuracy on the eval split (95% interval: band)"))
+    counted = "instructions_per_inference" in s.verdicts
+    rows = 3 if counted else 2
+    titles = [f"J/inference, {s.meter} (stated ±{100 * unc:.2g}%: band)",
+              "accuracy on the eval split (95% interval: band)"]
+    if counted:
+        titles.append("instructions per inference (callgrind, one thread): work, not energy")
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=titles)
     j = n["J_per_inference"].astype(float)
     u = n["energy_uncertainty"].astype(float)
     fig.add_trace(go.Scatter(x=x, y=j * (1 + u), mode="lines", line={"width": 0}, hoverinfo="skip",
@@ -155,16 +165,25 @@ def figure(s: Series, index: int) -> str:
     fig.add_trace(go.Scatter(x=x, y=a, mode="lines+markers", name="accuracy", line={"color": "#2ca02c"},
                              customdata=commits, hovertemplate="%{customdata}<br>accuracy %{y:.4f}<extra></extra>"),
                   row=2, col=1)
+    if counted:
+        fig.add_trace(go.Scatter(x=x, y=n["instructions_per_inference"].astype(float), mode="lines+markers",
+                                 name="instructions/inference", line={"color": "#9467bd"}, customdata=commits,
+                                 hovertemplate="%{customdata}<br>%{y:.6g} instructions/inference<extra></extra>"),
+                      row=3, col=1)
+        fig.update_yaxes(title_text="instructions/inference", row=3, col=1)
     # where the code changed: a faint line at every night whose commit differs from the night before
     shas = list(n["git_commit"].fillna(""))
     for i in range(1, len(shas)):
         if shas[i] != shas[i - 1]:
-            for row in (1, 2):
+            for row in range(1, rows + 1):
                 fig.add_vline(x=x.iloc[i], line={"color": "#999", "dash": "dot", "width": 1}, row=row, col=1)
     if any(shas[i] != shas[i - 1] for i in range(1, len(shas))):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": "#999", "dash": "dot"},
                                  name="commit changed"), row=1, col=1)
-    for row, metric in ((1, "J_per_inference"), (1, "J_per_inference_rel"), (2, "accuracy")):
+    for row, metric in ((1, "J_per_inference"), (1, "J_per_inference_rel"), (2, "accuracy"),
+                        (3, "instructions_per_inference")):
+        if metric not in s.verdicts:
+            continue
         verdict = s.verdicts[metric]
         steps = list(verdict.steps) + ([verdict.new] if verdict.new is not None else [])
         for st in steps:
@@ -179,7 +198,7 @@ def figure(s: Series, index: int) -> str:
                           row=row, col=1)
     fig.update_yaxes(title_text=f"J/inference ({s.meter})", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", row=2, col=1)
-    fig.update_layout(title=f"{s.title}: {s.machine_label}, energy method {s.meter}", height=520,
+    fig.update_layout(title=f"{s.title}: {s.machine_label}, energy method {s.meter}", height=520 + 200 * (rows - 2),
                       margin={"l": 70, "r": 30, "t": 80, "b": 40}, hovermode="closest",
                       legend={"orientation": "h", "y": -0.08})
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"series-{index}",

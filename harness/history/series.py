@@ -17,10 +17,16 @@ typical machine state. On ten real nights here its spread was about half the raw
 (CV 4-22% against 9-40%). It sees a change in one variant through the drift; it is
 blind to a change that hits every variant alike, which the raw series is for. Both
 gate.
+
+**Instructions per inference** (``measure.work: instructions``, work.py): a count, not
+energy, and deterministic, so its night-to-night spread is the count's own (~0.1%) and
+the minimum effect (``work_rise``, 2%) is what a step must exceed. It gates like the
+others; a series whose nights counted none has no verdict for it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -42,6 +48,7 @@ class Metric:
     lo: str | None  # the band's columns: the night's own 95% interval
     hi: str | None
     relative: bool  # changes are reported as a fraction of the level
+    optional: bool = False  # a series with no value of it gets no verdict for it (not "too few nights")
 
 
 METRICS = {
@@ -49,15 +56,38 @@ METRICS = {
                               relative=True),
     "J_per_inference_rel": Metric("j_per_inference_rel", "J/inf vs rest", None, None, relative=True),
     "accuracy": Metric("accuracy", "accuracy", "accuracy_ci95_lo", "accuracy_ci95_hi", relative=False),
+    # deterministic (work.py): its spread is the count's own, ~0.1%, so the minimum effect decides
+    "instructions_per_inference": Metric("instructions_per_inference", "instr/inf", None, None, relative=True,
+                                         optional=True),
 }
 
 
 def rules(energy_rise: float = 0.05, acc_drop: float = 0.01, spread_factor: float = 3.0,
-          window: int = 7) -> dict[str, Rule]:
+          window: int = 7, work_rise: float = 0.02) -> dict[str, Rule]:
     energy = Rule(worse=+1, min_effect=energy_rise, relative=True, spread_factor=spread_factor, window=window)
     return {"J_per_inference": energy, "J_per_inference_rel": energy,
             "accuracy": Rule(worse=-1, min_effect=acc_drop, relative=False, spread_factor=spread_factor,
-                             window=window)}
+                             window=window),
+            "instructions_per_inference": Rule(worse=+1, min_effect=work_rise, relative=True,
+                                               spread_factor=spread_factor, window=window)}
+
+
+def from_columns(points: pd.DataFrame, name: str) -> pd.Series:
+    """A declared column the results table keeps only in its ``columns`` JSON (every
+    column of the report's table is there by name), as floats; NaN where absent."""
+    if name in points.columns:
+        return points[name].astype(float)
+    if "columns" not in points.columns:
+        return pd.Series(np.nan, index=points.index)
+
+    def one(text: object) -> float:
+        try:
+            value = json.loads(text).get(name) if isinstance(text, str) else None
+        except (ValueError, AttributeError):
+            return np.nan
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
+
+    return points["columns"].map(one).astype(float)
 
 
 @dataclass
@@ -115,7 +145,8 @@ def build(points: pd.DataFrame, rule_set: dict[str, Rule] | None = None, suite: 
           variant: str | None = None) -> list[Series]:
     """Every series in ``points`` (History.points), each with its verdicts."""
     rule_set = rule_set or rules()
-    points = points.assign(j_per_inference_rel=drift_corrected(points))  # over every variant, before filtering
+    points = points.assign(j_per_inference_rel=drift_corrected(points),  # over every variant, before filtering
+                           instructions_per_inference=from_columns(points, "instructions_per_inference"))
     if suite is not None:
         points = points[points["suite"] == suite]
     if variant is not None:
@@ -124,6 +155,7 @@ def build(points: pd.DataFrame, rule_set: dict[str, Rule] | None = None, suite: 
     for key, nights in points.groupby(KEY, sort=True, dropna=False):
         nights = nights.sort_values(["started_at", "run_id"]).reset_index(drop=True)
         s = Series(*key[:4], machine_label=nights["machine_label"].iloc[-1], meter=key[4], nights=nights)
-        s.verdicts = {name: _detect(nights[METRICS[name].column], rule) for name, rule in rule_set.items()}
+        s.verdicts = {name: _detect(nights[METRICS[name].column], rule) for name, rule in rule_set.items()
+                      if not (METRICS[name].optional and nights[METRICS[name].column].isna().all())}
         out.append(s)
     return out

@@ -15,6 +15,8 @@ from harness.history.steps import MIN_NIGHTS, Rule, Step, Verdict
 def fmt_value(metric: str, value: float) -> str:
     if value is None or not math.isfinite(value):
         return "-"
+    if metric == "instructions_per_inference":
+        return f"{value:.6g}"
     return f"{value:.4f}" if metric == "accuracy" else f"{value:.3g}"
 
 

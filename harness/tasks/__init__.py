@@ -7,7 +7,9 @@ split is a real held-out split: accuracy is never computed on training data.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -69,6 +71,42 @@ class TaskData:
                   "from": "the training split", "n_train_left": int(n - k)}
         return replace(self, train=self.train.take(rest), validation=self.train.take(val),
                        info={**self.info, "validation": carved})
+
+
+def save(task: TaskData, folder: Path) -> None:
+    """``task`` as plain files in ``folder`` (JSON and ``.npy``, never a pickle), for a
+    process that must see the same examples without loading them again (counting.py)."""
+    meta: dict[str, Any] = {k: getattr(task, k) for k in ("name", "num_labels", "kind", "source", "eval_split", "info")}
+    for name in ("train", "eval", "validation"):
+        split = getattr(task, name)
+        if split is None:
+            continue
+        np.save(folder / f"{name}.labels.npy", split.labels, allow_pickle=False)
+        if split.index is not None:
+            np.save(folder / f"{name}.index.npy", split.index, allow_pickle=False)
+        if isinstance(split.inputs, np.ndarray):
+            np.save(folder / f"{name}.inputs.npy", split.inputs, allow_pickle=False)
+            meta[name] = "array"
+        else:
+            meta[name] = [list(x) if isinstance(x, tuple) else x for x in split.inputs]
+    (folder / "task.json").write_text(json.dumps(meta))
+
+
+def load(folder: Path) -> TaskData:
+    """What ``save`` wrote: the same examples, in the same order."""
+    meta = json.loads((folder / "task.json").read_text())
+
+    def split(name: str) -> Split | None:
+        if name not in meta:
+            return None
+        inputs = (np.load(folder / f"{name}.inputs.npy", allow_pickle=False) if meta[name] == "array"
+                  else [tuple(x) if isinstance(x, list) else x for x in meta[name]])
+        index = folder / f"{name}.index.npy"
+        return Split(inputs, np.load(folder / f"{name}.labels.npy", allow_pickle=False),
+                     np.load(index, allow_pickle=False) if index.is_file() else None)
+
+    return TaskData(meta["name"], split("train"), split("eval"), meta["num_labels"], meta["kind"], meta["source"],
+                    meta["eval_split"], meta["info"], split("validation"))
 
 
 TaskLoader = Callable[..., TaskData]

@@ -1,0 +1,137 @@
+"""The work pass (work.py, counting.py): instructions per inference under valgrind.
+
+Two real runs of a small digits suite share one artifact cache; in the second, one
+variant's measured loop is planted with extra work in the counting process only (a
+``sitecustomize`` on its PYTHONPATH, as a code change would do). The planted variant's
+count moves and compare names it; every other variant is an A/A pair between the two
+processes and stays within the stated tolerance."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import work
+from tests.conftest import cli
+
+needs_valgrind = pytest.mark.skipif(work.unavailable() is not None, reason="valgrind is not installed "
+                                    "(apt-get install valgrind; the test command installs it)")
+
+SUITE = """\
+name: worktiny
+task: {name: digits, options: {eval_fraction: 0.25, split_seed: 0}}
+meter: estimate
+seeds: [0]
+train: {epochs: 2, batch_size: 32, lr: 0.002}
+models:
+  cnn: {family: cnn, options: {channels: [8, 16], hidden: 32}}
+variants:
+  - {id: cnn.prune50, parent: cnn, technique: prune, params: {sparsity: 0.5}, train: {epochs: 1}}
+  - {id: cnn.ort, parent: cnn, runtime: onnxruntime}
+  - {id: cnn.compiled, parent: cnn, runtime: compile}
+measure: {batch_size: 128, warmup: 1, repetitions: 6, min_window_s: 0.05, idle_s: 0, work: instructions}
+"""
+PLANTED = "cnn.prune50"
+#: Run in the counting process: the planted variant's pass runs its first batch twice
+#: (4 batches of 450 examples: +25% work, as the history reference's planted commit).
+SITECUSTOMIZE = f"""\
+from harness import measure
+
+_one_pass = measure.Target.one_pass
+
+
+def one_pass(self):
+    if self.name.startswith("{PLANTED}@"):
+        self.runnable(self.batches[0])
+    _one_pass(self)
+
+
+measure.Target.one_pass = one_pass
+"""
+AA_TOLERANCE = 0.005  # between two processes: measured 0.00-0.14% (benchmarks/scripts/work_check.py)
+
+
+def counts(run: Path) -> dict[str, dict]:
+    recs = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    return {r["variant_id"]: r["inference"]["work"] for r in recs}
+
+
+@pytest.fixture(scope="module")
+def work_runs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("work")
+    suite = root / "worktiny.yaml"
+    suite.write_text(SUITE)
+    cache = root / "cache"
+    plant = root / "plant"
+    plant.mkdir()
+    (plant / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    base, new = root / "base", root / "planted"
+    got = cli("run", str(suite), "--out", str(base), "--cache-dir", str(cache))
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert "work pass: 3 target(s) counted" in got.stderr, got.stderr[-2000:]
+    got = cli("run", str(suite), "--out", str(new), "--cache-dir", str(cache), env={"PYTHONPATH": str(plant)})
+    assert got.returncode == 0, got.stderr[-2000:]
+    return base, new
+
+
+@needs_valgrind
+def test_a_planted_pass_moves_only_its_variant_and_compare_names_it(work_runs: tuple[Path, Path]) -> None:
+    base, new = work_runs
+    a, b = counts(base), counts(new)
+    for vid in ("cnn", "cnn.ort", PLANTED):
+        assert a[vid]["instructions"] > 0 and a[vid]["inferences"] == 450 and a[vid]["threads"] == 1, vid
+        assert a[vid]["tool"].startswith("valgrind-") and a[vid]["skipped"] is None
+    change = {vid: b[vid]["instructions"] / a[vid]["instructions"] - 1 for vid in ("cnn", "cnn.ort", PLANTED)}
+    assert 0.15 < change[PLANTED] < 0.35, change
+    for vid in ("cnn", "cnn.ort"):  # an A/A between two processes
+        assert abs(change[vid]) < AA_TOLERANCE, change
+    # compile rows are not counted, and say why
+    assert a["cnn.compiled"]["instructions"] is None and "compile" in a["cnn.compiled"]["skipped"]
+
+    got = cli("compare", str(base), str(new))
+    assert got.returncode == 1, got.stdout
+    flagged = [line.split()[0] for line in got.stdout.splitlines() if "WORK REGRESSION" in line]
+    assert sorted(set(flagged)) == [PLANTED], got.stdout
+    assert "the exit code rests on accuracy and instructions per inference" in got.stdout
+    assert cli("compare", str(base), str(base)).returncode == 0  # and an A/A compare passes
+    # the table carries the count as work, labelled as such
+    cli("report", str(new))
+    import pandas as pd
+
+    table = pd.read_parquet(new / "table.parquet")
+    row = table.set_index("variant_id").loc[PLANTED]
+    assert row["instructions_per_inference"] == pytest.approx(b[PLANTED]["instructions"] / 450)
+    assert row["instructions_per_correct"] == pytest.approx(row["instructions_per_inference"] / row["accuracy"])
+    assert pd.isna(table.set_index("variant_id").loc["cnn.compiled", "instructions_per_inference"])
+    md = (new / "table.md").read_text()
+    assert "it is not energy" in md
+
+
+def test_without_valgrind_the_work_pass_is_one_line_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
+    real = shutil.which
+    monkeypatch.setattr(work.shutil, "which", lambda name: None if name == "valgrind" else real(name))
+    suite = tmp_path / "worktiny.yaml"
+    head, _, rest = SUITE.partition("variants:")
+    suite.write_text(head + "measure:" + rest.partition("measure:")[2])  # cnn alone
+    got = cli("run", str(suite), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"))
+    assert got.returncode == 0, got.stderr[-2000:]
+    lines = [ln for ln in got.stderr.splitlines() if "work pass" in ln]
+    assert lines == ["  work pass: instructions not counted: valgrind not found; install valgrind "
+                     "(apt-get install valgrind)"], lines
+    assert all(w["skipped"] and w["instructions"] is None for w in counts(tmp_path / "run").values())
+
+
+def test_a_gpu_run_counts_no_instructions_and_says_why() -> None:
+    why = work.unavailable("cuda")
+    assert why is not None and "host instructions only" in why
+
+
+def test_measure_work_is_checked_at_load(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(SUITE.replace("work: instructions", "work: cycles"))
+    got = cli("run", str(suite), "--out", str(tmp_path / "never"))
+    assert got.returncode == 2 and "measure.work" in got.stderr and "instructions" in got.stderr
+    assert len(got.stderr.strip().splitlines()) == 1 and not (tmp_path / "never").exists()
