@@ -28,7 +28,7 @@ from harness import meters, runtimes, tasks
 from harness.cache import ArtifactCache
 from harness.device import CPU
 from harness.errors import UserError, VariantSkipped
-from harness.measure import Target, stage
+from harness.measure import Target, layout, stage
 from harness.plan import expand
 from harness.runner import seed_everything
 from harness.suite import parse
@@ -63,8 +63,10 @@ def main(argv: list[str]) -> int:
     entries: list[dict[str, Any]] = []
     targets: list[tuple[dict[str, Any], Target]] = []
     wanted: dict[str, list[int]] = {}
-    for key, size in job["targets"]:
+    layouts: dict[str, str] = {}
+    for key, size, digest in job["targets"]:
         wanted.setdefault(key, []).append(size)
+        layouts[f"{key}@bs{size}"] = digest
     for key, sizes in wanted.items():
         spec = by_key[key]
         why = runtimes.create(spec.runtime).work_skip
@@ -82,6 +84,10 @@ def main(argv: list[str]) -> int:
         data = workshop.encode_eval(made.built.model_name, made.built.bundle)
         for b in sizes:
             target = stage(f"{key}@bs{b}", deployed.deployment.runnable, data, cfg, CPU.torch, b)
+            if layouts[target.name] and layout(target) != layouts[target.name]:
+                entries.append({"name": target.name, "skipped": "not counted: the batches staged for counting differ "
+                                "from the energy windows' (values, shapes or strides)"})
+                continue
             entry = {"name": target.name, "passes": job["passes"], "inferences": job["passes"] * target.n}
             entries.append(entry)
             targets.append((entry, target))

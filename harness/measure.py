@@ -98,6 +98,23 @@ def stage(name: str, model: nn.Module | Runnable, data: Encoded, cfg: MeasureCon
     return Target(name, run, batches, len(data), 1, 0.0, batch_size, transfer)
 
 
+def layout(target: Target) -> str:
+    """A digest of the staged batches' shapes, dtypes, strides and values: the work pass
+    counts only a target whose batches are the energy windows' own, byte for byte and
+    in layout (a stride changes the kernel PyTorch picks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for batch in target.batches:
+        for key in sorted(batch):
+            value = batch[key]
+            arr = value.detach().cpu() if isinstance(value, torch.Tensor) else value
+            strides = tuple(arr.stride()) if isinstance(arr, torch.Tensor) else tuple(s // arr.itemsize for s in arr.strides)
+            h.update(f"{key}{tuple(arr.shape)}{arr.dtype}{strides}".encode())
+            h.update((arr.contiguous().numpy() if isinstance(arr, torch.Tensor) else arr).tobytes())
+    return h.hexdigest()[:16]
+
+
 def prepare(name: str, model: nn.Module | Runnable, data: Encoded, cfg: MeasureConfig, monitor: EnergyMonitor,
             device: torch.device = torch.device("cpu"), batch_size: int | None = None) -> Target:
     """Stage the batches where the windows will read them, warm up, and calibrate how many

@@ -34,7 +34,7 @@ from harness.evaluate import evaluate
 from harness.files import (digest, ensure_dir, open_nofollow, read_json, refuse_links_in, write_atomic,
                            write_json_atomic)
 from harness.inspection import forward_flops_per_example, measured_sparsity, state_size, training_flops_per_example
-from harness.measure import InferenceResult, Target, measure_rounds, prepare
+from harness.measure import InferenceResult, Target, layout, measure_rounds, prepare
 from harness.meters import EnergyMonitor
 from harness.models import Encoded
 from harness.plan import RunSpec, describe, expand, shard
@@ -357,7 +357,7 @@ class Runner:
         cfg = self.suite.measure
         if cfg.work == work.NONE:
             return {}
-        requests = [work.Request(p.record["run_key"], t.batch_size) for p in pending for t in p.targets]
+        requests = [work.Request(p.record["run_key"], t.batch_size, layout(t)) for p in pending for t in p.targets]
         if self.work_skip:
             return {r.name: work.skipped(self.work_skip) for r in requests}
         job = {"resolved": dict(self.suite.resolved), "path": self.suite.path, "profile": self.suite.profile,

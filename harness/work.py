@@ -65,6 +65,7 @@ class Request:
 
     run_key: str
     batch_size: int
+    layout: str = ""  # measure.layout of the energy windows' staged batches
 
     @property
     def name(self) -> str:
@@ -118,7 +119,7 @@ def count(job: dict[str, Any], task: Any, requests: list[Request], log: Callable
         (tmpdir / "task").mkdir()
         tasks.save(task, tmpdir / "task")
         job_path.write_text(json.dumps({**job, "task": str(tmpdir / "task"),
-                                        "targets": [[r.run_key, r.batch_size] for r in requests]}))
+                                        "targets": [[r.run_key, r.batch_size, r.layout] for r in requests]}))
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
                f"--callgrind-out-file={tmpdir / 'cg.out'}", sys.executable, "-m", "harness.counting",
                str(job_path), str(out_path)]

@@ -135,3 +135,25 @@ def test_measure_work_is_checked_at_load(tmp_path: Path) -> None:
     got = cli("run", str(suite), "--out", str(tmp_path / "never"))
     assert got.returncode == 2 and "measure.work" in got.stderr and "instructions" in got.stderr
     assert len(got.stderr.strip().splitlines()) == 1 and not (tmp_path / "never").exists()
+
+
+def test_saved_examples_come_back_with_their_values_order_and_strides(tmp_path: Path) -> None:
+    """The counting process reads the run's examples from tasks.save: the same bytes, and
+    the same strides (a length-1 axis' stride picks PyTorch's convolution kernel)."""
+    import numpy as np
+
+    from harness import tasks
+    from harness.tasks import Split, TaskData
+
+    images = np.arange(6 * 64, dtype=np.float32).reshape(6, 8, 8)[:, None, :, :]  # channel stride 4 bytes
+    text = TaskData("t", Split(images[:4], np.arange(4)), Split(images[4:], np.arange(2), np.array([7, 9])), 10,
+                    "image", "here", "eval", {"n_total": 6})
+    tasks.save(text, tmp_path)
+    back = tasks.load(tmp_path)
+    assert back.eval.inputs.strides == images[4:].strides and np.array_equal(back.eval.inputs, images[4:])
+    assert back.eval.index.tolist() == [7, 9] and back.train.index is None and back.info == {"n_total": 6}
+    pairs = TaskData("p", Split([("a", "b"), ("c", "d")], np.array([0, 1])), Split(["e"], np.array([1])), 2,
+                     "text", "here", "eval")
+    tasks.save(pairs, tmp_path)
+    again = tasks.load(tmp_path)
+    assert again.train.inputs == [("a", "b"), ("c", "d")] and again.eval.inputs == ["e"]

@@ -87,9 +87,20 @@ def save(task: TaskData, folder: Path) -> None:
         if isinstance(split.inputs, np.ndarray):
             np.save(folder / f"{name}.inputs.npy", split.inputs, allow_pickle=False)
             meta[name] = "array"
+            meta[f"{name}_strides"] = list(split.inputs.strides)
         else:
             meta[name] = [list(x) if isinstance(x, tuple) else x for x in split.inputs]
     (folder / "task.json").write_text(json.dumps(meta))
+
+
+def _strided(array: np.ndarray, strides: list[int]) -> np.ndarray:
+    """``array`` with the strides it had when saved, where they differ only on axes of
+    length 1 (``x[:, None]`` leaves such a stride behind, and PyTorch reads it: a
+    (N, 1, 8, 8) batch with a channel stride of 4 bytes runs another convolution kernel,
+    27% more instructions, than one with the stride np.load gives)."""
+    if list(array.strides) == strides or any(s != t and n != 1 for n, s, t in zip(array.shape, array.strides, strides)):
+        return array
+    return np.lib.stride_tricks.as_strided(array, array.shape, strides)  # the same bytes: no axis of length > 1 changes
 
 
 def load(folder: Path) -> TaskData:
@@ -99,8 +110,10 @@ def load(folder: Path) -> TaskData:
     def split(name: str) -> Split | None:
         if name not in meta:
             return None
-        inputs = (np.load(folder / f"{name}.inputs.npy", allow_pickle=False) if meta[name] == "array"
-                  else [tuple(x) if isinstance(x, list) else x for x in meta[name]])
+        if meta[name] == "array":
+            inputs = _strided(np.load(folder / f"{name}.inputs.npy", allow_pickle=False), meta[f"{name}_strides"])
+        else:
+            inputs = [tuple(x) if isinstance(x, list) else x for x in meta[name]]
         index = folder / f"{name}.index.npy"
         return Split(inputs, np.load(folder / f"{name}.labels.npy", allow_pickle=False),
                      np.load(index, allow_pickle=False) if index.is_file() else None)
