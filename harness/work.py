@@ -145,6 +145,9 @@ def count(job: dict[str, Any], task: Any, requests: list[Request], log: Callable
             out[entry["name"]] = {"metric": INSTRUCTIONS, "instructions": raw, "passes": entry["passes"],
                                   "inferences": entry["inferences"], "tool": tool, "threads": 1, "scope": SCOPE,
                                   "process_s": process_s, "skipped": None}
+        slow = max((e for e in counted["targets"] if "count_s" in e), key=lambda e: e["count_s"], default=None)
+        if slow is not None:
+            log(f"  work pass: slowest target {slow['name']} ({slow['count_s']:.0f} s under instrumentation)")
         log(f"  work pass: {sum(1 for w in out.values() if w['instructions'])} target(s) counted under {tool} "
             f"in {process_s:.0f} s (starting, loading and staging {counted['load_s']:.0f} s, counting "
             f"{counted['count_s']:.0f} s)")
