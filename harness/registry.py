@@ -1,14 +1,25 @@
-"""One tiny registry shared by tasks, model families, techniques and meters.
+"""One tiny registry shared by tasks, model families, techniques, runtimes and meters.
 
-Adding a task, a model, a compression technique or an energy meter is one small file
-with one ``@REGISTRY.register("name")`` line; tests loop over ``names()`` so a new entry
-is tested without writing a new test (the timm pattern).
+Adding a task, a model, a compression technique, a runtime or an energy meter is one
+small file with one ``@REGISTRY.register("name")`` line; tests loop over ``names()`` so
+a new entry is tested without writing a new test (the timm pattern).
+
+**Plugins.** A separately installed package adds entries through ``importlib.metadata``
+entry points, as pytest takes its plugins: the group is the registry's (``GROUPS``:
+``joulebench.techniques``, ``joulebench.runtimes``, ``joulebench.tasks``,
+``joulebench.models``, ``joulebench.meters``), the entry's name the registry name, its
+object the entry (a Technique subclass, a task loader, ...). Plugins load once, lazily:
+when a registry is first asked for a name it does not hold, or for all its names. One
+that fails to import is kept as a one-line reason naming its distribution; every other
+name still works, and asking for the broken one gives that line.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Annotated, Any, Callable, Generic, Iterator, Mapping, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -18,10 +29,56 @@ from harness.errors import UserError
 T = TypeVar("T")
 
 
+#: The entry-point group of each registry kind.
+GROUPS = {"technique": "joulebench.techniques", "runtime": "joulebench.runtimes", "task": "joulebench.tasks",
+          "model family": "joulebench.models", "meter": "joulebench.meters"}
+#: Names that a known plugin provides, for the message when it is not installed.
+KNOWN_PLUGINS = {("technique", "random_prune"): "joulebench-random-prune (pip install benchmarks/examples/plugin)"}
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """One entry point seen in a group: where it came from and whether it loaded."""
+
+    kind: str
+    name: str
+    value: str  # module:attribute, as the distribution declares it
+    distribution: str  # "name version", or "?" when the entry point names none
+    error: str | None = None  # why it did not load (one line)
+
+
 class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self.group = GROUPS.get(kind)
+        self._plugins: dict[str, Plugin] | None = None  # None: not looked for yet
+
+    def plugins(self) -> list[Plugin]:
+        """Every entry point of this registry's group, loaded (once) or with its error."""
+        if self._plugins is None:
+            self._plugins = {}
+            for ep in entry_points(group=self.group) if self.group else ():
+                dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "?"
+                error = None
+                if ep.name in self._entries:
+                    error = f"{self.kind} {ep.name!r} is built in; the plugin's entry is ignored"
+                else:
+                    try:
+                        obj = ep.load()
+                    except Exception as exc:  # any failure of foreign code is its own one line
+                        error = f"failed to import ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+                    else:
+                        if ep.name not in self._entries:  # it may have registered itself on import
+                            self._entries[ep.name] = obj
+                self._plugins[ep.name] = Plugin(self.kind, ep.name, ep.value, dist, error)
+        return list(self._plugins.values())
+
+    def origin(self, name: str) -> str | None:
+        """The distribution (name and version) a plugin entry came from; None if built in."""
+        self.plugins()
+        p = (self._plugins or {}).get(name)
+        return p.distribution if p is not None and p.error is None else None
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(entry: T) -> T:
@@ -33,18 +90,28 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
+        if name not in self._entries:
+            self.plugins()
         try:
             return self._entries[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries)) or "none"
-            raise UserError(
-                f"unknown {self.kind} {name!r}; use one of: {known}"
-            ) from None
+            pass
+        broken = (self._plugins or {}).get(name)
+        if broken is not None and broken.error:
+            raise UserError(f"{self.kind} {name!r} comes from the plugin {broken.distribution} ({broken.value}), "
+                            f"which {broken.error}; fix or reinstall that package") from None
+        known = ", ".join(sorted(self._entries)) or "none"
+        hint = KNOWN_PLUGINS.get((self.kind, name))
+        raise UserError(f"unknown {self.kind} {name!r}; " + (f"it is provided by {hint}, which is not installed"
+                                                             if hint else f"use one of: {known}")) from None
 
     def names(self) -> list[str]:
+        self.plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        if name not in self._entries:
+            self.plugins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

@@ -228,6 +228,8 @@ class Workshop:
                 "task": self.suite.task.name, "task_options": self.suite.task.options, "data": self.data_fp,
                 "model": asdict(spec.model), "train": asdict(spec.train), "seed": spec.seed,
                 "technique": spec.technique, "params": spec.params, "parent": parent,
+                # a plugin's technique: its distribution and version (its code is not in code_digest)
+                **({"plugin": TECHNIQUES.origin(spec.technique)} if spec.technique and TECHNIQUES.origin(spec.technique) else {}),
             })
         return self._keys[k]
 

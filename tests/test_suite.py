@@ -10,7 +10,9 @@ from harness import plan, suite
 from harness.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = sorted((ROOT / "benchmarks").rglob("*.yaml"))  # the GPU suites too: they parse anywhere
+# the GPU suites too: they parse anywhere; not the example plugin's, which needs the plugin
+# installed (tests/test_plugins.py runs it in a virtual environment that has it)
+BENCHMARKS = sorted(p for p in (ROOT / "benchmarks").rglob("*.yaml") if "plugin" not in p.parts)
 
 MINIMAL = {
     "name": "t",

@@ -6,13 +6,10 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 from harness.commands.options import add_carbon_options, carbon
 from harness.errors import DataUnavailable, UserError
-from harness.files import check_creatable
 
 NAME = "run"
 
@@ -57,67 +54,29 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness import device as device_mod, suite
+    """The command line over ``harness.api.run``: parse, call, print."""
+    from harness import api
 
-    s = suite.load(args.suite, "quick" if args.quick else "full")
-    if args.work:
-        s = suite.with_overrides(s, {"measure": {"work": args.work}})
-    device = device_mod.resolve(args.device or s.device, where="--device" if args.device else f"{s.path} device:")
     shard = _shard(args.shard)
     carbon_ = carbon(args)
-    if args.resume and args.out and Path(args.resume) != Path(args.out):
-        raise UserError("--resume names the run directory itself; drop --out")
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
-    out = Path(args.resume or args.out or Path("results") / s.name / f"{stamp}-{s.profile}{suffix}")
-    check_creatable(out, "run directory")  # before any data is read or trained on
-    # the heavy modules only now: bad input above is told in the time it takes to import torch
-    from harness import meters, report
-    from harness.cache import ArtifactCache
-    from harness.runner import Runner, load_task
-    if shard:
-        from harness.plan import expand, shard as shard_of
-
-        planned = expand(s)
-        if not shard_of(planned, *shard):  # a Slurm array wider than the matrix: normal, not an error
-            from harness.runner import write_empty_shard
-
-            write_empty_shard(s, out, shard, ["joulebench", "run", *args.argv])
-            print(f"joulebench: shard {shard[0]}/{shard[1]} of {s.name} holds none of its {len(planned)} runs; "
-                  f"nothing to do ({out} is an empty shard that merge skips)", file=sys.stderr)
-            return 0
     try:
-        task = load_task(s, _data_dir(args.data_dir))
+        result = api.run(args.suite, quick=args.quick, out=args.out, resume=args.resume, shard=shard,
+                         data_dir=_data_dir(args.data_dir), meter=args.meter, device=args.device,
+                         allow_estimate=args.allow_estimate, cache_dir=args.cache_dir, no_cache=args.no_cache,
+                         work=args.work, carbon=carbon_, command=["joulebench", "run", *args.argv])
     except DataUnavailable as exc:
         if not args.skip_if_no_data:
             raise
-        print(f"joulebench: skipped {s.name}: {exc}", file=sys.stderr)
+        print(f"joulebench: skipped {args.suite}: {exc}", file=sys.stderr)
         return exc.exit_code
-    cache = None if args.no_cache else ArtifactCache(Path(args.cache_dir) if args.cache_dir else None)
-    meter = replace(s.meter, name=args.meter) if args.meter else s.meter
-    monitor = meters.build(meter, allow_estimate=args.allow_estimate or s.allow_estimate, device=device)
-    print(f"joulebench: device {device.name}" + (f" ({device.model})" if device.model else "")
-          + f"; meter {monitor.method}", file=sys.stderr)
-    try:
-        runner = Runner(s, task, monitor, out, cache=cache, shard_spec=shard, device=device,
-                        command=["joulebench", "run", *args.argv])
-    except BaseException:
-        monitor.close()
-        raise
-    try:
-        runner.run_all(resume=bool(args.resume))
-    except KeyboardInterrupt:
-        print(f"joulebench: interrupted; the records finished so far are intact in {out} "
-              f"(finish with: joulebench run {args.suite} --resume {out})", file=sys.stderr)
+    except api.Interrupted as exc:
+        print(f"joulebench: interrupted; the records finished so far are intact in {exc.run_dir} "
+              f"(finish with: joulebench run {args.suite} --resume {exc.run_dir})", file=sys.stderr)
         return 130
-    finally:
-        monitor.close()
-    if cache is not None:
-        print(f"joulebench: artifact cache {cache.root}: {len(cache.hits)} hit(s), {len(cache.misses)} miss(es)",
-              file=sys.stderr)
-    _, md, warnings = report.write([out], carbon=carbon_)
-    for w in warnings:
+    if result.status != "done":
+        return 0
+    for w in result.warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
-    print(f"\n## {s.name} ({s.profile}) -> {out}\n")
-    print(md)
+    print(f"\n## {result.suite} ({result.profile}) -> {result.run_dir}\n")
+    print(result.markdown)
     return 0

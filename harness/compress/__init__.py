@@ -92,6 +92,9 @@ class Technique:
     #: The params' names, types and ranges, declared once: a pydantic model configured
     #: with ``registry.OPTION_CONFIG`` (unknown keys, wrong types, NaN are errors).
     Params: type[BaseModel] = NoParams
+    #: (suite model, params) the registry's conformance test builds this technique with
+    #: (tests/test_compress.py): a plugin's own technique says it here.
+    example: tuple[str, Mapping[str, Any]] | None = None
 
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:
         """Check params at suite load against ``Params``, then ``check``'s rules."""
