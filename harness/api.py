@@ -27,7 +27,7 @@ import pandas as pd
 from harness import suite as suite_mod
 from harness.compare import Comparison, Thresholds, decide
 from harness.config import Suite
-from harness.errors import UserError
+from harness.errors import DataUnavailable, UserError
 from harness.files import check_creatable
 
 __all__ = ["Interrupted", "Result", "compare", "load_suite", "report", "run"]
@@ -116,7 +116,11 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
             log(f"joulebench: shard {shard[0]}/{shard[1]} of {s.name} holds none of its {len(planned)} runs; "
                 f"nothing to do ({run_dir} is an empty shard that merge skips)")
             return Result(run_dir, pd.DataFrame(), status="empty shard", suite=s.name, profile=s.profile)
-    task = load_task(s, Path(data_dir) if data_dir else None)
+    try:
+        task = load_task(s, Path(data_dir) if data_dir else None)
+    except DataUnavailable as exc:
+        exc.suite = s.name  # the command line says which suite it skips
+        raise
     cache = None if no_cache else ArtifactCache(Path(cache_dir) if cache_dir else None)
     meter_cfg = replace(s.meter, name=meter) if meter else s.meter
     monitor = meters.build(meter_cfg, allow_estimate=allow_estimate or s.allow_estimate, device=dev)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except DataUnavailable as exc:
         if not args.skip_if_no_data:
             raise
-        print(f"joulebench: skipped {args.suite}: {exc}", file=sys.stderr)
+        print(f"joulebench: skipped {getattr(exc, 'suite', args.suite)}: {exc}", file=sys.stderr)
         return exc.exit_code
     except api.Interrupted as exc:
         print(f"joulebench: interrupted; the records finished so far are intact in {exc.run_dir} "
