@@ -20,15 +20,17 @@ import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import pandas as pd
 
 from harness import suite as suite_mod
-from harness.compare import Comparison, Thresholds, decide
 from harness.config import Suite
 from harness.errors import DataUnavailable, UserError
 from harness.files import check_creatable
+
+if TYPE_CHECKING:  # compare (and scipy) only when compare is called: a run's bad input is told fast
+    from harness.compare import Comparison, Thresholds
 
 __all__ = ["Interrupted", "Result", "compare", "load_suite", "report", "run"]
 
@@ -155,8 +157,10 @@ def report(run_dirs: list[str | Path], out: str | Path | None = None, carbon: An
     return _typed(table)
 
 
-def compare(base: list[str | Path], new: list[str | Path], thresholds: Thresholds = Thresholds(),
-            allow: frozenset[str] = frozenset()) -> Comparison:
+def compare(base: list[str | Path], new: list[str | Path], thresholds: "Thresholds | None" = None,
+            allow: frozenset[str] = frozenset()) -> "Comparison":
     """The verdicts of NEW against BASE (``.exit_code``: 1 on a regression;
     ``compare.render`` prints them as the command line does)."""
-    return decide([Path(d) for d in base], [Path(d) for d in new], thresholds, allow)
+    from harness.compare import Thresholds, decide
+
+    return decide([Path(d) for d in base], [Path(d) for d in new], thresholds or Thresholds(), allow)
