@@ -88,6 +88,9 @@ COLUMNS: tuple[Column, ...] = (
     _c("train_J", "float", "J", "energy of every window spent creating the row (gross), per seed"),
     _c("train_J_net", "float", "J", "train_J less idle power x duration; null below the meter's resolution"),
     _c("train_s", "float", "s", "duration of those windows, per seed"),
+    _c("train_J_source", "string", "", "how train_J is known: measured; reported (by the user, for a variant made "
+                                       "outside joulebench; + measured for windows joulebench added); unknown (made "
+                                       "outside joulebench: train_J and the lineage figures are null, never 0 J)"),
     _c("val_accuracy", "float", "fraction", "final validation accuracy of the training curve (validation split)"),
     _c("target_accuracy", "float", "fraction", "the curve's target: train.target_accuracy; null when relative"),
     _c("target_share_of_final", "float", "fraction", "the relative target (share of each seed's final validation "

@@ -9,6 +9,8 @@ hand-built example whose answers are known:
   the joules it saves per inference; "never" when it saves nothing.
 - Lifecycle energy at N queries: every joule spent creating the model along its lineage
   (a distilled student pays for its teacher's training too) + N x J per inference.
+  Where one creation along the lineage is unknown (a variant made outside joulebench),
+  the lineage and lifecycle figures are unknown (NaN), never a sum that counts it as 0.
 - Carbon: kWh x grid intensity (gCO2e/kWh) x PUE.
 """
 
@@ -80,7 +82,10 @@ def break_even(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
             never.append(None)
             continue
         saved = parent["J_per_inference"] - r["J_per_inference"]
-        when.append(float("nan") if saved <= 0 else float(math.ceil(r["train_J"] / saved)))
+        # a creation energy that is unknown (made outside joulebench) has no break-even
+        # point; it still never pays back when it saves nothing
+        known = not pd.isna(r["train_J"])
+        when.append(float("nan") if saved <= 0 or not known else float(math.ceil(r["train_J"] / saved)))
         never.append(bool(saved <= 0))
     return pd.Series(when, index=table.index, dtype=float), pd.Series(never, index=table.index, dtype=object)
 
@@ -101,6 +106,10 @@ def lineage_train_j(table: pd.DataFrame) -> pd.Series:
         r = rows.get((task, vid))
         if r is None or vid in seen:
             return 0.0
+        if str(r.get("train_J_source") or "measured") != "measured":
+            # made outside joulebench: its parent is the row it is compared with, not where it
+            # came from; its lineage is its own creation (unknown, or as reported)
+            return own_creation_j(r)
         return own_creation_j(r) + total(task, r["parent"], seen | {vid})
 
     return pd.Series([total(r["task"], r["variant_id"]) for _, r in table.iterrows()], index=table.index)

@@ -39,6 +39,10 @@ current one on read):
 - 8: each inference block may carry its target's counted work (``work``: instructions
   per inference under valgrind's callgrind, the raw count, passes, tool and threads, or
   why nothing was counted). Older records counted none.
+- 9: a variant made outside joulebench (a checkpoint file, an ONNX file) has no
+  creation window: ``train.window`` is None and ``train.source`` says whether its
+  creation energy is ``unknown`` or ``reported`` by the user (``reported_j``), never 0 J.
+  Older records measured every creation (``source: measured``).
 """
 
 from __future__ import annotations
@@ -53,8 +57,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from harness.errors import UserError
 from harness.files import open_nofollow, read_text, refuse_symlink
 
-SCHEMA = 8
-READABLE = {1, 2, 3, 4, 5, 6, 7, 8}
+SCHEMA = 9
+READABLE = {1, 2, 3, 4, 5, 6, 7, 8, 9}
+#: How a variant's creation energy is known (``Creation.source``).
+CREATION_SOURCES = ("measured", "unknown", "reported")
 #: What a record older than schema 4 ran on: joulebench moved no tensor off the CPU then.
 CPU_DEVICE = {"name": "cpu", "type": "cpu", "index": None, "model": None, "uuid": None, "capability": None,
               "requested": None}
@@ -114,18 +120,38 @@ class Window(_Model):
 
 
 class Creation(_Model):
-    """How the variant was made: its budget and every window spent creating it."""
+    """How the variant was made: its budget and every window spent creating it.
+
+    A variant made outside joulebench (a checkpoint or an ONNX file given by path) had
+    no window here: ``source`` is ``unknown``, or ``reported`` with the user's figure in
+    ``reported_j`` (never measured, never 0 J); windows measured on top of it (an export
+    by a runtime) are kept in ``extra_windows``."""
 
     epochs: int
     batch_size: int
     lr: float
     max_samples: int | None = None
     precision: str = "fp32"
-    window: Window
+    window: Window | None = None
     extra_windows: dict[str, Window] = Field(default_factory=dict)  # e.g. the teacher's logits
+    source: str = "measured"  # measured | unknown | reported
+    reported_j: float | None = Field(default=None, gt=0)
+    note: str = ""  # where an unmeasured creation happened (the file it came from)
+    #: the given file's digest: the same file under several seeds is one model, counted once
+    origin_sha256: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> "Creation":
+        if self.source not in CREATION_SOURCES:
+            raise ValueError(f"creation source {self.source!r} is not one of {', '.join(CREATION_SOURCES)}")
+        if self.source == "measured" and self.window is None:
+            raise ValueError("a measured creation needs its window")
+        if (self.source == "reported") != (self.reported_j is not None):
+            raise ValueError("reported_j is given exactly when the creation energy is reported")
+        return self
 
     def windows(self) -> list[Window]:
-        return [self.window, *self.extra_windows.values()]
+        return [w for w in (self.window, *self.extra_windows.values()) if w is not None]
 
 
 class Eval(_Model):
@@ -307,6 +333,8 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
         version = 7
     if version == 7:  # no work counted: Inference.work defaults to None
         version = 8
+    if version == 8:  # every creation was measured: Creation.source defaults to "measured"
+        version = 9
     out["schema"] = version
     return out
 

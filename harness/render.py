@@ -76,7 +76,26 @@ def unc_text(fraction: Any) -> str:
 def break_even_text(r: pd.Series) -> str:
     if r.get("break_even_never") is True or r.get("break_even_never") is np.True_:
         return "never"
+    if pd.isna(r["break_even_inferences"]) and pd.notna(r.get("parent")) and pd.isna(r.get("train_J")):
+        return UNKNOWN  # made outside joulebench: what it cost to create is not known
     return fmt(r["break_even_inferences"]) if pd.notna(r["break_even_inferences"]) else "-"
+
+
+#: A creation figure that is not known (a variant made outside joulebench), never shown as 0.
+UNKNOWN = "unknown"
+
+
+def creation_text(r: pd.Series, col: str) -> str:
+    """A creation-energy cell: ``unknown`` where a creation along the lineage is not known
+    (the figure is null), ``(reported)`` beside the user's own figure."""
+    value = r.get(col)
+    if value is None or pd.isna(value):
+        lineage = col != "train_J"
+        if r.get("train_J_source") == "unknown" or (lineage and pd.isna(r.get("lineage_train_J"))):
+            return UNKNOWN
+        return "-"
+    reported = str(r.get("train_J_source") or "").startswith("reported") and col in ("train_J", "lineage_train_J")
+    return fmt(value) + (" (reported)" if reported else "")
 
 
 def _target(r: pd.Series) -> str:
@@ -117,18 +136,18 @@ COST: list[tuple[str, Cell]] = [
     ("sparsity (exploited?)", _sparsity),
     ("FLOPs/inference (FLOP)", lambda r: fmt(r["flops_per_inference"])),
     ("train FLOPs (FLOP)", lambda r: fmt(r["train_flops"])),
-    ("train J gross / net (J, per seed)", lambda r: f"{fmt(r['train_J'])} / {fmt(r['train_J_net'])}"),
+    ("train J gross / net (J, per seed)", lambda r: f"{creation_text(r, 'train_J')} / {fmt(r['train_J_net'])}"),
     ("train s (s, per seed)", lambda r: fmt(r["train_s"])),
     ("idle (W)", lambda r: fmt(r["idle_W"])),
     ("tuning J (J, per seed)", lambda r: fmt(r["tuning_J"])),
     ("J to target (J) [target; seeds reached]", _target),
     ("validation passes J (J)", lambda r: fmt(r["curve_eval_J"])),
-    ("lineage train J (J)", lambda r: fmt(r["lineage_train_J"])),
+    ("lineage train J (J)", lambda r: creation_text(r, "lineage_train_J")),
     ("break-even vs parent (inferences)", break_even_text),
-    ("J at 1e3 queries (J)", lambda r: fmt(r["J_at_1e3_queries"])),
-    ("J at 1e6 queries (J)", lambda r: fmt(r["J_at_1e6_queries"])),
-    ("J at 1e9 queries (J)", lambda r: fmt(r["J_at_1e9_queries"])),
-    ("lineage train gCO2e (g)", lambda r: fmt(r["train_gCO2e"])),
+    ("J at 1e3 queries (J)", lambda r: creation_text(r, "J_at_1e3_queries")),
+    ("J at 1e6 queries (J)", lambda r: creation_text(r, "J_at_1e6_queries")),
+    ("J at 1e9 queries (J)", lambda r: creation_text(r, "J_at_1e9_queries")),
+    ("lineage train gCO2e (g)", lambda r: creation_text(r, "train_gCO2e")),
     ("gCO2e per 1e6 queries (g)", lambda r: fmt(r["gCO2e_per_1e6_queries"])),
 ]
 
@@ -318,7 +337,7 @@ def _paper_cells() -> dict[str, tuple[str, Callable[[pd.Series, float], str], st
             return "never"
         value = r["break_even_inferences"]
         if value is None or pd.isna(value):
-            return "--"
+            return UNKNOWN if break_even_text(r) == UNKNOWN else "--"
         factor, prefix = scale_for([value])
         return f"{sig3(value / factor)}{prefix}"
 
@@ -329,7 +348,9 @@ def _paper_cells() -> dict[str, tuple[str, Callable[[pd.Series, float], str], st
         "accuracy_delta_vs_parent": (stack("$\\Delta$", "(pp)"), delta, ""),
         "J_per_inference": ("J/inf.", lambda r, f: _num(r["J_per_inference"], f), "J"),
         "correct_per_J": ("correct", lambda r, f: _num(r["correct_per_J"], f), "1/J"),
-        "train_J": ("creation", lambda r, f: _num(r["train_J"], f), "J"),
+        "train_J": ("creation", lambda r, f: (UNKNOWN if r.get("train_J_source") == "unknown" else
+                                              _num(r["train_J"], f) + ("$^{r}$" if str(r.get("train_J_source") or "")
+                                                                       .startswith("reported") else "")), "J"),
         "break_even_inferences": (stack("pays", "back after"), breakeven, ""),
     }
 
@@ -375,6 +396,11 @@ def paper_latex(table: pd.DataFrame, notes: list[str], title: str, names: list[s
         "creation: every window spent making the variant, per seed; break-even: inferences until creation is "
         "repaid against the parent.",
     ]
+    sources = set(table["train_J_source"].dropna()) if "train_J_source" in table else set()
+    if sources - {"measured"}:
+        short.append("unknown: made outside joulebench (a given checkpoint or ONNX file), its creation energy not "
+                     "measured" + ("; $^{r}$: creation energy reported by its maker, not measured"
+                                   if any(str(x).startswith("reported") for x in sources) else "") + ".")
     warnings = [n for n in notes if n.startswith("WARNING")]
     if warnings:
         short.append(f"{len(warnings)} warning(s), e.g. noisy windows: see the full notes (table.md).")

@@ -44,6 +44,13 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
     notes.append("train J: every window spent creating the variant (training, fine-tuning, teacher logits); "
                  "lineage train J adds its ancestors'; J at N queries = lineage train J + N x J/inference; "
                  "break-even = train J / (parent J/inference - J/inference), never if it saves nothing.")
+    outside = table[table["train_J_source"].fillna("measured") != "measured"] if "train_J_source" in table else table[:0]
+    if len(outside):
+        notes.append("made outside joulebench (" + ", ".join(sorted(outside["variant_id"])) + "): a checkpoint or an "
+                     "ONNX file given by path; its accuracy, delta, J/inference and size are measured here as for every "
+                     "row, its creation energy is not: 'unknown' (train J, lineage, J at N queries, carbon and "
+                     "break-even are null, never 0 J) or 'reported' by the user (their figure, not measured; marked "
+                     "(reported), in LaTeX with a superscript r).")
     notes.append("energy uncertainty: the median over inference windows of the stated (systematic) error, "
                  "components added; NVML's +-5 W is a different fraction of each window's energy.")
     notes += cross_check_notes(recs)
@@ -63,7 +70,8 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
     if used:
         notes.append("runtime: how the row was evaluated and measured (eager PyTorch unless named). Accuracy is "
                      "evaluated under the runtime, so its delta vs the parent (same module, eager) is the runtime's "
-                     "own effect. onnxruntime: the module exported to ONNX and run on the CPU execution provider; "
+                     "own effect. onnxruntime: the module exported to ONNX (or the .onnx file given by path) and run on "
+                     "the CPU execution provider; "
                      "int8 there is onnxruntime's quantize_dynamic; size = the .onnx file; FLOPs are counted on the "
                      "PyTorch module that was exported. compile: torch.compile (inductor); train J includes the cold "
                      "compile and its warm-up over every measured batch shape.")

@@ -26,7 +26,7 @@ import torch
 
 from harness import environment, records, runtimes, work
 from harness.cache import ArtifactCache
-from harness.compress import TECHNIQUES
+from harness.compress import TECHNIQUES, Technique
 from harness.config import Suite
 from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError, VariantSkipped
@@ -37,6 +37,7 @@ from harness.inspection import forward_flops_per_example, measured_sparsity, sta
 from harness.measure import InferenceResult, Target, layout, measure_rounds, prepare
 from harness.meters import EnergyMonitor
 from harness.models import Encoded
+from harness.outside import MadeElsewhere
 from harness.plan import RunSpec, describe, expand, shard
 from harness.records import RunRecord
 from harness.tasks import TASKS, TaskData
@@ -90,6 +91,7 @@ class Runner:
             if why:
                 raise UserError(f"{spec.variant_id}: {why}")
         self.workshop = Workshop(suite, task, monitor, self.specs, cache, log, device)
+        self.preflight()
         self.work_skip: str | None = None  # why the suite's work pass cannot count here
         if suite.measure.work != work.NONE:
             self.work_skip = work.unavailable(device.torch.type)
@@ -99,6 +101,21 @@ class Runner:
         self._flops: dict[tuple[str, int], tuple[float, float]] = {}  # -> (per inference, per train example)
         self.fingerprint: dict[str, Any] = {}
         self._lock_fd: int | None = None
+
+    def preflight(self) -> None:
+        """Checks a technique makes against its parent's architecture (a checkpoint's keys
+        and shapes), before the run folder exists: one fresh module per baseline parent."""
+        built: dict[str, Any] = {}
+        for v in self.suite.variants:
+            technique = TECHNIQUES.get(v.technique)() if v.technique else None
+            if technique is None or type(technique).preflight is Technique.preflight:
+                continue
+            model = next((m for m in self.suite.models if m.name == v.parent), None)
+            if model is None:  # a variant parent's shapes exist once it is made: checked then
+                continue
+            if model.name not in built:
+                built[model.name] = self.workshop.build(model).module
+            technique.preflight(v.params, built[model.name], f"{self.suite.path} variant {v.id!r}")
 
     def lock(self) -> None:
         """Hold an exclusive lock on the run dir until the process ends (or ``unlock``)."""
@@ -265,11 +282,18 @@ class Runner:
                 "n_eval": n_eval, "validation": self.task.info.get("validation")}
 
     @staticmethod
-    def _creation(spec: RunSpec, windows: dict[str, Any]) -> dict[str, Any]:
-        return {"epochs": spec.train.epochs, "batch_size": spec.train.batch_size, "lr": spec.train.lr,
-                "max_samples": spec.train.max_samples, "precision": spec.train.precision,
-                "window": windows["create"].to_dict(),
-                "extra_windows": {k: w.to_dict() for k, w in windows.items() if k != "create"}}
+    def _creation(spec: RunSpec, windows: dict[str, Any], elsewhere: MadeElsewhere | None = None) -> dict[str, Any]:
+        """The creation block: its windows; for a variant made outside joulebench no
+        window of its own (``source`` unknown or reported; windows measured on top of
+        it, such as an export, are extra windows)."""
+        out = {"epochs": spec.train.epochs, "batch_size": spec.train.batch_size, "lr": spec.train.lr,
+               "max_samples": spec.train.max_samples, "precision": spec.train.precision,
+               "window": windows["create"].to_dict() if "create" in windows else None,
+               "extra_windows": {k: w.to_dict() for k, w in windows.items() if k != "create"}}
+        if elsewhere is not None:
+            out.update(source=elsewhere.source, reported_j=elsewhere.reported_j, note=elsewhere.note(),
+                       origin_sha256=elsewhere.sha256)
+        return out
 
     def trial_record(self, spec: RunSpec) -> dict[str, Any]:
         """A sweep trial: trained under its own window, validated on the carved split
@@ -299,15 +323,24 @@ class Runner:
             self.log(f"  skipped {spec.variant_id}: {why}")
             return {**base, "status": "skipped", "reason": str(why), "meter": self._meter(),
                     "started_at": started, "finished_at": now()}
-        built, info = made.built, made.info
+        built, info = made.built, dict(made.info)
+        elsewhere = made.elsewhere or deployed.elsewhere  # made outside joulebench: its creation is not measured
         windows = dict(made.windows)
         if deployed.window is not None:  # deploying is creation work: the variant's own, or on top of its technique's
-            windows["create" if "create" not in windows else "runtime"] = deployed.window
+            windows["create" if "create" not in windows and elsewhere is None else "runtime"] = deployed.window
         create_j = sum(w.energy_j for w in windows.values())
         cached = made.cached or deployed.cached
-        self.log(f"  {'fetched' if cached else 'created'} in {time.perf_counter() - t0:.1f} s; "
-                 f"creation energy {create_j:.1f} J ({windows['create'].method}"
-                 f"{', measured ' + cached['measured_at'] if cached else ''})")
+        if elsewhere is not None:
+            info["creation"] = elsewhere.note()
+            self.log(f"  loaded in {time.perf_counter() - t0:.1f} s; {elsewhere.note()}"
+                     + (f"; {create_j:.1f} J measured deploying it" if windows else ""))
+        else:
+            self.log(f"  {'fetched' if cached else 'created'} in {time.perf_counter() - t0:.1f} s; "
+                     f"creation energy {create_j:.1f} J ({windows['create'].method}"
+                     f"{', measured ' + cached['measured_at'] if cached else ''})")
+        if deployed.elsewhere is not None:  # the runtime's file is the whole model: the parent's module is not it
+            info = {"train_samples": 0, "module": f"the ONNX file {deployed.elsewhere.path}, not the parent's module",
+                    "creation": elsewhere.note(), "sparsity": None}
 
         runnable = deployed.deployment.runnable
         eval_data = self.workshop.encode_eval(built.model_name, built.bundle)
@@ -315,10 +348,17 @@ class Runner:
         self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples"
                  + (f" (under {spec.runtime.name})" if deployed.window is not None else ""))
         runtime = deployed.runtime
-        flops = self._count_flops(spec, made, eval_data, runtime.flops_note)
+        if deployed.elsewhere is not None:
+            flops = {"per_inference": None, "train": None,
+                     "source": "not counted: an ONNX file made outside joulebench (torch's counter sees PyTorch "
+                               "modules only)"}
+        else:
+            flops = self._count_flops(spec, made, eval_data, runtime.flops_note)
         size_bytes, n_weights, n_nonzero = state_size(built.module)
         if deployed.deployment.size_bytes is not None:
             size_bytes = deployed.deployment.size_bytes
+        if deployed.deployment.params is not None:  # counted in the runtime's own file
+            n_weights, n_nonzero = deployed.deployment.params
         if "sparsity" not in info:
             info["sparsity"] = measured_sparsity(built.module)  # None for int8: zeros not tracked
         record = {
@@ -331,7 +371,7 @@ class Runner:
             "n_params": n_weights, "n_nonzero_params": n_nonzero, "size_bytes": size_bytes,
             "flops": flops,
             "data": self._data(spec, len(eval_data)),
-            "train": self._creation(spec, windows),
+            "train": self._creation(spec, windows, elsewhere),
             "curve": made.curve,
             "sweep": self._sweep_block(spec),
             "eval": {"accuracy": result.accuracy, "correct": result.correct, "n": result.n,

@@ -254,6 +254,11 @@ def _check_references(suite: Suite) -> None:
         check_options(models.MODELS.get(m.family), m.options, f"{where} models.{m.name}.options", skip=1)
     for entry, label in [(m, f"models.{m.name}") for m in suite.models] + [(v, f"variant {v.id!r}") for v in suite.variants]:
         runtimes.check(entry.runtime, f"{where} {label}.runtime")
+        # a runtime's file given by path is the whole model: a variant of a parent, nothing to compress
+        if runtimes.create(entry.runtime).given() is not None:
+            if isinstance(entry, ModelConfig) or entry.technique is not None:
+                raise UserError(f"{where} {label}.runtime gives a file by path, which is the whole model: put it "
+                                "on a variant with a parent (the row it is compared with) and no technique")
     known = {m.name for m in suite.models}
     for v in suite.variants:
         if v.id in known:

@@ -60,17 +60,21 @@ def energy_method(group: list[RunRecord]) -> str:
     method and host; else both, e.g. ``train: estimate@hostA; inference: nvml@hostB``."""
     create = sorted({w.provenance for r in group for w in r.train.windows()})
     infer = sorted({w.provenance for r in group for w in r.inference.windows})
-    if create == infer:
+    if not create or create == infer:  # no creation window: train_J_source says how creation is known
         return "+".join(sorted({w.method for r in group for w in r.inference.windows}))
     return f"train: {', '.join(create)}; inference: {', '.join(infer)}"
 
 
 def one_per_model(group: list[RunRecord]) -> list[RunRecord]:
     """One record per (seed, trained artifact): repeated runs re-measure the same models,
-    and their answers are one seed's, not more seeds (the first run's record is kept)."""
+    and their answers are one seed's, not more seeds (the first run's record is kept). A
+    variant made outside joulebench is one model under every seed: one record per file."""
     seen: dict[tuple, RunRecord] = {}
     for r in group:
-        seen.setdefault((r.seed, r.artifact_key, r.runtime.get("artifact_key")), r)
+        if r.train is not None and r.train.origin_sha256:  # a given file: one model whatever the seed
+            seen.setdefault(("file", r.train.origin_sha256, r.runtime.get("name")), r)
+        else:
+            seen.setdefault((r.seed, r.artifact_key, r.runtime.get("artifact_key")), r)
     return list(seen.values())
 
 
@@ -112,9 +116,6 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
     interval = stats.accuracy_interval(correct)
     energy = _energy_columns(measured)
     j_med = energy["J_per_inference"]
-    # Creation energy: the training (or compression) window plus any extra windows it
-    # needed, such as the teacher's logits for distillation; averaged over seeds.
-    create = [w for r in group for w in r.train.windows()]
     test = _vs_parent(group, by_key) if first.parent else None
     info = first.technique_info
     # stated uncertainty of each window (NVML's +-5 W is a different fraction in each)
@@ -137,12 +138,7 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "task_metric_value": float(np.mean([metric(r, first.data.get("metric", "accuracy")) for r in group])),
         "accuracy_delta_vs_parent": test.delta if test else float("nan"),
         "delta_p": test.p if test else float("nan"), "delta_test": test.method if test else None,
-        "train_J": sum(w.energy_j for w in create) / len(group),
-        # a creation window below the meter's resolution bounds its work's energy (gross)
-        # but has no net figure
-        "train_J_net": (float("nan") if any(w.below_resolution for w in create)
-                        else sum(w.net_energy_j for w in create) / len(group)),
-        "train_s": sum(w.duration_s for w in create) / len(group),
+        **creation_columns(group),
         **curve_columns(group),
         # a swept model's baseline: every trial of the search, validation passes included,
         # per seed (every configuration once) like train_J, so lineage adds like to like
@@ -161,6 +157,28 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in measured) else
                                 sum(inf.compiles_in_windows or 0 for r in measured for inf in r.inferences())),
     }
+
+
+def creation_columns(group: list[RunRecord]) -> dict[str, Any]:
+    """Creation energy per seed and how it is known. A variant made outside joulebench
+    has no window: its train J is unknown (null, never 0 J), or the user's reported
+    figure (plus any window measured on top of it, e.g. an export); its net figure and
+    duration are unknown either way. A creation window below the meter's resolution
+    bounds its work's energy (gross) but has no net figure."""
+    nan = float("nan")
+    create = [w for r in group for w in r.train.windows()]
+    sources = {r.train.source for r in group}
+    if "unknown" in sources:
+        return {"train_J": nan, "train_J_net": nan, "train_s": nan, "train_J_source": "unknown"}
+    measured = sum(w.energy_j for w in create) / len(group)
+    if "reported" in sources:
+        reported = sum(r.train.reported_j or 0.0 for r in group) / len(group)
+        return {"train_J": reported + measured, "train_J_net": nan, "train_s": nan,
+                "train_J_source": "reported" + (" + measured" if create else "")}
+    return {"train_J": measured,
+            "train_J_net": (nan if any(w.below_resolution for w in create)
+                            else sum(w.net_energy_j for w in create) / len(group)),
+            "train_s": sum(w.duration_s for w in create) / len(group), "train_J_source": "measured"}
 
 
 def work_columns(measured: list[RunRecord]) -> dict[str, Any]:

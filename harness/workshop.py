@@ -32,6 +32,7 @@ from harness.evaluate import predict_logits
 from harness.files import digest
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import MODELS, Encoded, ModelBundle
+from harness.outside import MadeElsewhere
 from harness.plan import RunSpec, describe, trials
 from harness.runtimes import DeployContext, Deployment, Runtime
 from harness.tasks import TaskData
@@ -92,6 +93,7 @@ class Made:
     key: str = ""
     borrowed: bool = False  # the parent's module itself, run by another runtime (see Workshop._borrow)
     curve: dict[str, Any] | None = None  # its training curve (curves.py), where the suite asked for one
+    elsewhere: MadeElsewhere | None = None  # made outside joulebench (a checkpoint file): no creation window
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Deployed:
     window: Measurement | None  # export / quantization / compilation; None for eager
     cached: dict[str, Any] | None = None  # {"measured_at", "host", "key"} when the artifact came from the cache
     key: str = ""
+    elsewhere: MadeElsewhere | None = None  # the runtime's file was given by path: not made here, not measured
 
 
 @dataclass
@@ -230,6 +233,7 @@ class Workshop:
                 "technique": spec.technique, "params": spec.params, "parent": parent,
                 # a plugin's technique: its distribution and version (its code is not in code_digest)
                 **({"plugin": TECHNIQUES.origin(spec.technique)} if spec.technique and TECHNIQUES.origin(spec.technique) else {}),
+                **(TECHNIQUES.get(spec.technique)().key_fields(spec.params) if spec.technique else {}),
             })
         return self._keys[k]
 
@@ -313,6 +317,10 @@ class Workshop:
                 shapes.setdefault(tuple(tuple(v.shape) for v in batch.values()), batch)
         ctx = DeployContext(spec.variant_id, made.built.runs, performed(spec, runtime), list(shapes.values()),
                             data.lengths is not None, self.device, torch.get_num_threads(), self.log)
+        given = runtime.given()
+        if given is not None:  # the user's own file: nothing made here, nothing measured, nothing cached
+            self.log(f"  loading {spec.key} from {given.path} ({runtime.name}; made outside joulebench)")
+            return Deployed(runtime, runtime.deploy(ctx), None, None, given.sha256, elsewhere=given)
         key = digest({"artifact_version": cache_mod.ARTIFACT_VERSION, "module": made.key, "request": ctx.request,
                       **runtime.key_fields()}) if runtime.cacheable else ""
         got = self.cache.get_file(key) if self.cache is not None and key else None
@@ -388,7 +396,7 @@ class Workshop:
         )
         result = TECHNIQUES.get(spec.technique)().apply(ctx)
         return Made(Built(result.module, result.bundle, spec.model.name), result.windows, result.info,
-                    curve=result.curve)
+                    curve=result.curve, elsewhere=result.elsewhere)
 
     def teacher_logits(self, teacher: Built, teacher_spec: RunSpec, cfg: TrainConfig,
                        variant_id: str) -> tuple[torch.Tensor, Measurement | None]:

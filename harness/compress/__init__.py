@@ -28,6 +28,7 @@ from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded, ModelBundle
 from harness.registry import OPTION_CONFIG, Registry, validate as validate_options
 from harness.config import ModelConfig, TrainConfig
+from harness.outside import MadeElsewhere
 from harness.tasks import TaskData
 
 if TYPE_CHECKING:  # the type only: curves.py evaluates, and evaluating runs runtimes
@@ -71,6 +72,9 @@ class CompressResult:
     windows: dict[str, Measurement]  # "create" always; e.g. "teacher_logits" too
     info: dict[str, Any] = field(default_factory=dict)
     curve: dict[str, Any] | None = None  # CurveRecorder.curve() of its training loop, if any
+    #: A variant made outside joulebench (checkpoint.py): the file it came from and the
+    #: creation energy its maker reports; ``windows`` is then empty (nothing was measured).
+    elsewhere: MadeElsewhere | None = None
 
 
 class NoParams(BaseModel):
@@ -104,6 +108,17 @@ class Technique:
     def check(self, params: Mapping[str, Any], where: str, models: set[str]) -> None:
         """Rules across params, or against the suite (``models``: its model names), that a
         type and a range cannot say (exactly one of two options, a student that exists)."""
+
+    def preflight(self, params: Mapping[str, Any], parent: nn.Module, where: str) -> None:
+        """Checks against the parent's architecture (``parent``: a freshly built module of
+        the suite model a baseline parent has), run before the run folder exists: raise
+        UserError. Called only for techniques that override it (a checkpoint's keys and
+        shapes), and only where the parent is a trained baseline."""
+
+    def key_fields(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What the variant depends on beyond its params and parent, for the artifact key
+        (a checkpoint file's digest)."""
+        return {}
 
     def preload(self, params: Mapping[str, Any]) -> None:
         """Pay, before any energy window opens, what ``apply`` costs once per process
@@ -150,4 +165,4 @@ class Technique:
 
 TECHNIQUES: Registry[type[Technique]] = Registry("technique")
 
-from harness.compress import distill, prune, quantize, structured  # noqa: E402,F401
+from harness.compress import checkpoint, distill, prune, quantize, structured  # noqa: E402,F401

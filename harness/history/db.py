@@ -330,7 +330,7 @@ def _windows(run_id: str, rec: records_mod.RunRecord) -> Iterable[tuple]:
                    w.host, unc)
 
     if rec.train is not None:
-        yield from rows("train", [rec.train.window])
+        yield from rows("train", [rec.train.window] if rec.train.window is not None else [])
         for name, w in rec.train.extra_windows.items():
             yield from rows(f"train:{name}", [w])
     for inf in rec.inferences():

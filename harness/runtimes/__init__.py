@@ -28,6 +28,7 @@ from harness.config import RuntimeConfig
 from harness.device import CPU, Device, to_device
 from harness.errors import UserError
 from harness.models import module_device
+from harness.outside import MadeElsewhere
 from harness.registry import Registry, check_options
 
 
@@ -97,6 +98,7 @@ class Deployment:
     info: dict[str, Any]  # recorded under the record's runtime.info
     artifact: bytes | None = None  # the file a cacheable runtime keeps (an .onnx)
     size_bytes: int | None = None  # size on disk as deployed; None: the module's state dict
+    params: tuple[int, int] | None = None  # (parameters, nonzero) of the runtime's own file; None: the module's
 
 
 class Runtime:
@@ -126,6 +128,15 @@ class Runtime:
         deployed in a process carries it and the next seeds do not. Called once per
         runtime name per run, only where the runtime is available."""
 
+    def given(self) -> MadeElsewhere | None:
+        """The runtime's file when the user gives it by path (made outside joulebench: not
+        exported here, its creation not measured), else None."""
+        return None
+
+    def validate(self, where: str) -> None:
+        """Checks at suite load beyond the options' types (a given file that exists and
+        is safe to load): raise UserError."""
+
     def unavailable(self, device: Device) -> str | None:
         """Why the runtime cannot run on ``device`` here (one line naming the fix), or None."""
         return None
@@ -152,9 +163,10 @@ def check(cfg: RuntimeConfig, where: str) -> None:
     cls = RUNTIMES.get(cfg.name)
     check_options(cls, cfg.options, where)
     try:
-        cls(**cfg.options)
-    except TypeError as exc:
+        runtime = cls(**cfg.options)
+    except (TypeError, UserError) as exc:
         raise UserError(f"{where}: {exc}") from None
+    runtime.validate(where)
 
 
 @RUNTIMES.register("eager")

@@ -12,6 +12,13 @@ module's artifact key, the opset, the onnx/onnxruntime/torch versions and the op
 its size is the variant's size on disk. An ONNX file is a protobuf graph: loading one
 runs no Python. The session is created from the file's bytes each run.
 
+With ``path: model.onnx`` the variant is an ONNX file made outside joulebench (by plain
+``torch.onnx.export`` or any other exporter): nothing is exported, its graph is run and
+evaluated the same way on the parent's encoded inputs (every graph input must be one of
+them), its parameters are counted from its initializers, and its creation energy is
+unknown or the reported ``creation_J`` (outside.py). At suite load the file must parse
+as ONNX and be self-contained, the same external-data refusal as the cache's.
+
 Needs the ``onnx`` extra (``pip install joulebench[onnx]``); without it a variant that
 asks for this runtime is a one-line skip. ONNX Runtime's GPU execution providers are
 not wired in (inputs would have to be bound on the device, see IOBinding), so a GPU
@@ -30,8 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness import outside
 from harness.device import CPU, Device
 from harness.errors import UserError, VariantSkipped
+from harness.registry import between
 from harness.runtimes import RUNTIMES, DeployContext, Deployment, Runnable, Runtime
 
 INSTALL = "pip install joulebench[onnx]"
@@ -80,17 +89,54 @@ class OnnxRuntime(Runtime):
     cacheable = True
     flops_note = "counted by torch on the PyTorch module that was exported (ONNX Runtime's kernels are not seen)"
 
-    def __init__(self, opset: int = 18, optimization: str = "all", per_channel: bool = False) -> None:
+    def __init__(self, opset: int = 18, optimization: str = "all", per_channel: bool = False,
+                 path: str | None = None, creation_J: between(0, 1e15, open_low=True) | None = None) -> None:
         if not isinstance(opset, int) or isinstance(opset, bool) or not 13 <= opset <= 23:
             raise UserError(f"onnxruntime opset must be an integer from 13 to 23, not {opset!r}")
         if optimization not in OPTIMIZATION:
             raise UserError(f"onnxruntime optimization must be one of {', '.join(OPTIMIZATION)}, not {optimization!r}")
         if not isinstance(per_channel, bool):
             raise UserError(f"onnxruntime per_channel must be true or false, not {per_channel!r}")
+        if path is not None and (not isinstance(path, str) or not path):
+            raise UserError(f"onnxruntime path must be the path of an .onnx file, not {path!r}")
+        if creation_J is not None and path is None:
+            raise UserError("onnxruntime creation_J is the reported creation energy of a file given by path; "
+                            "add path: or drop creation_J")
         self.opset, self.optimization, self.per_channel = opset, optimization, per_channel
+        self.path, self.creation_J = path, creation_J
+        # a given file is not exported here: nothing to cache (its digest identifies it)
+        self.cacheable = path is None
 
     def options(self) -> dict[str, Any]:
-        return {"opset": self.opset, "optimization": self.optimization, "per_channel": self.per_channel}
+        given = {"path": self.path, **({"creation_J": self.creation_J} if self.creation_J is not None else {})}
+        return {"opset": self.opset, "optimization": self.optimization, "per_channel": self.per_channel,
+                **(given if self.path is not None else {})}
+
+    def validate(self, where: str) -> None:
+        """A given file: it exists, is no pickle, and (where onnx is installed; without
+        it the row is a one-line skip) parses as a self-contained ONNX model."""
+        if self.path is None:
+            return
+        file = outside.existing(self.path, where, "ONNX file")
+        if not file.is_file():
+            raise UserError(f"{where}: {self.path} is not a file; give an .onnx file")
+        outside.refuse_pickle(file, where)
+        if missing():
+            return
+        why = external_data(file.read_bytes())
+        if why and why.startswith(NOT_ONNX):
+            raise UserError(f"{where}: {self.path} is {why}; give a file written by torch.onnx.export")
+        if why:
+            raise UserError(f"{where}: refusing {self.path}: {why} (onnxruntime would open that path); export "
+                            "with torch.onnx.export(..., external_data=False) (its default writes the weights beside "
+                            "the graph) or merge them: onnx.save_model(onnx.load(path), path, "
+                            "save_as_external_data=False)")
+
+    def given(self) -> outside.MadeElsewhere | None:
+        if self.path is None:
+            return None
+        return outside.MadeElsewhere(self.path, outside.sha256(Path(self.path).expanduser()),
+                                     outside.reported(self.creation_J))
 
     def unavailable(self, device: Device) -> str | None:
         why = missing()
@@ -142,12 +188,48 @@ class OnnxRuntime(Runtime):
         if ctx.request == "int8_dynamic":
             info["quantization"] = (f"onnxruntime.quantization.quantize_dynamic of {'/'.join(INT8_OPS)} (int8 "
                                     f"weights{', per channel' if self.per_channel else ''}, uint8 activations)")
+        if self.path is not None:
+            return self._given(ctx)
         if artifact is None:
             artifact = self._export(ctx)
         session = self._session(artifact, ctx.threads)
         info.update({"providers": session.get_providers(), "intra_op_threads": ctx.threads, "inter_op_threads": 1,
                      "graph_optimization": self.optimization, "size": "the .onnx file"})
         return Deployment(SessionRunnable(session), info, artifact, len(artifact))
+
+    def _given(self, ctx: DeployContext) -> Deployment:
+        """The user's own .onnx file, checked against the inputs it will be fed: every
+        graph input is one of the encoded inputs, and one batch gives one row of logits
+        per example. Not exported, not cached, not charged a creation window."""
+        artifact = Path(self.path).expanduser().read_bytes()
+        session = self._session(artifact, ctx.threads)
+        runnable = SessionRunnable(session)
+        sample = ctx.samples[0]
+        unknown = [n for n in runnable.inputs if n not in sample]
+        if unknown:
+            raise VariantSkipped(f"the ONNX file {self.path} takes input {unknown[0]!r}, which the parent's encoder "
+                                 f"does not give (it gives {', '.join(sample)}); export it with those input names")
+        try:
+            logits = runnable.logits(runnable(runnable.stage(sample)))
+        except Exception as exc:  # onnxruntime raises its own types for a wrong rank or dtype
+            raise VariantSkipped(f"the ONNX file {self.path} failed on the parent's inputs: {_first_line(exc)}") from None
+        n = next(iter(sample.values())).shape[0]
+        if logits.ndim != 2 or logits.shape[0] != n:
+            raise VariantSkipped(f"the ONNX file {self.path} gave an output of shape {list(logits.shape)} for a batch "
+                                 f"of {n}; its first output must be the logits, one row per example")
+        import onnx
+        from onnx import numpy_helper
+
+        # weights: float and 8-bit initializers; int32/int64 ones are shapes and indices
+        weights = [w for w in (numpy_helper.to_array(t) for t in onnx.load_model_from_string(artifact).graph.initializer)
+                   if w.dtype.kind == "f" or w.dtype.itemsize == 1]
+        params = (int(sum(w.size for w in weights)), int(sum(np.count_nonzero(w) for w in weights)))
+        info = {"model": "an ONNX file made outside joulebench", "path": self.path,
+                "sha256": outside.sha256(Path(self.path).expanduser()), "onnxruntime": metadata.version("onnxruntime"),
+                "providers": session.get_providers(), "intra_op_threads": ctx.threads, "inter_op_threads": 1,
+                "graph_optimization": self.optimization, "size": "the given .onnx file",
+                "params": "the file's float and 8-bit initializers"}
+        return Deployment(runnable, info, None, len(artifact), params)
 
     def _export(self, ctx: DeployContext) -> bytes:
         module = ctx.module.eval()
