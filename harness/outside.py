@@ -56,6 +56,8 @@ def existing(path: str, where: str, what: str) -> Path:
     if not p.exists():
         raise UserError(f"{where}: {what} {path!r} not found (paths are relative to the directory joulebench runs "
                         "in); give an existing path")
+    if not (p.is_file() or p.is_dir()):  # a FIFO or a device would block or never end
+        raise UserError(f"{where}: {what} {path!r} is not a regular file or folder; give a file")
     return p
 
 
@@ -71,14 +73,13 @@ def refuse_pickle(path: Path, where: str) -> None:
                             f"{PICKLE_FIX}")
 
 
-def sha256(path: Path) -> str:
-    """Digest of a file, or of a folder's files (names and bytes, sorted): a changed file
-    is another artifact."""
+def sha256(path: Path, files: list[Path] | None = None) -> str:
+    """Digest of a file, or of the named files of a folder (names and bytes): a changed
+    file is another artifact."""
     h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if path.is_dir():
-            h.update(str(f.relative_to(path)).encode() + b"\0")
+    for f in ([path] if files is None else files):
+        if files is not None:
+            h.update(f.name.encode() + b"\0")
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)

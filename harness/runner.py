@@ -444,7 +444,7 @@ class Runner:
             self._flops[key] = self._flops[parent_key]
             source = "parent's (torch's counter cannot see this variant's kernels)"
         else:
-            module = self.workshop._built[parent_key].module if from_parent else built.module
+            module = self.workshop.module(spec.parent, spec.seed) if from_parent else built.module
             batch = self.suite.measure.batch_size
             per_inf = forward_flops_per_example(module, eval_data, batch)
             train_data = self.workshop.encode_train(built.model_name, built.bundle, spec.train)

@@ -216,6 +216,11 @@ class Workshop:
                      f"({self._selection['tuning_J_per_seed']:.1f} J per seed)")
         return self._selection
 
+    def module(self, variant_id: str, seed: int) -> nn.Module:
+        """The module of a variant already obtained in this process (a parent, e.g. to
+        count FLOPs on when torch's counter cannot see the child's kernels)."""
+        return self._built[(variant_id, seed)].module
+
     # -- keys -------------------------------------------------------------------------
     def artifact_key(self, spec: RunSpec) -> str:
         """Hash of everything that determines the trained module, lineage included. A

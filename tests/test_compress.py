@@ -12,15 +12,12 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from harness import stats, suite
+from harness import stats, suite, testing
 from harness.compress import TECHNIQUES, CompressContext, VariantSkipped
 from harness.config import ModelConfig, TrainConfig
-from harness.curves import CurveRecorder
 from harness.errors import UserError
 from harness.evaluate import evaluate, predict_logits
 from harness.inspection import state_size
-from harness.meters import EnergyMonitor
-from harness.meters.estimate import EstimateBackend
 from harness.models import MODELS
 from harness.tasks import TASKS
 
@@ -31,25 +28,6 @@ MODELS_IN_SUITE = {
     "mlp": ModelConfig("mlp", "mlp", {"hidden": [16]}, TrainConfig(epochs=3, batch_size=32, lr=3e-3)),
     "bert": ModelConfig("bert", "bert", TINY_BERT, TrainConfig(epochs=1, batch_size=16, lr=1e-3, max_samples=128)),
 }
-EXAMPLES = {  # technique -> (parent model, params)
-    "quantize": ("cnn", {"dtype": "int8"}),
-    "prune": ("cnn", {"sparsity": 0.8}),
-    "prune_channels": ("cnn", {"keep_fraction": 0.5}),
-    "distill": ("cnn", {"student": "mlp", "temperature": 3.0, "alpha": 0.7}),
-    "prune_layers": ("bert", {"keep_layers": 1}),
-    "prune_heads": ("bert", {"keep_heads": 2}),
-    # made elsewhere: the trained parent's weights, saved by plain PyTorch + safetensors (see checkpoint_file)
-    "checkpoint": ("cnn", {"path": "{checkpoint_file}"}),
-}
-
-
-def checkpoint_file(parents, tmp_path: Path) -> str:
-    """A safetensors state dict of the cnn's architecture, as a user would save one."""
-    from safetensors.torch import save_file
-
-    path = tmp_path / "elsewhere.safetensors"
-    save_file({k: v.contiguous() for k, v in parents["cnn"][1].module.state_dict().items()}, str(path))
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -68,41 +46,16 @@ def parents(sst2_slice: Path):
 
 
 def context(parents, model: str, params: dict, train_cfg: TrainConfig | None = None) -> CompressContext:
-    task, bundle = parents[model]
-    encoded = {}
-    monitor = EnergyMonitor([EstimateBackend()])
-
-    def encode_train(name, b, cfg):
-        key = (name, cfg.max_samples)
-        if key not in encoded:
-            encoded[key] = b.encode(task.train.subset(cfg.max_samples))
-        return encoded[key]
-
-    return CompressContext(
-        variant_id=f"{model}.x", model_name=model, parent=copy.deepcopy(bundle.module), parent_bundle=bundle,
-        params=params, train_cfg=train_cfg or MODELS_IN_SUITE[model].train, seed=0, task=task,
-        monitor=monitor, models=MODELS_IN_SUITE,
-        build=lambda cfg: MODELS.get(cfg.family)(task, **cfg.options), encode_train=encode_train,
-        teacher_logits=lambda cfg: teacher(monitor, bundle, encode_train(model, bundle, cfg)),
-        recorder=lambda key, module, b: CurveRecorder(monitor, key, module),
-    )
-
-
-def teacher(monitor: EnergyMonitor, bundle, data):
-    """The parent's logits over the student's examples, in their own window (the
-    workshop computes them once per teacher and budget)."""
-    with monitor.creation_window("teacher_logits") as out:
-        logits = predict_logits(bundle.module, data, 128)
-    return logits, out[0]
+    return testing.context(parents, model, params, MODELS_IN_SUITE, train_cfg)
 
 
 @pytest.mark.parametrize("technique", TECHNIQUES.names())
 def test_every_technique_builds_a_working_variant(technique: str, parents, tmp_path: Path) -> None:
     tech = TECHNIQUES.get(technique)()
-    example = EXAMPLES.get(technique) or tech.example  # a plugin's technique declares its own
-    assert example, f"add an example for the new technique {technique!r} to EXAMPLES (a plugin: Technique.example)"
+    example = testing.EXAMPLES.get(technique) or tech.example  # a plugin's technique declares its own
+    assert example, f"add an example for the new technique {technique!r} to harness.testing.EXAMPLES (a plugin: Technique.example)"
     model, params = example
-    params = {k: checkpoint_file(parents, tmp_path) if v == "{checkpoint_file}" else v for k, v in params.items()}
+    params = testing.example_params(params, parents[model][1].module, tmp_path)
     tech.validate(params, "test", set(MODELS_IN_SUITE))
     task, parent_bundle = parents[model]
     tech.preflight(params, copy.deepcopy(parent_bundle.module), "test")

@@ -7,6 +7,7 @@ mismatched files are refused in one line before the run folder exists."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -64,6 +65,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["garbage"].write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
     out["shapes"] = root / "other_width.safetensors"
     save_file(_cnn(channels=[4, 8])[1].state_dict(), str(out["shapes"]))
+    out["integers"] = root / "integers.safetensors"  # the right keys and shapes, but not numbers a layer holds
+    save_file({k: v.to(torch.int32) for k, v in m.state_dict().items()}, str(out["integers"]))
+    out["fifo"] = root / "fifo.safetensors"  # reading it would block
+    os.mkfifo(out["fifo"])
     out["external"] = root / "external.onnx"
     onnx.save_model(onnx.load(str(out["onnx"])), str(out["external"]), save_as_external_data=True,
                     all_tensors_to_one_file=True, location="external.data", size_threshold=0)
@@ -133,8 +138,8 @@ def test_a_checkpoint_and_an_onnx_file_made_elsewhere_are_measured_rows(files, t
     assert "unknown" in (out / "table.tex").read_text()
 
 
-@pytest.mark.parametrize("case", ["shapes", "pickle", "disguised", "garbage", "external", "bin_folder",
-                                  "remote_code", "missing", "onnx_on_technique", "onnx_pickle"])
+@pytest.mark.parametrize("case", ["shapes", "pickle", "disguised", "garbage", "integers", "fifo", "external",
+                                  "bin_folder", "remote_code", "missing", "onnx_on_technique", "onnx_pickle"])
 def test_unsafe_or_mismatched_files_are_refused_in_one_line(files, tmp_path: Path, case: str) -> None:
     variant = {"id": "cnn.x", "parent": "cnn", "technique": "checkpoint"}
     named = {"missing": tmp_path / "nowhere.safetensors"}
@@ -150,7 +155,7 @@ def test_unsafe_or_mismatched_files_are_refused_in_one_line(files, tmp_path: Pat
     proc = cli("run", str(suite(tmp_path, [variant])), "--out", str(out), "--allow-estimate")
     lines = [line for line in proc.stderr.splitlines() if line.startswith("joulebench: error")]
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    expect = {"shapes": "another shape", "pickle": "pickle", "disguised": "pickle", "garbage": "not a readable safetensors",
+    expect = {"shapes": "another shape", "integers": "as I32", "fifo": "not a regular file", "pickle": "pickle", "disguised": "pickle", "garbage": "not a readable safetensors",
               "external": "stored outside the file", "bin_folder": "pickle", "remote_code": "trust_remote_code",
               "missing": "not found", "onnx_on_technique": "whole model", "onnx_pickle": "pickle"}[case]
     assert expect in lines[0], lines[0]

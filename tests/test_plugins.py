@@ -90,6 +90,11 @@ def test_the_example_plugin_installs_lists_runs_and_uninstalls(plugin_env: Path,
     assert run.returncode == 0, run.stderr[-2000:]
     table = (tmp_path / "run" / "table.csv").read_text()
     assert "cnn.random50" in table and "random_prune" in table
+    # the conformance checks an author runs on an installed joulebench, on the plugin's own entry
+    checks = subprocess.run([str(plugin_env), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs",
+                             "harness.testing", "-k", "random_prune or entry_point"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=900, env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+    assert checks.returncode == 0 and "6 passed" in checks.stdout, checks.stdout[-2000:] + checks.stderr[-1000:]
     subprocess.run([str(plugin_env), "-m", "pip", "uninstall", "-q", "-y", "joulebench-random-prune"], check=True,
                    capture_output=True)
     gone = joulebench(plugin_env, "run", str(PLUGIN / "suite.yaml"), "--quick", "--out", str(tmp_path / "never"))

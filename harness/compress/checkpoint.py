@@ -125,6 +125,14 @@ def _strict(header: dict[str, tuple[tuple[int, ...], str]], parent: nn.Module, p
                         + (f" (e.g. {missing[0]!r})" if missing else "") + f", {len(extra)} unexpected"
                         + (f" (e.g. {extra[0]!r})" if extra else "")
                         + "; save the state_dict of a module of the parent's architecture")
+    state = parent.state_dict()
+    numbers = {k: "F" if v.is_floating_point() else "I" for k, v in state.items()}
+    kinds = [(k, d) for k, (_, d) in sorted(header.items())
+             if (numbers[prefix + k] == "F") != (d.startswith("F") or d.startswith("BF"))]
+    if kinds:
+        k, d = kinds[0]
+        raise UserError(f"{where}: {path} stores {k!r} as {d} where the parent's tensor is "
+                        f"{state[prefix + k].dtype}; save the floating-point state dict of the parent's architecture")
     wrong = [(k, shape, ours[prefix + k]) for k, (shape, _) in sorted(header.items()) if ours[prefix + k] != shape]
     if wrong:
         k, theirs, mine = wrong[0]
@@ -225,6 +233,6 @@ def _digest(path: str) -> str:
     p = Path(path).expanduser()
     stat = p.stat()
     key = (str(p.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _digests:
-        _digests[key] = outside.sha256(p)
+    if key not in _digests:  # a folder: its config and weights (what from_pretrained reads for the model)
+        _digests[key] = outside.sha256(p, None if p.is_file() else [p / "config.json", *_folder_weights(p, str(p))])
     return _digests[key]
