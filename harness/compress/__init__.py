@@ -96,8 +96,9 @@ class Technique:
     #: The params' names, types and ranges, declared once: a pydantic model configured
     #: with ``registry.OPTION_CONFIG`` (unknown keys, wrong types, NaN are errors).
     Params: type[BaseModel] = NoParams
-    #: (suite model, params) the registry's conformance test builds this technique with
-    #: (tests/test_compress.py): a plugin's own technique says it here.
+    #: (suite model, params) the conformance checks build this technique with
+    #: (harness.testing, tests/test_compress.py): every technique, a plugin's too, says it
+    #: here; models: cnn, mlp (digits), bert (a tiny text model, checkout tests only).
     example: tuple[str, Mapping[str, Any]] | None = None
 
     def validate(self, params: Mapping[str, Any], where: str, models: set[str] = frozenset()) -> None:

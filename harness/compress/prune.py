@@ -66,6 +66,7 @@ class MagnitudePrune(Technique):
     """Zeros in place: the variant keeps its parent's structure (the default rebuild)."""
 
     name = "prune"
+    example = ("cnn", {"sparsity": 0.8})  # the conformance checks' (harness.testing)
 
     class Params(NoParams):
         sparsity: between(0, 1, open_high=True) | None = None  # unstructured, the fraction of weights zeroed

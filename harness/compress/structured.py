@@ -76,6 +76,7 @@ def _finetune(ctx: CompressContext, module: nn.Module, surgery) -> CompressResul
 @TECHNIQUES.register("prune_layers")
 class DropLayers(Technique):
     name = "prune_layers"
+    example = ("bert", {"keep_layers": 1})  # the conformance checks' (harness.testing)
 
     class Params(NoParams):
         keep_layers: between(1, 1024, int) | None = None  # keep the first k
@@ -110,6 +111,7 @@ def keep_layers(module: nn.Module, keep: list[int]) -> dict[str, Any]:
 @TECHNIQUES.register("prune_heads")
 class PruneHeads(Technique):
     name = "prune_heads"
+    example = ("bert", {"keep_heads": 2})  # the conformance checks' (harness.testing)
 
     class Params(NoParams):
         keep_heads: between(1, 1024, int)  # per layer, below the parent's head count
@@ -155,6 +157,7 @@ def keep_heads(module: nn.Module, kept_per_layer: list[list[int]]) -> dict[str, 
 @TECHNIQUES.register("prune_channels")
 class PruneChannels(Technique):
     name = "prune_channels"
+    example = ("cnn", {"keep_fraction": 0.5})  # the conformance checks' (harness.testing)
 
     class Params(NoParams):
         keep_fraction: between(0, 1, open_low=True, open_high=True)  # of each conv's filters

@@ -5,9 +5,9 @@ installed joulebench (no checkout needed):
     python -m pytest --pyargs harness.testing -k my_name # just your entry
 
 They run on the embedded digits data (no download, CPU only, about a minute): every
-entry point of every group loads; every technique with an example on a digits model
-(a plugin's ``Technique.example``; built-ins have theirs in ``EXAMPLES``) makes a
-variant from a trained parent that is well above chance, measured in a creation window
+entry point of every group loads; every technique whose ``Technique.example`` names a
+digits model (``cnn``, ``mlp``; ``"{checkpoint_file}"`` as a value is a safetensors file
+of the trained parent) makes a variant from a trained parent that is well above chance, measured in a creation window
 of more than 0 J (or, made elsewhere, in none), and its cached weights reload into
 ``rebuild``'s structure with the same logits; every runtime available here gives the
 eager module's answers. ``context`` builds the ``CompressContext`` a technique gets in a
@@ -32,19 +32,6 @@ DIGITS_MODELS = {
     "cnn": ModelConfig("cnn", "cnn", {"channels": [8, 16], "hidden": 32}, TrainConfig(epochs=3, batch_size=32, lr=3e-3)),
     "mlp": ModelConfig("mlp", "mlp", {"hidden": [16]}, TrainConfig(epochs=3, batch_size=32, lr=3e-3)),
 }
-#: Built-in techniques' examples: (parent model, params); a plugin declares its own
-#: (``Technique.example``). "{checkpoint_file}" is a safetensors file of the parent.
-EXAMPLES: dict[str, tuple[str, Mapping[str, Any]]] = {
-    "quantize": ("cnn", {"dtype": "int8"}),
-    "prune": ("cnn", {"sparsity": 0.8}),
-    "prune_channels": ("cnn", {"keep_fraction": 0.5}),
-    "distill": ("cnn", {"student": "mlp", "temperature": 3.0, "alpha": 0.7}),
-    "prune_layers": ("bert", {"keep_layers": 1}),
-    "prune_heads": ("bert", {"keep_heads": 2}),
-    "checkpoint": ("cnn", {"path": "{checkpoint_file}"}),
-}
-
-
 def context(parents: Mapping[str, tuple[Any, Any]], model: str, params: Mapping[str, Any],
             models: Mapping[str, ModelConfig], train_cfg: TrainConfig | None = None) -> CompressContext:
     """What a technique receives in a run: a private copy of the trained parent

@@ -16,7 +16,7 @@ from harness.meters import METERS
 from harness.models import MODELS
 from harness.runtimes import DeployContext
 from harness.tasks import TASKS
-from harness.testing import DIGITS_MODELS, EXAMPLES, context, example_params
+from harness.testing import DIGITS_MODELS, context, example_params
 from harness.train import train
 
 
@@ -44,7 +44,7 @@ def test_every_entry_point_loads(kind: str) -> None:
 @pytest.mark.parametrize("name", TECHNIQUES.names())
 def test_technique(name: str, parents, tmp_path) -> None:
     tech = TECHNIQUES.get(name)()
-    example = EXAMPLES.get(name) or tech.example
+    example = tech.example
     assert example, f"technique {name!r} declares no example: set Technique.example = (model, params)"
     model, params = example
     if model not in DIGITS_MODELS:
