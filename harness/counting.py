@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
     monitor = meters.build("estimate", log=quiet)
     specs = expand(suite)
     by_key = {s.key: s for s in specs}
-    workshop = Workshop(suite, task, monitor, specs, ArtifactCache(Path(job["cache"])), quiet, CPU)
+    workshop = Workshop(suite, task, monitor, specs, ArtifactCache(Path(job["cache"])), quiet, CPU, count_flops=False)
     cfg = suite.measure
     entries: list[dict[str, Any]] = []
     targets: list[tuple[dict[str, Any], Target]] = []
@@ -74,16 +74,14 @@ def main(argv: list[str]) -> int:
             entries += [{"name": f"{key}@bs{b}", "skipped": why} for b in sizes]
             continue
         seed_everything(spec.seed)
-        spec = workshop.resolve(spec)
         try:
             made = workshop.obtain(spec)
-            deployed = workshop.deploy(spec, made)
+            deployed = workshop.deploy(made)
         except VariantSkipped as why_not:
             entries += [{"name": f"{key}@bs{b}", "skipped": f"not rebuilt for counting: {why_not}"} for b in sizes]
             continue
-        data = workshop.encode_eval(made.built.model_name, made.built.bundle)
         for b in sizes:
-            target = stage(f"{key}@bs{b}", deployed.deployment.runnable, data, cfg, CPU.torch, b)
+            target = stage(f"{key}@bs{b}", deployed.deployment.runnable, made.eval_data, cfg, CPU.torch, b)
             if layouts[target.name] and layout(target) != layouts[target.name]:
                 entries.append({"name": target.name, "skipped": "not counted: the batches staged for counting differ "
                                 "from the energy windows' (values, shapes or strides)"})

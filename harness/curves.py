@@ -27,6 +27,26 @@ if TYPE_CHECKING:  # the report reads j_to_target without importing the models
 DEFAULT_TARGET_SHARE = 0.99
 
 
+@dataclass(frozen=True)
+class CurvePlan:
+    """How a training loop records its curve, as a value: the carved validation split
+    encoded for the module that trains (None: no curve), and the suite's schedule. The
+    workshop makes one per training loop and hands it to whoever trains (a baseline, a
+    technique), who asks it for the loop's ``recorder``."""
+
+    monitor: EnergyMonitor
+    data: "Encoded | None" = None
+    batch_size: int = 128
+    validation: dict[str, Any] = field(default_factory=dict)
+    target_accuracy: float | None = None
+    schedule: dict[str, Any] = field(default_factory=dict)
+
+    def recorder(self, key: str, module: "nn.Module") -> "CurveRecorder":
+        """The recorder of the training loop in window ``key`` that trains ``module``."""
+        return CurveRecorder(self.monitor, key, module, self.data, self.batch_size, dict(self.validation),
+                             self.target_accuracy, dict(self.schedule))
+
+
 @dataclass
 class CurveRecorder:
     monitor: EnergyMonitor

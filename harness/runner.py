@@ -30,19 +30,18 @@ from harness.compress import TECHNIQUES, Technique
 from harness.config import Suite
 from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError, VariantSkipped
-from harness.evaluate import evaluate
+from harness.evaluate import EvalResult, evaluate
 from harness.files import (digest, ensure_dir, open_nofollow, read_json, refuse_links_in, write_atomic,
                            write_json_atomic)
-from harness.inspection import forward_flops_per_example, measured_sparsity, state_size, training_flops_per_example
+from harness.counts import Counter, Counts
 from harness.measure import InferenceResult, Target, layout, measure_rounds, prepare
-from harness.meters import EnergyMonitor
-from harness.models import Encoded
+from harness.meters import EnergyMonitor, Measurement
 from harness.outside import MadeElsewhere
 from harness.plan import RunSpec, describe, expand, shard
 from harness.records import RunRecord
 from harness.tasks import TASKS, TaskData
 from harness.train import preload as train_preload, unsupported_precision
-from harness.workshop import Made, Workshop, now
+from harness.workshop import Deployed, Made, Workshop, now
 
 LOCK = records.LOCK
 
@@ -98,7 +97,7 @@ class Runner:
             if self.work_skip is None and cache is None:
                 self.work_skip = ("instructions not counted: the work pass rebuilds every variant from the artifact "
                                   "cache; run without --no-cache")
-        self._flops: dict[tuple[str, int], tuple[float, float]] = {}  # -> (per inference, per train example)
+        self.counter = Counter(suite.measure.batch_size)
         self.fingerprint: dict[str, Any] = {}
         self._lock_fd: int | None = None
 
@@ -301,8 +300,7 @@ class Runner:
         started = now()
         seed_everything(spec.seed)
         made = self.workshop.obtain(spec)
-        result = self.workshop.trial_results[(spec.variant_id, spec.seed)]
-        self.log(f"  validation accuracy {result['val_accuracy']:.4f}; trial energy {result['energy_J']:.1f} J "
+        self.log(f"  validation accuracy {made.trial['val_accuracy']:.4f}; trial energy {made.trial['energy_J']:.1f} J "
                  f"({made.windows['create'].method}{', cached' if made.cached else ''})")
         return {**self._base(spec), "status": "trial", "params": dict(spec.trial), "artifact_key": made.key,
                 "cached": made.cached, "architecture": made.built.model_name, "technique_info": made.info,
@@ -310,20 +308,34 @@ class Runner:
                 "meter": self._meter(), "started_at": started, "finished_at": now()}
 
     def prepare_one(self, spec: RunSpec) -> dict[str, Any] | Pending:
-        """Everything but the inference windows: obtain, evaluate, count; or a skip record."""
+        """One variant, top to bottom, each step taking the one before's value: obtain
+        (make, or load from the cache or a file) -> deploy under its runtime -> evaluate
+        on the eval split -> count (FLOPs, weights, bytes) -> stage its batches for the
+        inference windows. A variant that cannot run here is a skip record."""
         started = now()
         seed_everything(spec.seed)
-        spec = self.workshop.resolve(spec)  # a swept baseline: the selected trial's budget
-        base = self._base(spec)
         t0 = time.perf_counter()
         try:
             made = self.workshop.obtain(spec)
-            deployed = self.workshop.deploy(spec, made)
+            deployed = self.workshop.deploy(made)
         except VariantSkipped as why:
             self.log(f"  skipped {spec.variant_id}: {why}")
-            return {**base, "status": "skipped", "reason": str(why), "meter": self._meter(),
-                    "started_at": started, "finished_at": now()}
-        built, info = made.built, dict(made.info)
+            return {**self._base(self.workshop.resolve(spec)), "status": "skipped", "reason": str(why),
+                    "meter": self._meter(), "started_at": started, "finished_at": now()}
+        windows = self._log_creation(made, deployed, time.perf_counter() - t0)
+        runnable = deployed.deployment.runnable
+        result = evaluate(runnable, made.eval_data, self.suite.measure.batch_size)
+        self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples"
+                 + (f" (under {made.spec.runtime.name})" if deployed.window is not None else ""))
+        counts = self.counter.count(made, deployed)
+        cfg = self.suite.measure
+        targets = [prepare(f"{made.spec.key}@bs{b}", runnable, made.eval_data, cfg, self.monitor, self.device.torch, b)
+                   for b in cfg.all_batch_sizes()]
+        return Pending(self._record(made, deployed, windows, result, counts, started), targets)
+
+    def _log_creation(self, made: Made, deployed: Deployed, seconds: float) -> dict[str, Measurement]:
+        """The variant's creation windows (its own, and deploying it: creation work too),
+        logged as made, fetched from the cache, or made outside joulebench."""
         elsewhere = made.elsewhere or deployed.elsewhere  # made outside joulebench: its creation is not measured
         windows = dict(made.windows)
         if deployed.window is not None:  # deploying is creation work: the variant's own, or on top of its technique's
@@ -331,65 +343,45 @@ class Runner:
         create_j = sum(w.energy_j for w in windows.values())
         cached = made.cached or deployed.cached
         if elsewhere is not None:
-            info["creation"] = elsewhere.note()
-            self.log(f"  loaded in {time.perf_counter() - t0:.1f} s; {elsewhere.note()}"
+            self.log(f"  loaded in {seconds:.1f} s; {elsewhere.note()}"
                      + (f"; {create_j:.1f} J measured deploying it" if windows else ""))
         else:
-            self.log(f"  {'fetched' if cached else 'created'} in {time.perf_counter() - t0:.1f} s; "
+            self.log(f"  {'fetched' if cached else 'created'} in {seconds:.1f} s; "
                      f"creation energy {create_j:.1f} J ({windows['create'].method}"
                      f"{', measured ' + cached['measured_at'] if cached else ''})")
+        return windows
+
+    def _record(self, made: Made, deployed: Deployed, windows: dict[str, Measurement], result: EvalResult,
+                counts: Counts, started: str) -> dict[str, Any]:
+        """The record of an obtained, deployed, evaluated and counted variant; its
+        inference windows are added by ``finish``."""
+        spec, built = made.spec, made.built
+        elsewhere = made.elsewhere or deployed.elsewhere
+        info = dict(made.info)
+        if elsewhere is not None:
+            info["creation"] = elsewhere.note()
         if deployed.elsewhere is not None:  # the runtime's file is the whole model: the parent's module is not it
             info = {"train_samples": 0, "module": f"the ONNX file {deployed.elsewhere.path}, not the parent's module",
                     "creation": elsewhere.note(), "sparsity": None}
-
-        runnable = deployed.deployment.runnable
-        eval_data = self.workshop.encode_eval(built.model_name, built.bundle)
-        result = evaluate(runnable, eval_data, self.suite.measure.batch_size)
-        self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples"
-                 + (f" (under {spec.runtime.name})" if deployed.window is not None else ""))
-        runtime = deployed.runtime
-        if deployed.elsewhere is not None:
-            flops = {"per_inference": None, "train": None,
-                     "source": "not counted: an ONNX file made outside joulebench (torch's counter sees PyTorch "
-                               "modules only)"}
-        else:
-            flops = self._count_flops(spec, made, eval_data, runtime.flops_note)
-        size_bytes, n_weights, n_nonzero = state_size(built.module)
-        if deployed.deployment.size_bytes is not None:
-            size_bytes = deployed.deployment.size_bytes
-        if deployed.deployment.params is not None:  # counted in the runtime's own file
-            n_weights, n_nonzero = deployed.deployment.params
-        if "sparsity" not in info:
-            info["sparsity"] = measured_sparsity(built.module)  # None for int8: zeros not tracked
-        record = {
-            **base, "status": "ok",
+        info.setdefault("sparsity", counts.sparsity)
+        return {
+            **self._base(spec), "status": "ok",
             "artifact_key": made.key, "cached": made.cached,
             "model_info": built.bundle.info, "architecture": built.model_name,
             "technique_info": info,
-            "runtime": {"name": spec.runtime.name, "options": runtime.options(), "info": deployed.deployment.info,
-                        "artifact_key": deployed.key or None, "cached": deployed.cached},
-            "n_params": n_weights, "n_nonzero_params": n_nonzero, "size_bytes": size_bytes,
-            "flops": flops,
-            "data": self._data(spec, len(eval_data)),
+            "runtime": {"name": spec.runtime.name, "options": deployed.runtime.options(),
+                        "info": deployed.deployment.info, "artifact_key": deployed.key or None,
+                        "cached": deployed.cached},
+            "n_params": counts.n_params, "n_nonzero_params": counts.n_nonzero, "size_bytes": counts.size_bytes,
+            "flops": counts.flops,
+            "data": self._data(spec, result.n),
             "train": self._creation(spec, windows, elsewhere),
             "curve": made.curve,
-            "sweep": self._sweep_block(spec),
+            "sweep": made.sweep,
             "eval": {"accuracy": result.accuracy, "correct": result.correct, "n": result.n,
-                     "predictions": result.predictions, "labels": eval_data.labels.tolist()},
+                     "predictions": result.predictions, "labels": made.eval_data.labels.tolist()},
             "started_at": started,
         }
-        cfg = self.suite.measure
-        targets = [prepare(f"{spec.key}@bs{b}", runnable, eval_data, cfg, self.monitor, self.device.torch, b)
-                   for b in cfg.all_batch_sizes()]
-        return Pending(record, targets)
-
-    def _sweep_block(self, spec: RunSpec) -> dict[str, Any] | None:
-        """On the swept model's baseline: how its budget was chosen and what the search cost."""
-        sweep = self.suite.sweep
-        if sweep is None or spec.variant_id != sweep.model or spec.trial is not None:
-            return None
-        chosen = self.workshop.selection()
-        return {k: v for k, v in chosen.items() if k != "train"}
 
     def count_work(self, pending: list[Pending]) -> dict[str, dict[str, Any]]:
         """The work pass over a group's targets, after its energy rounds (work.py): each
@@ -431,37 +423,6 @@ class Runner:
         if len(results) > 1:
             out["inference_sweep"] = [block(r) for r in results[1:]]
         return out
-
-    def _count_flops(self, spec: RunSpec, made: Made, eval_data: Encoded, note: str | None = None) -> dict[str, Any]:
-        """FLOPs per inference and for training (see flops.py for the conventions)."""
-        key, built, info = (spec.variant_id, spec.seed), made.built, made.info
-        parent_key = (spec.parent, spec.seed)
-        from_parent = spec.technique is not None and TECHNIQUES.get(spec.technique)().counts_flops_on_parent(spec.params)
-        if made.borrowed and parent_key in self._flops:  # the parent's module itself, run by another runtime
-            self._flops[key] = self._flops[parent_key]
-            source = f"parent's (its module, run by {spec.runtime.name})"
-        elif from_parent and parent_key in self._flops:  # torch cannot see this variant's kernels
-            self._flops[key] = self._flops[parent_key]
-            source = "parent's (torch's counter cannot see this variant's kernels)"
-        else:
-            module = self.workshop.module(spec.parent, spec.seed) if from_parent else built.module
-            batch = self.suite.measure.batch_size
-            per_inf = forward_flops_per_example(module, eval_data, batch)
-            train_data = self.workshop.encode_train(built.model_name, built.bundle, spec.train)
-            self._flops[key] = (per_inf, training_flops_per_example(module, train_data, spec.train.batch_size,
-                                                                    spec.seed))
-            source = "torch.utils.flop_counter" + (" on the parent" if from_parent else "")
-        per_inf, per_train_example = self._flops[key]
-        train_flops: float | None = 3 * per_train_example * info.get("train_samples", 0)
-        if info.get("teacher_forward_samples") and parent_key in self._flops:
-            train_flops += self._flops[parent_key][1] * info["teacher_forward_samples"]
-        if not train_flops:  # nothing trained (quantize, a runtime): no count, not a count of 0
-            train_flops = None
-        if note:  # the runtime runs other kernels than the ones counted
-            source = f"{source}; {note}"
-        return {"per_inference": per_inf, "train": train_flops, "source": source,
-                "train_rule": "3 x forward FLOPs per example x examples (+ teacher forwards); forward FLOPs per "
-                              "training example on the training batches (seeded shuffle, padded to each batch's longest)"}
 
     def _meter(self) -> dict[str, Any]:
         return {"method": self.monitor.method, "formulas": self.monitor.formulas()}

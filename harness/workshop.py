@@ -26,7 +26,7 @@ from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES, CompressContext, Technique
 from harness.errors import VariantSkipped
 from harness.config import ModelConfig, Suite, TrainConfig
-from harness.curves import CurveRecorder
+from harness.curves import CurvePlan
 from harness.device import CPU, Device
 from harness.evaluate import predict_logits
 from harness.files import digest
@@ -94,6 +94,13 @@ class Made:
     borrowed: bool = False  # the parent's module itself, run by another runtime (see Workshop._borrow)
     curve: dict[str, Any] | None = None  # its training curve (curves.py), where the suite asked for one
     elsewhere: MadeElsewhere | None = None  # made outside joulebench (a checkpoint file): no creation window
+    # -- what the steps after obtaining work from (set by Workshop.obtain) ----------------
+    spec: RunSpec | None = None  # as run: a swept baseline's with the selected trial's budget
+    eval_data: Encoded | None = None  # the eval split, encoded for its architecture (not for a sweep trial)
+    train_data: Encoded | None = None  # its training examples, encoded: what FLOPs are counted on
+    parent: Built | None = None  # its parent as obtained in this process (FLOPs counted on it)
+    sweep: dict[str, Any] | None = None  # the swept baseline's: how its budget was chosen, what the search cost
+    trial: dict[str, Any] | None = None  # a sweep trial's result: validation accuracy and energy
 
 
 @dataclass
@@ -117,6 +124,9 @@ class Workshop:
     cache: ArtifactCache | None = None
     log: Callable[[str], None] = print
     device: Device = CPU
+    #: obtain also encodes each variant's training examples, which FLOPs are counted on
+    #: (the work pass's process counts no FLOPs and skips it)
+    count_flops: bool = True
     _encoded: dict[tuple, Encoded] = field(default_factory=dict)
     _built: dict[tuple[str, int], Built] = field(default_factory=dict)
     _skipped: dict[tuple[str, int], str] = field(default_factory=dict)
@@ -154,19 +164,18 @@ class Workshop:
             self._encoded[key] = bundle.encode(self.task.eval)
         return self._encoded[key]
 
-    def recorder(self, key: str, module: nn.Module, model_name: str, bundle: ModelBundle, cfg: TrainConfig,
-                 always: bool = False) -> CurveRecorder:
-        """The training curve's recorder for a loop in window ``key``: it evaluates on the
-        carved validation split where ``cfg`` asks for a curve (or ``always``: a sweep
-        trial's final validation accuracy), and records nothing otherwise."""
+    def curves(self, model_name: str, bundle: ModelBundle, cfg: TrainConfig, always: bool = False) -> CurvePlan:
+        """How a training loop of ``cfg``'s budget records its curve: on the carved
+        validation split, encoded for ``model_name``, where ``cfg`` asks for a curve (or
+        ``always``: a sweep trial's final validation accuracy); nothing otherwise."""
         if self.task.validation is None or not (cfg.curve or always):
-            return CurveRecorder(self.monitor, key, module)
+            return CurvePlan(self.monitor)
         enc = (model_name, "validation", None)
         if enc not in self._encoded:
             self._encoded[enc] = bundle.encode(self.task.validation)
-        return CurveRecorder(self.monitor, key, module, self._encoded[enc], self.suite.measure.batch_size,
-                             dict(self.task.info.get("validation", {})), cfg.target_accuracy,
-                             {"eval_every": cfg.eval_every, "evals_per_epoch": cfg.evals_per_epoch})
+        return CurvePlan(self.monitor, self._encoded[enc], self.suite.measure.batch_size,
+                         dict(self.task.info.get("validation", {})), cfg.target_accuracy,
+                         {"eval_every": cfg.eval_every, "evals_per_epoch": cfg.evals_per_epoch})
 
     # -- sweeps -----------------------------------------------------------------------
     def resolve(self, spec: RunSpec) -> RunSpec:
@@ -216,11 +225,6 @@ class Workshop:
                      f"({self._selection['tuning_J_per_seed']:.1f} J per seed)")
         return self._selection
 
-    def module(self, variant_id: str, seed: int) -> nn.Module:
-        """The module of a variant already obtained in this process (a parent, e.g. to
-        count FLOPs on when torch's counter cannot see the child's kernels)."""
-        return self._built[(variant_id, seed)].module
-
     # -- keys -------------------------------------------------------------------------
     def artifact_key(self, spec: RunSpec) -> str:
         """Hash of everything that determines the trained module, lineage included. A
@@ -244,9 +248,25 @@ class Workshop:
 
     # -- making -----------------------------------------------------------------------
     def obtain(self, spec: RunSpec) -> Made:
-        """Make the variant of ``spec`` (its parent first, if not at hand). A sweep trial
-        is made like a baseline; a swept baseline is its selected trial."""
+        """The variant of ``spec``, made or loaded (its parent first, if not at hand), with
+        what the next steps work from: the spec as run, its encoded eval split and
+        training examples, its parent, and the sweep's choice or trial result. A sweep
+        trial is made like a baseline; a swept baseline is its selected trial."""
         spec = self.resolve(spec)
+        made = self._obtain(spec)
+        made.spec, made.parent = spec, self._built.get((spec.parent, spec.seed)) if spec.parent else None
+        bundle = made.built.bundle
+        if spec.trial is None:
+            made.eval_data = self.encode_eval(made.built.model_name, bundle)
+        if self.count_flops:
+            made.train_data = self.encode_train(made.built.model_name, bundle, spec.train)
+        sweep = self.suite.sweep
+        if sweep is not None and spec.variant_id == sweep.model and spec.trial is None:
+            made.sweep = {k: v for k, v in self.selection().items() if k != "train"}
+        made.trial = self.trial_results.get((spec.variant_id, spec.seed)) if spec.trial is not None else None
+        return made
+
+    def _obtain(self, spec: RunSpec) -> Made:
         if spec.parent:
             parent_spec = self.by_id[(spec.parent, spec.seed)]
             if (spec.parent, spec.seed) in self._skipped:
@@ -303,10 +323,11 @@ class Workshop:
         return Made(built, {}, info, None, self.artifact_key(self.by_id[(spec.parent, spec.seed)]), borrowed=True)
 
     # -- deploying --------------------------------------------------------------------
-    def deploy(self, spec: RunSpec, made: Made) -> Deployed:
+    def deploy(self, made: Made) -> Deployed:
         """The variant under its runtime. Exporting, quantizing or compiling is creation
         work in its own window; a runtime's file (an .onnx) comes from the cache when an
         identical one was made before, charged with the window measured then."""
+        spec = made.spec
         runtime = runtimes.create(spec.runtime)
         why = runtime.unavailable(self.device)
         if why:
@@ -314,7 +335,7 @@ class Workshop:
         if not runtime.creation_work:  # eager: the module as it is, nothing to prepare
             return Deployed(runtime, runtime.deploy(DeployContext(spec.variant_id, made.built.runs, None, [], False)),
                             None)
-        data = self.encode_eval(made.built.model_name, made.built.bundle)
+        data = made.eval_data
         shapes: dict[tuple, dict[str, torch.Tensor]] = {}
         for size in self.suite.measure.all_batch_sizes():
             for idx in data.buckets(size):
@@ -379,8 +400,8 @@ class Workshop:
     def _baseline(self, spec: RunSpec) -> Made:
         bundle = self.build(spec.model)
         data = self.encode_train(spec.model.name, bundle, spec.train)
-        recorder = self.recorder(f"{spec.key}:train", bundle.module, spec.model.name, bundle, spec.train,
-                                 always=spec.trial is not None)
+        recorder = self.curves(spec.model.name, bundle, spec.train, always=spec.trial is not None).recorder(
+            f"{spec.key}:train", bundle.module)
         with recorder.window() as out:
             stats = train(bundle.module, data, spec.train, spec.seed, desc=f"train {spec.key}",
                           checkpoint=recorder.checkpoint)
@@ -388,18 +409,24 @@ class Workshop:
         return Made(Built(bundle.module, bundle, spec.model.name), {"create": out[0]}, info, curve=recorder.curve())
 
     def _variant(self, spec: RunSpec) -> Made:
+        """The technique applied to a private copy of the parent, with everything it works
+        from made here first (it calls nothing back): a fresh module where the variant
+        has its own architecture (built right after seeding), the training examples
+        encoded for that architecture, the teacher's logits where it asks for them, and
+        the curve's plan."""
         parent = self._built[(spec.parent, spec.seed)]
-        parent_spec = self.by_id[(spec.parent, spec.seed)]
+        technique = TECHNIQUES.get(spec.technique)()
+        fresh = self.build(spec.model) if spec.model.name != parent.model_name else None
+        bundle = fresh or parent.bundle  # the variant's architecture's encoder
+        teacher = (self.teacher_logits(parent, self.by_id[(spec.parent, spec.seed)], spec.train, spec.variant_id)
+                   if technique.uses_teacher_logits(spec.params) else None)
         ctx = CompressContext(
             variant_id=spec.variant_id, model_name=parent.model_name, parent=copy.deepcopy(parent.module),
             parent_bundle=parent.bundle, params=spec.params, train_cfg=spec.train, seed=spec.seed,
-            task=self.task, monitor=self.monitor, models=self.models, build=self.build, device=self.device,
-            encode_train=self.encode_train,
-            teacher_logits=lambda cfg: self.teacher_logits(parent, parent_spec, cfg, spec.variant_id),
-            # the variant's architecture (spec.model) is the one its encoder belongs to
-            recorder=lambda key, module, bundle: self.recorder(key, module, spec.model.name, bundle, spec.train),
-        )
-        result = TECHNIQUES.get(spec.technique)().apply(ctx)
+            task=self.task, monitor=self.monitor, models=self.models,
+            train_data=self.encode_train(spec.model.name, bundle, spec.train), fresh=fresh,
+            teacher_logits=teacher, curves=self.curves(spec.model.name, bundle, spec.train), device=self.device)
+        result = technique.apply(ctx)
         return Made(Built(result.module, result.bundle, spec.model.name), result.windows, result.info,
                     curve=result.curve, elsewhere=result.elsewhere)
 

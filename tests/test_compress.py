@@ -45,8 +45,10 @@ def parents(sst2_slice: Path):
     return out
 
 
-def context(parents, model: str, params: dict, train_cfg: TrainConfig | None = None) -> CompressContext:
-    return testing.context(parents, model, params, MODELS_IN_SUITE, train_cfg)
+def context(parents, model: str, params: dict, train_cfg: TrainConfig | None = None,
+            technique: str | None = None) -> CompressContext:
+    return testing.context(parents, model, params, MODELS_IN_SUITE, train_cfg,
+                           TECHNIQUES.get(technique)() if technique else None)
 
 
 @pytest.mark.parametrize("technique", TECHNIQUES.names())
@@ -59,7 +61,7 @@ def test_every_technique_builds_a_working_variant(technique: str, parents, tmp_p
     tech.validate(params, "test", set(MODELS_IN_SUITE))
     task, parent_bundle = parents[model]
     tech.preflight(params, copy.deepcopy(parent_bundle.module), "test")
-    result = tech.apply(context(parents, model, params))
+    result = tech.apply(context(parents, model, params, technique=technique))
     if result.elsewhere is not None:  # made outside joulebench: no window at all, never a 0 J one
         assert result.windows == {} and len(result.elsewhere.sha256) == 64
     else:

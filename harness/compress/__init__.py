@@ -17,7 +17,7 @@ place (``runtime_request``: int8 quantization by onnxruntime's own tool).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Mapping
 
 from pydantic import BaseModel
 from torch import nn
@@ -28,17 +28,22 @@ from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded, ModelBundle
 from harness.registry import OPTION_CONFIG, Registry, validate as validate_options
 from harness.config import ModelConfig, TrainConfig
+from harness.curves import CurvePlan, CurveRecorder  # curves imports evaluation only when a point is taken
 from harness.outside import MadeElsewhere
 from harness.tasks import TaskData
 
-if TYPE_CHECKING:  # the type only: curves.py evaluates, and evaluating runs runtimes
-    from harness.curves import CurveRecorder
 
 __all__ = ["TECHNIQUES", "CompressContext", "CompressResult", "NoParams", "Technique", "VariantSkipped"]
 
 
 @dataclass
 class CompressContext:
+    """Everything a technique's ``apply`` works from, as values made before it is called
+    (the workshop prepares them; a technique never calls back into it): the parent, the
+    training examples encoded for the variant, a fresh module where the variant has its
+    own architecture, the teacher's logits where the technique asks for them, and how to
+    record a training curve."""
+
     variant_id: str
     model_name: str  # the suite model whose architecture (and encoder) the parent has
     parent: nn.Module  # a private copy: the technique may change it in place
@@ -48,21 +53,29 @@ class CompressContext:
     seed: int
     task: TaskData
     monitor: EnergyMonitor
-    models: Mapping[str, ModelConfig]  # every model in the suite, e.g. to build a student
-    build: Callable[[ModelConfig], ModelBundle]
-    encode_train: Callable[[str, ModelBundle, TrainConfig], Encoded]  # (model name, bundle, budget), cached
-    #: (budget) -> (the parent's logits over those training examples, the window that
-    #: computed them or None when they were already computed and charged once)
-    teacher_logits: Callable[[TrainConfig], tuple[Any, Measurement | None]]
-    #: (window key, module being trained, its bundle) -> the training curve's recorder
-    recorder: Callable[[str, nn.Module, ModelBundle], "CurveRecorder"]
+    models: Mapping[str, ModelConfig]  # every model in the suite
+    #: the training examples (``train_cfg.max_samples`` of them), encoded for the
+    #: variant's architecture (``Technique.architecture``)
+    train_data: Encoded
+    #: where ``Technique.architecture`` names another model than the parent's (a
+    #: distillation student): a newly built module of it on the run's device, with its
+    #: encoder; None otherwise
+    fresh: ModelBundle | None = None
+    #: where ``Technique.uses_teacher_logits``: (the parent's logits over the training
+    #: examples, the window that computed them, or None when they were computed and
+    #: charged once before in this run); None otherwise
+    teacher_logits: tuple[Any, Measurement | None] | None = None
+    #: how the technique's training loop records its curve (``curve`` below)
+    curves: CurvePlan | None = None
     device: Device = CPU  # where the run's modules live (the parent is already there)
 
-    def curve(self, key: str, module: nn.Module, bundle: ModelBundle) -> "CurveRecorder":
-        """The recorder for a training loop in window ``key``: its ``window()`` replaces
-        ``monitor.window(key)`` and its ``checkpoint`` goes to train(); it records a curve
-        where the suite asks for one, and nothing otherwise."""
-        return self.recorder(key, module, bundle)
+    def curve(self, key: str, module: nn.Module, bundle: ModelBundle | None = None) -> CurveRecorder:
+        """The recorder for a training loop in window ``key`` that trains ``module``: its
+        ``window()`` replaces ``monitor.window(key)`` and its ``checkpoint`` goes to
+        train(); it records a curve where the suite asks for one, and nothing otherwise.
+        (``bundle`` is accepted and unused: the curve's validation split is already
+        encoded for the variant's architecture.)"""
+        return (self.curves or CurvePlan(self.monitor)).recorder(key, module)
 
 
 @dataclass
@@ -140,6 +153,11 @@ class Technique:
         module of the variant's architecture, ``info`` what ``apply`` recorded. The
         default, the parent's own structure, fits techniques that change values only."""
         return parent
+
+    def uses_teacher_logits(self, params: Mapping[str, Any]) -> bool:
+        """Whether ``apply`` reads ``ctx.teacher_logits`` (distillation): the parent's
+        logits are computed (once per teacher and budget, in their own window) only then."""
+        return False
 
     def counts_flops_on_parent(self, params: Mapping[str, Any]) -> bool:
         """Whether this variant reports its parent's FLOPs (``flops_from_parent``, or

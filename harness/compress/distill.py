@@ -40,6 +40,9 @@ class Distill(Technique):
     def architecture(self, params: Mapping[str, Any], parent_architecture: str) -> str:
         return params.get("student")  # validate() checks it names a suite model
 
+    def uses_teacher_logits(self, params: Mapping[str, Any]) -> bool:
+        return True
+
     def rebuild(self, parent, fresh, params, info):
         return fresh  # the student: a new module of its own architecture
 
@@ -47,11 +50,10 @@ class Distill(Technique):
         name = ctx.params["student"]
         temperature = float(ctx.params.get("temperature", 2.0))
         alpha = float(ctx.params.get("alpha", 0.5))
-        torch.manual_seed(ctx.seed)
-        student = ctx.build(ctx.models[name])
-        data = ctx.encode_train(name, student, ctx.train_cfg)
+        # the student: built by the workshop right after seeding (its initialization is the seed's)
+        student, data = ctx.fresh, ctx.train_data
         windows = {}
-        teacher, window = ctx.teacher_logits(ctx.train_cfg)  # computed once per teacher and budget
+        teacher, window = ctx.teacher_logits  # computed once per teacher and budget
         if window is not None:
             windows["teacher_logits"] = window
         soft = F.softmax(teacher / temperature, dim=-1).to(ctx.device.torch)
@@ -61,7 +63,7 @@ class Distill(Technique):
             kd = F.kl_div(F.log_softmax(logits / temperature, dim=-1), soft[idx], reduction="batchmean")
             return alpha * temperature ** 2 * kd + (1 - alpha) * F.cross_entropy(logits, labels[idx])
 
-        recorder = ctx.curve(f"{ctx.variant_id}:create", student.module, student)
+        recorder = ctx.curve(f"{ctx.variant_id}:create", student.module)
         with recorder.window() as out:
             stats = train(student.module, data, ctx.train_cfg, ctx.seed, desc=f"distill {ctx.variant_id}", loss_fn=loss,
                           checkpoint=recorder.checkpoint)

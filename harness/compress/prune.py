@@ -86,8 +86,8 @@ class MagnitudePrune(Technique):
             if why:
                 raise VariantSkipped(why)
         module = ctx.parent
-        data = ctx.encode_train(ctx.model_name, ctx.parent_bundle, ctx.train_cfg)
-        recorder = ctx.curve(f"{ctx.variant_id}:create", module, ctx.parent_bundle)
+        data = ctx.train_data
+        recorder = ctx.curve(f"{ctx.variant_id}:create", module)
         with recorder.window() as out:
             if pattern:
                 targets = [(m, "weight") for m in two_of_four_layers(module)]

@@ -57,9 +57,9 @@ def _slice_linear(linear: nn.Linear, rows: torch.Tensor | None = None, cols: tor
 
 
 def _finetune(ctx: CompressContext, module: nn.Module, surgery) -> CompressResult:
-    data = ctx.encode_train(ctx.model_name, ctx.parent_bundle, ctx.train_cfg)
+    data = ctx.train_data
     before = sum(p.numel() for p in module.parameters())
-    recorder = ctx.curve(f"{ctx.variant_id}:create", module, ctx.parent_bundle)
+    recorder = ctx.curve(f"{ctx.variant_id}:create", module)
     with recorder.window() as out:
         info = surgery(module)
         stats = train(module, data, ctx.train_cfg, ctx.seed, desc=f"finetune {ctx.variant_id}",

@@ -19,9 +19,11 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping
 
-from harness.compress import CompressContext
+import torch
+
+from harness.compress import CompressContext, Technique
 from harness.config import ModelConfig, TrainConfig
-from harness.curves import CurveRecorder
+from harness.curves import CurvePlan
 from harness.evaluate import predict_logits
 from harness.meters import EnergyMonitor
 from harness.meters.estimate import EstimateBackend
@@ -33,31 +35,29 @@ DIGITS_MODELS = {
     "mlp": ModelConfig("mlp", "mlp", {"hidden": [16]}, TrainConfig(epochs=3, batch_size=32, lr=3e-3)),
 }
 def context(parents: Mapping[str, tuple[Any, Any]], model: str, params: Mapping[str, Any],
-            models: Mapping[str, ModelConfig], train_cfg: TrainConfig | None = None) -> CompressContext:
-    """What a technique receives in a run: a private copy of the trained parent
-    (``parents[model]`` = (task, bundle)), an estimate-metered monitor, cached training
-    encodings, the teacher's logits in their own window, no curve."""
+            models: Mapping[str, ModelConfig], train_cfg: TrainConfig | None = None,
+            technique: Technique | None = None) -> CompressContext:
+    """What ``technique`` receives in a run: a private copy of the trained parent
+    (``parents[model]`` = (task, bundle)), an estimate-metered monitor, the training
+    examples encoded for the variant's architecture (a fresh module of it where it is not
+    the parent's), the teacher's logits in their own window where the technique asks for
+    them, no curve. Without ``technique``: the parent's architecture, no teacher logits."""
     task, bundle = parents[model]
-    encoded: dict[tuple, Any] = {}
     monitor = EnergyMonitor([EstimateBackend()])
-
-    def encode_train(name, b, cfg):
-        key = (name, cfg.max_samples)
-        if key not in encoded:
-            encoded[key] = b.encode(task.train.subset(cfg.max_samples))
-        return encoded[key]
-
-    def teacher(cfg):
+    cfg = train_cfg or models[model].train
+    arch = technique.architecture(params, model) if technique is not None else model
+    torch.manual_seed(0)  # as a run seeds before building a variant's fresh module
+    fresh = MODELS.get(models[arch].family)(task, **models[arch].options) if arch != model else None
+    train_data = (fresh or bundle).encode(task.train.subset(cfg.max_samples))
+    teacher = None
+    if technique is not None and technique.uses_teacher_logits(params):
         with monitor.creation_window("teacher_logits") as out:
-            logits = predict_logits(bundle.module, encode_train(model, bundle, cfg), 128)
-        return logits, out[0]
-
+            logits = predict_logits(bundle.module, bundle.encode(task.train.subset(cfg.max_samples)), 128)
+        teacher = (logits, out[0])
     return CompressContext(
         variant_id=f"{model}.x", model_name=model, parent=copy.deepcopy(bundle.module), parent_bundle=bundle,
-        params=params, train_cfg=train_cfg or models[model].train, seed=0, task=task,
-        monitor=monitor, models=models,
-        build=lambda cfg: MODELS.get(cfg.family)(task, **cfg.options), encode_train=encode_train,
-        teacher_logits=teacher, recorder=lambda key, module, b: CurveRecorder(monitor, key, module),
+        params=params, train_cfg=cfg, seed=0, task=task, monitor=monitor, models=models,
+        train_data=train_data, fresh=fresh, teacher_logits=teacher, curves=CurvePlan(monitor),
     )
 
 

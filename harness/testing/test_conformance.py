@@ -53,7 +53,7 @@ def test_technique(name: str, parents, tmp_path) -> None:
     params = example_params(params, parent.module, tmp_path)
     tech.validate(params, f"technique {name!r}", set(DIGITS_MODELS))
     tech.preflight(params, copy.deepcopy(parent.module), f"technique {name!r}")
-    result = tech.apply(context(parents, model, params, DIGITS_MODELS))
+    result = tech.apply(context(parents, model, params, DIGITS_MODELS, technique=tech))
     if result.elsewhere is not None:  # made outside joulebench: no window, never a 0 J one
         assert result.windows == {}
     else:

@@ -34,8 +34,8 @@ class RandomPrune(Technique):
 
     def apply(self, ctx: CompressContext) -> CompressResult:
         module = ctx.parent
-        data = ctx.encode_train(ctx.model_name, ctx.parent_bundle, ctx.train_cfg)
-        recorder = ctx.curve(f"{ctx.variant_id}:create", module, ctx.parent_bundle)
+        data = ctx.train_data
+        recorder = ctx.curve(f"{ctx.variant_id}:create", module)
         with recorder.window() as out:
             torch.manual_seed(ctx.seed)
             targets = prunable_weights(module)
