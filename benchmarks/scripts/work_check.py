@@ -69,7 +69,7 @@ measure.Target.one_pass = one_pass
 def run(suite: str, out: Path, extra: list[str], plant: Path | None = None) -> float:
     env = dict(os.environ)
     if plant is not None:
-        env["PYTHONPATH"] = str(plant)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plant), env.get("PYTHONPATH")]))
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "harness", "run", suite, "--out", str(out), "--work", "instructions",
                     *extra], cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
