@@ -83,6 +83,7 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
         resume: str | Path | None = None, shard: tuple[int, int] | None = None, data_dir: str | Path | None = None,
         meter: str | None = None, device: str | None = None, allow_estimate: bool = False,
         cache_dir: str | Path | None = None, no_cache: bool = False, work: str | None = None,
+        work_batches: int | None = None,
         carbon: Any = None, command: list[str] | None = None, log: Callable[[str], None] = _stderr,
         **overrides: Any) -> Result:
     """Plan -> obtain each variant (make or load) -> deploy -> evaluate -> count ->
@@ -93,6 +94,8 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
     over = dict(overrides)
     if work:
         over = suite_mod._deep_merge(over, {"measure": {"work": work}})
+    if work_batches is not None:
+        over = suite_mod._deep_merge(over, {"measure": {"work_batches": work_batches}})
     s = load_suite(suite, quick, over)
     dev = device_mod.resolve(device or s.device, where="--device" if device else f"{s.path} device:")
     if resume and out and Path(resume) != Path(out):

@@ -56,7 +56,7 @@ COLUMNS: tuple[Column, ...] = (
     _c("parent", "string", "", "the row it was derived from; null for a trained baseline"),
     _c("params_desc", "string", "", "the technique's parameters"),
     _c("runtime", "string", "", "how the row ran: eager, onnxruntime, compile (options that differ from defaults)"),
-    _c("seeds", "int", "count", "seeds with a result (each trained model once)"),
+    _c("seeds", "int", "count", "seeds with a result (each trained model once; a model no seed changes, such as a given file or its int8, counts once)"),
     _c("device", "string", "", "where it ran, e.g. cpu or cuda:0 (NVIDIA H100 80GB HBM3)"),
     _c("params", "int", "count", "parameters of the module as it runs"),
     _c("nonzero_params", "int", "count", "parameters that are not zero"),

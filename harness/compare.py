@@ -309,7 +309,7 @@ class WorkChange:
 
 def _work_counts(side: Side, vid: str) -> tuple[list[float], set[str]]:
     blocks = [r.inference.work for g in side.by_variant.get(vid, {}).values() for r in g if r.inference.work]
-    return [w.per_inference for w in blocks if w.per_inference], {w.tool for w in blocks if w.per_inference}
+    return [w.per_inference for w in blocks if w.per_inference], {w.basis for w in blocks if w.per_inference}
 
 
 def _work(vid: str, base: Side, new: Side) -> tuple[WorkChange | None, str | None]:

@@ -47,6 +47,16 @@ def instrumentation_on() -> None:
         raise SystemExit(f"callgrind_control -i on exited {proc.returncode}")
 
 
+def sample(target: Target, k: int | None) -> Target:
+    """``k`` of the target's staged batches, evenly spaced (the first and the last
+    included), or all of them: the same tensors the energy windows ran, fewer of them."""
+    m = len(target.batches)
+    if k is None or k >= m:
+        return target
+    picked = [target.batches[m // 2]] if k == 1 else [target.batches[round(i * (m - 1) / (k - 1))] for i in range(k)]
+    return replace(target, batches=picked, n=sum(len(next(iter(b.values()))) for b in picked))
+
+
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     job_path, out_path = map(Path, argv)
@@ -86,7 +96,9 @@ def main(argv: list[str]) -> int:
                 entries.append({"name": target.name, "skipped": "not counted: the batches staged for counting differ "
                                 "from the energy windows' (values, shapes or strides)"})
                 continue
-            entry = {"name": target.name, "passes": job["passes"], "inferences": job["passes"] * target.n}
+            target, of = sample(target, job.get("batches")), len(target.batches)
+            entry = {"name": target.name, "passes": job["passes"], "inferences": job["passes"] * target.n,
+                     "batches": [len(target.batches), of]}
             entries.append(entry)
             targets.append((entry, target))
     with torch.inference_mode():

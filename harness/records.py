@@ -182,12 +182,20 @@ class Work(_Model):
     tool: str = ""
     threads: int = 1
     scope: str = ""
+    #: [counted, of]: a sample of the target's eval batches (measure.work_batches); None: every one
+    batches: list[int] | None = None
     process_s: float | None = None  # the counting process's wall time (its whole group)
     skipped: str | None = None
 
     @property
     def per_inference(self) -> float | None:
         return self.instructions / self.inferences if self.instructions and self.inferences else None
+
+    @property
+    def basis(self) -> str:
+        """What the count is of: the tool, and the batches when a sample was counted.
+        Counts on different bases are not compared."""
+        return self.tool + (f", {self.batches[0]} of {self.batches[1]} eval batches" if self.batches else "")
 
 
 class Inference(_Model):
@@ -262,6 +270,9 @@ class RunRecord(_Model):
     finished_at: str | None = None
     # Only in "ok" records:
     artifact_key: str | None = None
+    #: which model this is for pooling seeds: the artifact key, or one without the seed
+    #: for a model the seed does not change (a checkpoint file, its int8); None before it
+    model_identity: str | None = None
     cached: dict[str, Any] | None = None
     model_info: dict[str, Any] = Field(default_factory=dict)
     architecture: str | None = None

@@ -102,9 +102,21 @@ class Runner:
         self._lock_fd: int | None = None
 
     def preflight(self) -> None:
-        """Checks a technique makes against its parent's architecture (a checkpoint's keys
-        and shapes), before the run folder exists: one fresh module per baseline parent."""
-        built: dict[str, Any] = {}
+        """Checks a technique or a runtime makes against its parent's architecture (a
+        checkpoint's keys and shapes, an ONNX file's inputs), before the run folder
+        exists: one fresh module (and encoder) per architecture."""
+        bundles: dict[str, Any] = {}
+        seen: set[str] = set()
+        for spec in self.specs:  # a given runtime file: its inputs are the ones the encoder gives
+            runtime = runtimes.create(spec.runtime)
+            if spec.variant_id in seen or runtime.given() is None:
+                continue
+            seen.add(spec.variant_id)
+            if spec.model.name not in bundles:
+                bundles[spec.model.name] = self.workshop.build(spec.model)
+            batch = bundles[spec.model.name].encode(self.task.eval.subset(2)).batch(torch.arange(2))
+            runtime.preflight(list(batch), f"{self.suite.path} variant {spec.variant_id!r}")
+        built = {name: b.module for name, b in bundles.items()}
         for v in self.suite.variants:
             technique = TECHNIQUES.get(v.technique)() if v.technique else None
             if technique is None or type(technique).preflight is Technique.preflight:
@@ -366,7 +378,7 @@ class Runner:
         info.setdefault("sparsity", counts.sparsity)
         return {
             **self._base(spec), "status": "ok",
-            "artifact_key": made.key, "cached": made.cached,
+            "artifact_key": made.key, "model_identity": made.identity, "cached": made.cached,
             "model_info": built.bundle.info, "architecture": built.model_name,
             "technique_info": info,
             "runtime": {"name": spec.runtime.name, "options": deployed.runtime.options(),
@@ -393,7 +405,8 @@ class Runner:
         if self.work_skip:
             return {r.name: work.skipped(self.work_skip) for r in requests}
         job = {"resolved": dict(self.suite.resolved), "path": self.suite.path, "profile": self.suite.profile,
-               "cache": str(self.workshop.cache.root), "passes": cfg.work_passes}
+               "cache": str(self.workshop.cache.root), "passes": cfg.work_passes,
+               "batches": cfg.work_batches}
         self.log(f"  work pass: counting instructions of {len(requests)} target(s) under valgrind "
                  "(one process, one thread)")
         try:

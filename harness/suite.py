@@ -31,7 +31,7 @@ VARIANT_KEYS = {"id", "parent", "technique", "params", "train", "runtime"}
 TASK_KEYS = {"name", "options"}
 SWEEP_KEYS = {"model", "grid", "random", "select_on"}
 #: TrainConfig fields that may be None in YAML (``max_samples: null``).
-OPTIONAL = {"max_samples", "target_accuracy"}
+OPTIONAL = {"max_samples", "target_accuracy", "work_batches"}
 
 
 #: The most a suite file may hold: a suite is a page of YAML, not a data file.
@@ -46,7 +46,7 @@ LIMITS: dict[str, dict[str, tuple[float | None, float]]] = {
                     "weight_decay": (0, 10)},
     "MeasureConfig": {"batch_size": (None, 1_000_000), "warmup": (None, 10_000), "repetitions": (None, 10_000),
                       "min_window_s": (None, 3600), "idle_s": (None, 3600),
-                      "work_passes": (1, 100)},
+                      "work_passes": (1, 100), "work_batches": (1, 1_000_000)},
 }
 MAX_SEEDS = 1000
 MAX_TRIALS = 10_000  # configurations in one sweep

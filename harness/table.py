@@ -15,6 +15,7 @@ each is valid for):
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -68,10 +69,15 @@ def energy_method(group: list[RunRecord]) -> str:
 def one_per_model(group: list[RunRecord]) -> list[RunRecord]:
     """One record per (seed, trained artifact): repeated runs re-measure the same models,
     and their answers are one seed's, not more seeds (the first run's record is kept). A
-    variant made outside joulebench is one model under every seed: one record per file."""
+    model the seed does not change (a file made outside joulebench, a cast or int8 of
+    it) is one model under every seed: one record (``model_identity``; older records:
+    the file's digest)."""
     seen: dict[tuple, RunRecord] = {}
     for r in group:
-        if r.train is not None and r.train.origin_sha256:  # a given file: one model whatever the seed
+        if r.model_identity:  # which model it is (a seedless one: the same under every seed), and how it runs
+            seen.setdefault(("model", r.model_identity, r.runtime.get("name"),
+                             json.dumps(r.runtime.get("options"), sort_keys=True, default=str)), r)
+        elif r.train is not None and r.train.origin_sha256:  # a given file: one model whatever the seed
             seen.setdefault(("file", r.train.origin_sha256, r.runtime.get("name")), r)
         else:
             seen.setdefault((r.seed, r.artifact_key, r.runtime.get("artifact_key")), r)
@@ -188,7 +194,8 @@ def work_columns(measured: list[RunRecord]) -> dict[str, Any]:
     counts = [w.per_inference for w in blocks if w.per_inference is not None]
     if counts:
         w = next(w for w in blocks if w.per_inference is not None)
-        how = f"{w.tool}, {w.threads} thread, {w.passes} pass(es) over the eval split"
+        over = f"{w.batches[0]} of the {w.batches[1]} eval batches" if w.batches else "the eval split"
+        how = f"{w.tool}, {w.threads} thread, {w.passes} pass(es) over {over}"
         return {"instructions_per_inference": stats.median(counts), "work_method": how}
     reasons = sorted({w.skipped for w in blocks if w.skipped})
     return {"instructions_per_inference": float("nan"), "work_method": "; ".join(reasons) or None}

@@ -101,6 +101,7 @@ class Made:
     parent: Built | None = None  # its parent as obtained in this process (FLOPs counted on it)
     sweep: dict[str, Any] | None = None  # the swept baseline's: how its budget was chosen, what the search cost
     trial: dict[str, Any] | None = None  # a sweep trial's result: validation accuracy and energy
+    identity: str = ""  # the model's, for pooling seeds (Workshop.identity)
 
 
 @dataclass
@@ -246,6 +247,32 @@ class Workshop:
             })
         return self._keys[k]
 
+    def same_under_every_seed(self, spec: RunSpec) -> bool:
+        """A model the seed does not change (a checkpoint file, its int8; see
+        ``Technique.same_under_every_seed``); a trained baseline never is."""
+        if not spec.parent:
+            return False
+        parent_is = self.same_under_every_seed(self.by_id[(spec.parent, spec.seed)])
+        if not spec.technique:  # the parent's module, run by another runtime
+            return parent_is
+        return TECHNIQUES.get(spec.technique)().same_under_every_seed(spec.params, parent_is)
+
+    def identity(self, spec: RunSpec) -> str:
+        """Which model this is, for pooling seeds in the table: its artifact key (seed
+        included), or, for a model the seed does not change, a key without the seed, so
+        its rows under several seeds are one model, not several."""
+        spec = self.resolve(spec)
+        given = runtimes.create(spec.runtime).given()
+        if given is not None:  # the runtime's file is the whole model
+            return digest({"file": given.sha256})
+        if not self.same_under_every_seed(spec):
+            return self.artifact_key(spec)
+        parent = self.by_id[(spec.parent, spec.seed)]
+        technique = TECHNIQUES.get(spec.technique)() if spec.technique else None
+        return digest({"seedless": 1, "model": asdict(spec.model), "technique": spec.technique, "params": spec.params,
+                       **(technique.key_fields(spec.params) if technique else {}),
+                       "parent": self.identity(parent) if self.same_under_every_seed(parent) else None})
+
     # -- making -----------------------------------------------------------------------
     def obtain(self, spec: RunSpec) -> Made:
         """The variant of ``spec``, made or loaded (its parent first, if not at hand), with
@@ -264,6 +291,7 @@ class Workshop:
         if sweep is not None and spec.variant_id == sweep.model and spec.trial is None:
             made.sweep = {k: v for k, v in self.selection().items() if k != "train"}
         made.trial = self.trial_results.get((spec.variant_id, spec.seed)) if spec.trial is not None else None
+        made.identity = self.identity(spec)
         return made
 
     def _obtain(self, spec: RunSpec) -> Made:

@@ -57,6 +57,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     torch.onnx.export(m, (x[:8],), str(out["onnx"]), input_names=["x"], output_names=["logits"],
                       dynamic_shapes={"x": {0: torch.export.Dim.DYNAMIC}},
                       external_data=False)  # its default writes the weights beside the graph: refused
+    out["onnx_inputs"] = root / "other_inputs.onnx"  # its input is not the one the digits encoder gives ("x")
+    torch.onnx.export(m, (x[:8],), str(out["onnx_inputs"]), input_names=["pixels"], output_names=["logits"],
+                      dynamic_shapes={"x": {0: torch.export.Dim.DYNAMIC}}, external_data=False)
     out["pickle"] = root / "mine.pt"
     torch.save(m.state_dict(), out["pickle"])
     out["disguised"] = root / "renamed.safetensors"  # a pickle under a safetensors name
@@ -100,6 +103,8 @@ def test_a_checkpoint_and_an_onnx_file_made_elsewhere_are_measured_rows(files, t
          "params": {"path": str(files["safetensors"]), "creation_J": 120.0}},
         {"id": "cnn.mine_onnx", "parent": "cnn", "runtime": {"name": "onnxruntime", "path": str(files["onnx"])}},
         {"id": "cnn.mine_int8", "parent": "cnn.mine", "technique": "quantize", "params": {"dtype": "int8"}},
+        {"id": "cnn.mine_prune50", "parent": "cnn.mine", "technique": "prune", "params": {"sparsity": 0.5},
+         "train": {"epochs": 1, "max_samples": 300}},
     ]
     out = tmp_path / "run"
     proc = run_cli("run", str(suite(tmp_path, variants, seeds=(0, 1))), "--out", str(out), "--allow-estimate")
@@ -112,6 +117,10 @@ def test_a_checkpoint_and_an_onnx_file_made_elsewhere_are_measured_rows(files, t
         assert pd.notna(t.loc[vid, "accuracy_delta_vs_parent"]) and pd.notna(t.loc[vid, "delta_p"])
         assert t.loc[vid, "J_per_inference"] > 0 and t.loc[vid, "energy_method"] == "estimate"
     assert t.loc["cnn", "seeds"] == 2
+    # what is made from the file: its int8 is one model whatever the seed (nothing seeded), while
+    # a fine-tuned child is one model per seed (each seed fine-tunes it anew)
+    assert t.loc["cnn.mine_int8", "seeds"] == 1
+    assert t.loc["cnn.mine_prune50", "seeds"] == 2
     # unknown creation: null, never 0 J, and everything built on it is unknown too
     for vid in ("cnn.mine", "cnn.mine_onnx"):
         assert t.loc[vid, "train_J_source"] == "unknown"
@@ -139,13 +148,14 @@ def test_a_checkpoint_and_an_onnx_file_made_elsewhere_are_measured_rows(files, t
 
 
 @pytest.mark.parametrize("case", ["shapes", "pickle", "disguised", "garbage", "integers", "fifo", "external",
-                                  "bin_folder", "remote_code", "missing", "onnx_on_technique", "onnx_pickle"])
+                                  "bin_folder", "remote_code", "missing", "onnx_on_technique", "onnx_pickle",
+                                  "onnx_inputs"])
 def test_unsafe_or_mismatched_files_are_refused_in_one_line(files, tmp_path: Path, case: str) -> None:
     variant = {"id": "cnn.x", "parent": "cnn", "technique": "checkpoint"}
     named = {"missing": tmp_path / "nowhere.safetensors"}
-    if case in ("external", "onnx_pickle"):
-        variant = {"id": "cnn.x", "parent": "cnn",
-                   "runtime": {"name": "onnxruntime", "path": str(files["external" if case == "external" else "pickle"])}}
+    if case in ("external", "onnx_pickle", "onnx_inputs"):
+        variant = {"id": "cnn.x", "parent": "cnn", "runtime": {"name": "onnxruntime", "path": str(
+            files[{"external": "external", "onnx_pickle": "pickle", "onnx_inputs": "onnx_inputs"}[case]])}}
     elif case == "onnx_on_technique":
         variant = {**variant, "technique": "quantize", "params": {"dtype": "int8"},
                    "runtime": {"name": "onnxruntime", "path": str(files["onnx"])}}
@@ -157,7 +167,8 @@ def test_unsafe_or_mismatched_files_are_refused_in_one_line(files, tmp_path: Pat
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     expect = {"shapes": "another shape", "integers": "as I32", "fifo": "not a regular file", "pickle": "pickle", "disguised": "pickle", "garbage": "not a readable safetensors",
               "external": "stored outside the file", "bin_folder": "pickle", "remote_code": "trust_remote_code",
-              "missing": "not found", "onnx_on_technique": "whole model", "onnx_pickle": "pickle"}[case]
+              "missing": "not found", "onnx_on_technique": "whole model", "onnx_pickle": "pickle",
+              "onnx_inputs": "takes input 'pixels'"}[case]
     assert expect in lines[0], lines[0]
     assert not out.exists()  # refused before the run folder exists
 

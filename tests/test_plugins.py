@@ -138,6 +138,11 @@ def test_the_python_api_gives_the_command_lines_table(tmp_path: Path) -> None:
     assert {r.variant_id for r in result.records} == {"cnn", "cnn.prune50"}
     assert api.report([result.run_dir])["accuracy"].tolist() == from_cli["accuracy"].tolist()
     assert api.compare([tmp_path / "cli"], [result.run_dir]).exit_code == 0  # same models, one run a side
+    # no state kept between calls: trained again in this process (a cache of its own), the
+    # same models as the command line's process trained
+    again = api.run(API_SUITE, out=tmp_path / "api2", cache_dir=tmp_path / "cache2", log=lambda s: None)
+    assert again.records[0].cached is None  # trained here, not fetched
+    assert again.table["accuracy"].tolist() == from_cli["accuracy"].tolist()
     bad = {**API_SUITE, "seeds": "zero"}
     with pytest.raises(UserError):
         api.run(bad, out=tmp_path / "never")

@@ -109,6 +109,33 @@ def test_a_planted_pass_moves_only_its_variant_and_compare_names_it(work_runs: t
     assert row["instructions_per_correct"] == pytest.approx(row["instructions_per_inference"] / row["accuracy"])
     md = (new / "table.md").read_text()
     assert "it is not energy" in md
+    # counts over a sample of the batches (measure.work_batches) are not compared with full ones
+    sampled = new.parent / "sampled"
+    shutil.copytree(new, sampled)
+    recs = [json.loads(line) for line in (sampled / "records.jsonl").read_text().splitlines()]
+    for r in recs:
+        r["inference"]["work"]["batches"] = [2, 4]
+    (sampled / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    got = cli("compare", str(base), str(sampled))
+    assert "instructions not compared" in got.stdout and "2 of 4 eval batches" in got.stdout, got.stdout
+    assert "WORK REGRESSION" not in got.stdout
+
+
+def test_a_sample_of_the_batches_is_evenly_spaced() -> None:
+    """measure.work_batches: K of the staged batches, the first and last included; the
+    examples counted are those batches' own."""
+    import torch
+
+    from harness.counting import sample
+    from harness.measure import Target
+
+    batches = [{"x": torch.zeros(n, 1)} for n in (128, 128, 128, 66)]
+    target = Target("v@bs128", None, batches, 450, 1, 0.0)
+    assert sample(target, None) is target and sample(target, 4) is target and sample(target, 9) is target
+    for k, picked in ((1, [2]), (2, [0, 3]), (3, [0, 2, 3])):
+        got = sample(target, k)
+        assert [id(b) for b in got.batches] == [id(batches[i]) for i in picked], k
+        assert got.n == sum(len(batches[i]["x"]) for i in picked)
 
 
 def test_without_valgrind_the_work_pass_is_one_line_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:

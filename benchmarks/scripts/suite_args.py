@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 
 
-def parse(description: str, runs: int | None = None) -> tuple[argparse.Namespace, list[str]]:
-    """(args, the extra options to pass to ``joulebench run``)."""
+def parse(description: str, runs: int | None = None,
+          passed: tuple[str, ...] = ()) -> tuple[argparse.Namespace, list[str]]:
+    """(args, the extra options to pass to ``joulebench run``); ``passed``: options of
+    ``joulebench run`` taking one value that the script forwards as given."""
     ap = argparse.ArgumentParser(description=description)
+    for flag in passed:
+        ap.add_argument(flag, help=f"passed to joulebench run {flag}")
     if runs is not None:
         ap.add_argument("--runs", type=int, default=runs, help=f"runs per side ({runs})")
     ap.add_argument("suite", nargs="?", default="benchmarks/digits.yaml")
@@ -15,4 +19,8 @@ def parse(description: str, runs: int | None = None) -> tuple[argparse.Namespace
     ap.add_argument("--data-dir")
     args = ap.parse_args()
     extra = ([] if args.full else ["--quick"]) + (["--data-dir", args.data_dir] if args.data_dir else [])
+    for flag in passed:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            extra += [flag, value]
     return args, extra

@@ -15,6 +15,7 @@ wall time against the energy windows' total of the same run; and the Spearman ra
 correlation of instructions per inference with J/inference across the variants.
 
     python benchmarks/scripts/work_check.py [benchmarks/digits.yaml] [--full] [--runs K] [--data-dir DIR]
+        [--work-batches K]
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def counts(run_dir: Path) -> tuple[dict[str, float], float, float]:
 
 
 def main() -> None:
-    args, extra = suite_args.parse("work pass check", runs=3)
+    args, extra = suite_args.parse("work pass check", runs=3, passed=("--work-batches",))
     tmp = Path(tempfile.mkdtemp())
     aa = []
     for i in range(args.runs):

@@ -45,7 +45,7 @@ def main() -> None:
     for night in range(1, args.nights + 1):
         env = dict(os.environ)
         if night >= args.plant_from:
-            env["PYTHONPATH"] = str(plant)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plant), env.get("PYTHONPATH")]))
         run_dir = runs / f"night{night:02d}"
         subprocess.run([sys.executable, "-m", "harness", "run", args.suite, "--out", str(run_dir), "--work",
                         "instructions", *([] if args.full else ["--quick"])], cwd=ROOT, env=env, check=True,

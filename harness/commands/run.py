@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from harness.commands.options import add_carbon_options, carbon
+from harness.commands.options import add_carbon_options, bounded, carbon
 from harness.errors import DataUnavailable, UserError
 
 NAME = "run"
@@ -31,6 +31,9 @@ def add(sub) -> None:
     p.add_argument("--work", choices=["none", "instructions"],
                    help="override measure.work: after the energy rounds, count instructions per inference under "
                         "valgrind (a deterministic work figure, not energy)")
+    p.add_argument("--work-batches", type=bounded(1, 1_000_000, int), metavar="K",
+                   help="override measure.work_batches: count K of each target's eval batches, evenly spaced "
+                        "(a shorter work pass; the figure is of those batches)")
     p.add_argument("--no-cache", action="store_true", help="retrain everything; do not read or write the cache")
     p.add_argument("--cache-dir", help="artifact cache (default $JOULEBENCH_CACHE, else ~/.cache/joulebench)")
     p.add_argument("--skip-if-no-data", action="store_true",
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         result = api.run(args.suite, quick=args.quick, out=args.out, resume=args.resume, shard=shard,
                          data_dir=_data_dir(args.data_dir), meter=args.meter, device=args.device,
                          allow_estimate=args.allow_estimate, cache_dir=args.cache_dir, no_cache=args.no_cache,
-                         work=args.work, carbon=carbon_, command=["joulebench", "run", *args.argv])
+                         work=args.work, work_batches=args.work_batches, carbon=carbon_, command=["joulebench", "run", *args.argv])
     except DataUnavailable as exc:
         if not args.skip_if_no_data:
             raise

@@ -154,6 +154,13 @@ class Technique:
         default, the parent's own structure, fits techniques that change values only."""
         return parent
 
+    def same_under_every_seed(self, params: Mapping[str, Any], parent_is: bool) -> bool:
+        """Whether the variant is one model whatever the run's seed: it neither trains nor
+        samples (so it is that wherever its parent is: ``parent_is``), or it comes from a
+        file. The table pools such a model once, not once per seed: copies of one model
+        are not seeds. False by default: a technique that trains or samples."""
+        return False
+
     def uses_teacher_logits(self, params: Mapping[str, Any]) -> bool:
         """Whether ``apply`` reads ``ctx.teacher_logits`` (distillation): the parent's
         logits are computed (once per teacher and budget, in their own window) only then."""

@@ -154,6 +154,9 @@ class Checkpoint(Technique):
         path: str  # a .safetensors file or a Hugging Face folder (relative to where joulebench runs)
         creation_J: between(0, 1e15, open_low=True) | None = None  # energy its maker reports; not measured
 
+    def same_under_every_seed(self, params: Mapping[str, Any], parent_is: bool) -> bool:
+        return True  # the file is the model, whichever seed its parent was trained with
+
     def check(self, params: Mapping[str, Any], where: str, models: set[str]) -> None:
         path = outside.existing(params["path"], where, "checkpoint")
         if path.is_dir():

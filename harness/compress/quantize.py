@@ -77,6 +77,9 @@ class Quantize(Technique):
     class Params(NoParams):
         dtype: Literal[DTYPES]
 
+    def same_under_every_seed(self, params: Mapping[str, Any], parent_is: bool) -> bool:
+        return parent_is  # a cast or a dynamic quantization of the weights: nothing seeded
+
     def runtime_request(self, params: Mapping[str, Any]) -> str | None:
         return "int8_dynamic" if params.get("dtype") == "int8" else None
 

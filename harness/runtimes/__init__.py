@@ -137,6 +137,10 @@ class Runtime:
         """Checks at suite load beyond the options' types (a given file that exists and
         is safe to load): raise UserError."""
 
+    def preflight(self, inputs: list[str], where: str) -> None:
+        """Checks a given file (``given``) against the inputs the parent's encoder gives
+        (``inputs``: their names), before the run folder exists: raise UserError."""
+
     def unavailable(self, device: Device) -> str | None:
         """Why the runtime cannot run on ``device`` here (one line naming the fix), or None."""
         return None

@@ -132,6 +132,20 @@ class OnnxRuntime(Runtime):
                             "the graph) or merge them: onnx.save_model(onnx.load(path), path, "
                             "save_as_external_data=False)")
 
+    def preflight(self, inputs: list[str], where: str) -> None:
+        """A given file's graph inputs (its initializers aside) are inputs the encoder
+        gives; the loaded session is checked again, with a batch, when it is deployed."""
+        if self.path is None or missing():
+            return
+        import onnx
+
+        graph = onnx.load_model_from_string(Path(self.path).expanduser().read_bytes()).graph
+        weights = {t.name for t in graph.initializer}
+        unknown = [i.name for i in graph.input if i.name not in weights and i.name not in inputs]
+        if unknown:
+            raise UserError(f"{where}: the ONNX file {self.path} takes input {unknown[0]!r}, which the parent's "
+                            f"encoder does not give (it gives {', '.join(inputs)}); export it with those input names")
+
     def given(self) -> outside.MadeElsewhere | None:
         if self.path is None:
             return None
