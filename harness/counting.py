@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
         layouts[f"{key}@bs{size}"] = digest
     for key, sizes in wanted.items():
         spec = by_key[key]
-        why = runtimes.create(spec.runtime).work_skip
+        why = runtimes.create(spec.runtime).work_skip_on(task.kind)
         if why:
             entries += [{"name": f"{key}@bs{b}", "skipped": why} for b in sizes]
             continue

@@ -152,6 +152,15 @@ def test_without_valgrind_the_work_pass_is_one_line_and_the_run_goes_on(tmp_path
     assert all(w["skipped"] and w["instructions"] is None for w in counts(tmp_path / "run").values())
 
 
+def test_onnxruntime_on_text_is_not_counted_and_says_why() -> None:
+    from harness.runtimes import RUNTIMES
+
+    ort = RUNTIMES.get("onnxruntime")()
+    assert ort.work_skip_on("image") is None
+    assert "text task" in ort.work_skip_on("text") and "valgrind" in ort.work_skip_on("text")
+    assert RUNTIMES.get("eager")().work_skip_on("text") is None
+
+
 def test_a_gpu_run_counts_no_instructions_and_says_why() -> None:
     why = work.unavailable("cuda")
     assert why is not None and "host instructions only" in why

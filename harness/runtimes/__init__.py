@@ -122,6 +122,11 @@ class Runtime:
     def options(self) -> dict[str, Any]:
         return {}
 
+    def work_skip_on(self, task_kind: str) -> str | None:
+        """Why the work pass does not count this runtime on a task of ``task_kind``
+        ("text", "image"), or None: ``work_skip`` by default."""
+        return self.work_skip
+
     def preload(self, device: Device = CPU) -> None:
         """Pay, before any energy window opens, on the run's ``device``, what deploying costs once per process and
         never again (lazy imports, a compiler's worker pool): otherwise the first variant

@@ -112,6 +112,12 @@ class OnnxRuntime(Runtime):
         return {"opset": self.opset, "optimization": self.optimization, "per_channel": self.per_channel,
                 **(given if self.path is not None else {})}
 
+    def work_skip_on(self, task_kind: str) -> str | None:
+        if task_kind == "text":
+            return ("not counted under onnxruntime on a text task: its kernels (MLAS) have no instruction-set switch "
+                    "and crawl under valgrind (warming up two BERT-tiny targets took over 10 minutes)")
+        return self.work_skip
+
     def validate(self, where: str) -> None:
         """A given file: it exists, is no pickle, and (where onnx is installed; without
         it the row is a one-line skip) parses as a self-contained ONNX model."""
