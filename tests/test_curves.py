@@ -277,6 +277,8 @@ def test_tuning_j_is_per_seed_like_train_j(sweep_run) -> None:
         for seed in (0, 1):
             c = json.loads(json.dumps(r))
             c.update(seed=seed, run_key=f"{c['variant_id']}@seed{seed}", schema=6)
+            if c.get("model_identity"):  # another seed trains another model
+                c["model_identity"] = f"{c['model_identity']}-seed{seed}"
             if c["variant_id"] == "cnn":
                 trials = c["sweep"]["trials"]
                 c["sweep"] = {k: v for k, v in c["sweep"].items() if k != "tuning_J_per_seed"}
