@@ -96,9 +96,10 @@ def main(argv: list[str]) -> int:
                 entries.append({"name": target.name, "skipped": "not counted: the batches staged for counting differ "
                                 "from the energy windows' (values, shapes or strides)"})
                 continue
-            target, of = sample(target, job.get("batches")), len(target.batches)
+            of = len(target.batches)
+            target = sample(target, job.get("batches"))
             entry = {"name": target.name, "passes": job["passes"], "inferences": job["passes"] * target.n,
-                     "batches": [len(target.batches), of]}
+                     "batches": [len(target.batches), of] if len(target.batches) < of else None}
             entries.append(entry)
             targets.append((entry, target))
     with torch.inference_mode():

@@ -15,6 +15,7 @@ paths both use it.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,17 +74,27 @@ def refuse_pickle(path: Path, where: str) -> None:
                             f"{PICKLE_FIX}")
 
 
+_digests: dict[tuple, str] = {}
+
+
 def sha256(path: Path, files: list[Path] | None = None) -> str:
     """Digest of a file, or of the named files of a folder (names and bytes): a changed
-    file is another artifact."""
-    h = hashlib.sha256()
-    for f in ([path] if files is None else files):
-        if files is not None:
-            h.update(f.name.encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    file is another artifact. Read once per version of the files in a process (keyed by
+    each file's path, size and modification time): a run asks for it at load, per seed
+    and per step."""
+    members = [path] if files is None else files
+    key = (files is not None, *((str(Path(f).resolve()), s.st_size, s.st_mtime_ns)
+                                for f in members for s in [os.stat(f)]))
+    if key not in _digests:
+        h = hashlib.sha256()
+        for f in members:
+            if files is not None:
+                h.update(f.name.encode() + b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        _digests[key] = h.hexdigest()
+    return _digests[key]
 
 
 def reported(value: Any) -> float | None:

@@ -334,7 +334,7 @@ class Runner:
             self.log(f"  skipped {spec.variant_id}: {why}")
             return {**self._base(self.workshop.resolve(spec)), "status": "skipped", "reason": str(why),
                     "meter": self._meter(), "started_at": started, "finished_at": now()}
-        windows = self._log_creation(made, deployed, time.perf_counter() - t0)
+        windows = self._creation_windows(made, deployed, time.perf_counter() - t0)
         runnable = deployed.deployment.runnable
         result = evaluate(runnable, made.eval_data, self.suite.measure.batch_size)
         self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples"
@@ -345,7 +345,7 @@ class Runner:
                    for b in cfg.all_batch_sizes()]
         return Pending(self._record(made, deployed, windows, result, counts, started), targets)
 
-    def _log_creation(self, made: Made, deployed: Deployed, seconds: float) -> dict[str, Measurement]:
+    def _creation_windows(self, made: Made, deployed: Deployed, seconds: float) -> dict[str, Measurement]:
         """The variant's creation windows (its own, and deploying it: creation work too),
         logged as made, fetched from the cache, or made outside joulebench."""
         elsewhere = made.elsewhere or deployed.elsewhere  # made outside joulebench: its creation is not measured

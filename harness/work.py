@@ -151,10 +151,9 @@ def count(job: dict[str, Any], task: Any, requests: list[Request], log: Callable
                 out[entry["name"]] = skipped(entry["skipped"])
                 continue
             raw = totals(tmpdir / f"cg.out.{entry['dump']}")
-            counted_of = entry.get("batches")
             out[entry["name"]] = {"metric": INSTRUCTIONS, "instructions": raw, "passes": entry["passes"],
                                   "inferences": entry["inferences"], "tool": tool, "threads": 1, "scope": SCOPE,
-                                  "batches": counted_of if counted_of and counted_of[0] < counted_of[1] else None,
+                                  "batches": entry.get("batches"),
                                   "process_s": process_s, "skipped": None}
         slow = max((e for e in counted["targets"] if "count_s" in e), key=lambda e: e["count_s"], default=None)
         if slow is not None:

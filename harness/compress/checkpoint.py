@@ -230,14 +230,8 @@ class Checkpoint(Technique):
         return CompressResult(module.eval(), ctx.parent_bundle, {}, info, elsewhere=made)
 
 
-_digests: dict[tuple, str] = {}
-
-
 def _digest(path: str) -> str:
-    """The file's (or folder's) digest, once per version of it in a process."""
+    """The file's (or folder's) digest; a folder's: its config and weights (what
+    from_pretrained reads for the model)."""
     p = Path(path).expanduser()
-    stat = p.stat()
-    key = (str(p.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _digests:  # a folder: its config and weights (what from_pretrained reads for the model)
-        _digests[key] = outside.sha256(p, None if p.is_file() else [p / "config.json", *_folder_weights(p, str(p))])
-    return _digests[key]
+    return outside.sha256(p, None if p.is_file() else [p / "config.json", *_folder_weights(p, str(p))])
