@@ -62,11 +62,38 @@ def existing(path: str, where: str, what: str) -> Path:
     return p
 
 
-def refuse_pickle(path: Path, where: str) -> None:
-    """One line if ``path`` is (or, for a folder, holds only) a pickle."""
+#: A safetensors header is a page of JSON; the format's own limit is 100 MB.
+MAX_SAFETENSORS_HEADER = 100_000_000
+
+
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` parses as safetensors: an 8-byte little-endian header length that
+    fits the file, then that many bytes of JSON holding an object. Parsed, not sniffed:
+    the first length byte is 0x80, a pickle's first byte, in about one valid file in 32."""
+    import json
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if not 2 <= n <= min(size - 8, MAX_SAFETENSORS_HEADER):
+                return False
+            header = json.loads(fh.read(n).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(header, dict)
+
+
+def refuse_pickle(path: Path, where: str, parses: Any = None) -> None:
+    """One line if ``path`` is (or, for a folder, holds only) a pickle. ``parses(path)``
+    says whether the file is the format expected there (safetensors, ONNX): a file that
+    parses is that format whatever its first byte; only one that does not is looked at
+    for a pickle's signature, to name the problem."""
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise UserError(f"{where}: {path} is a pickle-based file ({path.suffix}); {PICKLE_FIX}")
+        if parses is not None and parses(path):
+            return
         with open(path, "rb") as fh:
             head = fh.read(4)
         if any(head.startswith(m) for m in PICKLE_MAGIC):

@@ -162,10 +162,10 @@ class Checkpoint(Technique):
         if path.is_dir():
             _config(path, where)
             for f in _folder_weights(path, where):
-                outside.refuse_pickle(f, where)
+                outside.refuse_pickle(f, where, outside.is_safetensors)
                 _header(f, where)
             return
-        outside.refuse_pickle(path, where)
+        outside.refuse_pickle(path, where, outside.is_safetensors)
         if path.suffix.lower() != ".safetensors":
             raise UserError(f"{where}: checkpoint {path} is not a .safetensors file; give a safetensors state dict "
                             "or a Hugging Face folder")

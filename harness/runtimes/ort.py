@@ -126,10 +126,12 @@ class OnnxRuntime(Runtime):
         file = outside.existing(self.path, where, "ONNX file")
         if not file.is_file():
             raise UserError(f"{where}: {self.path} is not a file; give an .onnx file")
-        outside.refuse_pickle(file, where)
         if missing():
+            outside.refuse_pickle(file, where)
             return
         why = external_data(file.read_bytes())
+        if why and why.startswith(NOT_ONNX):
+            outside.refuse_pickle(file, where)  # named for what it is, where it is one
         if why and why.startswith(NOT_ONNX):
             raise UserError(f"{where}: {self.path} is {why}; give a file written by torch.onnx.export")
         if why:
@@ -304,38 +306,45 @@ class OnnxRuntime(Runtime):
 NOT_ONNX = "not an ONNX model"
 
 
+#: Ops whose attributes name files for a runtime to open (an execution provider's
+#: context binary, ``ep_cache_context`` with ``embed_mode: 0``): a graph is refused.
+FILE_OPS = ("EPContext",)
+
+
 def external_data(artifact: bytes) -> str | None:
     """Why the ONNX model in ``artifact`` is not self-contained (a tensor stored outside
-    the file: onnxruntime would open the path it names), or None. Every tensor is looked
-    at: initializers, sparse initializers, and node attributes, subgraphs included."""
+    the file: onnxruntime would open the path it names), or None.
+
+    One walker over the whole message, by protobuf reflection: every TensorProto
+    anywhere (graph and subgraph initializers, sparse initializers, node attributes,
+    local functions and their attribute defaults, training info, fields added in later
+    ONNX versions) is looked at, and so is every node's op type, wherever it sits."""
     import onnx
 
     try:
         model = onnx.load_model_from_string(artifact)
     except Exception as exc:  # not a protobuf onnx can parse
         return f"{NOT_ONNX} ({_first_line(exc)})"
-
-    def tensors(graph: Any) -> Any:
-        yield from graph.initializer
-        for sparse in graph.sparse_initializer:
-            yield sparse.values
-            yield sparse.indices
-        for node in graph.node:
-            for attr in node.attribute:
-                if attr.HasField("t"):
-                    yield attr.t
-                yield from attr.tensors
-                if attr.HasField("sparse_tensor"):
-                    yield attr.sparse_tensor.values
-                    yield attr.sparse_tensor.indices
-                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                    yield from tensors(sub)
-
-    for t in tensors(model.graph):
-        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
-            where = next((e.value for e in t.external_data if e.key == "location"), "?")
-            return f"tensor {t.name!r} is stored outside the file ({where!r})"
+    stack: list[Any] = [model]
+    while stack:  # iterative: a deeply nested graph is no RecursionError
+        msg = stack.pop()
+        if isinstance(msg, onnx.TensorProto):
+            if msg.data_location == onnx.TensorProto.EXTERNAL or len(msg.external_data):
+                where = next((e.value for e in msg.external_data if e.key == "location"), "?")
+                return f"tensor {msg.name!r} is stored outside the file ({where!r})"
+        elif isinstance(msg, onnx.NodeProto) and msg.op_type in FILE_OPS:
+            return f"node {msg.name!r} is an {msg.op_type}, whose attributes point the runtime at other files"
+        for field, value in msg.ListFields():
+            if field.type != field.TYPE_MESSAGE:
+                continue
+            stack.extend(value if _repeated(field) else [value])
     return None
+
+
+def _repeated(field: Any) -> bool:
+    """A protobuf field descriptor's repetition, in old (``label``) and new (``is_repeated``) protobuf."""
+    flag = getattr(field, "is_repeated", None)
+    return bool(flag) if flag is not None else field.label == field.LABEL_REPEATED
 
 
 def _first_line(exc: BaseException) -> str:
