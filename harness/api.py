@@ -72,10 +72,13 @@ def load_suite(suite: str | Path | Mapping[str, Any] | Suite, quick: bool = Fals
     if isinstance(suite, Suite):
         s = suite
     elif isinstance(suite, Mapping):
-        suite_mod.check_values(dict(suite), "suite mapping")
         s = suite_mod.parse(dict(suite), "suite mapping", profile)
-    else:
+    elif isinstance(suite, (str, Path)):
         s = suite_mod.load(suite, profile)
+    else:
+        raise UserError(f"a suite is a YAML file's path, a mapping or a Suite, not {type(suite).__name__}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise UserError(f"overrides are a mapping of suite keys, not {type(overrides).__name__}")
     return suite_mod.with_overrides(s, overrides) if overrides else s
 
 
@@ -91,6 +94,10 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
     ``seeds=[0]``) merged into the suite as if written there."""
     from harness import device as device_mod
 
+    if shard is not None:
+        from harness.plan import check_shard
+
+        shard = check_shard(shard)
     over = dict(overrides)
     if work:
         over = suite_mod._deep_merge(over, {"measure": {"work": work}})

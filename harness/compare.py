@@ -80,6 +80,17 @@ class Thresholds:
     windows_as_units: bool = False
     work_rise: float = 0.02  # relative rise of instructions per inference that counts
 
+    #: Each threshold's range, for every entry (the command line's options read it too).
+    RANGES = {"acc_drop": (0.0, 1.0), "energy_rise": (0.0, 100.0), "alpha": (0.0, 0.5), "work_rise": (0.0, 100.0)}
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in self.RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                    or not lo <= value <= hi or (name == "alpha" and value == 0):
+                raise UserError(f"compare threshold {name} is {value!r}; give a number from {lo:g} to {hi:g}"
+                                + (" above 0" if name == "alpha" else ""))
+
 
 Runs = dict[str, dict[int, list[RunRecord]]]  # variant -> run index -> its records
 Medians = dict[str, dict[int, float]]  # variant -> run index -> median J/inference
@@ -380,7 +391,13 @@ class Comparison:
 def decide(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresholds(),
            allow: frozenset[str] = frozenset()) -> Comparison:
     """The verdicts; a one-line UserError where BASE and NEW cannot be compared."""
-    base, new = _load(base_dirs), _load(new_dirs)
+    for side, dirs in (("BASE", base_dirs), ("NEW", new_dirs)):
+        if isinstance(dirs, (str, Path)) or not dirs:  # an unset variable in a gate must not pass as "0 regressions"
+            raise UserError(f"compare: {side} names no run directory ({dirs!r}); pass a list of run folders "
+                            "(DIR or DIR1,DIR2,... on the command line)")
+    if not isinstance(th, Thresholds):
+        raise UserError(f"compare thresholds are a harness.compare.Thresholds, not {type(th).__name__}")
+    base, new = _load([Path(d) for d in base_dirs]), _load([Path(d) for d in new_dirs])
     for what in ("suite", "task"):
         sa, sb = {getattr(r, what) for r in base.records}, {getattr(r, what) for r in new.records}
         if sa != sb:

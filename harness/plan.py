@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from harness.errors import UserError
 from harness.config import EAGER, ModelConfig, RuntimeConfig, Suite, TrainConfig
 
 
@@ -70,6 +71,22 @@ def expand(suite: Suite) -> list[RunSpec]:
         specs += [RunSpec(suite.name, v.id, by_name[v.architecture], seed, v.train, v.technique, v.parent, v.params,
                           v.runtime) for seed in suite.seeds]
     return specs
+
+
+#: The most shards one matrix is cut into (a Slurm array's usual ceiling is far below).
+MAX_SHARDS = 100_000
+
+
+def check_shard(value: Any) -> tuple[int, int]:
+    """``(i, n)`` with 1 <= i <= n <= MAX_SHARDS, whichever entry gave it (the command
+    line's ``--shard i/n``, the API's ``shard=``); else one line."""
+    ok = (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+          and 1 <= value[0] <= value[1] <= MAX_SHARDS)
+    if not ok:
+        raise UserError(f"shard {value!r} is not (i, n) with 1 <= i <= n <= {MAX_SHARDS}; e.g. --shard 2/4 "
+                        "(shard=(2, 4) from Python)")
+    return int(value[0]), int(value[1])
 
 
 def shard(specs: list[RunSpec], index: int, count: int) -> list[RunSpec]:

@@ -47,12 +47,31 @@ class Plugin:
     error: str | None = None  # why it did not load (one line)
 
 
+def subclass_of(base: type) -> Callable[[Any], str | None]:
+    """An entry check: the entry is a concrete subclass of ``base``."""
+    def check(obj: Any) -> str | None:
+        if not (inspect.isclass(obj) and issubclass(obj, base)):
+            return f"is {type(obj).__name__} {obj!r:.60}, not a subclass of {base.__module__}.{base.__name__}"
+        if inspect.isabstract(obj):
+            return f"is {obj.__name__}, which leaves abstract methods of {base.__name__} undefined"
+        return None
+    return check
+
+
+def callable_entry(obj: Any) -> str | None:
+    """An entry check: the entry is a function (or other callable) that builds the thing."""
+    return None if callable(obj) else f"is {type(obj).__name__} {obj!r:.60}, not a callable"
+
+
 class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, check: Callable[[Any], str | None] = callable_entry) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
         self.group = GROUPS.get(kind)
         self._plugins: dict[str, Plugin] | None = None  # None: not looked for yet
+        #: What a plugin's entry must be (a Technique subclass, a callable, ...): checked
+        #: when it loads, so a wrong one is its own one line, not a traceback mid-run.
+        self.check = check
 
     def plugins(self) -> list[Plugin]:
         """Every entry point of this registry's group, loaded (once) or with its error."""
@@ -64,13 +83,20 @@ class Registry(Generic[T]):
                 if ep.name in self._entries:
                     error = f"{self.kind} {ep.name!r} is built in; the plugin's entry is ignored"
                 else:
+                    before = dict(self._entries)
                     try:
                         obj = ep.load()
-                    except Exception as exc:  # any failure of foreign code is its own one line
-                        error = f"failed to import ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+                    except (Exception, SystemExit) as exc:  # foreign code: its failure, even sys.exit, is one line
+                        self._entries = before  # nothing half-registered stays
+                        error = f"failed to import ({type(exc).__name__}: {_first(exc)})"
                     else:
-                        if ep.name not in self._entries:  # it may have registered itself on import
-                            self._entries[ep.name] = obj
+                        entry = self._entries.get(ep.name, obj)  # it may have registered itself on import
+                        wrong = self.check(entry)
+                        if wrong:
+                            self._entries = before
+                            error = f"gives an entry that {wrong}"
+                        else:
+                            self._entries[ep.name] = entry
                 self._plugins[ep.name] = Plugin(self.kind, ep.name, ep.value, dist, error)
         return list(self._plugins.values())
 
@@ -116,6 +142,11 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else ""
 
 
 #: How every option model reads a suite's values: unknown keys, a wrong type (no silent

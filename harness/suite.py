@@ -37,6 +37,8 @@ OPTIONAL = {"max_samples", "target_accuracy", "work_batches"}
 #: The most a suite file may hold: a suite is a page of YAML, not a data file.
 MAX_SUITE_BYTES = 1 << 20
 MAX_DEPTH = 32
+#: Values (mappings, lists and scalars) a suite may hold once its aliases are expanded.
+MAX_VALUES = 100_000
 #: Ranges of the suite's own numeric options, declared once (the registries' options
 #: are checked for finiteness by the same walk, and by their own constructors).
 LIMITS: dict[str, dict[str, tuple[float | None, float]]] = {
@@ -71,20 +73,29 @@ def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def check_values(value: Any, where: str, depth: int = 0) -> None:
+def check_values(value: Any, where: str, depth: int = 0, budget: list | None = None) -> None:
     """Every number in a suite is finite (NaN and infinity reach torch, numpy or the clock
-    otherwise) and the nesting is shallow: one walk over the whole file, task, model,
-    technique and runtime options included."""
+    otherwise), the nesting is shallow, and the whole holds at most MAX_VALUES values as
+    expanded: one walk over the whole file, task, model, technique and runtime options
+    included, run by ``parse`` whatever the entry (a file, a mapping, overrides). The
+    budget stops the walk itself: YAML aliases share one object many times over, so a
+    few hundred bytes can stand for billions of values, and every later walk (merging,
+    hashing, writing the resolved suite) would expand them."""
+    budget = [MAX_VALUES, where] if budget is None else budget  # [values left, the whole's name]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise UserError(f"{budget[1]} expands to more than {MAX_VALUES:,} values (YAML aliases "
+                        "repeated within each other?); a suite is a page of YAML: write it out")
     if depth > MAX_DEPTH:
         raise UserError(f"{where} is nested more than {MAX_DEPTH} levels deep; a suite is a page of YAML")
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{where} is {value}; every number in a suite must be finite")
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         for k, v in value.items():
-            check_values(v, f"{where}.{k}", depth + 1)
-    elif isinstance(value, list):
+            check_values(v, f"{where}.{k}", depth + 1, budget)
+    elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            check_values(v, f"{where}[{i}]", depth + 1)
+            check_values(v, f"{where}[{i}]", depth + 1, budget)
 
 
 def load(path: str | Path, profile: str = "full") -> Suite:
@@ -107,13 +118,15 @@ def load(path: str | Path, profile: str = "full") -> Suite:
         raise UserError(f"suite file {path} is not a text file; pass a YAML suite such as benchmarks/digits.yaml") from None
     if not isinstance(raw, dict):
         raise UserError(f"suite file {path} must hold a YAML mapping (name:, task:, models:, ...), not {type(raw).__name__}")
-    check_values(raw, str(path))
     return parse(raw, str(path), profile)
 
 
 def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
     if profile not in PROFILES:
         raise UserError(f"unknown profile {profile!r}; use one of: {', '.join(PROFILES)}")
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{where} must be a mapping (name:, task:, models:, ...), not {type(raw).__name__}")
+    check_values(raw, where)
     _known(raw, TOP_KEYS, f"{where}")
     merged = copy.deepcopy(dict(raw))
     quick = merged.pop("quick", None) or {}
@@ -196,11 +209,13 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
         batch_sizes = measure_raw.pop("batch_sizes", None)
     measure = _dataclass_from(MeasureConfig, measure_raw, MeasureConfig(), f"{where} measure")
     if batch_sizes is not None:
+        top = LIMITS["MeasureConfig"]["batch_size"][1]
         if (not isinstance(batch_sizes, list) or not batch_sizes
-                or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in batch_sizes)
+                or len(batch_sizes) > 64
+                or not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= top for b in batch_sizes)
                 or len(set(batch_sizes)) != len(batch_sizes)):
-            raise UserError(f"measure.batch_sizes in {where} must be a list of distinct positive integers, "
-                            f"e.g. [1, 8, 64, 256], got {batch_sizes!r}")
+            raise UserError(f"measure.batch_sizes in {where} must be a list of at most 64 distinct integers from 1 to "
+                            f"{top:,} (measure.batch_size's range), e.g. [1, 8, 64, 256], got {batch_sizes!r}")
         measure = replace(measure, batch_sizes=tuple(batch_sizes))
     if measure.repetitions < 6:
         raise UserError(f"measure.repetitions in {where} is {measure.repetitions}; use at least 6 "
@@ -453,6 +468,7 @@ def _req(raw: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
 def with_overrides(suite: Suite, over: Mapping[str, Any]) -> Suite:
     """``suite`` re-resolved with ``over`` merged into its resolved mapping (a command-line
     override such as ``--work``): checked like the file, and part of its config hash."""
+    check_values(over, "overrides")
     return replace(parse(_deep_merge(dict(suite.resolved), over), suite.path, "full"), profile=suite.profile)
 
 

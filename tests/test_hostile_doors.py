@@ -114,3 +114,51 @@ def test_a_pickle_is_still_refused_by_content(tmp_path: Path) -> None:
     assert not outside.is_safetensors(path)
     with pytest.raises(UserError, match="holds a pickle"):
         outside.refuse_pickle(path, "here", outside.is_safetensors)
+
+
+# -- 7. plugins that escape -------------------------------------------------------------
+@pytest.fixture
+def planted_plugins(tmp_path: Path, monkeypatch):
+    """Entry points in the technique group: one whose import calls sys.exit(0), one that
+    gives a number, one that gives a class of another kind, and one good plugin."""
+    import sys
+    from importlib.metadata import EntryPoint
+
+    from harness import registry
+    from harness.compress import TECHNIQUES
+
+    (tmp_path / "jb_exit.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / "jb_number.py").write_text("X = 42\n")
+    (tmp_path / "jb_good.py").write_text(
+        "from harness.compress.quantize import Quantize\n\nclass Mine(Quantize):\n    name = 'mine'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [EntryPoint("exits", "jb_exit:X", "joulebench.techniques"),
+           EntryPoint("number", "jb_number:X", "joulebench.techniques"),
+           EntryPoint("wrong_kind", "harness.meters.estimate:EstimateBackend", "joulebench.techniques"),
+           EntryPoint("mine", "jb_good:Mine", "joulebench.techniques")]
+    monkeypatch.setattr(registry, "entry_points", lambda group: [e for e in eps if e.group == group])
+    monkeypatch.setattr(TECHNIQUES, "_plugins", None)
+    monkeypatch.setattr(TECHNIQUES, "_entries", dict(TECHNIQUES._entries))
+    yield TECHNIQUES
+    for mod in ("jb_exit", "jb_number", "jb_good"):
+        sys.modules.pop(mod, None)
+
+
+def test_a_plugin_that_exits_or_gives_the_wrong_kind_is_one_line(planted_plugins) -> None:
+    techniques = planted_plugins
+    status = {p.name: p.error for p in techniques.plugins()}  # no SystemExit escapes
+    assert "SystemExit" in status["exits"]
+    assert "not a subclass" in status["number"] and "not a subclass" in status["wrong_kind"]
+    assert status["mine"] is None and "mine" in techniques.names()  # absence: a good plugin loads
+    for name in ("exits", "number", "wrong_kind"):
+        assert name not in techniques.names()
+        with pytest.raises(UserError, match="comes from the plugin"):
+            techniques.get(name)
+
+
+def test_plugins_command_lists_a_plugin_that_exits(planted_plugins) -> None:
+    from tests.conftest import cli
+
+    proc = cli("plugins")
+    assert proc.returncode == 0, proc.stderr
+    assert "exits" in proc.stdout and "SystemExit" in proc.stdout and "FAILED" in proc.stdout

@@ -26,7 +26,7 @@ from harness.device import CPU, Device
 from harness.errors import UserError, VariantSkipped
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded, ModelBundle
-from harness.registry import OPTION_CONFIG, Registry, validate as validate_options
+from harness.registry import OPTION_CONFIG, Registry, subclass_of, validate as validate_options
 from harness.config import ModelConfig, TrainConfig
 from harness.curves import CurvePlan, CurveRecorder  # curves imports evaluation only when a point is taken
 from harness.outside import MadeElsewhere
@@ -189,6 +189,6 @@ class Technique:
         raise NotImplementedError
 
 
-TECHNIQUES: Registry[type[Technique]] = Registry("technique")
+TECHNIQUES: Registry[type[Technique]] = Registry("technique", subclass_of(Technique))
 
 from harness.compress import checkpoint, distill, prune, quantize, structured  # noqa: E402,F401

@@ -23,9 +23,9 @@ from harness.meters.estimate import EstimateBackend
 from harness.meters.monitor import EnergyMonitor
 from harness.meters.nvml import NvmlBackend
 from harness.meters.rapl import RaplBackend
-from harness.registry import Registry
+from harness.registry import Registry, subclass_of
 
-METERS: Registry[type[Backend]] = Registry("meter")
+METERS: Registry[type[Backend]] = Registry("meter", subclass_of(Backend))
 METERS.register("estimate")(EstimateBackend)
 METERS.register("rapl")(RaplBackend)
 METERS.register("nvml")(NvmlBackend)

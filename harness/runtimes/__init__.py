@@ -29,7 +29,7 @@ from harness.device import CPU, Device, to_device
 from harness.errors import UserError
 from harness.models import module_device
 from harness.outside import MadeElsewhere
-from harness.registry import Registry, check_options
+from harness.registry import Registry, check_options, subclass_of
 
 
 class Runnable:
@@ -160,7 +160,7 @@ class Runtime:
         raise NotImplementedError
 
 
-RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
+RUNTIMES: Registry[type[Runtime]] = Registry("runtime", subclass_of(Runtime))
 
 
 def create(cfg: RuntimeConfig) -> Runtime:
