@@ -13,8 +13,30 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from harness.errors import VariantSkipped
 from harness.models import Encoded
 from harness.runtimes import Runnable, as_runnable
+
+
+def check_logits(logits: torch.Tensor, rows: int, classes: int | None, what: str = "the model") -> str | None:
+    """Why ``logits`` cannot be scored as one batch of ``rows`` examples of ``classes``
+    classes (shape, dtype, class count, finiteness), or None. A model whose outputs are
+    not what the task needs is refused or skipped saying so, never given an accuracy."""
+    if not isinstance(logits, torch.Tensor):
+        return f"{what} returned {type(logits).__name__}, not a tensor of logits"
+    if logits.ndim != 2 or logits.shape[0] != rows:
+        return (f"{what} returned an output of shape {list(logits.shape)} for a batch of {rows}; it must return "
+                f"logits of shape [batch, classes]")
+    if classes is not None and logits.shape[1] != classes:
+        return (f"{what} returned {logits.shape[1]} logits per example where the task has {classes} classes; give "
+                "a model whose head has one output per class")
+    if not logits.dtype.is_floating_point:
+        return f"{what} returned {logits.dtype} outputs, not floating-point logits"
+    if not bool(torch.isfinite(logits).all()):
+        bad = int((~torch.isfinite(logits)).any(dim=1).sum())
+        return (f"{what} returned NaN or infinite logits for {bad} of {rows} examples (NaN or infinite weights?); "
+                "its accuracy would be meaningless")
+    return None
 
 
 @dataclass(frozen=True)
@@ -29,13 +51,18 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module | Runnable, data: Encoded, batch_size: int) -> torch.Tensor:
+def predict_logits(model: nn.Module | Runnable, data: Encoded, batch_size: int,
+                   classes: int | None = None) -> torch.Tensor:
     """Logits for every example, in the split's own order (length buckets undone), in
-    host memory; computed by the runnable (a module: eagerly, where it is)."""
+    host memory; computed by the runnable (a module: eagerly, where it is). Every batch's
+    outputs are checked (``check_logits``): VariantSkipped names what is wrong."""
     run = as_runnable(model)
     out: torch.Tensor | None = None
     for idx in data.buckets(batch_size):
         logits = run.logits(run(run.stage(data.batch(idx))))
+        why = check_logits(logits, len(idx), classes)
+        if why:
+            raise VariantSkipped(why)
         if out is None:
             out = torch.empty(len(data), logits.shape[-1])
         out[idx] = logits
@@ -43,7 +70,7 @@ def predict_logits(model: nn.Module | Runnable, data: Encoded, batch_size: int) 
     return out
 
 
-def evaluate(model: nn.Module | Runnable, data: Encoded, batch_size: int) -> EvalResult:
-    preds = predict_logits(model, data, batch_size).argmax(dim=-1).numpy()
+def evaluate(model: nn.Module | Runnable, data: Encoded, batch_size: int, classes: int | None = None) -> EvalResult:
+    preds = predict_logits(model, data, batch_size, classes).argmax(dim=-1).numpy()
     labels = data.labels.cpu().numpy()
     return EvalResult(int((preds == labels).sum()), len(labels), preds.tolist())

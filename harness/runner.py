@@ -74,6 +74,19 @@ class Pending:
     targets: list[Target]
 
 
+def _every_batch_shape(enc: Any, sizes: tuple[int, ...] | list[int]) -> list[dict[str, torch.Tensor]]:
+    """One batch of every size a run feeds a model: each batch size (at most the split's
+    length) and each last, shorter batch, taken from the split's own buckets (so token
+    batches keep the widths the run will use)."""
+    out, seen = [], set()
+    for b in sizes:
+        for idx in enc.buckets(b):
+            if len(idx) not in seen:
+                seen.add(len(idx))
+                out.append(enc.batch(idx))
+    return out
+
+
 class Runner:
     def __init__(self, suite: Suite, task: TaskData, monitor: EnergyMonitor, out_dir: Path,
                  cache: ArtifactCache | None = None, shard_spec: tuple[int, int] | None = None,
@@ -114,8 +127,9 @@ class Runner:
             seen.add(spec.variant_id)
             if spec.model.name not in bundles:
                 bundles[spec.model.name] = self.workshop.build(spec.model)
-            batch = bundles[spec.model.name].encode(self.task.eval.subset(2)).batch(torch.arange(2))
-            runtime.preflight(list(batch), f"{self.suite.path} variant {spec.variant_id!r}")
+            enc = bundles[spec.model.name].encode(self.task.eval)
+            runtime.preflight(list(enc.features), f"{self.suite.path} variant {spec.variant_id!r}",
+                              _every_batch_shape(enc, self.suite.measure.all_batch_sizes()), self.task.num_labels)
         built = {name: b.module for name, b in bundles.items()}
         for v in self.suite.variants:
             technique = TECHNIQUES.get(v.technique)() if v.technique else None
@@ -330,13 +344,13 @@ class Runner:
         try:
             made = self.workshop.obtain(spec)
             deployed = self.workshop.deploy(made)
+            windows = self._creation_windows(made, deployed, time.perf_counter() - t0)
+            runnable = deployed.deployment.runnable
+            result = evaluate(runnable, made.eval_data, self.suite.measure.batch_size, self.task.num_labels)
         except VariantSkipped as why:
             self.log(f"  skipped {spec.variant_id}: {why}")
             return {**self._base(self.workshop.resolve(spec)), "status": "skipped", "reason": str(why),
                     "meter": self._meter(), "started_at": started, "finished_at": now()}
-        windows = self._creation_windows(made, deployed, time.perf_counter() - t0)
-        runnable = deployed.deployment.runnable
-        result = evaluate(runnable, made.eval_data, self.suite.measure.batch_size)
         self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples"
                  + (f" (under {made.spec.runtime.name})" if deployed.window is not None else ""))
         counts = self.counter.count(made, deployed)

@@ -162,3 +162,138 @@ def test_plugins_command_lists_a_plugin_that_exits(planted_plugins) -> None:
     proc = cli("plugins")
     assert proc.returncode == 0, proc.stderr
     assert "exits" in proc.stdout and "SystemExit" in proc.stdout and "FAILED" in proc.stdout
+
+
+# -- 2, 4, 5. a given ONNX file that is not what the task needs: refused before the run folder --
+def _digits_onnx(path: Path, *, batch: int | str = "N", classes: int = 10, weight: float = 0.0,
+                 loop: int = 0) -> Path:
+    """A graph over the digits encoder's input ``x`` [N, 1, 8, 8]: flatten, matmul to
+    ``classes`` logits; ``loop`` adds a Loop of that many trips to the output."""
+    W = numpy_helper.from_array(np.full((64, classes), weight, np.float32), "W")
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1), helper.make_node("MatMul", ["f", "W"], ["logits0"])]
+    inits = [W]
+    if loop:
+        body = helper.make_graph(
+            [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Add", ["v", "one"], ["v_out"])], "body",
+            [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+             helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+             helper.make_tensor_value_info("v", TensorProto.FLOAT, [])],
+            [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+             helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])],
+            [numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+        nodes += [helper.make_node("Loop", ["M", "cond", "v0"], ["vf"], body=body),
+                  helper.make_node("Add", ["logits0", "vf"], ["logits"])]
+        inits += [numpy_helper.from_array(np.array(loop, np.int64), "M"),
+                  numpy_helper.from_array(np.array(True), "cond"), numpy_helper.from_array(np.array(0.0, np.float32), "v0")]
+    else:
+        nodes.append(helper.make_node("Identity", ["logits0"], ["logits"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _digits_suite(tmp_path: Path, variant: dict, measure: dict | None = None) -> Path:
+    import yaml
+
+    raw = {"name": "doors", "task": {"name": "digits"}, "seeds": [0],
+           "models": {"cnn": {"family": "cnn", "options": {"channels": [4, 8], "hidden": 16}}},
+           "variants": [variant],
+           "measure": {"batch_size": 128, "batch_sizes": [1, 128], "repetitions": 6, "min_window_s": 0.05,
+                       "idle_s": 0.2, **(measure or {})}}
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("static_batch", "fixes axis 0"), ("three_classes", "3 logits per example where the task has 10"),
+    ("nan_weights", "NaN or infinite logits"), ("endless_loop", "was stopped"),
+])
+def test_a_given_onnx_file_that_cannot_serve_the_task_is_one_line_before_the_folder(
+        tmp_path: Path, monkeypatch, case: str, needle: str) -> None:
+    pytest.importorskip("onnxruntime")
+    from harness.runtimes import ort
+    from tests.conftest import cli
+
+    monkeypatch.setattr(ort, "FOREIGN_TIMEOUT_S", 1.0)
+    made = {"static_batch": dict(batch=128), "three_classes": dict(classes=3), "nan_weights": dict(weight=float("nan")),
+            "endless_loop": dict(loop=2**62)}[case]
+    file = _digits_onnx(tmp_path / f"{case}.onnx", **made)
+    variant = {"id": "cnn.x", "parent": "cnn", "runtime": {"name": "onnxruntime", "path": str(file)}}
+    out = tmp_path / "run"
+    proc = cli("run", str(_digits_suite(tmp_path, variant)), "--out", str(out), "--allow-estimate")
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("joulebench: error")]
+    assert proc.returncode == 2 and len(errors) == 1 and needle in errors[0], proc.stderr
+    assert not out.exists()
+
+
+def test_a_well_formed_onnx_file_passes_the_same_checks(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from harness.runtimes.ort import OnnxRuntime
+
+    file = _digits_onnx(tmp_path / "fine.onnx", weight=0.01)
+    samples = [{"x": torch.zeros(n, 1, 8, 8)} for n in (1, 128, 66)]
+    OnnxRuntime(path=str(file)).preflight(["x"], "here", samples, 10)  # no error
+    with pytest.raises(UserError, match="fixes axis 0"):  # the same file with a fixed batch: refused
+        OnnxRuntime(path=str(_digits_onnx(tmp_path / "fixed.onnx", batch=128))).preflight(["x"], "here", samples, 10)
+
+
+# -- 2. checkpoints that are not what the task needs ------------------------------------
+def _tiny_bert(labels: int, head: bool = True):
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    cfg = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=32, num_labels=labels)
+    return BertForSequenceClassification(cfg) if head else BertModel(cfg)
+
+
+def _parent(labels: int):
+    from harness.models.bert import SequenceClassifier
+
+    return SequenceClassifier(_tiny_bert(labels))
+
+
+def test_hugging_face_folders_whose_head_does_not_fit_are_refused(tmp_path: Path) -> None:
+    from harness.compress.checkpoint import Checkpoint
+
+    fine, two, headless, nan = (tmp_path / n for n in ("fine", "two", "headless", "nan"))
+    _tiny_bert(4).save_pretrained(fine)
+    _tiny_bert(2).save_pretrained(two)  # transformers writes no id2label for 2 labels
+    _tiny_bert(4, head=False).save_pretrained(headless)  # no classifier: from_pretrained would draw one at random
+    broken = _tiny_bert(4)
+    with __import__("torch").no_grad():
+        broken.classifier.weight.fill_(float("nan"))
+    broken.save_pretrained(nan)
+    tech = Checkpoint()
+    tech.preflight({"path": str(fine)}, _parent(4), "here")  # absence: the fitting folder passes
+    with pytest.raises(UserError, match="labels 2 where the parent has 4"):
+        tech.preflight({"path": str(two)}, _parent(4), "here")
+    with pytest.raises(UserError, match="missing keys"):
+        tech.preflight({"path": str(headless)}, _parent(4), "here")
+    with pytest.raises(UserError, match="NaN or infinite"):
+        tech.preflight({"path": str(nan)}, _parent(4), "here")
+
+
+def test_a_safetensors_state_dict_with_nan_weights_is_refused(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from harness.compress.checkpoint import Checkpoint
+    from harness.models import MODELS
+    from harness.tasks import TASKS
+
+    task = TASKS.get("digits")(None)
+    parent = MODELS.get("cnn")(task, channels=[4, 8], hidden=16).module
+    good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
+    save_file(parent.state_dict(), str(good))
+    state = {k: v.clone() for k, v in parent.state_dict().items()}
+    next(v for v in state.values() if v.is_floating_point())[0] = float("inf")
+    save_file(state, str(bad))
+    Checkpoint().preflight({"path": str(good)}, parent, "here")
+    with pytest.raises(UserError, match="NaN or infinite weights"):
+        Checkpoint().preflight({"path": str(bad)}, parent, "here")

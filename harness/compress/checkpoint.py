@@ -105,6 +105,35 @@ def _folder_weights(folder: Path, where: str) -> list[Path]:
                     "(safe_serialization=True)")
 
 
+def _not_finite(tensors: Mapping[str, torch.Tensor]) -> str | None:
+    """The first floating-point tensor holding NaN or infinity, by name; else None."""
+    return next((k for k, v in sorted(tensors.items())
+                 if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+
+
+def _load_hf(path: Path, where: str) -> nn.Module:
+    """A Hugging Face folder's model, every weight from the file: a head left at random
+    (missing keys), weights the architecture does not use (unexpected) and weights of
+    another shape (mismatched) are one line each, as is a NaN or infinite weight;
+    transformers would only log them."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf, info = AutoModelForSequenceClassification.from_pretrained(
+        str(path), use_safetensors=True, trust_remote_code=False, local_files_only=True, output_loading_info=True)
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = sorted(str(k) for k in info.get(kind) or ())
+        if keys:
+            raise UserError(f"{where}: {path} has {len(keys)} {kind.replace('_', ' ')} for "
+                            f"{type(hf).__name__} (e.g. {keys[0]!r}): a missing classifier would be scored at random; "
+                            "give a folder saved by save_pretrained from the fine-tuned model")
+    bad = _not_finite(hf.state_dict())
+    if bad:
+        raise UserError(f"{where}: {path} holds NaN or infinite weights ({bad!r}); its accuracy would be meaningless")
+    return hf
+
+
 def _mapping(theirs: set[str], ours: set[str]) -> str | None:
     """The prefix that turns the checkpoint's keys into the parent's (often "", or the
     ``hf.`` of joulebench's transformers wrapper), or None when none does."""
@@ -171,22 +200,36 @@ class Checkpoint(Technique):
                             "or a Hugging Face folder")
         _header(path, where)
 
-    def preflight(self, params: Mapping[str, Any], parent: nn.Module, where: str) -> None:
+    def preflight(self, params: Mapping[str, Any], parent: nn.Module, where: str, load: bool = True) -> None:
+        """Keys, shapes, kinds and finiteness of a file's tensors; a folder's labels and
+        vocabulary against the parent's, and (``load``) its weights loaded and checked."""
         path = Path(params["path"]).expanduser()
         if path.is_file():
             _strict(_header(path, where), parent, path, where)
+            from safetensors.torch import load_file
+
+            bad = _not_finite(load_file(str(path)))
+            if bad:
+                raise UserError(f"{where}: {path} holds NaN or infinite weights ({bad!r}); its accuracy would be "
+                                "meaningless: give the checkpoint of a model that trained")
             return
         hf = getattr(parent, "hf", None)
         if hf is None or not hasattr(hf, "config"):
             raise UserError(f"{where}: a Hugging Face folder replaces a transformers parent's model; this parent is "
                             f"{type(parent).__name__}: give a .safetensors state dict instead")
-        config = _config(path, where)
-        labels = config.get("num_labels", len(config.get("id2label") or {}) or None)
-        for key, theirs, mine in (("labels", labels, hf.config.num_labels),
-                                  ("vocab_size", config.get("vocab_size"), getattr(hf.config, "vocab_size", None))):
+        _config(path, where)
+        from transformers import AutoConfig
+
+        # as transformers reads it: a config without id2label has 2 labels (transformers 5 writes none for 2)
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+        for key, theirs, mine in (("labels", config.num_labels, hf.config.num_labels),
+                                  ("vocab_size", getattr(config, "vocab_size", None),
+                                   getattr(hf.config, "vocab_size", None))):
             if theirs is not None and mine is not None and theirs != mine:
                 raise UserError(f"{where}: {path} has {key} {theirs} where the parent has {mine}; the parent's "
                                 "tokenizer and task feed it: give a checkpoint made for them")
+        if load:
+            _load_hf(path, where)
 
     def key_fields(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return {"sha256": _digest(params["path"])}
@@ -207,16 +250,10 @@ class Checkpoint(Technique):
                 info["format"] = "safetensors state dict"
                 info["stored_dtypes"] = sorted({d for _, d in header.values()})
             else:
-                self.preflight(ctx.params, module, where)
-                from transformers import AutoModelForSequenceClassification
-
-                from transformers.utils import logging as hf_logging
-
+                self.preflight(ctx.params, module, where, load=False)  # the load below checks the weights
                 from harness.models.bert import describe
 
-                hf_logging.disable_progress_bar()
-                hf = AutoModelForSequenceClassification.from_pretrained(
-                    str(path), use_safetensors=True, trust_remote_code=False, local_files_only=True)
+                hf = _load_hf(path, where)
                 module.hf = hf.to(ctx.device.torch)
                 info["format"] = "Hugging Face folder (from_pretrained, safetensors)"
                 info["hf_architecture"] = f"{type(hf).__name__} ({describe(hf.config)})"

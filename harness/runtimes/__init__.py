@@ -142,9 +142,12 @@ class Runtime:
         """Checks at suite load beyond the options' types (a given file that exists and
         is safe to load): raise UserError."""
 
-    def preflight(self, inputs: list[str], where: str) -> None:
+    def preflight(self, inputs: list[str], where: str, samples: list[dict[str, Any]] | None = None,
+                  classes: int | None = None) -> None:
         """Checks a given file (``given``) against the inputs the parent's encoder gives
-        (``inputs``: their names), before the run folder exists: raise UserError."""
+        (``inputs``: their names), before the run folder exists: raise UserError.
+        ``samples`` holds one encoded batch of every size the run will feed it (each
+        measured batch size and the last, shorter batch), ``classes`` the task's."""
 
     def unavailable(self, device: Device) -> str | None:
         """Why the runtime cannot run on ``device`` here (one line naming the fix), or None."""

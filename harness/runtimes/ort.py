@@ -75,11 +75,14 @@ class SessionRunnable(Runnable):
         # the exporter drops inputs the graph does not read; every input it kept is fed
         return {name: np.ascontiguousarray(batch[name].detach().cpu().numpy()) for name in self.inputs}
 
-    def __call__(self, staged: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, staged: dict[str, np.ndarray], timeout_s: float | None = None) -> list[np.ndarray]:
+        if timeout_s is not None:
+            return run_bounded(self.session, staged, timeout_s, self.outputs)
         return self.session.run(self.outputs, staged)
 
     def logits(self, out: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(out[0])).float()
+        t = torch.from_numpy(np.asarray(out[0]))
+        return t.float() if t.dtype.is_floating_point else t  # integer outputs are no logits: the check says so
 
 
 @RUNTIMES.register("onnxruntime")
@@ -140,19 +143,51 @@ class OnnxRuntime(Runtime):
                             "the graph) or merge them: onnx.save_model(onnx.load(path), path, "
                             "save_as_external_data=False)")
 
-    def preflight(self, inputs: list[str], where: str) -> None:
-        """A given file's graph inputs (its initializers aside) are inputs the encoder
-        gives; the loaded session is checked again, with a batch, when it is deployed."""
+    def preflight(self, inputs: list[str], where: str, samples: list[dict[str, torch.Tensor]] | None = None,
+                  classes: int | None = None) -> None:
+        """A given file, before the run folder exists: its graph inputs (initializers
+        aside) are inputs the encoder gives, no input axis is fixed where the run's
+        batches vary (a static batch of 64 dies on the last, shorter batch), and the
+        loaded session, run on a batch of every size the run uses (``samples``) within
+        FOREIGN_TIMEOUT_S each, returns finite logits of shape [batch, classes]."""
         if self.path is None or missing():
             return
         import onnx
 
-        graph = onnx.load_model_from_string(Path(self.path).expanduser().read_bytes()).graph
+        artifact = Path(self.path).expanduser().read_bytes()
+        graph = onnx.load_model_from_string(artifact).graph
         weights = {t.name for t in graph.initializer}
-        unknown = [i.name for i in graph.input if i.name not in weights and i.name not in inputs]
+        feeds = [i for i in graph.input if i.name not in weights]
+        unknown = [i.name for i in feeds if i.name not in inputs]
         if unknown:
             raise UserError(f"{where}: the ONNX file {self.path} takes input {unknown[0]!r}, which the parent's "
                             f"encoder does not give (it gives {', '.join(inputs)}); export it with those input names")
+        for i in feeds:
+            for axis, dim in enumerate(i.type.tensor_type.shape.dim):
+                sizes = {tuple(s[i.name].shape)[axis] for s in samples or [] if i.name in s and s[i.name].ndim > axis}
+                if dim.HasField("dim_value") and sizes - {dim.dim_value}:
+                    raise UserError(f"{where}: the ONNX file {self.path} fixes axis {axis} of input {i.name!r} to "
+                                    f"{dim.dim_value}, but this run feeds it {sorted(sizes)[:4]} there (batch sizes and "
+                                    "the last, shorter batch; token lengths); export it with that axis dynamic "
+                                    "(torch.onnx.export(..., dynamic_shapes=...))")
+        if not samples:
+            return
+        from harness.evaluate import check_logits
+
+        session = self._session(artifact, 1)
+        runnable = SessionRunnable(session)
+        for sample in samples:
+            rows = next(iter(sample.values())).shape[0]
+            try:
+                out = runnable(runnable.stage(sample), timeout_s=FOREIGN_TIMEOUT_S)
+                why = check_logits(runnable.logits(out), rows, classes, f"the ONNX file {self.path}")
+            except TimeoutError:
+                why = (f"the ONNX file {self.path} ran a batch of {rows} for over {FOREIGN_TIMEOUT_S:g} s (a loop "
+                       "that does not end?) and was stopped")
+            except Exception as exc:  # onnxruntime raises its own types for a wrong rank, dtype or shape
+                why = f"the ONNX file {self.path} failed on a batch of {rows}: {_first_line(exc)}"
+            if why:
+                raise UserError(f"{where}: {why}; give a model exported from the parent's architecture")
 
     def given(self) -> outside.MadeElsewhere | None:
         if self.path is None:
@@ -232,7 +267,10 @@ class OnnxRuntime(Runtime):
             raise VariantSkipped(f"the ONNX file {self.path} takes input {unknown[0]!r}, which the parent's encoder "
                                  f"does not give (it gives {', '.join(sample)}); export it with those input names")
         try:
-            logits = runnable.logits(runnable(runnable.stage(sample)))
+            logits = runnable.logits(runnable(runnable.stage(sample), timeout_s=FOREIGN_TIMEOUT_S))
+        except TimeoutError:
+            raise VariantSkipped(f"the ONNX file {self.path} ran one batch for over {FOREIGN_TIMEOUT_S:g} s and was "
+                                 "stopped") from None
         except Exception as exc:  # onnxruntime raises its own types for a wrong rank or dtype
             raise VariantSkipped(f"the ONNX file {self.path} failed on the parent's inputs: {_first_line(exc)}") from None
         n = next(iter(sample.values())).shape[0]
@@ -304,6 +342,36 @@ class OnnxRuntime(Runtime):
 
 
 NOT_ONNX = "not an ONNX model"
+#: The longest one batch of a foreign graph may run in a check before it is stopped.
+FOREIGN_TIMEOUT_S = 60.0
+
+
+def run_bounded(session: Any, feeds: dict[str, np.ndarray], timeout_s: float,
+                outputs: list[str] | None = None) -> list[np.ndarray]:
+    """``session.run`` stopped after ``timeout_s`` (onnxruntime's own RunOptions.terminate,
+    set from a timer: a graph's Loop of 2**62 trips ends with TimeoutError, not a hang)."""
+    import threading
+
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.log_severity_level = 4  # the stop is ours to report, in one line: not onnxruntime's error log
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        options.terminate = True
+
+    timer = threading.Timer(timeout_s, stop)
+    timer.start()
+    try:
+        return session.run(outputs, feeds, options)
+    except Exception:
+        if fired.is_set():
+            raise TimeoutError(f"stopped after {timeout_s:g} s") from None
+        raise
+    finally:
+        timer.cancel()
 
 
 #: Ops whose attributes name files for a runtime to open (an execution provider's
