@@ -117,7 +117,12 @@ class Runner:
     def preflight(self) -> None:
         """Checks a technique or a runtime makes against its parent's architecture (a
         checkpoint's keys and shapes, an ONNX file's inputs), before the run folder
-        exists: one fresh module (and encoder) per architecture."""
+        exists: one fresh module (and encoder) per architecture. First, whether each
+        model fits the memory the device has free (fits.py)."""
+        from harness import fits
+        from harness.models import MODELS
+
+        fits.check(self.suite, self.task, self.device, lambda m: MODELS.get(m.family)(self.task, **m.options))
         bundles: dict[str, Any] = {}
         seen: set[str] = set()
         for spec in self.specs:  # a given runtime file: its inputs are the ones the encoder gives

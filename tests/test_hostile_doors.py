@@ -297,3 +297,48 @@ def test_a_safetensors_state_dict_with_nan_weights_is_refused(tmp_path: Path) ->
     Checkpoint().preflight({"path": str(good)}, parent, "here")
     with pytest.raises(UserError, match="NaN or infinite weights"):
         Checkpoint().preflight({"path": str(bad)}, parent, "here")
+
+
+# -- 4. what can be known from the suite is known before the run folder ------------------
+def test_transformer_configs_that_would_fail_in_training_are_refused_at_load() -> None:
+    from types import SimpleNamespace
+
+    from harness.models.bert import build_transformers
+    from harness.registry import check_options
+
+    task = SimpleNamespace(num_labels=2)
+    small = {"num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32}
+    opts = {"tokenizer": "bundled:minilm", "max_length": 64}
+    check_options(build_transformers, {**opts, "config": small}, "here", skip=1)  # absence
+    build_transformers(task, **opts, config={**small, "max_position_embeddings": 64})
+    for reserved in ("vocab_size", "num_labels", "pad_token_id"):
+        with pytest.raises(UserError, match=f"config.{reserved} is set by joulebench"):
+            check_options(build_transformers, {**opts, "config": {**small, reserved: 8}}, "here", skip=1)
+    with pytest.raises(UserError, match="max_position_embeddings 32 is below options.max_length 64"):
+        build_transformers(task, **opts, config={**small, "max_position_embeddings": 32})
+
+
+def test_a_model_too_large_for_the_machine_is_refused_before_the_folder(tmp_path: Path, monkeypatch) -> None:
+    import yaml
+
+    from harness import fits
+    from tests.conftest import cli
+
+    raw = yaml.safe_load((Path(__file__).parent.parent / "benchmarks" / "digits.yaml").read_text())
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(fits, "free_bytes", lambda device: 2**20)  # a machine with 1 MiB free
+    out = tmp_path / "run"
+    proc = cli("run", str(path), "--quick", "--out", str(out))
+    assert proc.returncode == 2 and "need about" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists()
+    monkeypatch.setattr(fits, "free_bytes", lambda device: 2**40)  # absence: the same suite fits 1 TiB
+    from harness.config import Suite  # noqa: F401  (the check itself, without the run)
+    from harness import suite as suite_mod
+    from harness.device import CPU
+    from harness.models import MODELS
+    from harness.runner import load_task
+
+    s = suite_mod.load(path, "quick")
+    task = load_task(s, None)
+    fits.check(s, task, CPU, lambda m: MODELS.get(m.family)(task, **m.options))

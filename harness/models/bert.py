@@ -43,6 +43,8 @@ def _check_config(config: dict | None) -> dict | None:
     for key, value in config.items():
         if not isinstance(key, str):
             raise ValueError(f"config keys are field names, not {key!r}")
+        if key in RESERVED:
+            raise ValueError(f"config.{key} is set by joulebench ({RESERVED[key]}); drop it from config")
         if key in CONFIG_SIZES or key.startswith("num_") or key.endswith("_size"):
             top = CONFIG_SIZES.get(key, 1_000_000)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
@@ -57,6 +59,10 @@ def _check_config(config: dict | None) -> dict | None:
         raise ValueError(f"config hidden size {width} is not a multiple of its {heads} attention heads")
     return config
 
+
+#: Config fields joulebench sets itself, and from what.
+RESERVED = {"vocab_size": "the tokenizer's vocabulary", "num_labels": "the task's classes",
+            "pad_token_id": "the tokenizer", "id2label": "the task's classes", "label2id": "the task's classes"}
 
 ModelConfigFields = Annotated[dict | None, AfterValidator(_check_config)]
 MaxLength = between(1, 65_536, int)
@@ -133,14 +139,18 @@ def build_transformers(task: TaskData, *, config: ModelConfigFields = None, pret
         fields = dict(config or {})
         model_type = fields.pop("model_type", "bert")
         common = {"vocab_size": len(tok), "num_labels": task.num_labels, "pad_token_id": tok.pad_token_id}
-        if model_type == "bert":  # as before: the reference runs' exact construction
-            hf = BertForSequenceClassification(BertConfig(**common, **fields))
-        else:
-            try:
-                cfg = AutoConfig.for_model(model_type, **common, **fields)
-            except ValueError as exc:
-                raise UserError(f"config.model_type {model_type!r}: {str(exc).splitlines()[0][:160]}") from None
-            hf = AutoModelForSequenceClassification.from_config(cfg)
+        try:
+            cfg = BertConfig(**common, **fields) if model_type == "bert" else \
+                AutoConfig.for_model(model_type, **common, **fields)
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"config.model_type {model_type!r}: {str(exc).splitlines()[0][:160]}") from None
+        positions = getattr(cfg, "max_position_embeddings", None)
+        if isinstance(positions, int) and positions < max_length:
+            raise UserError(f"config.max_position_embeddings {positions} is below options.max_length {max_length}: "
+                            "token positions past it have no embedding; raise it or lower max_length")
+        # bert as before: the reference runs' exact construction
+        hf = BertForSequenceClassification(cfg) if model_type == "bert" else \
+            AutoModelForSequenceClassification.from_config(cfg)
     segments = "token_type_ids" in inspect.signature(hf.forward).parameters
 
     def encode(split: Split) -> Encoded:
