@@ -48,6 +48,7 @@ current one on read):
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,39 @@ class Curve(_Model):
         return sum(w.energy_j for w in self.eval_windows)
 
 
+#: A record's free-form mappings: read by the report and compare, so held to plain JSON
+#: values (finite numbers in float range, 64-bit integers, at most MAX_FREE_DEPTH deep).
+FREE_FORM = ("fingerprint", "device", "runtime", "meter", "flops", "data", "params", "model_info", "technique_info",
+             "cached", "sweep")
+MAX_FREE_DEPTH = 16
+#: Keys of those mappings that the report reads as a given kind: (mapping, key, kinds).
+TYPED_KEYS = (("device", "type", (str,)), ("device", "model", (str, type(None))), ("device", "index", (int, type(None))),
+              ("runtime", "name", (str,)), ("runtime", "options", (dict,)), ("meter", "method", (str,)),
+              ("meter", "formulas", (list,)), ("flops", "per_inference", (int, float, type(None))),
+              ("flops", "train", (int, float, type(None))), ("sweep", "tuning_J_per_seed", (int, float)),
+              ("sweep", "tuning_J", (int, float)), ("data", "n_eval", (int,)), ("data", "eval_split", (str,)))
+
+
+def _plain(value: Any, where: str, depth: int = 0) -> None:
+    """ValueError unless ``value`` is plain JSON a reader can compute with."""
+    if depth > MAX_FREE_DEPTH:
+        raise ValueError(f"{where} is nested more than {MAX_FREE_DEPTH} levels deep")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if abs(value) >= 2**63:
+            raise ValueError(f"{where} is an integer beyond 64 bits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _plain(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _plain(v, f"{where}[{i}]", depth + 1)
+
+
 class RunRecord(_Model):
     schema_version: int = Field(alias="schema")
     suite: str
@@ -297,6 +331,17 @@ class RunRecord(_Model):
     def _complete(self) -> "RunRecord":
         if self.status == "ok" and (self.train is None or self.eval is None or self.inference is None):
             raise ValueError("a record with status ok needs train, eval and inference")
+        for name in FREE_FORM:
+            _plain(getattr(self, name), name)
+        for name, key, kinds in TYPED_KEYS:
+            holder = getattr(self, name)
+            if isinstance(holder, dict) and key in holder and not isinstance(holder[key], kinds) \
+                    or isinstance(holder, dict) and isinstance(holder.get(key), bool) and bool not in kinds:
+                raise ValueError(f"{name}.{key} is {type(holder[key]).__name__}, not "
+                                 f"{' or '.join(k.__name__ for k in kinds)}")
+        trials = (self.sweep or {}).get("trials", [])
+        if not isinstance(trials, list) or not all(isinstance(t, dict) for t in trials):
+            raise ValueError("sweep.trials is not a list of trials")
         return self
 
     @property
@@ -339,7 +384,12 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
     if version == 6:  # a sweep's tuning_J was the total over every trial of every seed
         sweep = out.get("sweep")
         if isinstance(sweep, dict) and "tuning_J" in sweep and "tuning_J_per_seed" not in sweep:
-            seeds = len({t.get("seed") for t in sweep.get("trials", [])}) or 1
+            trials, total = sweep.get("trials", []), sweep["tuning_J"]
+            if not isinstance(trials, list) or not all(isinstance(t, dict) for t in trials):
+                raise ValueError("sweep.trials is not a list of trials")
+            if not isinstance(total, (int, float)) or isinstance(total, bool) or not 0 <= total < 1e300:
+                raise ValueError(f"sweep.tuning_J is {total!r}, not a number of joules")
+            seeds = len({str(t.get("seed")) for t in trials}) or 1
             out["sweep"] = {**sweep, "tuning_J_per_seed": sweep["tuning_J"] / seeds}
         version = 7
     if version == 7:  # no work counted: Inference.work defaults to None
@@ -383,7 +433,7 @@ def load(path: Path) -> tuple[list[RunRecord], list[str]]:
             continue
         try:
             rec = RunRecord.from_dict(raw)
-        except (ValueError, TypeError, RecursionError) as exc:
+        except (ValueError, TypeError, RecursionError, AttributeError, KeyError, OverflowError) as exc:
             if not isinstance(exc, ValidationError):
                 warnings.append(f"{path} line {number} is not a valid record ({str(exc)[:120]}); skipped it")
                 continue

@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Sequence
@@ -282,6 +283,19 @@ def _read_hub(hub_id: str, config: str | None, splits: tuple[str, str], o: dict[
     return out
 
 
+#: A Hub dataset id: a name, or owner/name.
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
+#: The share of eval rows found verbatim (text and label) in the training split from
+#: which the eval split is not held out (SST-2's validation: 0 of 872).
+HELD_IN_SHARE = 0.5
+
+
+def _held_in(train_rows: list[Row], eval_rows: list[Row]) -> float:
+    """The share of eval rows that are train rows, text, pair and label alike."""
+    seen = {(t, p, str(y)) for _, t, p, y in train_rows}
+    return sum((t, p, str(y)) in seen for _, t, p, y in eval_rows) / max(len(eval_rows), 1)
+
+
 def _content_sha256(rows: list[Row]) -> str:
     h = hashlib.sha256()
     for _, t, p, y in rows:
@@ -314,6 +328,9 @@ def load_text_classification(data_dir: Path | None, *, data: Text | None = None,
     how = (f"pass --data-dir DIR or set JOULEBENCH_DATA=DIR, where DIR holds {data or name}/{train_split}.tsv and "
            f"{data or name}/{eval_split}.tsv, or run online")
     hub_id = data[4:] if data and data.startswith("hub:") else (hub if data_dir is None and hub else None)
+    if hub_id is not None and not HUB_ID.fullmatch(hub_id) or hub_id is not None and ".." in hub_id:
+        raise UserError(f"hub:{hub_id} is not a Hugging Face dataset id; write hub:<name> or hub:<owner>/<name> "
+                        "(letters, digits, '-', '_', '.'), e.g. hub:nyu-mll/glue, or give a local folder")
     if hub_id is not None:
         train_rows, eval_rows = _read_hub(hub_id, config, (train_split, eval_split), o, how)
         sources = (f"hub:{hub_id}{'/' + config if config else ''}:{train_split}",
@@ -330,6 +347,13 @@ def load_text_classification(data_dir: Path | None, *, data: Text | None = None,
         sources = (str(train_path), str(eval_path))
         source = str(folder)  # as the user gave it: a relative --data-dir stays portable
         sha = (file_sha256(train_path), file_sha256(eval_path))
+    if sha[0] == sha[1] or (hub_id is None and Path(sources[0]).resolve() == Path(sources[1]).resolve()):
+        raise UserError(f"the eval split {sources[1]} is the same data as the train split {sources[0]}; evaluate on "
+                        "a held-out split, never on the training data")
+    held_in = _held_in(train_rows, eval_rows)
+    if held_in >= HELD_IN_SHARE:
+        raise UserError(f"{held_in:.0%} of the eval split {sources[1]} ({len(eval_rows)} rows) is in the train split "
+                        "word for word; evaluate on a held-out split, never on the training data")
     names = Labels(labels) if labels is not None else Labels.from_train([y for *_, y in train_rows])
     train = _split(train_rows, names, sources[0], "train")
     evals = _split(eval_rows, names, sources[1], "eval")
