@@ -9,6 +9,7 @@ and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from harness.errors import UserError
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"joulebench: error: {exc.strerror or exc}{where}; check the path and free space, then rerun "
               "(with --resume RUN_DIR for an interrupted run)", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # a history file damaged past what its checks saw
+        print(f"joulebench: error: the history database could not be read ({exc}); restore it from a copy, or "
+              "start another --db", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("joulebench: interrupted", file=sys.stderr)

@@ -77,14 +77,14 @@ def expand(suite: Suite) -> list[RunSpec]:
 MAX_SHARDS = 100_000
 
 
-def check_shard(value: Any) -> tuple[int, int]:
+def check_shard(value: Any, where: str = "") -> tuple[int, int]:
     """``(i, n)`` with 1 <= i <= n <= MAX_SHARDS, whichever entry gave it (the command
     line's ``--shard i/n``, the API's ``shard=``); else one line."""
     ok = (isinstance(value, (tuple, list)) and len(value) == 2
           and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
           and 1 <= value[0] <= value[1] <= MAX_SHARDS)
     if not ok:
-        raise UserError(f"shard {value!r} is not (i, n) with 1 <= i <= n <= {MAX_SHARDS}; e.g. --shard 2/4 "
+        raise UserError(f"{where or f'shard {value!r}'} is not (i, n) with 1 <= i <= n <= {MAX_SHARDS}; e.g. --shard 2/4 "
                         "(shard=(2, 4) from Python)")
     return int(value[0]), int(value[1])
 

@@ -411,3 +411,67 @@ def test_old_records_with_odd_fields_are_skipped_with_a_line_not_a_traceback(tmp
     (run / "environment.json").write_text((ref.parent / "environment.json").read_text())
     proc = cli("report", str(run), "--out", str(tmp_path / "rep"))
     assert "Traceback" not in proc.stderr and proc.returncode in (0, 2), proc.stderr
+
+
+# -- 6. a database that acts while it is being read --------------------------------------
+def _v1_history(path: Path, extra_sql: str = "", version: str = "1") -> Path:
+    import sqlite3
+
+    from harness.history import db as db_mod
+
+    con = sqlite3.connect(path)
+    con.executescript(db_mod._ddl_v1())
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (version,))
+    con.execute("INSERT INTO meta VALUES ('planted', 'untouched')")
+    if extra_sql:
+        con.executescript(extra_sql)
+    con.commit()
+    con.close()
+    return path
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("trigger", "trigger"),
+    ("replace", "table 'runs'"),
+    ("view", "view 'points'"),
+    ("version0", "schema '0'"),
+    ("damaged", "damaged"),
+])
+def test_a_history_file_that_would_act_or_is_broken_is_refused_untouched(tmp_path: Path, case: str,
+                                                                         needle: str) -> None:
+    import hashlib
+
+    from harness.history import db as db_mod
+
+    path = tmp_path / "h.sqlite"
+    extra = {"trigger": "CREATE TRIGGER t AFTER UPDATE ON meta BEGIN "
+                        "UPDATE meta SET value='rewritten' WHERE key='planted'; END;",
+             "replace": "DROP TABLE runs; CREATE TABLE runs (run_id TEXT PRIMARY KEY ON CONFLICT REPLACE, "
+                        "content_sha256 TEXT NOT NULL, source TEXT NOT NULL, suite TEXT NOT NULL, profile TEXT NOT "
+                        "NULL, started_at TEXT, finished_at TEXT, git_commit TEXT, git_dirty INTEGER, host TEXT, "
+                        "machine TEXT NOT NULL, machine_label TEXT NOT NULL, meter TEXT, joulebench TEXT, environment "
+                        "TEXT NOT NULL, fingerprint TEXT NOT NULL, imported_at TEXT NOT NULL);",
+             "view": "DROP VIEW points; CREATE VIEW points AS SELECT * FROM results;"}.get(case, "")
+    _v1_history(path, extra, "0" if case == "version0" else "1")
+    if case == "damaged":
+        data = bytearray(path.read_bytes())
+        page = 4096
+        for k in range(1, len(data) // page):  # scribble over every b-tree page's header
+            data[k * page: k * page + 12] = b"\x0d\xff\xff\x7f\xff\x00\x00\xff\xff\xff\xff\xff"
+        path.write_bytes(bytes(data))
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(UserError, match=needle):
+        db_mod.connect(path).close()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # nothing written, nothing ran
+
+
+def test_a_plain_schema_1_history_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    from harness.history import db as db_mod
+
+    path = _v1_history(tmp_path / "h.sqlite")  # absence: a genuine old file
+    db_mod.connect(path).close()
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(db_mod.SCHEMA)
+    assert con.execute("SELECT value FROM meta WHERE key='planted'").fetchone()[0] == "untouched"

@@ -55,7 +55,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     m = re.fullmatch(r"(\d{1,9})/(\d{1,9})", text)
     if not m:
         raise UserError(f"--shard {text!r} is not of the form i/n, e.g. --shard 2/4")
-    return check_shard((int(m.group(1)), int(m.group(2))))
+    return check_shard((int(m.group(1)), int(m.group(2))), f"--shard {text!r}")
 
 
 def run(args: argparse.Namespace) -> int:

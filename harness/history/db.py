@@ -47,6 +47,8 @@ from harness.errors import UserError
 from harness.files import digest, refuse_symlink
 
 SCHEMA = 2
+#: The schema version ``DDL`` below creates.
+DDL_VERSION = 2
 #: (old name in schema 1, name now): the results table's columns carry the table's own
 #: names (columns.py), so CSV, Parquet and SQLite agree.
 RENAMED = (("j_per_inference", "J_per_inference"), ("j_per_inference_ci95_lo", "J_per_inference_within_run_ci95_lo"),
@@ -176,19 +178,39 @@ def _version(con: sqlite3.Connection, path: Path) -> int | None:
                         "pass another --db path")
     row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     try:
-        return int(row[0])
+        version = int(row[0])
     except (TypeError, ValueError):
         raise UserError(f"{path} has no readable schema_version in its meta table; pass another --db path") from None
+    if version < 1 or (version < SCHEMA and version not in MIGRATIONS):
+        raise UserError(f"{path} says it is history schema {row[0]!r}, which no joulebench wrote; pass another --db "
+                        "path")
+    return version
 
 
-def _expected_schema() -> set[tuple[str, str, str]]:
-    """(type, name, normalised sql) of every object our DDL creates."""
-    mem = sqlite3.connect(":memory:")
-    for statement in DDL.split(";"):
-        if statement.strip():
-            mem.execute(statement)
-    out = _objects(mem)
-    mem.close()
+def _ddl_v1() -> str:
+    """The schema-1 DDL: today's, with the results table's old names and no ``columns``."""
+    ddl = DDL.replace("    columns TEXT,\n", "")
+    for old, new in RENAMED:
+        ddl = ddl.replace(f" {new} REAL", f" {old} REAL")
+    return ddl
+
+
+def _allowed() -> set[tuple[str, str, str]]:
+    """Every object definition a history of a readable schema may hold: what the DDL of
+    each version creates (schema 1's, and today's ``DDL``, which is DDL_VERSION's), and
+    what each of them becomes at every step of the migrations after it (ALTER TABLE
+    rewrites a table's text)."""
+    out: set[tuple[str, str, str]] = set()
+    for base, ddl in ((1, _ddl_v1()), (DDL_VERSION, DDL)):
+        mem = sqlite3.connect(":memory:", isolation_level=None)
+        mem.executescript(ddl)
+        out |= _objects(mem)
+        for v in range(base, SCHEMA):
+            if v not in MIGRATIONS:
+                break
+            MIGRATIONS[v](mem)
+            out |= _objects(mem)
+        mem.close()
     return out
 
 
@@ -198,19 +220,16 @@ def _objects(con: sqlite3.Connection) -> set[tuple[str, str, str]]:
 
 
 def _check_schema(con: sqlite3.Connection, path: Path) -> None:
-    """A history holds exactly the tables, index and view we create: a trigger or view
-    someone added would run on our reads and writes (rewrite imported rows, hang a
-    query), so a database that differs is refused before anything is read or written."""
-    expected = _expected_schema()
-    # tables and indexes by name (a migration's ALTER TABLE rewrites their text), views by
-    # name and text (a view runs on every read), and no trigger at all
-    known = {(t, n) for t, n, _ in expected if t in ("table", "index")}
-    extra = {(t, n, sql) for t, n, sql in _objects(con)
-             if not ((t, n) in known or (t == "view" and (t, n, sql) in expected))}
+    """A history holds exactly the tables, indexes and view we create, each by its whole
+    definition (a ``runs`` table redefined with ON CONFLICT REPLACE would delete a stored
+    night on the next add; a trigger or view someone added would run on our reads and
+    writes), so a database that differs is refused before anything is read, upgraded or
+    written."""
+    extra = _objects(con) - _allowed()
     if extra:
         kind, name, _ = sorted(extra)[0]
-        raise UserError(f"{path} holds a {kind} {name!r} that joulebench did not create; a history database runs "
-                        "nothing it finds: restore it, or start another --db")
+        raise UserError(f"{path} holds a {kind} {name!r} that joulebench did not create as it is; a history database "
+                        "runs nothing it finds: restore it, or start another --db")
 
 
 def connect(path: Path, create: bool = False) -> sqlite3.Connection:
@@ -229,10 +248,21 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
         con = sqlite3.connect(str(path), isolation_level=None, timeout=30)
         con.execute("PRAGMA foreign_keys = ON")
         con.execute("PRAGMA trusted_schema = OFF")  # no function a view or trigger names runs
+        damage = [r[0] for r in con.execute("PRAGMA quick_check")]
+        if damage != ["ok"]:
+            con.close()
+            raise UserError(f"history database {path} is damaged ({str(damage[0])[:120]}); restore it from a copy, "
+                            "or start another --db")
+        names = {n for _, n, _ in _objects(con)}
+        if names and "meta" not in names:
+            raise UserError(f"{path} is a SQLite database but not a joulebench history (no meta table); "
+                            "pass another --db path")
+        if names:  # before the meta table is even read: nothing of the file's own may run
+            _check_schema(con, path)
         version = _version(con, path)
     except sqlite3.DatabaseError as exc:
-        raise UserError(f"cannot open history database {path} ({exc}); pass a writable path to a "
-                        "history database made by 'joulebench history add'") from None
+        raise UserError(f"cannot open history database {path}: damaged or unreadable ({exc}); restore it from a "
+                        "copy, or pass a writable path to a history database made by 'joulebench history add'") from None
     if version is not None and version > SCHEMA:
         con.close()
         raise UserError(f"{path} has history schema {version}, newer than this joulebench reads ({SCHEMA}); "
@@ -246,8 +276,6 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
                 for v in range(version, SCHEMA):
                     MIGRATIONS[v](con)
                 con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA),))
-        if version is not None:
-            _check_schema(con, path)
     except sqlite3.OperationalError as exc:
         con.close()
         raise UserError(f"cannot upgrade history database {path} ({exc}); pass a path you can write") from None
