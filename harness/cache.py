@@ -164,7 +164,10 @@ def secret(root: Path) -> bytes:
 
 
 class ArtifactCache:
-    def __init__(self, root: Path | None = None, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)):
+    def __init__(self, root: Path | None = None, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+                 on_miss: Callable[[str, str], None] | None = None):
+        """``on_miss(key, why)`` is told of every miss and may raise instead of letting the
+        caller rebuild (the counting process, which counts what the energy phase made)."""
         self.root = ensure_dir(Path(root) if root else default_root(), "artifact cache")
         why = untrusted(self.root)
         if why:
@@ -172,6 +175,7 @@ class ArtifactCache:
                             f"Use a folder you own (--cache-dir or JOULEBENCH_CACHE), or chmod go-w it")
         self._secret = secret(self.root)
         self.log = log
+        self.on_miss = on_miss
         self.hits: list[str] = []
         self.misses: list[str] = []
 
@@ -179,6 +183,11 @@ class ArtifactCache:
         if not all(c in "0123456789abcdef" for c in key) or len(key) < 16:  # keys are hex digests: no path
             raise ValueError(f"not a cache key: {key!r}")
         return self.root / key[:2] / key
+
+    def _missed(self, key: str, why: str) -> None:
+        self.misses.append(key)
+        if self.on_miss is not None:
+            self.on_miss(key, why)
 
     def _discard(self, d: Path, why: str) -> None:
         """Move a bad entry aside (atomic, so a concurrent reader sees it or nothing), then delete it."""
@@ -200,12 +209,12 @@ class ArtifactCache:
         d = self._dir(key)
         payload, meta_path = d / name, d / "meta.json"
         if not os.path.lexists(payload) or not os.path.lexists(meta_path):
-            self.misses.append(key)
+            self._missed(key, "not in the cache")
             return None
         why = next(filter(None, (not_yours(p) for p in (d.parent, d, payload, meta_path))), None)
         if why:
             self.log(f"joulebench: ignoring cache entry {d} and rebuilding it: {why}")
-            self.misses.append(key)
+            self._missed(key, why)
             return None
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -216,16 +225,16 @@ class ArtifactCache:
             ok = signed = False
         if not ok:
             self._discard(d, "corrupt (sha256 mismatch)")
-            self.misses.append(key)
+            self._missed(key, "its entry was corrupt (sha256 mismatch)")
             return None
         if not signed:
             self._discard(d, "not signed by this cache's secret (planted, copied in, or made by an older joulebench)")
-            self.misses.append(key)
+            self._missed(key, "its entry was not signed by this cache's secret")
             return None
         why = meta_problem(name, meta)
         if why:
             self._discard(d, f"corrupt ({why})")
-            self.misses.append(key)
+            self._missed(key, f"its entry was corrupt ({why})")
             return None
         return payload, meta
 
@@ -268,8 +277,9 @@ class ArtifactCache:
         try:
             missing, unexpected = load_model(module, str(payload), strict=True)
         except (SafetensorError, RuntimeError, OSError, ValueError) as exc:  # not weights of this structure
-            self._discard(payload.parent, f"unusable ({str(exc).splitlines()[0][:120]})")
-            self.misses.append(key)
+            why = f"unusable ({str(exc).splitlines()[0][:120]})"
+            self._discard(payload.parent, why)
+            self._missed(key, f"its entry was {why}")
             return None
         module.eval()
         self.hits.append(key)
@@ -285,8 +295,9 @@ class ArtifactCache:
         try:
             tensor = load_file(str(got[0]))["t"]
         except (SafetensorError, OSError, KeyError, ValueError) as exc:
-            self._discard(got[0].parent, f"unusable ({str(exc).splitlines()[0][:120]})")
-            self.misses.append(key)
+            why = f"unusable ({str(exc).splitlines()[0][:120]})"
+            self._discard(got[0].parent, why)
+            self._missed(key, f"its entry was {why}")
             return None
         self.hits.append(key)
         return tensor, got[1]
@@ -302,7 +313,7 @@ class ArtifactCache:
             self._discard(d, why)
         if key in self.hits:  # it was read, but not used: a miss
             self.hits.remove(key)
-            self.misses.append(key)
+            self._missed(key, f"its entry was {why}")
 
     def get_file(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
         """A runtime's stored file (its bytes, sha256-checked) and its meta, or None."""

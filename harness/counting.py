@@ -68,7 +68,11 @@ def main(argv: list[str]) -> int:
     monitor = meters.build("estimate", log=quiet)
     specs = expand(suite)
     by_key = {s.key: s for s in specs}
-    workshop = Workshop(suite, task, monitor, specs, ArtifactCache(Path(job["cache"])), quiet, CPU, count_flops=False)
+    def never_rebuild(key: str, why: str) -> None:  # counting counts what the energy phase made, or nothing
+        raise VariantSkipped(f"cache entry {key[:12]}: {why}; counting rebuilds nothing")
+
+    cache = ArtifactCache(Path(job["cache"]), log=lambda s: print(s, file=sys.stderr), on_miss=never_rebuild)
+    workshop = Workshop(suite, task, monitor, specs, cache, quiet, CPU, count_flops=False)
     cfg = suite.measure
     entries: list[dict[str, Any]] = []
     targets: list[tuple[dict[str, Any], Target]] = []

@@ -13,7 +13,8 @@ import pandas as pd
 
 from harness import appendix, columns, plots, render, work
 from harness.errors import UserError
-from harness.files import ensure_dir, read_json, refuse_links_in, write_atomic
+from harness.files import ensure_dir, read_json, refuse_links_in, refuse_symlink, write_atomic
+from harness.rundir import check_environment
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
 from harness.records import RUN_FILES, RunRecord
 from harness.table import (CV_WARN, build_batch_table, build_sweep_table, build_table, build_trial_table,
@@ -184,6 +185,7 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
     md = (render.selected_markdown(table, picked, notes) if select else render.markdown(table, notes, batches, sweeps))
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
     if target is not None and len(table):
+        refuse_symlink(target, "report folder")  # the folder itself: a link would carry every write elsewhere
         refuse_links_in(target, RUN_FILES, "report folder")  # before the first table is written
         ensure_dir(target, "report folder")
         title = ", ".join(sorted(set(table["suite"])))
@@ -208,9 +210,7 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
             write_atomic(target / "batch_sizes.csv", lambda p: batches.to_csv(p, index=False))
             write_atomic(target / "batch_size_energy.png", lambda p: plots.batch_size_energy(batches, p))
         if with_appendix:
-            env = read_json(env_path, "environment file")
-            if not isinstance(env, dict):
-                raise UserError(f"{env_path} is not a joulebench environment file; rerun the suite")
+            env = check_environment(read_json(env_path, "environment file"), env_path)
             md_a = appendix.markdown(env, table, carbon, sweeps, Path(run_dirs[0]))
             tex_a = appendix.latex(env, table, carbon, sweeps, Path(run_dirs[0]))
             write_atomic(target / "appendix.md", lambda p: p.write_text(md_a))

@@ -33,6 +33,49 @@ FILLED_FROM_ENVIRONMENT = ("host", "cpu_model", "logical_cpus", "gpu", "device",
                            "joulebench", "machine")
 
 
+NUMBER = (int, float)
+#: The environment's keys a reader uses, and the kinds each may hold (None: null).
+ENV_KINDS: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "started_at": (str,), "host": (str,), "cpu_model": (str,), "platform": (str,),
+    "joulebench": (str,), "python": (str,), "torch": (str,), "transformers": (str,), "numpy": (str,),
+    "git_commit": (str,), "git_dirty": (bool,), "logical_cpus": (int,), "torch_threads": (int,),
+    "gpu": (list,), "gpu_driver": (str,), "device": (dict,), "suite": (dict,), "data": (dict,),
+    "idle_w": (dict, *NUMBER), "command": (list,), "meter_formulas": (list,), "shard": (list,),
+    "merged_from": (list,), "merged_run_ids": (list,), "meter": (str, dict), "machine": (dict, str),
+}
+#: Nested keys the appendix reads: (path, kinds).
+ENV_NESTED = ((("suite", "resolved"), (dict,)), (("suite", "resolved", "seeds"), (list,)),
+              (("suite", "name"), (str,)), (("suite", "path"), (str,)), (("suite", "profile"), (str,)))
+
+
+def check_environment(env: Any, path: Path) -> dict[str, Any]:
+    """``env`` if it is an environment as joulebench writes it (an object; each key a
+    reader uses of its kind; plain finite JSON throughout), else one line naming the key."""
+    if not isinstance(env, dict):
+        raise UserError(f"{path} is not a joulebench environment (not a JSON object); restore it from the run")
+    try:
+        records._plain(env, "environment")
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}; restore it from the run") from None
+    wrong = [k for k, kinds in ENV_KINDS.items() if env.get(k) is not None and not isinstance(env[k], kinds)]
+    for keys, kinds in ENV_NESTED:
+        holder: Any = env
+        for k in keys[:-1]:
+            holder = holder.get(k) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and holder.get(keys[-1]) is not None and not isinstance(holder[keys[-1]], kinds):
+            wrong.append(".".join(keys))
+    if isinstance(env.get("command"), list) and not all(isinstance(a, str) for a in env["command"]):
+        wrong.append("command")
+    seeds = ((env.get("suite") or {}).get("resolved") or {}).get("seeds") if isinstance(env.get("suite"), dict) \
+        and isinstance(env["suite"].get("resolved"), dict) else None
+    if isinstance(seeds, list) and not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+        wrong.append("suite.resolved.seeds")
+    if wrong:
+        raise UserError(f"{path} is not a joulebench environment: {wrong[0]} is not what joulebench writes there; "
+                        "restore it from the run")
+    return env
+
+
 @dataclass
 class RunDir:
     path: Path
@@ -92,10 +135,7 @@ def read(path: Path, allow_empty: bool = False) -> RunDir:
     env_path = path / records.ENVIRONMENT
     env: dict[str, Any] = {}
     if env_path.is_file():
-        raw = read_json(env_path, "environment file")
-        if not isinstance(raw, dict):
-            raise UserError(f"{env_path} is not a joulebench environment (not a JSON object); restore it from the run")
-        env = raw
+        env = check_environment(read_json(env_path, "environment file"), env_path)
     else:
         warnings.append(f"{path} has no {records.ENVIRONMENT}; its machine and commit come from the records")
     run = RunDir(path, kept, warnings, env)

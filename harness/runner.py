@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from harness import environment, records, runtimes, work
+from harness.rundir import check_environment
 from harness.cache import ArtifactCache
 from harness.compress import TECHNIQUES, Technique
 from harness.config import Suite
@@ -169,16 +170,21 @@ class Runner:
         env_path = self.out_dir / records.ENVIRONMENT
         done: set[str] = set()
         if resume and not env_path.is_file():
-            raise UserError(f"{self.out_dir} is not a run directory (no {records.ENVIRONMENT}); "
-                            "run without --resume to start one")
+            if os.path.lexists(path) or not self.out_dir.is_dir():
+                raise UserError(f"{self.out_dir} is not a run directory (no {records.ENVIRONMENT}); "
+                                "run without --resume to start one")
+            # killed between making the folder and writing its environment: nothing was recorded
+            self.log(f"  resume: {self.out_dir} holds no {records.ENVIRONMENT} and no records (interrupted as it "
+                     "started); starting it afresh")
+            resume = False
         refuse_links_in(self.out_dir, records.RUN_FILES)  # before anything is written or truncated
         if not resume and os.path.lexists(path):
             raise UserError(f"{self.out_dir} already holds records; pass a new --out, or --resume {self.out_dir}")
         ensure_dir(self.out_dir, "run directory")
         self.lock()  # before anything is changed: a second process stops here
         if resume:
-            old = read_json(env_path, "environment file")
-            if not isinstance(old, dict) or old.get("suite", {}).get("config_hash") != self.suite.config_hash():
+            old = check_environment(read_json(env_path, "environment file"), env_path)
+            if (old.get("suite") or {}).get("config_hash") != self.suite.config_hash():
                 raise UserError(f"{self.out_dir} was run with another configuration ({records.ENVIRONMENT}); "
                                 "resume with the same suite file and profile")
             if path.exists():
@@ -195,8 +201,6 @@ class Runner:
             self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
         if self.work_skip:
             self.log(f"  work pass: {self.work_skip}")
-        prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
-        self.preload(done)
         env = environment.environment(self.monitor.method, self.monitor.formulas(), self.device.describe())
         env["idle_w"] = None  # measured below, after the environment is on disk
         env["suite"] = {"name": self.suite.name, "path": self.suite.path, "profile": self.suite.profile,
@@ -217,6 +221,8 @@ class Runner:
             env = read_json(env_path, "environment file")
         else:
             write_json_atomic(env_path, env)
+        prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
+        self.preload(done)
         idle = self.measure_idle()
         if env.get("idle_w") is None:  # a new run, or one killed before its idle baseline
             write_json_atomic(env_path, {**env, "idle_w": idle})

@@ -475,3 +475,64 @@ def test_a_plain_schema_1_history_is_upgraded(tmp_path: Path) -> None:
     con = sqlite3.connect(path)
     assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(db_mod.SCHEMA)
     assert con.execute("SELECT value FROM meta WHERE key='planted'").fetchone()[0] == "untouched"
+
+
+# -- first corpus: a damaged cache entry says why, and counting never rebuilds in silence --
+def test_a_damaged_cache_entry_is_named_and_a_counting_cache_refuses_to_rebuild(tmp_path: Path) -> None:
+    import torch
+
+    from harness.cache import ArtifactCache
+    from harness.errors import VariantSkipped
+
+    key = "cd" * 32
+    logs: list[str] = []
+    cache = ArtifactCache(tmp_path, log=logs.append)
+    from tests.conftest import module_meta
+
+    cache.put_module(key, torch.nn.Linear(3, 2), module_meta())
+    assert cache.get_module(key, lambda meta: torch.nn.Linear(3, 2)) is not None and not logs  # absence
+    payload = tmp_path / key[:2] / key / "module.safetensors"
+    data = bytearray(payload.read_bytes())
+    data[0:8] = (10**9).to_bytes(8, "little")  # a header length past the file: a damaged header
+    payload.write_bytes(bytes(data))
+
+    def refuse(k: str, why: str) -> None:
+        raise VariantSkipped(f"{k[:12]}: {why}")
+
+    counting = ArtifactCache(tmp_path, log=logs.append, on_miss=refuse)
+    with pytest.raises(VariantSkipped, match="corrupt"):
+        counting.get_module(key, lambda meta: torch.nn.Linear(3, 2))
+    assert any("corrupt" in line and "rebuilding" in line for line in logs)
+
+
+def _mlp_suite(tmp_path: Path) -> Path:
+    import yaml
+
+    raw = {"name": "tiny", "task": {"name": "digits"}, "seeds": [0], "train": {"epochs": 1},
+           "models": {"mlp": {"family": "mlp", "options": {"hidden": [16]}}}, "variants": [],
+           "measure": {"repetitions": 6, "min_window_s": 0.05, "idle_s": 0.1, "warmup": 1}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_run_killed_before_its_environment_resumes_and_odd_environments_are_one_line(tmp_path: Path) -> None:
+    import json
+
+    from tests.conftest import cli
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text("")  # what a kill -9 between the folder and environment.json leaves
+    proc = cli("run", str(_mlp_suite(tmp_path)), "--out", str(out), "--resume", str(out))
+    assert proc.returncode == 0 and "starting it afresh" in proc.stderr, proc.stderr
+    assert (out / "environment.json").is_file() and (out / "records.jsonl").is_file()
+    env = json.loads((out / "environment.json").read_text())
+    for key, odd in (("suite", "digits"), ("command", [1, 2]), ("idle_w", "hot"), ("gpu", 3)):
+        (out / "environment.json").write_text(json.dumps({**env, key: odd}))
+        proc = cli("report", str(out), "--appendix")
+        errors = [x for x in proc.stderr.splitlines() if x.startswith("joulebench: error")]
+        assert proc.returncode == 2 and len(errors) == 1 and key in errors[0] and "Traceback" not in proc.stderr, \
+            proc.stderr
+    (out / "environment.json").write_text(json.dumps(env))
+    assert cli("report", str(out), "--appendix").returncode == 0  # absence: the run's own environment

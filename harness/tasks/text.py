@@ -126,8 +126,8 @@ def _jsonl(path: Path, text: Any, pair: Any, label: Any) -> Iterator[Row]:
                 continue
             try:
                 obj = json.loads(raw)
-            except json.JSONDecodeError:
-                raise UserError(f"{path} line {line}: not a JSON object; fix or remove that line") from None
+            except (json.JSONDecodeError, RecursionError):
+                raise UserError(f"{path} line {line}: not a flat JSON object; fix or remove that line") from None
             if not isinstance(obj, dict):
                 raise UserError(f"{path} line {line}: not a JSON object; fix or remove that line")
             for what, col in (("text_column", text), ("text_pair_column", pair), ("label_column", label)):
