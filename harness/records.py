@@ -333,11 +333,10 @@ class RunRecord(_Model):
             raise ValueError("a record with status ok needs train, eval and inference")
         for name in FREE_FORM:
             _plain(getattr(self, name), name)
-        for name, key, kinds in TYPED_KEYS:
-            holder = getattr(self, name)
-            if isinstance(holder, dict) and key in holder and not isinstance(holder[key], kinds) \
-                    or isinstance(holder, dict) and isinstance(holder.get(key), bool) and bool not in kinds:
-                raise ValueError(f"{name}.{key} is {type(holder[key]).__name__}, not "
+        for name, key, kinds in TYPED_KEYS:  # null is absence, allowed everywhere
+            value = (getattr(self, name) or {}).get(key)
+            if value is not None and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+                raise ValueError(f"{name}.{key} is {type(value).__name__}, not "
                                  f"{' or '.join(k.__name__ for k in kinds)}")
         trials = (self.sweep or {}).get("trials", [])
         if not isinstance(trials, list) or not all(isinstance(t, dict) for t in trials):
