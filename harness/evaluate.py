@@ -15,28 +15,7 @@ from torch import nn
 
 from harness.errors import VariantSkipped
 from harness.models import Encoded
-from harness.runtimes import Runnable, as_runnable
-
-
-def check_logits(logits: torch.Tensor, rows: int, classes: int | None, what: str = "the model") -> str | None:
-    """Why ``logits`` cannot be scored as one batch of ``rows`` examples of ``classes``
-    classes (shape, dtype, class count, finiteness), or None. A model whose outputs are
-    not what the task needs is refused or skipped saying so, never given an accuracy."""
-    if not isinstance(logits, torch.Tensor):
-        return f"{what} returned {type(logits).__name__}, not a tensor of logits"
-    if logits.ndim != 2 or logits.shape[0] != rows:
-        return (f"{what} returned an output of shape {list(logits.shape)} for a batch of {rows}; it must return "
-                f"logits of shape [batch, classes]")
-    if classes is not None and logits.shape[1] != classes:
-        return (f"{what} returned {logits.shape[1]} logits per example where the task has {classes} classes; give "
-                "a model whose head has one output per class")
-    if not logits.dtype.is_floating_point:
-        return f"{what} returned {logits.dtype} outputs, not floating-point logits"
-    if not bool(torch.isfinite(logits).all()):
-        bad = int((~torch.isfinite(logits)).any(dim=1).sum())
-        return (f"{what} returned NaN or infinite logits for {bad} of {rows} examples (NaN or infinite weights?); "
-                "its accuracy would be meaningless")
-    return None
+from harness.runtimes import Runnable, as_runnable, check_logits
 
 
 @dataclass(frozen=True)

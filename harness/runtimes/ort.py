@@ -41,7 +41,7 @@ from harness import outside
 from harness.device import CPU, Device
 from harness.errors import UserError, VariantSkipped
 from harness.registry import between
-from harness.runtimes import RUNTIMES, DeployContext, Deployment, Runnable, Runtime
+from harness.runtimes import RUNTIMES, DeployContext, Deployment, Runnable, Runtime, check_logits
 
 INSTALL = "pip install joulebench[onnx]"
 #: The ops int8 quantizes: matrix products, the Linear layers torch's dynamic int8
@@ -172,8 +172,6 @@ class OnnxRuntime(Runtime):
                                     "(torch.onnx.export(..., dynamic_shapes=...))")
         if not samples:
             return
-        from harness.evaluate import check_logits
-
         session = self._session(artifact, 1)
         runnable = SessionRunnable(session)
         for sample in samples:
