@@ -53,9 +53,18 @@ def carbon_from(preset: str = "default", g_per_kwh: float | None = None, pue: fl
                   f"user-set values over the {preset} preset")
 
 
+def lineage_key(row: pd.Series, variant: str | None = None) -> tuple[str, str, str]:
+    """The one key of a row's lineage: its suite, task and variant (``variant``: another
+    variant of the same suite and task, its parent). Two suites may use the same variant
+    ids for other models (a sweep's bert_tiny is not the ladder's)."""
+    return (str(row.get("suite")), str(row["task"]), str(row["variant_id"] if variant is None else variant))
+
+
 def pareto_flags(table: pd.DataFrame) -> pd.Series:
+    """Whether each row is on its suite and task's accuracy-energy frontier."""
     flags = pd.Series(False, index=table.index)
-    for _, group in table.groupby("task"):
+    groups = ["suite", "task"] if "suite" in table.columns else ["task"]
+    for _, group in table.groupby(groups):
         for i, row in group.iterrows():
             dominated = (
                 (group["accuracy"] >= row["accuracy"]) & (group["J_per_inference"] <= row["J_per_inference"])
@@ -65,8 +74,8 @@ def pareto_flags(table: pd.DataFrame) -> pd.Series:
     return flags
 
 
-def _by_id(table: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
-    return {(r["task"], r["variant_id"]): r for _, r in table.iterrows()}
+def _by_id(table: pd.DataFrame) -> dict[tuple[str, str, str], pd.Series]:
+    return {lineage_key(r): r for _, r in table.iterrows()}
 
 
 def break_even(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -76,7 +85,7 @@ def break_even(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     rows = _by_id(table)
     when, never = [], []
     for _, r in table.iterrows():
-        parent = rows.get((r["task"], r["parent"]))
+        parent = rows.get(lineage_key(r, r["parent"]))
         if parent is None:
             when.append(float("nan"))
             never.append(None)
@@ -102,17 +111,17 @@ def lineage_train_j(table: pd.DataFrame) -> pd.Series:
     variant pays for its ancestors' creation and for the search that chose its root."""
     rows = _by_id(table)
 
-    def total(task: str, vid: str, seen: frozenset = frozenset()) -> float:
-        r = rows.get((task, vid))
-        if r is None or vid in seen:
+    def total(key: tuple[str, str, str], seen: frozenset = frozenset()) -> float:
+        r = rows.get(key)
+        if r is None or key in seen:
             return 0.0
         if str(r.get("train_J_source") or "measured") != "measured":
             # made outside joulebench: its parent is the row it is compared with, not where it
             # came from; its lineage is its own creation (unknown, or as reported)
             return own_creation_j(r)
-        return own_creation_j(r) + total(task, r["parent"], seen | {vid})
+        return own_creation_j(r) + total(lineage_key(r, r["parent"]), seen | {key})
 
-    return pd.Series([total(r["task"], r["variant_id"]) for _, r in table.iterrows()], index=table.index)
+    return pd.Series([total(lineage_key(r)) for _, r in table.iterrows()], index=table.index)
 
 
 def add_lifecycle(table: pd.DataFrame, carbon: Carbon) -> pd.DataFrame:

@@ -47,3 +47,24 @@ def test_carbon_presets_and_overrides(three_rows: pd.DataFrame) -> None:
     custom = carbon_from("default", g_per_kwh=0.0)
     assert custom.pue == 1.58 and custom.grams(1e9) == 0.0
     assert "user-set" in custom.describe()
+
+
+def test_lineage_and_break_even_are_keyed_by_suite() -> None:
+    """Two suites with the same task and variant ids (the SST-2 ladder and its sweep) in
+    one report: each row's lineage and break-even come from its own suite's rows."""
+    import pandas as pd
+
+    from harness.lifecycle import break_even, lineage_train_j
+
+    rows = []
+    for suite, base_j, child_j, base_e, child_e in (("ladder", 8000.0, 10.0, 2e-3, 1e-3), ("sweep", 2000.0, 30.0,
+                                                                                             3e-3, 1e-3)):
+        rows += [{"suite": suite, "task": "sst2", "variant_id": "m", "parent": None, "train_J": base_j,
+                  "J_per_inference": base_e, "train_J_source": "measured"},
+                 {"suite": suite, "task": "sst2", "variant_id": "m.int8", "parent": "m", "train_J": child_j,
+                  "J_per_inference": child_e, "train_J_source": "measured"}]
+    t = pd.DataFrame(rows)
+    lineage = lineage_train_j(t)
+    assert list(lineage) == [8000.0, 8010.0, 2000.0, 2030.0]
+    when, _ = break_even(t)
+    assert when.iloc[1] == 10_000 and when.iloc[3] == 15_000

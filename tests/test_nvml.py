@@ -330,3 +330,16 @@ def test_probe_reasons() -> None:
     hidden = NvmlBackend.probe(Hardware(nvml=FakeNvml(energies_mj=[0]), env={"CUDA_VISIBLE_DEVICES": ""}))
     assert not hidden.available and "CUDA_VISIBLE_DEVICES" in hidden.reason
     assert NvmlBackend.probe(Hardware(nvml=FakeNvml(energies_mj=[0, 0]), env={})).available
+
+
+def test_a_board_is_held_to_its_power_limit() -> None:
+    class Limited(FakeNvml):
+        def nvmlDeviceGetEnforcedPowerLimit(self, h: int) -> int:
+            return 700_000  # mW, an H100 SXM's
+
+    b = backend(Limited(energies_mj=[1_000]))
+    assert b.max_power_w("gpu0") == pytest.approx(700 + NVIDIA_ABS_W)
+    b.close()
+    b = backend(FakeNvml(energies_mj=[1_000]))  # absence: a board that does not say has no cap
+    assert b.max_power_w("gpu0") is None
+    b.close()

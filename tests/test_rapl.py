@@ -186,3 +186,14 @@ def _no_nvml():
     from tests.test_nvml import FakeNvml
 
     return FakeNvml(powers_mw=[], broken_init=True)
+
+
+def test_a_zone_is_held_to_its_own_power_limit(tmp_path: Path) -> None:
+    fake = FakePowercap(tmp_path)
+    pkg = fake.zone("intel-rapl:0", "package-0", 1_000)
+    fake.zone("intel-rapl:0:2", "dram", 500)  # no constraint files: no cap (absence)
+    (pkg / "constraint_0_power_limit_uw").write_text("65000000\n")  # long term: 65 W
+    (pkg / "constraint_1_power_limit_uw").write_text("81250000\n")  # short term: 81.25 W
+    b = RaplBackend(tmp_path, poll_interval_s=0)
+    assert b.max_power_w("cpu:0") == pytest.approx(81.25) and b.max_power_w("dram:0") is None
+    b.close()

@@ -35,7 +35,7 @@ import dataclasses
 
 import numpy as np
 
-from harness.history.steps import Rule, Verdict, detect
+from harness.history.steps import MIN_PIECE, Rule, Verdict, detect
 
 KEY = ["suite", "profile", "variant_id", "machine", "meter"]
 MIN_OTHERS = 3  # other variants a night needs before its drift is estimated
@@ -137,8 +137,10 @@ def _detect(values: pd.Series, rule: Rule) -> Verdict:
     def back(step):
         return dataclasses.replace(step, index=int(finite[step.index])) if step is not None else None
 
-    return dataclasses.replace(verdict, steps=[back(st) for st in verdict.steps], new=back(verdict.new)
-                               if verdict.new is not None and finite[-1] == len(values) - 1 else None)
+    latest = len(finite) > 0 and finite[-1] == len(values) - 1  # the latest night has a value
+    confirm_at = int(finite[len(finite) - MIN_PIECE]) if latest and len(finite) >= MIN_PIECE else -1
+    return dataclasses.replace(verdict, steps=[back(st) for st in verdict.steps], confirm_at=confirm_at,
+                               new=back(verdict.new) if verdict.new is not None and latest else None)
 
 
 def build(points: pd.DataFrame, rule_set: dict[str, Rule] | None = None, suite: str | None = None,

@@ -93,6 +93,10 @@ class Verdict:
     latest_change: float = math.nan  # Rule.change(baseline, latest)
     new: Step | None = None  # the latest night departs from the baseline beyond the thresholds
     too_few: bool = False
+    #: The night index a step just confirmed by the latest night starts at: the one before
+    #: the latest of the nights with a value (series.py sets it where nights lack a value,
+    #: and -1 when the latest night has none, which confirms nothing). None: n - MIN_PIECE.
+    confirm_at: int | None = None
 
     @property
     def latest_regression(self) -> bool:
@@ -104,7 +108,8 @@ class Verdict:
         """The regression step the latest night confirms: the fit's last step, with just
         the two nights of a confirmed piece after it (the night before started it, the
         latest one confirms it). None on every other night."""
-        if self.steps and self.steps[-1].regression and self.steps[-1].index == self.n - MIN_PIECE:
+        at = self.n - MIN_PIECE if self.confirm_at is None else self.confirm_at
+        if self.steps and self.steps[-1].regression and self.steps[-1].index == at:
             return self.steps[-1]
         return None
 

@@ -64,9 +64,10 @@ class Backend(ABC):
         period; the estimate: one clock tick of a child's CPU time)."""
         return self.update_period_s
 
-    def max_power_w(self) -> float | None:
-        """The most this backend's components together can draw, in W, where it is known
-        (None: unknown). A window reading more measured something else (a coarse edge)."""
+    def max_power_w(self, component: str) -> float | None:
+        """The most ``component`` can draw, in W, where it is known (None: unknown): each
+        component on its own (a CPU reading is never excused by the memory's headroom).
+        A window reading more measured something else (a coarse edge)."""
         return None
 
     @classmethod

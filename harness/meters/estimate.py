@@ -116,14 +116,14 @@ class EstimateBackend(Backend):
         """A child's CPU time in /proc moves by clock ticks (10 ms)."""
         return 1 / os.sysconf("SC_CLK_TCK")
 
-    def max_power_w(self) -> float | None:
-        """Every logical CPU busy and all memory resident: the most the formula can give."""
-        out = 0.0
-        if "cpu" in self.parts:
-            out += self.cpu_w * (os.cpu_count() or 1)
-        if "dram" in self.parts:
-            out += self.dram_w_per_gb * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-        return out
+    def max_power_w(self, component: str) -> float | None:
+        """The most the formula can give: cpu, every logical CPU busy (cores x W per
+        CPU); dram, all of the machine's memory resident."""
+        if component == "cpu":
+            return self.cpu_w * (os.cpu_count() or 1)
+        if component == "dram":
+            return self.dram_w_per_gb * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+        return None
 
     def totals(self) -> dict[str, float]:
         now = self._clock()

@@ -196,18 +196,17 @@ class EnergyMonitor:
             out.append(dataclasses.replace(padded, work_s=work_s, below_resolution=True))
 
     def _resolved(self, m: Measurement) -> bool:
-        """Positive, above idle, and within what each backend can draw."""
+        """Positive, above idle, and within what each component can draw on its own."""
         if m.energy_j <= 0 or any(c.energy_j <= 0 for c in m.components) or (m.idle_w > 0 and m.net_energy_j <= 0):
             return False
-        k = 0
-        for backend in self.backends:
-            n = len(backend.components())
-            joules = sum(c.energy_j for c in m.components[k:k + n])
-            k += n
-            cap = backend.max_power_w()
-            if cap is not None and joules > cap * m.duration_s:
-                return False
-        return True
+        return not self.over_power(m)
+
+    def over_power(self, m: Measurement) -> list[str]:
+        """The components of ``m`` that read more power than they can draw (each against
+        its own cap: CPU cores x W per CPU, the memory's own, a GPU's power limit)."""
+        caps = {(b.method_of(c), c): b.max_power_w(c) for b in self.backends for c in b.components()}
+        return [c.component for c in m.components
+                if (cap := caps.get((c.method, c.component))) is not None and c.energy_j > cap * m.duration_s]
 
     def measure_idle(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> dict[str, float]:
         """Measure idle power per component over ``seconds`` of sleep; later windows

@@ -180,8 +180,22 @@ class NvmlBackend(Backend):
         if self.polled and start_thread:
             self._thread = threading.Thread(target=self._poll_loop, name="nvml-poll", daemon=True)
             self._thread.start()
+        #: Each board's enforced power limit (NVML, mW -> W) plus NVIDIA's stated +-5 W: the
+        #: most a window may read; None where the board does not say.
+        self._limit_w = {comp: self._read_limit(h) for comp, h in selected.items()}
         methods = set(self._methods.values())
         self.method = "nvml" if methods == {"nvml"} else "nvml-polled" if methods == {"nvml-polled"} else "nvml+nvml-polled"
+
+    def _read_limit(self, handle: Any) -> float | None:
+        for name in ("nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetPowerManagementLimit"):
+            try:
+                return getattr(self.nvml, name)(handle) / 1000.0 + NVIDIA_ABS_W
+            except Exception:  # not supported on this board or driver, or a fake without it: no cap
+                continue
+        return None
+
+    def max_power_w(self, component: str) -> float | None:
+        return self._limit_w.get(component)
 
     def _measure_period(self) -> float:
         """The counter's update period (power's, where there is no counter), measured on

@@ -40,6 +40,9 @@ class Zone:
     component: str  # "cpu:0", "dram:0"
     energy_file: Path
     max_range_uj: int
+    #: The zone's highest power limit (short- or long-term constraint), in W: what it can
+    #: draw at most; None where the zone states none.
+    limit_w: float | None = None
 
 
 def discover(root: Path = POWERCAP_ROOT, read: Reader = read_text) -> list[Zone]:
@@ -59,10 +62,24 @@ def discover(root: Path = POWERCAP_ROOT, read: Reader = read_text) -> list[Zone]
     return zones
 
 
+def _limit_w(path: Path, read: Reader) -> float | None:
+    """The highest of a zone's power constraints (``constraint_N_power_limit_uw`` and
+    ``constraint_N_max_power_uw``), in W; None where it states none."""
+    found = []
+    for f in sorted(path.glob("constraint_*_power_limit_uw")) + sorted(path.glob("constraint_*_max_power_uw")):
+        try:
+            value = int(read(f)) / 1e6
+        except (OSError, ValueError):
+            continue
+        if value > 0:
+            found.append(value)
+    return max(found) if found else None
+
+
 def _zone(path: Path, component: str, read: Reader) -> Zone:
     energy = path / "energy_uj"
     read(energy)  # probe readability now: root-only on most kernels since 2020
-    return Zone(component, energy, int(read(path / "max_energy_range_uj")))
+    return Zone(component, energy, int(read(path / "max_energy_range_uj")), _limit_w(path, read))
 
 
 class RaplBackend(Backend):
@@ -135,6 +152,10 @@ class RaplBackend(Backend):
                 self.poll()
             except MeterError:
                 return  # the next totals() call reports the same error to the caller
+
+    def max_power_w(self, component: str) -> float | None:
+        """The zone's own power limit (its highest constraint), where the kernel states one."""
+        return next((z.limit_w for z in self.zones if z.component == component), None)
 
     def components(self) -> tuple[str, ...]:
         return tuple(z.component for z in self.zones)
