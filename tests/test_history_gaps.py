@@ -13,6 +13,13 @@ from harness.history.series import _detect, rules
 RULE = rules()["J_per_inference"]
 
 
+def _gates(values: list[float]) -> list[int]:
+    """The nights on which the gate closes, counted among the nights that have a value
+    (a night without one has no verdict)."""
+    valued = [t for t in range(len(values)) if np.isfinite(values[t])]
+    return [k for k, t in enumerate(valued) if _detect(pd.Series(values[: t + 1]), RULE).gate]
+
+
 def _first_gate(values: list[float]) -> int | None:
     """The first night (index into ``values``) on which the gate closes."""
     for t in range(len(values)):
@@ -38,6 +45,19 @@ def _with_gaps(y: list[float], rng: np.random.Generator, leading: int, holes: in
 
 
 def test_gaps_and_leading_empty_nights_move_no_verdict() -> None:
+    """Every night's gate (the step's first night and the night that confirms it) is the
+    same with holes before the step and empty nights first as without them."""
+    rng = np.random.default_rng(3)
+    moved = 0
+    for k in range(150):
+        step_at = int(rng.integers(6, 10))
+        y = _series(rng, 12, step_at, [0.25, 0.08][k % 2])
+        leading, holes = [(0, 1), (5, 0), (3, 2)][k % 3]
+        moved += _gates(_with_gaps(y, rng, leading, holes, step_at)) != _gates(y)
+    assert moved == 0, moved
+
+
+def test_a_step_after_gaps_is_caught_on_its_night() -> None:
     rng = np.random.default_rng(7)
     late = missed = 0
     trials = 200
