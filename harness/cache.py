@@ -46,7 +46,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from harness.errors import UserError
-from harness.files import ensure_dir, file_sha256
+from harness.files import ensure_dir, file_sha256, source_digest
 
 #: Bump when the stored format changes. 2: safetensors weights + rebuild recipe (1 was
 #: pickled modules, never read again).
@@ -92,15 +92,6 @@ def default_root() -> Path:
 def code_digest() -> str:
     """The digest of this package's ARTIFACT_SOURCES (read once per process)."""
     return source_digest(Path(__file__).parent, ARTIFACT_SOURCES)
-
-
-def source_digest(root: Path, sources: tuple[str, ...]) -> str:
-    h = hashlib.sha256()
-    for name in sources:
-        path = root / name
-        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
 
 
 def untrusted(path: Path) -> str | None:

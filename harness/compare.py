@@ -175,8 +175,20 @@ def _evidence(vid: str, base: Side, new: Side) -> str | None:
 
 
 def _packages_changed(base: Side, new: Side) -> list[str]:
+    """Package versions, and the measuring code, that differ between the sides: the code by
+    its digest where both sides recorded one, else by the commit (a record made before the
+    digest existed at another commit may measure with other code)."""
     versions = [{k: {run.fingerprint.get(k) for run in side.runs} for k in PACKAGES} for side in (base, new)]
-    return [k for k in PACKAGES if versions[0][k] != versions[1][k]]
+    out = [k for k in PACKAGES if versions[0][k] != versions[1][k]]
+    code = [{run.fingerprint.get("measure_code") for run in side.runs} for side in (base, new)]
+    commits = [{run.fingerprint.get("git_commit") for run in side.runs} for side in (base, new)]
+    if None not in code[0] | code[1]:
+        if code[0] != code[1]:
+            out.append("the measuring code (measure.py, meters, runtimes, runner)")
+    elif commits[0] != commits[1]:
+        out.append(f"the commit ({', '.join(sorted(str(c)[:8] for c in commits[0]))} vs "
+                   f"{', '.join(sorted(str(c)[:8] for c in commits[1]))}), and with it maybe the measuring code")
+    return out
 
 
 # -- tests ------------------------------------------------------------------------------
@@ -450,14 +462,14 @@ def decide(base_dirs: list[Path], new_dirs: list[Path], th: Thresholds = Thresho
             if e.ref_fell_p is not None and e.ref_fell_p < th.alpha:
                 missing = [u for u in reference if changed[u]]
                 if packages or missing:
-                    why = (f"package versions differ ({', '.join(packages)})" if packages else
+                    why = (f"versions differ: {', '.join(packages)}" if packages else
                            f"changed in NEW (artifact key or run config): {', '.join(missing)}")
                     withheld = (f"{vid}: {e.rel_change:+.1%} against the others, but the others' reference itself "
                                 f"fell {e.ref_change:+.1%} (U p {e.ref_fell_p:.3g}) and nothing shows that was the "
                                 f"machine ({why}), so the relative rise is not attributed to it")
                 else:
                     drift = (f"{vid}: the others' reference fell {e.ref_change:+.1%} (U p {e.ref_fell_p:.3g}), but "
-                             "every variant in it ran the same models and config under the same packages on "
+                             "every variant in it ran the same models and config under the same packages and measuring code on "
                              "both sides: the fall is the machine's drift, and the relative rise stands")
             if withheld is None:
                 found.append("ENERGY REGRESSION (relative to the other variants)")

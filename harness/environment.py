@@ -21,10 +21,16 @@ def host() -> str:
     return socket.gethostname() or platform.node() or "unknown-host"
 
 
+#: The sources whose change can move a measured figure without changing any artifact.
+MEASURE_SOURCES = ("measure.py", "meters", "runner.py", "runtimes", "evaluate.py", "counts.py", "counting.py", "work.py",
+                   "device.py", "workshop.py")
+
+
 def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
     """The part of the environment every record carries: what could change a number."""
-    keys = ("joulebench", "host", "git_commit", "git_dirty", "python", "torch", "transformers", "datasets", "numpy",
-            "cpu_model", "logical_cpus", "torch_threads", "gpu", "gpu_driver", "device", "meter", "machine")
+    keys = ("joulebench", "host", "git_commit", "git_dirty", "measure_code", "python", "torch", "transformers",
+            "datasets", "numpy", "cpu_model", "logical_cpus", "torch_threads", "gpu", "gpu_driver", "device", "meter",
+            "machine")
     return {k: env.get(k) for k in keys}
 
 
@@ -125,12 +131,17 @@ def environment(meter_method: str, formulas: list[str], device: dict[str, Any] |
 
     from harness import __version__
 
+    from harness.files import source_digest
+
     gpu, driver = gpus()
     return {
         "joulebench": __version__,
         "host": host(),
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
+        # the code that measures (windows, meters, runtimes' run path, the runner): a change
+        # there changes J/inference of every row, whatever the artifacts
+        "measure_code": source_digest(Path(__file__).parent, MEASURE_SOURCES),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,

@@ -157,3 +157,14 @@ def read_json(path: Path, what: str) -> Any:
         raise UserError(f"{what} {path} is not valid JSON (line {exc.lineno}); restore it from the run") from None
     except RecursionError:
         raise UserError(f"{what} {path} is nested too deeply to be one joulebench wrote; restore it from the run") from None
+
+
+def source_digest(root: Path, sources: tuple[str, ...]) -> str:
+    """A digest of the Python sources ``sources`` (files or folders) under ``root``: names
+    and bytes, so a changed line of that code is another digest."""
+    h = hashlib.sha256()
+    for name in sources:
+        path = root / name
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]

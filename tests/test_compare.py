@@ -290,3 +290,32 @@ def test_runs_measured_differently_are_refused_unless_allowed(digits_run: Path, 
                       rec_edit=lambda r: r.update(config_hash="0123456789abcdef"))
     with pytest.raises(UserError, match="other resolved configs"):
         compare([plant_run(digits_run, tmp_path / "quick", same)], [full])
+
+
+def test_a_change_of_measuring_code_is_stated_not_blamed_on_the_unchanged(digits_run: Path, tmp_path: Path) -> None:
+    """NEW at another commit whose measuring code made five variants 20% cheaper (same
+    models, same config): to a reference of those five, the other three look dearer. The
+    code changed, so nothing shows the reference's fall was the machine's: withheld and
+    said, not "ENERGY REGRESSION ... the fall is the machine's drift"."""
+    rng = np.random.default_rng(5)
+    cheaper = {v: 0.8 for v in VARIANTS[:5]}
+
+    new_code, same_code = "0123456789abcdef", "fedcba9876543210"
+
+    def side(name: str, change: dict, code: str) -> list[Path]:
+        dirs = [plant_run(digits_run, tmp_path / f"{name}{i}", {v: math.exp(rng.normal(0, 0.02)) * change.get(v, 1.0)
+                                                               for v in VARIANTS}) for i in range(5)]
+        for d in dirs:  # every record of the run carries the code's digest, as a run writes it
+            recs = [json.loads(x) for x in (d / "records.jsonl").read_text().splitlines()]
+            for r in recs:
+                r["fingerprint"] = {**r.get("fingerprint", {}), "measure_code": code}
+            (d / "records.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+        return dirs
+
+    base = side("base", {}, same_code)
+    lines, code = compare(base, side("new", cheaper, new_code))
+    assert code == 0 and not flagged(lines), "\n".join(lines)
+    assert any(line.startswith("withheld: ") and "measuring code" in line for line in lines), "\n".join(lines)
+    # absence: the same fall with the same measuring code is attributed to the machine
+    lines, code = compare(base, side("again", cheaper, same_code))
+    assert any(line.startswith("drift: ") for line in lines), "\n".join(lines)
