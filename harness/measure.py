@@ -46,6 +46,19 @@ from harness.models import Encoded
 from harness.runtimes import Runnable, as_runnable
 
 SCHEDULE = "interleaved rounds, Williams design (first-order carry-over balanced)"
+
+
+def schedule(n: int, rounds: int, start: int = 0) -> str:
+    """What the rounds ran, named for what it is: the rows of the Williams design for
+    ``n`` targets taken, and whether they make whole designs (only whole designs balance
+    first-order carry-over: every target first equally often and after every other)."""
+    size = len(williams(n))
+    rows = f"rows {start % size + 1}-{(start + rounds - 1) % size + 1}" if rounds < size else f"{rounds} rows"
+    if rounds % size == 0:
+        return f"interleaved rounds: {rounds // size} whole Williams design(s) of {size} rows for {n} targets " \
+               "(first-order carry-over balanced)"
+    return (f"interleaved rounds: {rows} of the {size}-row Williams design for {n} targets, in turn (not carry-over "
+            f"balanced: that takes repetitions a multiple of {size})")
 CALIBRATION_MARGIN = 1.2
 
 
@@ -163,7 +176,10 @@ def williams(n: int) -> list[list[int]]:
 
 
 def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMonitor,
-                   desc: str = "measure") -> list[InferenceResult]:
+                   desc: str = "measure", start: int = 0) -> list[InferenceResult]:
+    """``cfg.repetitions`` rounds of one window per target, round r in the order of row
+    ``start + r`` of the targets' Williams design (a run's seeds continue the design
+    where the seed before stopped, rather than each repeating its first rows)."""
     windows: list[list[Measurement]] = [[] for _ in targets]
     sequence: list[list[int]] = [[] for _ in targets]
     compiles: list[int | None] = [None if t.runnable.compilations() is None else 0 for t in targets]
@@ -172,7 +188,7 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
     with torch.inference_mode(), tqdm(total=cfg.repetitions * n, desc=desc, unit="window",
                                       leave=False, disable=None) as bar:
         for rnd in range(cfg.repetitions):
-            for k, i in enumerate(design[rnd % len(design)]):
+            for k, i in enumerate(design[(start + rnd) % len(design)]):
                 t = targets[i]
                 key = f"{t.name}:{rnd}"
                 graphs = t.runnable.compilations()  # read outside the window
@@ -185,5 +201,7 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
                 sequence[i].append(rnd * n + k)
                 bar.update()
     rounds = tuple(range(cfg.repetitions))
+    named = schedule(n, cfg.repetitions, start)
     return [InferenceResult(t.batch_size or cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds,
-                            tuple(q), compiles_in_windows=c) for t, w, q, c in zip(targets, windows, sequence, compiles)]
+                            tuple(q), named, compiles_in_windows=c)
+            for t, w, q, c in zip(targets, windows, sequence, compiles)]

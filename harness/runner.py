@@ -296,7 +296,8 @@ class Runner:
                      + f": {cfg.repetitions} interleaved rounds of one window each "
                      f"(>= {max(cfg.min_window_s, self.monitor.min_window_s()):g} s) on {self.device.name}")
             results = measure_rounds([t for p in pending for t in p.targets], cfg, self.monitor,
-                                     desc=f"measure seed {seed}")
+                                     desc=f"measure seed {seed}",
+                                     start=self.suite.seeds.index(seed) * cfg.repetitions)
             counted = self.count_work(pending)
             for p in pending:
                 mine, results = results[:len(p.targets)], results[len(p.targets):]

@@ -48,3 +48,25 @@ def test_measured_rounds_follow_the_design() -> None:
     order = [[slot[rnd * n + k] for k in range(n)] for rnd in range(reps)]
     assert order == williams(n)
     assert max(follows(order).values()) == 2
+
+
+def test_the_schedule_is_named_for_what_ran_and_seeds_continue_the_design() -> None:
+    """Digits: 11 targets, 7 rounds, where the design has 22 rows: the records named it
+    'Williams design (first-order carry-over balanced)'. Now the name says which rows ran
+    and that they are not balanced; a second seed continues the design where the first
+    stopped instead of repeating its rows."""
+    from harness.measure import schedule
+
+    assert "rows 1-7 of the 22-row Williams design for 11 targets" in schedule(11, 7)
+    assert "not carry-over balanced" in schedule(11, 7)
+    assert "rows 8-14" in schedule(11, 7, start=7)
+    assert "1 whole Williams design(s)" in schedule(4, 4) and "not" not in schedule(4, 4)  # absence
+    monitor = EnergyMonitor([EstimateBackend(memory_bytes=lambda: 0)])
+    n, reps = 5, 3
+    targets = [Target(f"v{i}", eager(torch.nn.Linear(2, 2)), [{"input": torch.zeros(1, 2)}], 1, 20, 0.0)
+               for i in range(n)]
+    results = measure_rounds(targets, MeasureConfig(repetitions=reps), monitor, start=reps)
+    slot = {pos: i for i, r in enumerate(results) for pos in r.sequence}
+    order = [[slot[rnd * n + k] for k in range(n)] for rnd in range(reps)]
+    assert order == williams(n)[reps:2 * reps]
+    assert results[0].schedule == schedule(n, reps, reps)
