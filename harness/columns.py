@@ -126,8 +126,12 @@ COLUMNS: tuple[Column, ...] = (
     _c("compiles_in_windows", "int", "count", "graphs compiled inside measured windows (compile rows; must be 0)"),
     _c("pareto", "bool", "", "no row of the task is as accurate and cheaper per inference, and better in one"),
     _c("break_even_inferences", "float", "inferences", "train_J / (parent J/inference - J/inference); null when "
-                                                        "there is no parent or it never pays back"),
+                                                        "there is no parent, it never pays back, or the saving is "
+                                                        "not significant (break_even_significant false)"),
     _c("break_even_never", "bool", "", "true when the row saves nothing per inference, so it never pays back"),
+    _c("break_even_significant", "bool", "", "whether the energy saved per inference is significant: the row's 95% "
+                                             "interval of J/inference (across runs where several, else within its "
+                                             "run) lies wholly below its parent's; printed n.s. where not"),
     _c("lineage_train_J", "float", "J", "creation energy along the lineage, the search that chose its root included"),
     _c("J_at_1e3_queries", "float", "J", "lineage_train_J + 1e3 x J_per_inference"),
     _c("J_at_1e6_queries", "float", "J", "lineage_train_J + 1e6 x J_per_inference"),
@@ -163,7 +167,7 @@ def derived(table: pd.DataFrame) -> pd.DataFrame:
 
 
 #: Added by lifecycle.add_lifecycle, from the table's own columns.
-LIFECYCLE = ("pareto", "break_even_inferences", "break_even_never", "lineage_train_J", "J_at_1e3_queries",
+LIFECYCLE = ("pareto", "break_even_inferences", "break_even_never", "break_even_significant", "lineage_train_J", "J_at_1e3_queries",
              "J_at_1e6_queries", "J_at_1e9_queries", "train_gCO2e", "gCO2e_per_1e6_queries")
 
 #: The paper table's default columns (``table.tex``): what fits a two-column article

@@ -78,25 +78,42 @@ def _by_id(table: pd.DataFrame) -> dict[tuple[str, str, str], pd.Series]:
     return {lineage_key(r): r for _, r in table.iterrows()}
 
 
-def break_even(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+def _interval(r: pd.Series) -> tuple[float, float]:
+    """A row's 95% interval of J/inference: across runs where there are several, else
+    within its run; NaNs where it has none."""
+    for kind in ("across_runs", "within_run"):
+        lo, hi = r.get(f"J_per_inference_{kind}_ci95_lo"), r.get(f"J_per_inference_{kind}_ci95_hi")
+        if lo is not None and hi is not None and not pd.isna(lo) and not pd.isna(hi):
+            return float(lo), float(hi)
+    return math.nan, math.nan
+
+
+def break_even(table: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Inferences after which the variant's creation energy is repaid (a number; NaN
-    with no parent or when it never pays back), and whether it never does (None with no
-    parent)."""
+    with no parent, when it never pays back, or when its saving is not significant),
+    whether it never does (None with no parent), and whether the saving is significant
+    (its interval of J/inference wholly below the parent's; None with no parent)."""
     rows = _by_id(table)
-    when, never = [], []
+    when, never, significant = [], [], []
     for _, r in table.iterrows():
         parent = rows.get(lineage_key(r, r["parent"]))
         if parent is None:
             when.append(float("nan"))
             never.append(None)
+            significant.append(None)
             continue
         saved = parent["J_per_inference"] - r["J_per_inference"]
+        hi, parent_lo = _interval(r)[1], _interval(parent)[0]
+        # without intervals (older tables) the point estimates decide, as before
+        sig = bool(saved > 0 and (pd.isna(hi) or pd.isna(parent_lo) or hi < parent_lo))
         # a creation energy that is unknown (made outside joulebench) has no break-even
         # point; it still never pays back when it saves nothing
         known = not pd.isna(r["train_J"])
-        when.append(float("nan") if saved <= 0 or not known else float(math.ceil(r["train_J"] / saved)))
+        when.append(float(math.ceil(r["train_J"] / saved)) if sig and known else float("nan"))
         never.append(bool(saved <= 0))
-    return pd.Series(when, index=table.index, dtype=float), pd.Series(never, index=table.index, dtype=object)
+        significant.append(sig if saved > 0 else None)
+    return (pd.Series(when, index=table.index, dtype=float), pd.Series(never, index=table.index, dtype=object),
+            pd.Series(significant, index=table.index, dtype=object))
 
 
 def own_creation_j(row: pd.Series) -> float:
@@ -127,7 +144,7 @@ def lineage_train_j(table: pd.DataFrame) -> pd.Series:
 def add_lifecycle(table: pd.DataFrame, carbon: Carbon) -> pd.DataFrame:
     out = table.copy()
     out["pareto"] = pareto_flags(out)
-    out["break_even_inferences"], out["break_even_never"] = break_even(out)
+    out["break_even_inferences"], out["break_even_never"], out["break_even_significant"] = break_even(out)
     out["lineage_train_J"] = lineage_train_j(out)
     for n in QUERY_SCALES:
         out[f"J_at_{n:.0e}_queries".replace("+0", "")] = out["lineage_train_J"] + n * out["J_per_inference"]

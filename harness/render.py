@@ -73,9 +73,15 @@ def unc_text(fraction: Any) -> str:
     return "-" if fraction is None or pd.isna(fraction) else f"±{100 * float(fraction):.2g}%"
 
 
+#: A break-even whose saving per inference is not significant.
+NOT_SIGNIFICANT = "n.s."
+
+
 def break_even_text(r: pd.Series) -> str:
     if r.get("break_even_never") is True or r.get("break_even_never") is np.True_:
         return "never"
+    if r.get("break_even_significant") is False or r.get("break_even_significant") is np.False_:
+        return NOT_SIGNIFICANT  # the saving's interval reaches the parent's: no break-even from noise
     if pd.isna(r["break_even_inferences"]) and pd.notna(r.get("parent")) and pd.isna(r.get("train_J")):
         return UNKNOWN  # made outside joulebench: what it cost to create is not known
     return fmt(r["break_even_inferences"]) if pd.notna(r["break_even_inferences"]) else "-"
@@ -335,6 +341,8 @@ def _paper_cells() -> dict[str, tuple[str, Callable[[pd.Series, float], str], st
     def breakeven(r, _):
         if r.get("break_even_never") is True or r.get("break_even_never") is np.True_:
             return "never"
+        if break_even_text(r) == NOT_SIGNIFICANT:
+            return NOT_SIGNIFICANT
         value = r["break_even_inferences"]
         if value is None or pd.isna(value):
             return UNKNOWN if break_even_text(r) == UNKNOWN else "--"

@@ -44,7 +44,8 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
                      "one measurement. idle W is always this run's own.")
     notes.append("train J: every window spent creating the variant (training, fine-tuning, teacher logits); "
                  "lineage train J adds its ancestors'; J at N queries = lineage train J + N x J/inference; "
-                 "break-even = train J / (parent J/inference - J/inference), never if it saves nothing.")
+                 "break-even = train J / (parent J/inference - J/inference), never if it saves nothing, n.s. where the "
+                 "saving is not significant (the row's 95% interval of J/inference reaches into its parent's).")
     outside = table[table["train_J_source"].fillna("measured") != "measured"] if "train_J_source" in table else table[:0]
     if len(outside):
         notes.append("made outside joulebench (" + ", ".join(sorted(outside["variant_id"])) + "): a checkpoint or an "

@@ -66,5 +66,30 @@ def test_lineage_and_break_even_are_keyed_by_suite() -> None:
     t = pd.DataFrame(rows)
     lineage = lineage_train_j(t)
     assert list(lineage) == [8000.0, 8010.0, 2000.0, 2030.0]
-    when, _ = break_even(t)
+    when, _, _ = break_even(t)
     assert when.iloc[1] == 10_000 and when.iloc[3] == 15_000
+
+
+def test_break_even_needs_a_significant_saving() -> None:
+    """SST-2 prune90: break-even 2.93e7 from a 0.6% gap whose intervals coincide. A saving
+    whose interval reaches the parent's has no break-even (n.s.); a separated one has."""
+    import pandas as pd
+
+    from harness.lifecycle import break_even
+    from harness.render import NOT_SIGNIFICANT, break_even_text
+
+    def rows(child_lo: float, child_hi: float) -> pd.DataFrame:
+        return pd.DataFrame([
+            {"suite": "s", "task": "t", "variant_id": "m", "parent": None, "train_J": 100.0, "J_per_inference": 1.0,
+             "J_per_inference_within_run_ci95_lo": 0.98, "J_per_inference_within_run_ci95_hi": 1.02},
+            {"suite": "s", "task": "t", "variant_id": "m.p", "parent": "m", "train_J": 10.0, "J_per_inference": 0.994,
+             "J_per_inference_within_run_ci95_lo": child_lo, "J_per_inference_within_run_ci95_hi": child_hi}])
+
+    t = rows(0.97, 1.01)  # overlapping: noise
+    when, never, sig = break_even(t)
+    assert pd.isna(when.iloc[1]) and sig.iloc[1] is False and never.iloc[1] is False
+    t["break_even_inferences"], t["break_even_never"], t["break_even_significant"] = when, never, sig
+    assert break_even_text(t.iloc[1]) == NOT_SIGNIFICANT
+    t = rows(0.990, 0.996)  # wholly below the parent's interval: a saving (absence of the refusal)
+    when, never, sig = break_even(t)
+    assert when.iloc[1] == 1667 and sig.iloc[1] is True
