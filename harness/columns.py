@@ -87,7 +87,11 @@ COLUMNS: tuple[Column, ...] = (
     _c("delta_test", "string", "", "McNemar (one seed) or a paired seeds x examples bootstrap"),
     _c("train_J", "float", "J", "energy of every window spent creating the row (gross), per seed"),
     _c("train_J_net", "float", "J", "train_J less idle power x duration; null below the meter's resolution"),
-    _c("train_s", "float", "s", "duration of those windows, per seed"),
+    _c("train_s", "float", "s", "duration of the creation work itself, per seed (a window padded to the meter's "
+                                "resolution counts its work's seconds, not the padding)"),
+    _c("train_J_is_bound", "bool", "", "true when train_J is an upper bound, not a value: a creation window below "
+                                       "the meter's resolution kept its padded gross reading (printed <= in every "
+                                       "format)"),
     _c("train_J_source", "string", "", "how train_J is known: measured; reported (by the user, for a variant made "
                                        "outside joulebench; + measured for windows joulebench added); unknown (made "
                                        "outside joulebench: train_J and the lineage figures are null, never 0 J)"),

@@ -101,7 +101,13 @@ def creation_text(r: pd.Series, col: str) -> str:
             return UNKNOWN
         return "-"
     reported = str(r.get("train_J_source") or "").startswith("reported") and col in ("train_J", "lineage_train_J")
-    return fmt(value) + (" (reported)" if reported else "")
+    return ("≤ " if is_bound(r) and col == "train_J" else "") + fmt(value) + (" (reported)" if reported else "")
+
+
+def is_bound(r: pd.Series) -> bool:
+    """Whether the row's train J is an upper bound (a creation window below resolution)."""
+    flag = r.get("train_J_is_bound")
+    return flag is True or flag is np.True_
 
 
 def _target(r: pd.Series) -> str:
@@ -357,8 +363,9 @@ def _paper_cells() -> dict[str, tuple[str, Callable[[pd.Series, float], str], st
         "J_per_inference": ("J/inf.", lambda r, f: _num(r["J_per_inference"], f), "J"),
         "correct_per_J": ("correct", lambda r, f: _num(r["correct_per_J"], f), "1/J"),
         "train_J": ("creation", lambda r, f: (UNKNOWN if r.get("train_J_source") == "unknown" else
-                                              _num(r["train_J"], f) + ("$^{r}$" if str(r.get("train_J_source") or "")
-                                                                       .startswith("reported") else "")), "J"),
+                                              ("$\\le$" if is_bound(r) else "") + _num(r["train_J"], f)
+                                              + ("$^{r}$" if str(r.get("train_J_source") or "").startswith("reported")
+                                                 else "")), "J"),
         "break_even_inferences": (stack("pays", "back after"), breakeven, ""),
     }
 

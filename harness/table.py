@@ -174,17 +174,19 @@ def creation_columns(group: list[RunRecord]) -> dict[str, Any]:
     nan = float("nan")
     create = [w for r in group for w in r.train.windows()]
     sources = {r.train.source for r in group}
+    bound = any(w.below_resolution for w in create)
     if "unknown" in sources:
-        return {"train_J": nan, "train_J_net": nan, "train_s": nan, "train_J_source": "unknown"}
+        return {"train_J": nan, "train_J_net": nan, "train_s": nan, "train_J_source": "unknown",
+                "train_J_is_bound": False}
     measured = sum(w.energy_j for w in create) / len(group)
     if "reported" in sources:
         reported = sum(r.train.reported_j or 0.0 for r in group) / len(group)
         return {"train_J": reported + measured, "train_J_net": nan, "train_s": nan,
-                "train_J_source": "reported" + (" + measured" if create else "")}
+                "train_J_source": "reported" + (" + measured" if create else ""), "train_J_is_bound": bound}
     return {"train_J": measured,
-            "train_J_net": (nan if any(w.below_resolution for w in create)
-                            else sum(w.net_energy_j for w in create) / len(group)),
-            "train_s": sum(w.duration_s for w in create) / len(group), "train_J_source": "measured"}
+            "train_J_net": nan if bound else sum(w.net_energy_j for w in create) / len(group),
+            "train_s": sum(w.work_s if w.work_s is not None else w.duration_s for w in create) / len(group),
+            "train_J_source": "measured", "train_J_is_bound": bound}
 
 
 def work_columns(measured: list[RunRecord]) -> dict[str, Any]:
