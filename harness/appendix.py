@@ -58,7 +58,7 @@ def tex_table(table: pd.DataFrame) -> tuple[list[str], list[list[str]], str]:
                                                    f"{100 * r['accuracy_ci95_hi']:.1f}]")
         target = "--" if pd.isna(r["J_to_target"]) else stack(fmt(r["J_to_target"]), _tex_escape(f"[{fmt_target(r)}]"))
         cells = [_tex_escape(name)] + ([] if one["device"] else [_tex_escape(r["device"])]) + [
-            fmt(r["seeds"]), acc, fmt(r["train_s"]), creation_text(r, "train_J"), _dash(fmt(r["tuning_J"])), target,
+            fmt(r["seeds"]), acc, fmt(r["train_s"]), _tex_escape(creation_text(r, "train_J")), _dash(fmt(r["tuning_J"])), target,
             fmt(1e3 * r["J_per_inference"]), creation_text(r, "train_gCO2e"), fmt(r["gCO2e_per_1e6_queries"] / 1e3)]
         rows_.append(cells + ([] if one["energy_method"] else [_tex_escape(method)]))
     said = [f"{k} {v}" for k, v in (("task", table["task"].iloc[0] if one["task"] else None),

@@ -78,10 +78,10 @@ def test_break_even_needs_a_significant_saving() -> None:
     from harness.lifecycle import break_even
     from harness.render import NOT_SIGNIFICANT, break_even_text
 
-    def rows(child_lo: float, child_hi: float) -> pd.DataFrame:
+    def rows(child_lo: float, child_hi: float, parent_lo: float = 0.98) -> pd.DataFrame:
         return pd.DataFrame([
             {"suite": "s", "task": "t", "variant_id": "m", "parent": None, "train_J": 100.0, "J_per_inference": 1.0,
-             "J_per_inference_within_run_ci95_lo": 0.98, "J_per_inference_within_run_ci95_hi": 1.02},
+             "J_per_inference_within_run_ci95_lo": parent_lo, "J_per_inference_within_run_ci95_hi": 1.02},
             {"suite": "s", "task": "t", "variant_id": "m.p", "parent": "m", "train_J": 10.0, "J_per_inference": 0.994,
              "J_per_inference_within_run_ci95_lo": child_lo, "J_per_inference_within_run_ci95_hi": child_hi}])
 
@@ -90,6 +90,6 @@ def test_break_even_needs_a_significant_saving() -> None:
     assert pd.isna(when.iloc[1]) and sig.iloc[1] is False and never.iloc[1] is False
     t["break_even_inferences"], t["break_even_never"], t["break_even_significant"] = when, never, sig
     assert break_even_text(t.iloc[1]) == NOT_SIGNIFICANT
-    t = rows(0.990, 0.996)  # wholly below the parent's interval: a saving (absence of the refusal)
+    t = rows(0.990, 0.996, parent_lo=0.998)  # wholly below the parent's interval: a saving (absence of the refusal)
     when, never, sig = break_even(t)
     assert when.iloc[1] == 1667 and sig.iloc[1] is True
