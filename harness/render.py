@@ -235,7 +235,9 @@ def selected_markdown(table: pd.DataFrame, names: list[str], notes: list[str]) -
     headers = [n + (f" ({declared[n].unit})" if declared[n].unit else "") for n in names]
     lines = ["### Selected columns", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     def cell(r: pd.Series, n: str) -> str:
-        return break_even_text(r) if n == "break_even_inferences" else fmt(_plain(r[n]))
+        if n == "break_even_inferences":
+            return break_even_text(r)
+        return creation_text(r, n) if n in ("train_J", "lineage_train_J") else fmt(_plain(r[n]))
 
     lines += ["| " + " | ".join(cell(r, n) for n in names) + " |" for _, r in table.iterrows()]
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
