@@ -86,3 +86,18 @@ def test_no_false_alarm_from_gaps_alone() -> None:
         gapped = _with_gaps(y, rng, [0, 5, 3][k % 3], [1, 0, 2][k % 3], 10)
         alarms += _first_gate(gapped) is not None
     assert alarms <= 200 * 0.02, alarms  # the plain series' own rate bound (documented: under 2%)
+
+
+def test_counts_made_another_way_are_not_the_series_nights() -> None:
+    """The committed history-work nights were counted on MKL's AVX2 kernels; today's
+    counts hold MKL to SSE4.2 (+16% on unchanged models). Put after them, they closed the
+    gate; a series compares only nights counted as its latest was."""
+    from harness.history.series import same_method
+
+    values = pd.Series([1000.0] * 6 + [1160.0, 1160.0])
+    methods = pd.Series(["callgrind, AVX2"] * 6 + ["callgrind, MKL SSE4.2"] * 2)
+    rule = rules()["instructions_per_inference"]
+    kept = same_method(values, methods)
+    assert kept.isna().sum() == 6 and not _detect(kept, rule).gate
+    same = same_method(values, pd.Series(["callgrind, AVX2"] * 8))  # absence: one method, a real +16% step
+    assert _detect(same, rule).gate

@@ -72,6 +72,34 @@ def rules(energy_rise: float = 0.05, acc_drop: float = 0.01, spread_factor: floa
                                                spread_factor=spread_factor, window=window)}
 
 
+def same_method(values: pd.Series, methods: pd.Series) -> pd.Series:
+    """``values`` of the nights counted as the latest count was (the same tool, tool
+    settings and batch sample, as the ``work_method`` string says); NaN for the others,
+    which have no verdict: counts made differently are never compared (compare refuses
+    the same pair)."""
+    counted = methods[values.notna()]
+    if counted.empty:
+        return values
+    return values.where(methods == counted.iloc[-1])
+
+
+def text_from_columns(points: pd.DataFrame, name: str) -> pd.Series:
+    """A declared text column from the results' ``columns`` JSON; None where absent."""
+    if name in points.columns:
+        return points[name]
+    if "columns" not in points.columns:
+        return pd.Series(None, index=points.index, dtype=object)
+
+    def one(text: object) -> object:
+        try:
+            value = json.loads(text).get(name) if isinstance(text, str) else None
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+
+    return points["columns"].map(one)
+
+
 def from_columns(points: pd.DataFrame, name: str) -> pd.Series:
     """A declared column the results table keeps only in its ``columns`` JSON (every
     column of the report's table is there by name), as floats; NaN where absent."""
@@ -148,7 +176,8 @@ def build(points: pd.DataFrame, rule_set: dict[str, Rule] | None = None, suite: 
     """Every series in ``points`` (History.points), each with its verdicts."""
     rule_set = rule_set or rules()
     points = points.assign(j_per_inference_rel=drift_corrected(points),  # over every variant, before filtering
-                           instructions_per_inference=from_columns(points, "instructions_per_inference"))
+                           instructions_per_inference=from_columns(points, "instructions_per_inference"),
+                           work_method=text_from_columns(points, "work_method"))
     if suite is not None:
         points = points[points["suite"] == suite]
     if variant is not None:
@@ -156,6 +185,7 @@ def build(points: pd.DataFrame, rule_set: dict[str, Rule] | None = None, suite: 
     out = []
     for key, nights in points.groupby(KEY, sort=True, dropna=False):
         nights = nights.sort_values(["started_at", "run_id"]).reset_index(drop=True)
+        nights["instructions_per_inference"] = same_method(nights["instructions_per_inference"], nights["work_method"])
         s = Series(*key[:4], machine_label=nights["machine_label"].iloc[-1], meter=key[4], nights=nights)
         s.verdicts = {name: _detect(nights[METRICS[name].column], rule) for name, rule in rule_set.items()
                       if not (METRICS[name].optional and nights[METRICS[name].column].isna().all())}
