@@ -5,8 +5,8 @@
 the typed DataFrame (``typed``: one explicit schema, so every run's CSV and Parquet have
 the same dtypes and any runs concatenate), the data dictionary written beside the table
 (``columns.csv`` and the Parquet schema metadata), the LaTeX paper table's default
-columns (``PAPER``) and the history database (``HISTORY``: the same names, SQLite
-matching them case-insensitively).
+columns (``PAPER``), and the history database, which stores every column by these
+names (its ``columns`` JSON).
 
 Types are numbers, booleans and strings only: missing is null (never "-"), "never" is a
 null beside a flag (``break_even_never``), fractions are fractions (0.5, not "+-50%").
@@ -178,12 +178,6 @@ LIFECYCLE = ("pareto", "break_even_inferences", "break_even_never", "break_even_
 #: (the technique is shown under each variant id).
 PAPER = ("variant_id", "accuracy", "accuracy_delta_vs_parent", "J_per_inference", "correct_per_J",
          "train_J", "break_even_inferences")
-
-#: The columns the nightly history stores per (run, variant), by the same names.
-HISTORY = ("suite", "variant_id", "task", "model", "runtime", "device", "seeds", "n_eval", "accuracy",
-           "accuracy_ci95_lo", "accuracy_ci95_hi", "accuracy_ci_method", "J_per_inference",
-           "J_per_inference_within_run_ci95_lo", "J_per_inference_within_run_ci95_hi", "J_per_inference_net",
-           "energy_method", "train_J", "inferences_per_s")
 
 
 def _value(value: Any) -> Any:

@@ -1,8 +1,10 @@
 """One tiny registry shared by tasks, model families, techniques, runtimes and meters.
 
-Adding a task, a model, a compression technique, a runtime or an energy meter is one
-small file with one ``@REGISTRY.register("name")`` line; tests loop over ``names()`` so
-a new entry is tested without writing a new test (the timm pattern).
+Adding a task, a model, a compression technique, a runtime or an energy meter is a
+small file registered by name (``@REGISTRY.register("name")``; see docs/extending.md for
+what else each kind needs today); tests loop over ``names()`` so a new entry is tested
+without writing a new test (the timm pattern). Each registry declares what its entries
+must be (``check``: a subclass of its base class, or a callable).
 
 **Plugins.** A separately installed package adds entries through ``importlib.metadata``
 entry points, as pytest takes its plugins: the group is the registry's (``GROUPS``:

@@ -20,10 +20,6 @@ from harness.records import RUN_FILES, RunRecord
 from harness.table import (CV_WARN, build_batch_table, build_sweep_table, build_table, build_trial_table,
                            cross_check_notes, fmt_target, load_run_dirs)
 
-OUTPUTS = ("table.md", "table.csv", "table.parquet", "table.tex", "table_full.tex", "columns.csv",
-           "accuracy_vs_energy.png", "lifecycle_energy.png")
-
-
 def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> list[str]:
     notes = [f"Energy method: {f}" for f in sorted({f for r in recs for f in r.meter.get("formulas", [])})]
     notes.append("accuracy: on the held-out eval split. 95% CI: Wilson over examples with one seed; with several, a "

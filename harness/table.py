@@ -6,9 +6,10 @@ each is valid for):
   with one seed, and a bootstrap over seeds and examples with several;
 - each variant is tested against its parent on the same eval examples: McNemar with
   one seed, a paired seeds x examples bootstrap with several;
-- J per inference is the median over every window of every seed, with a distribution-
-  free 95% interval that is valid *within the run* (windows of one run share its
-  machine state), and the CV;
+- J per inference is, in one run, the median over every window of every seed, with a
+  distribution-free 95% interval that is valid *within the run* (windows of one run
+  share its machine state); over repeated runs, the median of the runs' medians, with
+  an interval across runs (runs the unit, from 6 runs); and the CV over every window;
 - the energy method names how creation and inference energy were obtained and where,
   when they differ (a creation window reused from a cache filled on another machine).
 """

@@ -69,12 +69,11 @@ class CompressContext:
     curves: CurvePlan | None = None
     device: Device = CPU  # where the run's modules live (the parent is already there)
 
-    def curve(self, key: str, module: nn.Module, bundle: ModelBundle | None = None) -> CurveRecorder:
+    def curve(self, key: str, module: nn.Module) -> CurveRecorder:
         """The recorder for a training loop in window ``key`` that trains ``module``: its
         ``window()`` replaces ``monitor.window(key)`` and its ``checkpoint`` goes to
-        train(); it records a curve where the suite asks for one, and nothing otherwise.
-        (``bundle`` is accepted and unused: the curve's validation split is already
-        encoded for the variant's architecture.)"""
+        train(); it records a curve where the suite asks for one, and nothing otherwise
+        (the curve's validation split is already encoded for the variant's architecture)."""
         return (self.curves or CurvePlan(self.monitor)).recorder(key, module)
 
 
