@@ -123,3 +123,22 @@ def test_a_step_the_first_night_misses_closes_the_gate_when_confirmed() -> None:
         alarms += detect(flat[:21], ENERGY).gate or detect(flat, ENERGY).gate
     assert old >= 24 and new <= 20 and new < old, (old, new)
     assert alarms <= 8, alarms
+
+
+def test_one_wild_night_beside_a_normal_one_is_no_half_step() -> None:
+    """A +50% outlier night, then a normal latest night: the two-night piece's median is
+    their mean, a +25% "step" that closed the gate in 3-5% of series. Every night of a
+    short piece must depart now: after an outlier the gate closes no more often than
+    on pure noise; a real two-night step still confirms."""
+    closed_after_outlier = closed_on_noise = confirmed = 0
+    for seed in range(400):
+        y = noisy(12, 0.02, seed)
+        closed_on_noise += detect(y, ENERGY).gate
+        wild = y.copy()
+        wild[-2] *= 1.5
+        closed_after_outlier += detect(wild, ENERGY).confirmed is not None
+        step = y.copy()
+        step[-2:] *= 1.25
+        confirmed += detect(step, ENERGY).confirmed is not None
+    assert closed_after_outlier <= max(closed_on_noise, 4), (closed_after_outlier, closed_on_noise)
+    assert confirmed >= 380, confirmed  # absence: a step on both nights is still confirmed

@@ -186,14 +186,26 @@ def segments(y: Sequence[float], gamma: float, min_len: int = MIN_PIECE) -> list
     return sorted(starts)
 
 
+def _toward(piece: np.ndarray, other: float) -> float:
+    """A piece's level as a jump is judged: its median, but for a piece of MIN_PIECE
+    nights the night nearest the neighbouring level. The median of two nights is their
+    mean, so one wild night beside a normal one made half a step; now every night of a
+    short piece must depart for the jump to count."""
+    if len(piece) > MIN_PIECE:
+        return float(np.median(piece))
+    return float(piece[np.argmin(np.abs(piece - other))])
+
+
 def _merge(y: np.ndarray, starts: list[int], rule: Rule, sigma: float) -> list[int]:
-    """Merge adjacent pieces whose jump is within the thresholds, smallest jump first."""
+    """Merge adjacent pieces whose jump is within the thresholds, smallest jump first
+    (a short piece judged by its night nearest its neighbour: ``_toward``)."""
     starts = list(starts)
     while len(starts) > 1:
         bounds = starts + [len(y)]
-        levels = [float(np.median(y[a:b])) for a, b in zip(bounds, bounds[1:])]
-        margins = [abs(levels[k + 1] - levels[k]) / rule.threshold(levels[k], sigma, len(y) - 1)
-                   for k in range(len(levels) - 1)]
+        pieces = [y[a:b] for a, b in zip(bounds, bounds[1:])]
+        levels = [float(np.median(p)) for p in pieces]
+        margins = [abs(_toward(pieces[k + 1], levels[k]) - _toward(pieces[k], levels[k + 1]))
+                   / rule.threshold(levels[k], sigma, len(y) - 1) for k in range(len(levels) - 1)]
         k = int(np.argmin(margins))
         if margins[k] > 1.0:
             break
