@@ -58,7 +58,8 @@ class CurveRecorder:
     target_accuracy: float | None = None
     schedule: dict[str, Any] = field(default_factory=dict)  # eval_every / evals_per_epoch, as configured
     points: list[dict[str, Any]] = field(default_factory=list)
-    evals: list[Measurement] = field(default_factory=list)
+    evals: list[Measurement] = field(default_factory=list)  # each validation pass as reported
+    spent: list[Measurement] = field(default_factory=list)  # each pass's whole window, padding included
 
     @contextmanager
     def window(self) -> Iterator[list[Measurement]]:
@@ -66,7 +67,7 @@ class CurveRecorder:
         result: list[Measurement] = []
         with self.monitor.window(self.key) as out:
             yield result
-        result.append(self.monitor.minus(self.key, out[0], self.evals) if self.evals else out[0])
+        result.append(self.monitor.minus(self.key, out[0], self.spent) if self.spent else out[0])
 
     @property
     def checkpoint(self) -> "CurveRecorder | None":
@@ -80,14 +81,17 @@ class CurveRecorder:
         lap = self.monitor.lap(self.key)
         was = self.module.training
         self.module.eval()
-        with self.monitor.window(f"{self.key}:val{len(self.evals) + 1}", checked=False) as out:
+        # a validation pass lasts milliseconds: padded to the meter's resolution like short
+        # creation work, reported for the pass alone where resolved, else as a bound; its
+        # whole window (padding included) is what it takes out of the training window
+        with self.monitor.creation_window(f"{self.key}:val{len(self.evals) + 1}", spent=self.spent) as out:
             accuracy = evaluate(self.module, self.data, self.batch_size).accuracy
         self.module.train(was)
         self.points.append({
             "step": step, "examples_seen": seen,
-            "train_J": lap.energy_j - sum(m.energy_j for m in self.evals),
-            "train_J_net": lap.net_energy_j - sum(m.net_energy_j for m in self.evals),
-            "train_s": lap.duration_s - sum(m.duration_s for m in self.evals),
+            "train_J": lap.energy_j - sum(m.energy_j for m in self.spent[:-1]),
+            "train_J_net": lap.net_energy_j - sum(m.net_energy_j for m in self.spent[:-1]),
+            "train_s": lap.duration_s - sum(m.duration_s for m in self.spent[:-1]),
             "val_accuracy": accuracy, "eval_J": out[0].energy_j,
         })
         self.evals.append(out[0])

@@ -118,6 +118,15 @@ def test_curve_is_monotone_in_joules_and_steps(tmp_path: Path) -> None:
     assert bundle.module.training is False  # train() leaves it in eval mode, the recorder restored it in between
     assert all(0 <= p["val_accuracy"] <= 1 for p in points) and points[-1]["val_accuracy"] > 0.5
     assert sum(p["eval_J"] for p in points) == pytest.approx(sum(w["energy_j"] for w in rec.curve()["eval_windows"]))
+    # the padding is the passes': the training keeps none of it (each pass's whole window out)
+    assert all(m.duration_s >= monitor.creation_min_s() * (1 - 1e-9) for m in rec.spent)
+    # each validation pass (milliseconds) went through the meter's resolution: padded and
+    # reported for the pass alone, or kept as a bound; never a power the CPU cannot draw
+    cap = monitor.backends[0].max_power_w("cpu")
+    for w in rec.curve()["eval_windows"]:
+        assert w.get("work_s") is not None or w["duration_s"] >= monitor.creation_min_s()
+        cpu_j = next(c["energy_j"] for c in w["components"] if c["component"] == "cpu")
+        assert w.get("below_resolution") or cpu_j <= cap * w["duration_s"] * (1 + 1e-9), w
 
 
 def test_recording_a_curve_does_not_change_what_is_trained() -> None:
@@ -332,7 +341,7 @@ def test_a_repeated_sweep_comes_from_the_cache_and_shards_split_trials(sweep_run
 
 # -- the appendix -----------------------------------------------------------------------
 def test_the_appendix_renders_and_its_figures_equal_the_table(sweep_run) -> None:
-    from harness.render import fmt
+    from harness.render import creation_text, fmt
 
     _, out, _ = sweep_run
     proc = cli("report", str(out), "--appendix")
@@ -344,7 +353,7 @@ def test_the_appendix_renders_and_its_figures_equal_the_table(sweep_run) -> None
     assert set(rows) == {"digits:cnn", "digits:cnn.int8"}
     for vid, cells in rows.items():
         r = table.loc[vid.split(":")[1]]
-        assert cells[4] == fmt(r["train_s"]) and cells[5] == fmt(r["train_J"])
+        assert cells[4] == fmt(r["train_s"]) and cells[5] == creation_text(r, "train_J")  # a bound prints as one
         assert cells[6] == fmt(r["tuning_J"]) and cells[8] == fmt(1e3 * r["J_per_inference"])
         assert cells[9] == fmt(r["train_gCO2e"])
     assert rows["digits:cnn"][7].startswith(fmt(table.loc["cnn", "J_to_target"]))

@@ -158,7 +158,8 @@ class EnergyMonitor:
         return m
 
     @contextmanager
-    def creation_window(self, key: str, sleep: Callable[[float], None] = time.sleep) -> Iterator[list[Measurement]]:
+    def creation_window(self, key: str, sleep: Callable[[float], None] = time.sleep,
+                        spent: list[Measurement] | None = None) -> Iterator[list[Measurement]]:
         """A window over creation work (an export, a quantization, teacher logits): work
         shorter than ``creation_min_s`` is padded with idle time to it, so the meter can
         resolve the window and no millisecond edge reads a power the machine cannot draw.
@@ -179,9 +180,13 @@ class EnergyMonitor:
         floor = self.creation_min_s()
         if work_s >= floor:
             out.append(self.end_window(key))
+            if spent is not None:
+                spent.append(out[0])
             return
         sleep(floor - work_s)
         padded = self.end_window(key, checked=False)
+        if spent is not None:  # what the window took, padding included (a nested window's share of its host)
+            spent.append(padded)
         # the work's own reading: the padding's idle energy taken out, over the work's time
         pad_s = padded.duration_s - work_s
         work = dataclasses.replace(padded, duration_s=work_s, work_s=work_s, components=tuple(
