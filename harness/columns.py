@@ -61,7 +61,9 @@ COLUMNS: tuple[Column, ...] = (
     _c("params", "int", "count", "parameters of the module as it runs"),
     _c("nonzero_params", "int", "count", "parameters that are not zero"),
     _c("size_bytes", "int", "bytes", "the artifact's size on disk (safetensors, or the .onnx file)"),
-    _c("sparsity", "float", "fraction", "weights zeroed or removed, of the parent's; null when not pruned"),
+    _c("sparsity", "float", "fraction", "the share of the parent's parameters (all of them: embeddings, norms and "
+                                        "biases too) that are zero or removed in a pruned row, whatever the "
+                                        "technique; null when not pruned"),
     _c("sparsity_exploited", "bool", "", "whether the kernels skip the zeros (a smaller dense layer, 2:4 kernels)"),
     _c("sparsity_note", "string", "", "how the sparsity is or is not exploited"),
     _c("flops_per_inference", "float", "FLOP", "torch.utils.flop_counter over the eval split, per example; work, "

@@ -133,7 +133,7 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "params_desc": describe(first.params), "runtime": runtime_label(first.runtime), "seeds": len(group),
         "device": device_label(group),
         "params": first.n_params, "nonzero_params": first.n_nonzero_params or first.n_params,
-        "size_bytes": first.size_bytes, "sparsity": info.get("sparsity"),
+        "size_bytes": first.size_bytes, "sparsity": sparsity(first, by_key) if info.get("sparsity_scope") else None,  # pruned rows only
         **sparsity_columns(info.get("sparsity_exploited")),
         "flops_per_inference": first.flops.get("per_inference"), "train_flops": first.flops.get("train"),
         "n_eval": first.eval.n,
@@ -386,6 +386,19 @@ def build_trial_table(recs: list[RunRecord]) -> pd.DataFrame:
              "energy_method": "+".join(sorted({w.provenance for w in r.train.windows()})),
              "cached": bool(r.cached)} for r in recs if r.status == "trial"]
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def sparsity(rec: RunRecord, by_key: dict[tuple, RunRecord]) -> float | None:
+    """The one definition of a pruned row's sparsity (columns.py says it): the share of
+    its parent's parameters, all of them, that are zero or removed in it, whatever the
+    technique. Unstructured pruning zeroes Linear/Conv weights, structured pruning
+    removes rows, heads or layers: one denominator makes them comparable. None where
+    the parent's count is not recorded."""
+    parent = by_key.get((rec.suite, rec.parent, rec.seed)) or next(
+        (r for (suite, vid, _), r in by_key.items() if suite == rec.suite and vid == rec.parent), None)
+    if parent is None or not parent.n_params or rec.n_nonzero_params is None:
+        return None
+    return 1.0 - rec.n_nonzero_params / parent.n_params
 
 
 def build_table(recs: list[RunRecord]) -> pd.DataFrame:

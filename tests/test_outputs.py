@@ -166,3 +166,18 @@ def test_a_creation_below_resolution_prints_as_a_bound_everywhere() -> None:
     assert not render.creation_text(table.loc["cnn"], "train_J").startswith("≤")
     tex = render.paper_latex(table.reset_index(drop=True), [], "digits", ["variant_id", "train_J"])
     assert tex.count("$\\le$") >= 2
+
+
+def test_sparsity_has_one_denominator_for_every_technique() -> None:
+    """SST-2 prune90 showed 90.0% (of Linear weights) while heads1 showed 1.5% (of all
+    parameters). Now every pruned row: the share of its parent's parameters that are zero
+    or removed; rows that were not pruned have none."""
+    from harness.table import build_table, load_run_dirs
+
+    recs, _ = load_run_dirs([ROOT / "results" / "reference" / "sst2"])
+    t = build_table(recs).set_index("variant_id")
+    parent = t.loc["bert_tiny", "params"]
+    for vid in ("bert_tiny.prune50", "bert_tiny.prune90", "bert_tiny.heads1"):
+        assert t.loc[vid, "sparsity"] == pytest.approx(1 - t.loc[vid, "nonzero_params"] / parent)
+    assert t.loc["bert_tiny.prune90", "sparsity"] < 0.1  # the embeddings, most of BERT-tiny, stay dense
+    assert pd.isna(t.loc["bert_tiny.int8", "sparsity"]) and pd.isna(t.loc["bert_tiny", "sparsity"])  # absence
