@@ -316,7 +316,7 @@ class OnnxRuntime(Runtime):
                     raise VariantSkipped(f"onnxruntime quantize_dynamic failed on {ctx.variant_id}: "
                                          f"{_first_line(exc)}") from None
                 path = quantized
-            return path.read_bytes()
+            return without_provenance(path.read_bytes())
 
     def _session(self, artifact: bytes, threads: int) -> Any:
         import onnxruntime as ort
@@ -405,6 +405,25 @@ def external_data(artifact: bytes) -> str | None:
                 continue
             stack.extend(value if _repeated(field) else [value])
     return None
+
+
+def without_provenance(artifact: bytes) -> bytes:
+    """The exported model without the exporter's per-node notes (torch.onnx writes each
+    node's Python stack trace, with the checkout's absolute paths, into its metadata):
+    the file, and so the row's size on disk, is then the same wherever joulebench runs."""
+    import onnx
+
+    model = onnx.load_model_from_string(artifact)
+    graphs = [model.graph, *(f for f in model.functions)]
+    while graphs:
+        g = graphs.pop()
+        for node in g.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            for attr in node.attribute:
+                graphs.extend([attr.g] if attr.HasField("g") else [])
+                graphs.extend(attr.graphs)
+    return model.SerializeToString()
 
 
 def _repeated(field: Any) -> bool:
