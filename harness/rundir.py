@@ -48,6 +48,18 @@ ENV_NESTED = ((("suite", "resolved"), (dict,)), (("suite", "resolved", "seeds"),
               (("suite", "name"), (str,)), (("suite", "path"), (str,)), (("suite", "profile"), (str,)))
 
 
+#: Lists of the environment whose every item a reader uses as one kind.
+ENV_ITEMS = ((("command",), str), (("suite", "resolved", "seeds"), int))
+
+
+def _at(env: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """``env[k1][k2]...``, or None where a level is missing or not a mapping."""
+    value: Any = env
+    for k in keys:
+        value = value.get(k) if isinstance(value, dict) else None
+    return value
+
+
 def check_environment(env: Any, path: Path) -> dict[str, Any]:
     """``env`` if it is an environment as joulebench writes it (an object; each key a
     reader uses of its kind; plain finite JSON throughout), else one line naming the key."""
@@ -58,18 +70,12 @@ def check_environment(env: Any, path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise UserError(f"{path}: {exc}; restore it from the run") from None
     wrong = [k for k, kinds in ENV_KINDS.items() if env.get(k) is not None and not isinstance(env[k], kinds)]
-    for keys, kinds in ENV_NESTED:
-        holder: Any = env
-        for k in keys[:-1]:
-            holder = holder.get(k) if isinstance(holder, dict) else None
-        if isinstance(holder, dict) and holder.get(keys[-1]) is not None and not isinstance(holder[keys[-1]], kinds):
+    wrong += [".".join(keys) for keys, kinds in ENV_NESTED
+              if _at(env, keys) is not None and not isinstance(_at(env, keys), kinds)]
+    for keys, kind in ENV_ITEMS:  # lists whose items a reader uses as one kind
+        items = _at(env, keys)
+        if isinstance(items, list) and not all(isinstance(x, kind) and not isinstance(x, bool) for x in items):
             wrong.append(".".join(keys))
-    if isinstance(env.get("command"), list) and not all(isinstance(a, str) for a in env["command"]):
-        wrong.append("command")
-    seeds = ((env.get("suite") or {}).get("resolved") or {}).get("seeds") if isinstance(env.get("suite"), dict) \
-        and isinstance(env["suite"].get("resolved"), dict) else None
-    if isinstance(seeds, list) and not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
-        wrong.append("suite.resolved.seeds")
     if wrong:
         raise UserError(f"{path} is not a joulebench environment: {wrong[0]} is not what joulebench writes there; "
                         "restore it from the run")

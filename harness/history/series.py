@@ -83,39 +83,26 @@ def same_method(values: pd.Series, methods: pd.Series) -> pd.Series:
     return values.where(methods == counted.iloc[-1])
 
 
-def text_from_columns(points: pd.DataFrame, name: str) -> pd.Series:
-    """A declared text column from the results' ``columns`` JSON; None where absent."""
-    if name in points.columns:
-        return points[name]
-    if "columns" not in points.columns:
-        return pd.Series(None, index=points.index, dtype=object)
-
-    def one(text: object) -> object:
-        try:
-            value = json.loads(text).get(name) if isinstance(text, str) else None
-        except (ValueError, AttributeError):
-            return None
-        return value if isinstance(value, str) else None
-
-    return points["columns"].map(one)
-
-
-def from_columns(points: pd.DataFrame, name: str) -> pd.Series:
+def from_columns(points: pd.DataFrame, name: str, text: bool = False) -> pd.Series:
     """A declared column the results table keeps only in its ``columns`` JSON (every
-    column of the report's table is there by name), as floats; NaN where absent."""
+    column of the report's table is there by name): as floats, NaN where absent; with
+    ``text``, as strings, None where absent."""
     if name in points.columns:
-        return points[name].astype(float)
+        return points[name] if text else points[name].astype(float)
     if "columns" not in points.columns:
-        return pd.Series(np.nan, index=points.index)
+        return pd.Series(None if text else np.nan, index=points.index, dtype=object if text else float)
 
-    def one(text: object) -> float:
+    def one(cell: object) -> object:
         try:
-            value = json.loads(text).get(name) if isinstance(text, str) else None
+            value = json.loads(cell).get(name) if isinstance(cell, str) else None
         except (ValueError, AttributeError):
-            return np.nan
+            value = None
+        if text:
+            return value if isinstance(value, str) else None
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
-    return points["columns"].map(one).astype(float)
+    values = points["columns"].map(one)
+    return values if text else values.astype(float)
 
 
 @dataclass
@@ -177,7 +164,7 @@ def build(points: pd.DataFrame, rule_set: dict[str, Rule] | None = None, suite: 
     rule_set = rule_set or rules()
     points = points.assign(j_per_inference_rel=drift_corrected(points),  # over every variant, before filtering
                            instructions_per_inference=from_columns(points, "instructions_per_inference"),
-                           work_method=text_from_columns(points, "work_method"))
+                           work_method=from_columns(points, "work_method", text=True))
     if suite is not None:
         points = points[points["suite"] == suite]
     if variant is not None:

@@ -32,7 +32,7 @@ import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -391,20 +391,27 @@ def external_data(artifact: bytes) -> str | None:
         model = onnx.load_model_from_string(artifact)
     except Exception as exc:  # not a protobuf onnx can parse
         return f"{NOT_ONNX} ({_first_line(exc)})"
-    stack: list[Any] = [model]
-    while stack:  # iterative: a deeply nested graph is no RecursionError
-        msg = stack.pop()
+    for msg in _messages(model):
         if isinstance(msg, onnx.TensorProto):
             if msg.data_location == onnx.TensorProto.EXTERNAL or len(msg.external_data):
                 where = next((e.value for e in msg.external_data if e.key == "location"), "?")
                 return f"tensor {msg.name!r} is stored outside the file ({where!r})"
         elif isinstance(msg, onnx.NodeProto) and msg.op_type in FILE_OPS:
             return f"node {msg.name!r} is an {msg.op_type}, whose attributes point the runtime at other files"
-        for field, value in msg.ListFields():
-            if field.type != field.TYPE_MESSAGE:
-                continue
-            stack.extend(value if _repeated(field) else [value])
     return None
+
+
+def _messages(model: Any) -> Iterator[Any]:
+    """Every protobuf message inside ``model``, itself included, by reflection (so no
+    field is missed, today's or a later ONNX version's); iterative, so a deeply nested
+    graph is no RecursionError."""
+    stack: list[Any] = [model]
+    while stack:
+        msg = stack.pop()
+        yield msg
+        for field, value in msg.ListFields():
+            if field.type == field.TYPE_MESSAGE:
+                stack.extend(value if _repeated(field) else [value])
 
 
 def without_provenance(artifact: bytes) -> bytes:
@@ -414,15 +421,9 @@ def without_provenance(artifact: bytes) -> bytes:
     import onnx
 
     model = onnx.load_model_from_string(artifact)
-    graphs = [model.graph, *(f for f in model.functions)]
-    while graphs:
-        g = graphs.pop()
-        for node in g.node:
-            del node.metadata_props[:]
-            node.doc_string = ""
-            for attr in node.attribute:
-                graphs.extend([attr.g] if attr.HasField("g") else [])
-                graphs.extend(attr.graphs)
+    for node in [m for m in _messages(model) if isinstance(m, onnx.NodeProto)]:  # the same walk as external_data
+        del node.metadata_props[:]
+        node.doc_string = ""
     return model.SerializeToString()
 
 

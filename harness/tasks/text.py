@@ -328,7 +328,7 @@ def load_text_classification(data_dir: Path | None, *, data: Text | None = None,
     how = (f"pass --data-dir DIR or set JOULEBENCH_DATA=DIR, where DIR holds {data or name}/{train_split}.tsv and "
            f"{data or name}/{eval_split}.tsv, or run online")
     hub_id = data[4:] if data and data.startswith("hub:") else (hub if data_dir is None and hub else None)
-    if hub_id is not None and not HUB_ID.fullmatch(hub_id) or hub_id is not None and ".." in hub_id:
+    if hub_id is not None and (not HUB_ID.fullmatch(hub_id) or ".." in hub_id):
         raise UserError(f"hub:{hub_id} is not a Hugging Face dataset id; write hub:<name> or hub:<owner>/<name> "
                         "(letters, digits, '-', '_', '.'), e.g. hub:nyu-mll/glue, or give a local folder")
     if hub_id is not None:
