@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from harness.lifecycle import Carbon
-from harness.render import _label, _tex_escape, ci, creation_text, fmt, stack, unc_text
+from harness.render import _label, _tex_escape, ci, creation_text, fmt, mark, stack, unc_text
 from harness.table import fmt_target
 
 COLUMNS = ["variant", "device", "seeds", "accuracy [95% CI]", "train time (s)", "train energy (J)",
@@ -34,8 +34,9 @@ def rows(table: pd.DataFrame) -> list[list[str]]:
             ci(r["accuracy"], r["accuracy_ci95_lo"], r["accuracy_ci95_hi"]),
             fmt(r["train_s"]), creation_text(r, "train_J"), fmt(r["tuning_J"]),
             "-" if pd.isna(r["J_to_target"]) else f"{fmt(r['J_to_target'])} ({fmt_target(r)})",
-            fmt(1e3 * r["J_per_inference"]), creation_text(r, "train_gCO2e"),
-            fmt(r["gCO2e_per_1e6_queries"] / 1e3), f"{r['energy_method']} ({unc_text(r['energy_uncertainty'])})",
+            mark(r, "J_per_inference") + fmt(1e3 * r["J_per_inference"]), creation_text(r, "train_gCO2e"),
+            mark(r, "gCO2e_per_1e6_queries") + fmt(r["gCO2e_per_1e6_queries"] / 1e3),
+            f"{r['energy_method']} ({unc_text(r['energy_uncertainty'])})",
         ])
     return out
 
@@ -59,7 +60,9 @@ def tex_table(table: pd.DataFrame) -> tuple[list[str], list[list[str]], str]:
         target = "--" if pd.isna(r["J_to_target"]) else stack(fmt(r["J_to_target"]), _tex_escape(f"[{fmt_target(r)}]"))
         cells = [_tex_escape(name)] + ([] if one["device"] else [_tex_escape(r["device"])]) + [
             fmt(r["seeds"]), acc, fmt(r["train_s"]), _tex_escape(creation_text(r, "train_J")), _dash(fmt(r["tuning_J"])), target,
-            fmt(1e3 * r["J_per_inference"]), creation_text(r, "train_gCO2e"), fmt(r["gCO2e_per_1e6_queries"] / 1e3)]
+            *map(_tex_escape, (mark(r, "J_per_inference") + fmt(1e3 * r["J_per_inference"]),
+                               creation_text(r, "train_gCO2e"),
+                               mark(r, "gCO2e_per_1e6_queries") + fmt(r["gCO2e_per_1e6_queries"] / 1e3)))]
         rows_.append(cells + ([] if one["energy_method"] else [_tex_escape(method)]))
     said = [f"{k} {v}" for k, v in (("task", table["task"].iloc[0] if one["task"] else None),
                                     ("device", table["device"].iloc[0] if one["device"] else None),

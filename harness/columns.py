@@ -108,6 +108,9 @@ COLUMNS: tuple[Column, ...] = (
     _c("tuning_J", "float", "J", "the sweep that chose the row's hyperparameters, per seed; null when not swept"),
     _c("J_per_inference", "float", "J", "gross energy per inference: median over windows (one run) or of the run "
                                         "medians (several)"),
+    _c("J_per_inference_is_bound", "bool", "", "true when a window pooled into J_per_inference read more than a "
+                                               "component can draw over its seconds and was kept as an upper bound; "
+                                               "the median is then an upper bound too (printed <= in every format)"),
     _c("J_per_inference_runs", "int", "runs", "runs the J/inference figure pools"),
     _c("J_per_inference_within_run_ci95_lo", "float", "J", "95% interval within the run (order statistics over its "
                                                            "windows); null over several runs"),
@@ -139,6 +142,10 @@ COLUMNS: tuple[Column, ...] = (
                                              "interval of J/inference (across runs where several, else within its "
                                              "run) lies wholly below its parent's; printed n.s. where not"),
     _c("lineage_train_J", "float", "J", "creation energy along the lineage, the search that chose its root included"),
+    _c("lineage_train_J_is_bound", "bool", "", "true when a creation figure along the lineage is an upper bound "
+                                               "(train_J_is_bound), so lineage_train_J and train_gCO2e are too"),
+    _c("lifecycle_is_bound", "bool", "", "true when lineage_train_J or J_per_inference is an upper bound, so the "
+                                         "J_at_*_queries figures are too"),
     _c("J_at_1e3_queries", "float", "J", "lineage_train_J + 1e3 x J_per_inference"),
     _c("J_at_1e6_queries", "float", "J", "lineage_train_J + 1e6 x J_per_inference"),
     _c("J_at_1e9_queries", "float", "J", "lineage_train_J + 1e9 x J_per_inference"),
@@ -173,8 +180,27 @@ def derived(table: pd.DataFrame) -> pd.DataFrame:
 
 
 #: Added by lifecycle.add_lifecycle, from the table's own columns.
-LIFECYCLE = ("pareto", "break_even_inferences", "break_even_never", "break_even_significant", "lineage_train_J", "J_at_1e3_queries",
-             "J_at_1e6_queries", "J_at_1e9_queries", "train_gCO2e", "gCO2e_per_1e6_queries")
+LIFECYCLE = ("pareto", "break_even_inferences", "break_even_never", "break_even_significant", "lineage_train_J",
+             "lineage_train_J_is_bound", "J_at_1e3_queries", "J_at_1e6_queries", "J_at_1e9_queries",
+             "lifecycle_is_bound", "train_gCO2e", "gCO2e_per_1e6_queries")
+
+#: A figure that may be an upper bound, and the flag column that says so: every output
+#: that prints the figure reads its flag here (md and the plots mark it, tex $\le$).
+BOUND_FLAGS = {"train_J": "train_J_is_bound", "J_per_inference": "J_per_inference_is_bound",
+               "J_per_inference_net": "J_per_inference_is_bound", "correct_per_J": "J_per_inference_is_bound",
+               "lineage_train_J": "lineage_train_J_is_bound", "train_gCO2e": "lineage_train_J_is_bound",
+               "gCO2e_per_1e6_queries": "J_per_inference_is_bound", "break_even_inferences": "train_J_is_bound",
+               **{f"J_at_{n}_queries": "lifecycle_is_bound" for n in ("1e3", "1e6", "1e9")}}
+
+#: Figures that divide by a bounded energy: a lower bound where the energy is an upper one.
+LOWER_BOUNDS = ("correct_per_J",)
+
+
+def is_bound(row: Any, col: str) -> bool:
+    """Whether the row's figure ``col`` is an upper bound (its flag in BOUND_FLAGS)."""
+    flag = row.get(BOUND_FLAGS.get(col, ""))
+    return flag is not None and not pd.isna(flag) and bool(flag)
+
 
 #: The paper table's default columns (``table.tex``): what fits a two-column article
 #: (the technique is shown under each variant id).

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from harness.columns import is_bound
+
 QUERY_SCALES = (1e3, 1e6, 1e9)
 LB_TO_G = 453.59237
 
@@ -123,22 +125,34 @@ def own_creation_j(row: pd.Series) -> float:
     return row["train_J"] if tuning is None or pd.isna(tuning) else tuning
 
 
-def lineage_train_j(table: pd.DataFrame) -> pd.Series:
-    """Every joule spent creating the row along its lineage, each counted once: a
+def lineage_rows(table: pd.DataFrame) -> list[list[pd.Series]]:
+    """For each row, the rows whose creation it pays for, itself first, each once: a
     variant pays for its ancestors' creation and for the search that chose its root."""
     rows = _by_id(table)
 
-    def total(key: tuple[str, str, str], seen: frozenset = frozenset()) -> float:
+    def chain(key: tuple[str, str, str], seen: frozenset = frozenset()) -> list[pd.Series]:
         r = rows.get(key)
         if r is None or key in seen:
-            return 0.0
+            return []
         if str(r.get("train_J_source") or "measured") != "measured":
             # made outside joulebench: its parent is the row it is compared with, not where it
             # came from; its lineage is its own creation (unknown, or as reported)
-            return own_creation_j(r)
-        return own_creation_j(r) + total(lineage_key(r, r["parent"]), seen | {key})
+            return [r]
+        return [r, *chain(lineage_key(r, r["parent"]), seen | {key})]
 
-    return pd.Series([total(lineage_key(r)) for _, r in table.iterrows()], index=table.index)
+    return [chain(lineage_key(r)) for _, r in table.iterrows()]
+
+
+def lineage_train_j(table: pd.DataFrame) -> pd.Series:
+    """Every joule spent creating the row along its lineage, each counted once."""
+    return pd.Series([sum(own_creation_j(x) for x in chain) for chain in lineage_rows(table)], index=table.index,
+                     dtype=float)
+
+
+def lineage_is_bound(table: pd.DataFrame) -> pd.Series:
+    """Whether a creation figure along the row's lineage is only an upper bound (so the sum is)."""
+    return pd.Series([any(is_bound(x, "train_J") for x in chain) for chain in lineage_rows(table)],
+                     index=table.index, dtype=bool)
 
 
 def add_lifecycle(table: pd.DataFrame, carbon: Carbon) -> pd.DataFrame:
@@ -146,6 +160,9 @@ def add_lifecycle(table: pd.DataFrame, carbon: Carbon) -> pd.DataFrame:
     out["pareto"] = pareto_flags(out)
     out["break_even_inferences"], out["break_even_never"], out["break_even_significant"] = break_even(out)
     out["lineage_train_J"] = lineage_train_j(out)
+    out["lineage_train_J_is_bound"] = lineage_is_bound(out)
+    out["lifecycle_is_bound"] = [bool(lineage) or is_bound(r, "J_per_inference")
+                                 for lineage, (_, r) in zip(out["lineage_train_J_is_bound"], out.iterrows())]
     for n in QUERY_SCALES:
         out[f"J_at_{n:.0e}_queries".replace("+0", "")] = out["lineage_train_J"] + n * out["J_per_inference"]
     out["train_gCO2e"] = out["lineage_train_J"].map(carbon.grams)

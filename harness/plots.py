@@ -17,6 +17,8 @@ matplotlib.use("Agg")  # files only; no display on CI
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from harness.columns import is_bound  # noqa: E402
+
 
 def _log_x(ax, xlabel: str, ylabel: str, title: str) -> None:
     """Log x, labels, grid and legend: the frame accuracy-against-joules figures share."""
@@ -71,9 +73,11 @@ def accuracy_vs_energy(table: pd.DataFrame, path: Path) -> None:
             lo, hi = r["J_per_inference_within_run_ci95_lo"], r["J_per_inference_within_run_ci95_hi"]
             xerr = None if pd.isna(lo) else [[x - lo], [hi - x]]
             color, marker = style[r["variant_id"]]
+            bound = is_bound(r, "J_per_inference")  # an upper bound: hollow, and said in the legend
             ax.errorbar([x], [y], xerr=xerr, yerr=[[y - r["accuracy_ci95_lo"]], [r["accuracy_ci95_hi"] - y]],
                         fmt=marker, color=color, ecolor=color, elinewidth=0.8, capsize=2, ms=6, zorder=2,
-                        label=f"{r['variant_id']} ({r['variant']})")
+                        mfc="none" if bound else color,
+                        label=f"{r['variant_id']} ({r['variant']})" + (" J/inf. ≤ (upper bound)" if bound else ""))
         methods = "; ".join(sorted(set(t["energy_method"])))
         ax.set_xscale("log")
         _log_ticks(ax.xaxis)
@@ -107,7 +111,9 @@ def lifecycle_energy(table: pd.DataFrame, path: Path) -> None:
             color, _ = style[r["variant_id"]]
             total = r["lineage_train_J"] + n * r["J_per_inference"]
             unc = 0.0 if pd.isna(r["energy_uncertainty"]) else float(r["energy_uncertainty"])
-            ax.plot(n, total, STYLES[k % len(STYLES)], color=color, lw=1.3, label=f"{r['variant_id']} ({r['variant']})")
+            bound = is_bound(r, "J_at_1e3_queries")  # creation or J/inference an upper bound: so is the line
+            ax.plot(n, total, STYLES[k % len(STYLES)], color=color, lw=0.8 if bound else 1.3,
+                    label=f"{r['variant_id']} ({r['variant']})" + (" ≤ (upper bound)" if bound else ""))
             if shared_method is None:  # methods differ: each line's own stated uncertainty
                 ax.fill_between(n, total * (1 - unc), total * (1 + unc), color=color, alpha=0.08, lw=0)
         methods = "; ".join(f"{m} ±{100 * u:.0f}%" for m, u in

@@ -115,6 +115,11 @@ class Window(_Model):
     below_resolution: bool = False
 
     @property
+    def status(self) -> str:
+        """``resolved`` (a value) or ``bounded`` (an upper bound), as the monitor decided."""
+        return "bounded" if self.below_resolution else "resolved"
+
+    @property
     def provenance(self) -> str:
         """``method@host`` (just the method where the host is unknown)."""
         return f"{self.method}@{self.host}" if self.host else self.method

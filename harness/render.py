@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
+from harness.columns import LOWER_BOUNDS, is_bound
 from harness.table import CV_WARN, fmt_target
 
 Cell = Callable[[pd.Series], str]
@@ -54,11 +55,12 @@ def _j_ci(r: pd.Series, col: str) -> str:
     the median of the run medians, labelled with the run count, and its interval across
     runs where there is one (gross, 6 runs or more)."""
     runs = r.get("J_per_inference_runs", 1)
+    bound = mark(r, col)
     if pd.isna(runs) or runs <= 1:
-        return ci(r[col], r[f"{col}_within_run_ci95_lo"], r[f"{col}_within_run_ci95_hi"])
+        return bound + ci(r[col], r[f"{col}_within_run_ci95_lo"], r[f"{col}_within_run_ci95_hi"])
     lo, hi = r.get(f"{col}_across_runs_ci95_lo", float("nan")), r.get(f"{col}_across_runs_ci95_hi", float("nan"))
     span = "no interval" if pd.isna(lo) else f"[{fmt(lo)}, {fmt(hi)}]"
-    return f"{fmt(r[col])} {span} (median of {int(runs)} runs)"
+    return f"{bound}{fmt(r[col])} {span} (median of {int(runs)} runs)"
 
 
 def _sparsity(r: pd.Series) -> str:
@@ -84,7 +86,7 @@ def break_even_text(r: pd.Series) -> str:
         return NOT_SIGNIFICANT  # the saving's interval reaches the parent's: no break-even from noise
     if pd.isna(r["break_even_inferences"]) and pd.notna(r.get("parent")) and pd.isna(r.get("train_J")):
         return UNKNOWN  # made outside joulebench: what it cost to create is not known
-    return fmt(r["break_even_inferences"]) if pd.notna(r["break_even_inferences"]) else "-"
+    return mark(r, "break_even_inferences") + fmt(r["break_even_inferences"]) if pd.notna(r["break_even_inferences"]) else "-"
 
 
 #: A creation figure that is not known (a variant made outside joulebench), never shown as 0.
@@ -101,13 +103,13 @@ def creation_text(r: pd.Series, col: str) -> str:
             return UNKNOWN
         return "-"
     reported = str(r.get("train_J_source") or "").startswith("reported") and col in ("train_J", "lineage_train_J")
-    return ("≤ " if is_bound(r) and col == "train_J" else "") + fmt(value) + (" (reported)" if reported else "")
+    return mark(r, col) + fmt(value) + (" (reported)" if reported else "")
 
 
-def is_bound(r: pd.Series) -> bool:
-    """Whether the row's train J is an upper bound (a creation window below resolution)."""
-    flag = r.get("train_J_is_bound")
-    return flag is True or flag is np.True_
+def mark(r: pd.Series, col: str) -> str:
+    """``≤ `` before a figure that is an upper bound (``≥ `` before one that divides by
+    it, a lower bound), else nothing."""
+    return ("≥ " if col in LOWER_BOUNDS else "≤ ") if is_bound(r, col) else ""
 
 
 def _target(r: pd.Series) -> str:
@@ -135,7 +137,7 @@ MAIN: list[tuple[str, Cell]] = [
     ("J/inference CV", lambda r: f"{r['J_per_inference_cv']:.1%}" + (" (!)" if r["J_per_inference_cv"] > CV_WARN else "")),
     ("J/inference std over seeds (J)", lambda r: fmt(r["J_per_inference_seed_std"])),
     ("inferences/s (1/s)", lambda r: fmt(r["inferences_per_s"])),
-    ("correct/J (1/J)", lambda r: fmt(r["correct_per_J"])),
+    ("correct/J (1/J)", lambda r: mark(r, "correct_per_J") + fmt(r["correct_per_J"])),
     ("Pareto", lambda r: "yes" if r["pareto"] else ""),
     ("energy method (stated unc.)", lambda r: f"{r['energy_method']} ({unc_text(r['energy_uncertainty'])})"),
 ]
@@ -160,7 +162,7 @@ COST: list[tuple[str, Cell]] = [
     ("J at 1e6 queries (J)", lambda r: creation_text(r, "J_at_1e6_queries")),
     ("J at 1e9 queries (J)", lambda r: creation_text(r, "J_at_1e9_queries")),
     ("lineage train gCO2e (g)", lambda r: creation_text(r, "train_gCO2e")),
-    ("gCO2e per 1e6 queries (g)", lambda r: fmt(r["gCO2e_per_1e6_queries"])),
+    ("gCO2e per 1e6 queries (g)", lambda r: mark(r, "gCO2e_per_1e6_queries") + fmt(r["gCO2e_per_1e6_queries"])),
 ]
 
 
@@ -355,17 +357,19 @@ def _paper_cells() -> dict[str, tuple[str, Callable[[pd.Series, float], str], st
         if value is None or pd.isna(value):
             return UNKNOWN if break_even_text(r) == UNKNOWN else "--"
         factor, prefix = scale_for([value])
-        return f"{sig3(value / factor)}{prefix}"
+        return f"{_tex_escape(mark(r, 'break_even_inferences'))}{sig3(value / factor)}{prefix}"
 
     return {
         "variant_id": ("variant", variant, ""),
         "variant": ("technique", lambda r, _: _tex_escape(r["variant"]), ""),
         "accuracy": (stack("acc. \\%", "[95\\% CI]"), accuracy, ""),
         "accuracy_delta_vs_parent": (stack("$\\Delta$", "(pp)"), delta, ""),
-        "J_per_inference": ("J/inf.", lambda r, f: _num(r["J_per_inference"], f), "J"),
-        "correct_per_J": ("correct", lambda r, f: _num(r["correct_per_J"], f), "1/J"),
+        "J_per_inference": ("J/inf.", lambda r, f: _tex_escape(mark(r, "J_per_inference")) + _num(r["J_per_inference"], f),
+                            "J"),
+        "correct_per_J": ("correct", lambda r, f: _tex_escape(mark(r, "correct_per_J")) + _num(r["correct_per_J"], f),
+                          "1/J"),
         "train_J": ("creation", lambda r, f: (UNKNOWN if r.get("train_J_source") == "unknown" else
-                                              ("$\\le$" if is_bound(r) else "") + _num(r["train_J"], f)
+                                              _tex_escape(mark(r, "train_J")) + _num(r["train_J"], f)
                                               + ("$^{r}$" if str(r.get("train_J_source") or "").startswith("reported")
                                                  else "")), "J"),
         "break_even_inferences": (stack("pays", "back after"), breakeven, ""),

@@ -113,18 +113,21 @@ def curve_notes(recs: list[RunRecord], table: pd.DataFrame) -> list[str]:
         notes.append(f"validation split: {carved['n']} examples ({carved['fraction']:g} of the training split, at most "
                      f"{carved['max_examples']}, seed {carved['seed']}) carved out before training; never trained on. "
                      "Curves and sweep selection use it; the eval split is used only for the final accuracy.")
+    searched = bool(table["tuning_J"].notna().any())
     if table["J_to_target_seeds_reached"].notna().any():
         notes.append("J to target: the training energy (gross; the variant's own training loop, its validation passes "
                      "excluded) at the first curve point whose validation accuracy reached the target "
                      "(train.target_accuracy, else 99% of that seed's final validation accuracy); mean over seeds, "
                      "resolution one curve interval. validation passes J: the curve's evaluations in their own "
-                     "windows, reported here and never inside train J or lineage train J.")
+                     "windows, reported here and never inside train J; "
+                     + ("lineage train J holds a search's trials, and so their validation passes (see tuning J)."
+                        if searched else "nor inside lineage train J."))
     for _, row in table.iterrows():
         if pd.notna(row["J_to_target_seeds_reached"]) and pd.isna(row["J_to_target"]):
             notes.append(f"J to target of {row['variant_id']} ({row['task']}) is empty: validation accuracy reached "
                          f"{fmt_target(row)} in only {int(row['J_to_target_seeds_reached'])} of {int(row['seeds'])} "
                          "seed(s).")
-    if table["tuning_J"].notna().any():
+    if searched:
         notes.append("tuning J: every trial of the sweep that chose the row's hyperparameters (every configuration; "
                      "their training and validation passes; the selected trial included, whose training is the row's "
                      "train J), per seed like train J: the total over all seeds divided by the seeds. lineage "

@@ -97,10 +97,12 @@ def _energy_columns(measured: list[RunRecord]) -> dict[str, Any]:
     per_inf_net = [j for r in measured for j in r.inference.j_per_inference(net=True)]
     nan = float("nan")
     cv = stats.cv(per_inf)  # over every window, as measured
+    # a window the monitor kept as an upper bound makes the median one too
+    bound = {"J_per_inference_is_bound": any(w.below_resolution for r in measured for w in r.inference.windows)}
     if len(runs) == 1:
         j_lo, j_hi = stats.median_ci(per_inf)
         net_lo, net_hi = stats.median_ci(per_inf_net)
-        return {"J_per_inference": stats.median(per_inf), "J_per_inference_runs": 1, "J_per_inference_cv": cv,
+        return {**bound, "J_per_inference": stats.median(per_inf), "J_per_inference_runs": 1, "J_per_inference_cv": cv,
                 "J_per_inference_within_run_ci95_lo": j_lo, "J_per_inference_within_run_ci95_hi": j_hi,
                 "J_per_inference_across_runs_ci95_lo": nan, "J_per_inference_across_runs_ci95_hi": nan,
                 "J_per_inference_net": stats.median(per_inf_net),
@@ -108,7 +110,7 @@ def _energy_columns(measured: list[RunRecord]) -> dict[str, Any]:
     medians = [stats.median([j for r in g for j in r.inference.j_per_inference()]) for g in runs.values()]
     net = [stats.median([j for r in g for j in r.inference.j_per_inference(net=True)]) for g in runs.values()]
     lo, hi = stats.median_ci(medians) if len(medians) >= 6 else (nan, nan)
-    return {"J_per_inference": stats.median(medians), "J_per_inference_runs": len(runs), "J_per_inference_cv": cv,
+    return {**bound, "J_per_inference": stats.median(medians), "J_per_inference_runs": len(runs), "J_per_inference_cv": cv,
             "J_per_inference_within_run_ci95_lo": nan, "J_per_inference_within_run_ci95_hi": nan,
             "J_per_inference_across_runs_ci95_lo": lo, "J_per_inference_across_runs_ci95_hi": hi,
             "J_per_inference_net": stats.median(net),

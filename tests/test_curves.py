@@ -341,7 +341,7 @@ def test_a_repeated_sweep_comes_from_the_cache_and_shards_split_trials(sweep_run
 
 # -- the appendix -----------------------------------------------------------------------
 def test_the_appendix_renders_and_its_figures_equal_the_table(sweep_run) -> None:
-    from harness.render import creation_text, fmt
+    from harness.render import creation_text, fmt, mark
 
     _, out, _ = sweep_run
     proc = cli("report", str(out), "--appendix")
@@ -354,8 +354,9 @@ def test_the_appendix_renders_and_its_figures_equal_the_table(sweep_run) -> None
     for vid, cells in rows.items():
         r = table.loc[vid.split(":")[1]]
         assert cells[4] == fmt(r["train_s"]) and cells[5] == creation_text(r, "train_J")  # a bound prints as one
-        assert cells[6] == fmt(r["tuning_J"]) and cells[8] == fmt(1e3 * r["J_per_inference"])
-        assert cells[9] == fmt(r["train_gCO2e"])
+        assert cells[6] == fmt(r["tuning_J"]) and cells[8] == mark(r, "J_per_inference") + fmt(1e3 * r["J_per_inference"])
+        assert cells[9] == creation_text(r, "train_gCO2e")  # a lineage holding a bound is one
+    assert creation_text(table.loc["cnn.int8"], "train_gCO2e").startswith("≤ ")
     assert rows["digits:cnn"][7].startswith(fmt(table.loc["cnn", "J_to_target"]))
     env = json.loads((out / "environment.json").read_text())
     for fact in ("ESTIMATED, not measured", env["cpu_model"], env["torch"], "Idle power", "Seeds.** 0",

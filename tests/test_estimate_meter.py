@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -267,3 +268,29 @@ def test_an_unresolvable_creation_window_is_a_bound_not_an_error() -> None:
         with pytest.raises(MeterError):
             with (monitor.creation_window("w", sleep=sleep) if padded else monitor.window("w")):
                 t[0] += 0.00134 if padded else 1.0
+
+
+def test_every_checked_window_over_a_components_power_is_a_bound() -> None:
+    """Not only creation windows: an inference or training window (``end_window``,
+    ``minus``) that reads more than a component can draw over its seconds keeps its
+    reading as an upper bound (status ``bounded``); one within the cap is a value."""
+    from harness.meters.base import Measurement
+
+    ticks = iter([0.0, 1.0, 2.0, 3.0])
+    over = EnergyMonitor([ScriptedBackend([0.0, 30.0], cap=24.0)], clock=lambda: next(ticks))
+    over.begin_window("infer")
+    m = over.end_window("infer")  # 30 J in 1 s against a 24 W cap
+    assert m.status == "bounded" and m.below_resolution and m.energy_j == 30.0
+    assert Measurement.from_dict(m.to_dict()).status == "bounded"  # kept in the record
+    ticks = iter([0.0, 1.0])
+    fine = EnergyMonitor([ScriptedBackend([0.0, 20.0], cap=24.0)], clock=lambda: next(ticks))
+    fine.begin_window("infer")
+    assert fine.end_window("infer").status == "resolved"  # absence
+    # a training window less its validation passes: the rest, over fewer seconds, is checked too
+    ticks = iter([0.0, 1.0])
+    train = EnergyMonitor([ScriptedBackend([0.0, 20.0], cap=24.0)], clock=lambda: next(ticks))
+    train.begin_window("train")
+    whole = train.end_window("train")
+    inner = Measurement(0.5, tuple(dataclasses.replace(c, energy_j=1.0) for c in whole.components))
+    assert train.minus("train", whole, [inner]).status == "bounded"  # 19 J in 0.5 s: 38 W
+    assert train.minus("train", whole, []).status == "resolved"

@@ -165,7 +165,7 @@ def test_a_creation_below_resolution_prints_as_a_bound_everywhere() -> None:
     assert not bool(table.loc["cnn", "train_J_is_bound"])  # absence: a measured training is a value
     assert not render.creation_text(table.loc["cnn"], "train_J").startswith("≤")
     tex = render.paper_latex(table.reset_index(drop=True), [], "digits", ["variant_id", "train_J"])
-    assert tex.count("$\\le$") >= 2
+    assert tex.count("$\\leq$") >= 2
 
 
 def test_sparsity_has_one_denominator_for_every_technique() -> None:
@@ -181,3 +181,57 @@ def test_sparsity_has_one_denominator_for_every_technique() -> None:
         assert t.loc[vid, "sparsity"] == pytest.approx(1 - t.loc[vid, "nonzero_params"] / parent)
     assert t.loc["bert_tiny.prune90", "sparsity"] < 0.1  # the embeddings, most of BERT-tiny, stay dense
     assert pd.isna(t.loc["bert_tiny.int8", "sparsity"]) and pd.isna(t.loc["bert_tiny", "sparsity"])  # absence
+
+
+def test_an_inference_window_over_power_prints_as_a_bound_everywhere(monkeypatch, tmp_path: Path) -> None:
+    """A pooled inference window the monitor kept as an upper bound: the row's J/inference,
+    its carbon and its lifecycle figures are flagged (csv/parquet), printed ≤ (markdown),
+    $\\leq$ (LaTeX), and drawn hollow and named a bound in the plots; the other rows not."""
+    import matplotlib.pyplot as plt
+
+    from harness import plots, render
+    from harness.lifecycle import add_lifecycle, carbon_from
+    from harness.table import build_table, load_run_dirs
+
+    recs, _ = load_run_dirs([ROOT / "results" / "reference" / "digits"])
+    planted = next(r for r in recs if r.variant_id == "cnn.ort" and r.ok)
+    planted.inference.windows[0].below_resolution = True
+    table = add_lifecycle(build_table(recs), carbon_from()).set_index("variant_id", drop=False)
+    row, other = table.loc["cnn.ort"], table.loc["cnn"]
+    assert bool(row["J_per_inference_is_bound"]) and bool(row["lifecycle_is_bound"])
+    assert not bool(other["J_per_inference_is_bound"]) and not bool(other["lifecycle_is_bound"])  # absence
+    cells = dict(render.MAIN + render.COST)
+    bounded = [name for name in cells if name.startswith(("J/inference gross", "J/inference net", "J at "))
+               or name == "gCO2e per 1e6 queries (g)"]
+    assert len(bounded) == 6 and all(cells[name](row).startswith("≤ ") for name in bounded)
+    assert not cells["lineage train J (J)"](row).startswith("≤")  # its creation is a value
+    assert cells["correct/J (1/J)"](row).startswith("≥ ")  # accuracy over an upper bound
+    assert not any(cells[name](other).startswith("≤") for name in bounded)
+    tex = render.paper_latex(table.reset_index(drop=True), [], "digits",
+                             ["variant_id", "J_per_inference", "correct_per_J"])
+    assert tex.count("$\\leq$") == 1 and tex.count("$\\geq$") == 1
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    plots.accuracy_vs_energy(table.reset_index(drop=True), tmp_path / "a.png")
+    plots.lifecycle_energy(table.reset_index(drop=True), tmp_path / "l.png")
+    labels = [t.get_text() for fig in figures for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert sum("cnn.ort (" in x and "upper bound" in x for x in labels) == 2
+    assert not any(x.startswith("cnn (") and "upper bound" in x for x in labels)
+
+
+def test_the_footnotes_say_what_lineage_holds() -> None:
+    """The sweep's lineage holds its trials' validation passes (tuning J): its footnote
+    must not say they are never inside lineage train J; a suite without a search may."""
+    from harness.lifecycle import add_lifecycle, carbon_from
+    from harness.report import curve_notes
+    from harness.table import build_table, load_run_dirs
+
+    said = {}
+    for name in ("sst2_sweep", "digits"):
+        recs, _ = load_run_dirs([ROOT / "results" / "reference" / name])
+        table = add_lifecycle(build_table(recs), carbon_from())
+        assert table["J_to_target_seeds_reached"].notna().any()
+        said[name] = " ".join(curve_notes(recs, table))
+    assert "nor inside lineage train J" not in said["sst2_sweep"]
+    assert "lineage train J holds a search's trials" in said["sst2_sweep"]
+    assert "nor inside lineage train J" in said["digits"]  # absence: digits searches nothing

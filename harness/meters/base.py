@@ -140,11 +140,17 @@ class Measurement:
     #: that belongs to no variant: preloading keeps it out; a test checks it stays 0).
     imports: int = 0
     #: Creation work shorter than the meter resolves: its window was padded (idle) to the
-    #: meter's minimum and ``work_s`` is how long the work itself took; ``below_resolution``
-    #: when the padded reading still cannot be told from idle or exceeds what the machine
-    #: can draw. The work's energy is then only bounded: at most the gross J.
+    #: meter's minimum and ``work_s`` is how long the work itself took. ``below_resolution``
+    #: (status ``bounded``): the reading is only an upper bound of the work's energy: a
+    #: padded reading that cannot be told from idle, or any window whose reading exceeds
+    #: what a component can draw over its seconds (a counter's edges in a short window).
     work_s: float | None = None
     below_resolution: bool = False
+
+    @property
+    def status(self) -> str:
+        """``resolved`` (a value) or ``bounded`` (an upper bound): decided once, by the monitor."""
+        return "bounded" if self.below_resolution else "resolved"
 
     @property
     def energy_j(self) -> float:
@@ -172,7 +178,9 @@ class Measurement:
                "idle_w": self.idle_w, "method": self.method, "read_s": self.read_s, "host": self.host,
                "components": [asdict(c) for c in self.components], "imports": self.imports}
         if self.work_s is not None:
-            out.update(work_s=self.work_s, below_resolution=self.below_resolution)
+            out["work_s"] = self.work_s
+        if self.work_s is not None or self.below_resolution:
+            out["below_resolution"] = self.below_resolution
         if self.cross_check:
             out["cross_check"] = [asdict(c) for c in self.cross_check]
         return out

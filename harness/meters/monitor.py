@@ -144,8 +144,9 @@ class EnergyMonitor:
                 cross.append(ComponentEnergy(comp, backend.check_method, joules, 0.0))
         return Measurement(duration, tuple(parts), read_s, self.host, tuple(cross), imports)
 
-    @staticmethod
-    def _checked(key: str, m: Measurement) -> Measurement:
+    def _checked(self, key: str, m: Measurement) -> Measurement:
+        """Positive gross and net, or an error; a reading above what a component can draw
+        over the window's seconds is kept as what it is, an upper bound (``bounded``)."""
         parts = m.components
         bad = [p for p in parts if p.energy_j < 0]
         if bad or m.energy_j <= 0:
@@ -155,6 +156,8 @@ class EnergyMonitor:
         if any(p.idle_w for p in parts) and m.net_energy_j <= 0:
             raise MeterError(f"energy window {key!r} is {m.energy_j:.3g} J gross but {m.net_energy_j:.3g} J net of "
                              f"idle ({m.idle_w:.3g} W); the work is lost in idle noise: lengthen measure.min_window_s")
+        if self.over_power(m):
+            return dataclasses.replace(m, below_resolution=True)
         return m
 
     @contextmanager
