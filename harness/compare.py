@@ -63,13 +63,11 @@ from typing import Any
 
 from scipy.stats import mannwhitneyu
 
-from harness import rundir, stats, work
+from harness import comparable, rundir, stats, work
 from harness.errors import UserError
 from harness.records import RunRecord
 from harness.table import correctness
 
-#: Package versions that change the code an unchanged model runs through.
-PACKAGES = ("python", "torch", "transformers", "numpy", "joulebench")
 
 
 @dataclass(frozen=True)
@@ -130,36 +128,14 @@ def _one_per_seed(runs: dict[int, list[RunRecord]]) -> dict[int, RunRecord]:
 
 
 # -- what must match --------------------------------------------------------------------
-def _machine(run: rundir.RunDir) -> dict[str, Any]:
-    fp = run.fingerprint
-    out = {"host": fp.get("host"), "cpu_model": fp.get("cpu_model"), "logical_cpus": fp.get("logical_cpus"),
-           "gpu": fp.get("gpu")}
-    for k, v in (fp.get("machine") or {}).items():
-        out[k] = v
-    return out
-
-
 def _differences(base: Side, new: Side) -> dict[str, str]:
-    """What differs between the sides, by the name --allow takes (meter, machine, config), in words."""
-    out: dict[str, str] = {}
-    methods = [{w.method for r in side.ok() for w in r.inference.windows} for side in (base, new)]
-    if methods[0] != methods[1]:
-        out["meter"] = (f"BASE was measured by {'+'.join(sorted(methods[0]))} and NEW by "
-                        f"{'+'.join(sorted(methods[1]))}")
-    machines = [[_machine(run) for run in side.runs] for side in (base, new)]
-    keys = sorted({k for side in machines for m in side for k in m})
-    differ = []
-    for k in keys:  # a key one side does not record (older runs) is not a difference
-        values = [{repr(m[k]) for m in side if k in m} for side in machines]
-        if values[0] and values[1] and values[0] != values[1]:
-            differ.append(f"{k} {'/'.join(sorted(values[0]))} vs {'/'.join(sorted(values[1]))}")
-    if differ:
-        out["machine"] = "BASE and NEW ran on different machines: " + "; ".join(differ)
-    configs = [{r.config_hash for r in side.records} for side in (base, new)]
-    if configs[0] != configs[1]:
-        out["config"] = (f"BASE and NEW ran other resolved configs ({', '.join(sorted(map(str, configs[0])))} vs "
-                         f"{', '.join(sorted(map(str, configs[1])))}: another profile, or the suite changed)")
-    return out
+    """What differs between the sides, by the name --allow takes (meter, machine, config),
+    in words; the facets and what counts as a difference are comparable.py's."""
+    found = comparable.differences(base.runs, new.runs)
+    words = {"meter": "BASE and NEW were measured by other methods: {}",
+             "machine": "BASE and NEW ran on different machines: {}",
+             "config": "BASE and NEW ran other resolved configs ({}: another profile, or the suite changed)"}
+    return {k: words[k].format(found[k]) for k in words if k in found}
 
 
 def _evidence(vid: str, base: Side, new: Side) -> str | None:
@@ -175,19 +151,12 @@ def _evidence(vid: str, base: Side, new: Side) -> str | None:
 
 
 def _packages_changed(base: Side, new: Side) -> list[str]:
-    """Package versions, and the measuring code, that differ between the sides: the code by
-    its digest where both sides recorded one, else by the commit (a record made before the
-    digest existed at another commit may measure with other code)."""
-    versions = [{k: {run.fingerprint.get(k) for run in side.runs} for k in PACKAGES} for side in (base, new)]
-    out = [k for k in PACKAGES if versions[0][k] != versions[1][k]]
-    code = [{run.fingerprint.get("measure_code") for run in side.runs} for side in (base, new)]
-    commits = [{run.fingerprint.get("git_commit") for run in side.runs} for side in (base, new)]
-    if None not in code[0] | code[1]:
-        if code[0] != code[1]:
-            out.append("the measuring code (measure.py, meters, runtimes, runner)")
-    elif commits[0] != commits[1]:
-        out.append(f"the commit ({', '.join(sorted(str(c)[:8] for c in commits[0]))} vs "
-                   f"{', '.join(sorted(str(c)[:8] for c in commits[1]))}), and with it maybe the measuring code")
+    """Package versions, and the measuring code (comparable.code: its digest, or the commit
+    of a run made before the digest existed), that differ between the sides."""
+    found = comparable.differences(base.runs, new.runs)
+    out = [part.split(" ")[0] for part in found.get("packages", "").split("; ") if part]
+    if "code" in found:
+        out.append(f"the measuring code (measure.py, meters, runtimes, runner: {found['code']})")
     return out
 
 

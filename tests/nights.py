@@ -43,14 +43,15 @@ def _drop_accuracy(ev: dict, fraction: float) -> None:
 def make_night(out: Path, night: int, energy: dict[str, float] | None = None, acc_drop: dict[str, float] | None = None,
                host: str = "vm", method: str | None = None, source: Path = REFERENCE,
                variants: tuple[str, ...] = VARIANTS, seeds: tuple[int, ...] | None = None,
-               work: dict[str, float] | None = None) -> Path:
+               work: dict[str, float] | None = None, measure_code: str = "c0de" * 4) -> Path:
     """Night ``night`` as a run dir under ``out``: J/inference of variant v times
     ``energy[v]``, accuracy of v lower by ``acc_drop[v]``, measured on ``host`` by ``method``
     (``seeds``: only these seeds' records; one seed makes an import ~5x faster, since the
     accuracy interval of several seeds is a bootstrap). With ``work`` (even empty), every
     inference block carries a counted work block: ``WORK_BASE`` instructions per
     inference times ``work[v]``, with the 0.05% jitter a real count shows between
-    processes."""
+    processes. Every night runs another commit with the same ``measure_code`` (the
+    measuring code's digest), as a nightly of a project's own models does."""
     run = out / f"{host}-{method or 'estimate'}-night{night:02d}"
     run.mkdir(parents=True)
     env = json.loads((source / "environment.json").read_text())
@@ -67,7 +68,7 @@ def make_night(out: Path, night: int, energy: dict[str, float] | None = None, ac
         rec = json.loads(line)
         if rec["variant_id"] not in variants or rec["status"] != "ok" or (seeds and rec["seed"] not in seeds):
             continue
-        rec["fingerprint"].update(git_commit=commit, host=host)
+        rec["fingerprint"].update(git_commit=commit, host=host, measure_code=measure_code)
         rec["started_at"] = rec["finished_at"] = when
         factor = (energy or {}).get(rec["variant_id"], 1.0)
         for inf in [rec["inference"], *rec["inference_sweep"]]:

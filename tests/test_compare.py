@@ -283,7 +283,7 @@ def test_runs_measured_differently_are_refused_unless_allowed(digits_run: Path, 
             for c in w["components"]:
                 c["method"] = "planted"
     other_meter = _edit_side(plant_run(digits_run, tmp_path / "rapl", same), rec_edit=rapl)
-    with pytest.raises(UserError, match=r"BASE was measured by \S+ and NEW by planted"):
+    with pytest.raises(UserError, match=r"measured by other methods: meter \S+ vs planted"):
         compare([plant_run(digits_run, tmp_path / "est", same)], [other_meter])
 
     full = _edit_side(plant_run(digits_run, tmp_path / "full", same),

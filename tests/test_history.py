@@ -521,3 +521,37 @@ def test_a_five_percent_step_in_instructions_closes_the_gate_on_its_night_and_th
     # a history without counted work gives no instructions verdict (not "too few nights")
     plain = series_mod.build(history.load(path, with_records=False).points.assign(columns=None))
     assert all("instructions_per_inference" not in s.verdicts for s in plain)
+
+
+def test_a_change_of_measuring_code_is_separated_by_history_report_and_compare_alike(tmp_path: Path) -> None:
+    """One planted pair, three readers: eight nights, then a night whose measuring code
+    changed (another ``measure_code``) and whose every variant reads +50%. The history
+    leaves the earlier nights out of the energy series (no gate), ``report`` refuses to
+    pool the two runs, and compare's key names the code; the same +50% at the same
+    code closes the gate, pools, and is no code difference (absence)."""
+    from harness import comparable, rundir
+    from tests.conftest import cli
+    from tests.nights import VARIANTS
+
+    before = [make_night(tmp_path / "a", n, seeds=(0,)) for n in range(8)]
+    dearer = {v: 1.5 for v in VARIANTS}
+    moved = make_night(tmp_path / "b", 8, seeds=(0,), energy=dearer, measure_code="feed" * 4)
+    same = make_night(tmp_path / "c", 8, seeds=(0,), energy=dearer)
+    gates = {}
+    for name, last in (("moved", moved), ("same", same)):
+        db = tmp_path / f"{name}.sqlite"
+        db_mod.add(db, [*before, last])
+        built = series_mod.build(history.load(db).points)
+        gates[name] = [s for s in built if "J_per_inference" in s.latest_regression]
+        if name == "moved":
+            assert all(s.other_code == 8 for s in built)
+            out = cli("history", "show", "--db", str(db))
+            assert out.returncode == 0 and "ran other measuring code than the latest night" in out.stdout
+    assert not gates["moved"] and len(gates["same"]) == len(VARIANTS)
+    refused = cli("report", str(before[-1]), str(moved), "--out", str(tmp_path / "r1"))
+    assert refused.returncode == 2 and "measured differently" in refused.stderr and "measuring code" in refused.stderr
+    assert not (tmp_path / "r1").exists() and "Traceback" not in refused.stderr
+    pooled = cli("report", str(before[-1]), str(same), "--out", str(tmp_path / "r2"))
+    assert pooled.returncode == 0, pooled.stderr
+    assert "code" in comparable.differences([rundir.read(before[-1])], [rundir.read(moved)])
+    assert "code" not in comparable.differences([rundir.read(before[-1])], [rundir.read(same)])

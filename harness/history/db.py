@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from harness import records as records_mod
-from harness import rundir
+from harness import comparable, rundir
 from harness.errors import UserError
 from harness.files import digest, refuse_symlink
 
@@ -333,19 +333,9 @@ class RunRows:
 
 
 def machine(fp: dict[str, Any]) -> tuple[str, str]:
-    """(key, label) of the machine a run was measured on: host, CPU, GPUs and the device
-    it used. Package versions and the commit are not part of it: they are what a nightly
-    history watches change."""
-    dev = fp.get("device") or {}
-    parts = {"host": fp.get("host"), "cpu_model": fp.get("cpu_model"), "logical_cpus": fp.get("logical_cpus"),
-             "gpu": fp.get("gpu"), "device": dev.get("name", "cpu"), "device_model": dev.get("model")}
-    if fp.get("machine"):  # the CPU as the kernels see it (ISA flags, torch's capability): runs that
-        parts["machine"] = fp["machine"]  # predate it keep their old key
-    device = dev.get("name", "cpu") + (f" {dev['model']}" if dev.get("model") else "")
-    cap = (fp.get("machine") or {}).get("torch_cpu_capability")
-    label = (f"{fp.get('host') or 'unknown host'} ({device}; {fp.get('cpu_model') or '?'} x{fp.get('logical_cpus') or '?'}"
-             f"{', ' + cap if cap else ''})")
-    return digest(parts, 12), label
+    """(key, label) of the machine a run was measured on (comparable.machine_key). Package
+    versions and the commit are not part of it: they are what a nightly history watches change."""
+    return comparable.machine_key(fp)
 
 
 def _windows(run_id: str, rec: records_mod.RunRecord) -> Iterable[tuple]:
@@ -525,9 +515,12 @@ def load(db: str | os.PathLike, with_records: bool = True) -> History:
             return pd.read_sql_query(sql, con)
 
         empty = "SELECT * FROM {} WHERE 0"
-        return History(runs=frame("SELECT * FROM runs ORDER BY started_at"),
-                       results=frame("SELECT * FROM results"),
-                       points=frame("SELECT * FROM points ORDER BY started_at, run_id"),
+        runs = frame("SELECT * FROM runs ORDER BY started_at")
+        points = frame("SELECT * FROM points ORDER BY started_at, run_id")
+        # the measuring code of each night (comparable.code): a series compares like with like
+        code = {rid: comparable.code(json.loads(fp)) for rid, fp in zip(runs["run_id"], runs["fingerprint"])}
+        points["measure_code"] = points["run_id"].map(code).astype(object)
+        return History(runs=runs, results=frame("SELECT * FROM results"), points=points,
                        records=frame("SELECT * FROM records" if with_records else empty.format("records")),
                        windows=frame("SELECT * FROM windows" if with_records else empty.format("windows")))
     finally:

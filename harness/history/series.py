@@ -72,6 +72,25 @@ def rules(energy_rise: float = 0.05, acc_drop: float = 0.01, spread_factor: floa
                                                spread_factor=spread_factor, window=window)}
 
 
+#: The metrics the measuring code makes (energy and work); accuracy is the model's.
+MEASURED = ("J_per_inference", "J_per_inference_rel", "instructions_per_inference")
+
+
+def same_code(nights: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The nights with the measured metrics blanked (NaN) where the night's measuring code differs
+    from the latest night's (comparable.code; unknown matches anything): the same key
+    that makes compare withhold and report refuse to pool. Returns (nights, how many)."""
+    if "measure_code" not in nights.columns or pd.isna(nights["measure_code"].iloc[-1]):
+        return nights, 0
+    other = nights["measure_code"].notna() & (nights["measure_code"] != nights["measure_code"].iloc[-1])
+    if not other.any():
+        return nights, 0
+    columns = [METRICS[m].column for m in MEASURED if METRICS[m].column in nights.columns]
+    nights = nights.copy()
+    nights.loc[other, columns] = np.nan
+    return nights, int(other.sum())
+
+
 def same_method(values: pd.Series, methods: pd.Series) -> pd.Series:
     """``values`` of the nights counted as the latest count was (the same tool, tool
     settings and batch sample, as the ``work_method`` string says); NaN for the others,
@@ -115,6 +134,9 @@ class Series:
     meter: str
     nights: pd.DataFrame  # the points rows, oldest first
     verdicts: dict[str, Verdict] = field(default_factory=dict)
+    #: nights measured by other code than the latest night (comparable.code): kept in the
+    #: series, never compared with it
+    other_code: int = 0
 
     @property
     def title(self) -> str:
@@ -173,7 +195,9 @@ def build(points: pd.DataFrame, rule_set: dict[str, Rule] | None = None, suite: 
     for key, nights in points.groupby(KEY, sort=True, dropna=False):
         nights = nights.sort_values(["started_at", "run_id"]).reset_index(drop=True)
         nights["instructions_per_inference"] = same_method(nights["instructions_per_inference"], nights["work_method"])
-        s = Series(*key[:4], machine_label=nights["machine_label"].iloc[-1], meter=key[4], nights=nights)
+        nights, other_code = same_code(nights)
+        s = Series(*key[:4], machine_label=nights["machine_label"].iloc[-1], meter=key[4], nights=nights,
+                   other_code=other_code)
         s.verdicts = {name: _detect(nights[METRICS[name].column], rule) for name, rule in rule_set.items()
                       if not (METRICS[name].optional and nights[METRICS[name].column].isna().all())}
         out.append(s)

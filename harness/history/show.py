@@ -68,6 +68,10 @@ def render(series: list[Series], rules: dict[str, Rule], db: str, n_runs: int) -
         unc = members[0].nights["energy_uncertainty"].iloc[-1]
         unc_text = f" (stated +-{100 * unc:.2g}%)" if pd.notna(unc) else ""
         lines += ["", f"{suite} ({profile}) on {label}, energy: {meter}{unc_text}", header]
+        other = max(s.other_code for s in members)
+        if other:
+            lines.insert(-1, f"  {other} earlier night(s) ran other measuring code than the latest night: their "
+                             "energy and work are left out of the series (compare withholds the same pair)")
         for s in members:
             for i, (metric, verdict) in enumerate(s.verdicts.items()):
                 latest = s.nights[METRICS[metric].column].iloc[-1]
