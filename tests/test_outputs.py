@@ -235,3 +235,26 @@ def test_the_footnotes_say_what_lineage_holds() -> None:
     assert "nor inside lineage train J" not in said["sst2_sweep"]
     assert "lineage train J holds a search's trials" in said["sst2_sweep"]
     assert "nor inside lineage train J" in said["digits"]  # absence: digits searches nothing
+
+
+def test_every_prose_figure_is_computed_from_the_records() -> None:
+    """results/reference/README.md, the history folders' show-after-nightNN.txt and the
+    figure blocks of README.md and docs/ are what benchmarks/scripts/reference_readme.py
+    computes from the committed records and databases; a hand-edited figure fails here.
+    Planted: one digit changed in a copy of a block is seen as stale."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reference_readme",
+                                                  ROOT / "benchmarks" / "scripts" / "reference_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    files = module.build()
+    assert ROOT / "results" / "reference" / "README.md" in files
+    assert any(p.parent.name == "history-work" for p in files)
+    assert {ROOT / "docs" / "ladder-and-runtimes.md", ROOT / "docs" / "curves-sweeps-appendix.md"} <= set(files)
+    stale = [str(p.relative_to(ROOT)) for p, text in files.items() if not p.exists() or p.read_text() != text]
+    assert not stale, f"stale: {stale}; run python benchmarks/scripts/reference_readme.py"
+    readme = files[ROOT / "results" / "reference" / "README.md"]
+    assert "{{" not in readme
+    planted = re.sub(r"\d", "7", readme, count=1) if re.search(r"\d", readme) else readme + "7"
+    assert planted != readme  # what a hand edit does: the check above would name the file

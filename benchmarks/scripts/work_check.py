@@ -30,12 +30,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import suite_args  # noqa: E402
+
+from harness import stats  # noqa: E402
 
 PLANTS = {
     "every4th": """
@@ -157,9 +158,9 @@ def main() -> None:
           f"({statistics.median(work_s) / statistics.median(windows_s):.2f}x)")
     table = pd.read_csv(tmp / "aa0" / "table.csv").set_index("variant_id")
     both = table[["instructions_per_inference", "J_per_inference"]].dropna()
-    rho, p = spearmanr(both["instructions_per_inference"], both["J_per_inference"])
-    print(f"agreement: Spearman rho {rho:.2f} (p {p:.2g}) between instructions/inference and J/inference over "
-          f"{len(both)} variants of run aa0")
+    rho, p, how = stats.spearman(both["instructions_per_inference"], both["J_per_inference"])
+    print(f"agreement: Spearman rho {rho:.2f} (p {p:.2g}, {how}) between instructions/inference and J/inference "
+          f"over {len(both)} variants of run aa0")
     print(both.sort_values("J_per_inference").to_string())
 
 
