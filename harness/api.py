@@ -8,6 +8,10 @@
     api.report([result.run_dir])                 # the table again, from the run folder
     api.compare(["runs/a"], ["runs/b"]).exit_code  # 1 on a regression
 
+    with api.track("fine-tune") as w:   # a window over your own code (track.py)
+        my_training_loop(model)
+    w.energy_J, w.method, w.status      # resolved, or bounded (an upper bound)
+
 ``joulebench run`` is a thin layer over ``run``: it parses the command line, calls it,
 and prints. Nothing here keeps state between calls: two ``run`` calls in one process
 give the same tables as two command-line runs. Bad input raises ``UserError`` (one
@@ -28,11 +32,12 @@ from harness import suite as suite_mod
 from harness.config import Suite
 from harness.errors import DataUnavailable, UserError
 from harness.files import check_creatable
+from harness.track import Window, track
 
 if TYPE_CHECKING:  # compare (and scipy) only when compare is called: a run's bad input is told fast
     from harness.compare import Comparison, Thresholds
 
-__all__ = ["Interrupted", "Result", "compare", "load_suite", "report", "run"]
+__all__ = ["Interrupted", "Result", "Window", "compare", "load_suite", "report", "run", "track"]
 
 
 def _stderr(line: str) -> None:
@@ -59,7 +64,7 @@ class Result:
 
     @property
     def records(self) -> list:
-        from harness.table import load_run_dirs
+        from harness.comparable import load_run_dirs
 
         return load_run_dirs([self.run_dir])[0]
 
@@ -122,9 +127,10 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
 
         planned = expand(s)
         if not shard_of(planned, *shard):  # a Slurm array wider than the matrix: normal, not an error
-            from harness.runner import write_empty_shard
+            from harness.rundir import write_empty_shard
 
-            write_empty_shard(s, run_dir, shard, command)
+            write_empty_shard(run_dir, {"name": s.name, "path": s.path, "profile": s.profile,
+                                        "config_hash": s.config_hash()}, shard, command)
             log(f"joulebench: shard {shard[0]}/{shard[1]} of {s.name} holds none of its {len(planned)} runs; "
                 f"nothing to do ({run_dir} is an empty shard that merge skips)")
             return Result(run_dir, pd.DataFrame(), status="empty shard", suite=s.name, profile=s.profile)
