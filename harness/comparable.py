@@ -21,9 +21,13 @@ what a comparison compares.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
+from harness import rundir
+from harness.errors import UserError
 from harness.files import digest
+from harness.records import RunRecord
 from harness.rundir import RunDir
 
 #: Package versions that change the code an unchanged model runs through.
@@ -109,3 +113,25 @@ def split(runs: list[RunDir]) -> dict[str, str]:
         for facet, words in differences(runs[:1], [run]).items():
             out.setdefault(facet, f"{runs[0].path} and {run.path}: {words}")
     return out
+
+
+def load_run_dirs(run_dirs: Iterable[Path]) -> tuple[list[RunRecord], list[str]]:
+    """Records of every run dir, each run once (rundir.py: the one reader and its checks).
+    Runs of one suite are pooled only where they were measured the same way (the
+    comparability key, comparable.py, that compare and the history use too)."""
+    runs = rundir.read_many(Path(d) for d in run_dirs)
+    suites: dict[str, list[rundir.RunDir]] = {}
+    for run in runs:
+        suites.setdefault(str(run.suite.get("name") or run.records[0].suite), []).append(run)
+    for name, group in suites.items():
+        differ = {k: v for k, v in split(group).items() if k in POOLED_ONLY_IF_SAME}
+        if differ:
+            raise UserError(f"runs of suite {name!r} were measured differently and cannot be pooled into one row "
+                            f"({'; '.join(differ.values())}): report them one at a time, or compare them with "
+                            "`joulebench compare`")
+    return [r for run in runs for r in run.records], [w for run in runs for w in run.warnings]
+
+
+#: What runs pooled into one row must share (comparable.FACETS): package versions are
+#: what a nightly watches change, and are told apart by compare, not refused.
+POOLED_ONLY_IF_SAME = ("meter", "machine", "config", "code")

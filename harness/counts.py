@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.compress import TECHNIQUES
 from harness.inspection import forward_flops_per_example, measured_sparsity, state_size, training_flops_per_example
-from harness.workshop import Deployed, Made
+from harness.made import Deployed, Made
 
 TRAIN_RULE = ("3 x forward FLOPs per example x examples (+ teacher forwards); forward FLOPs per training example on "
               "the training batches (seeded shuffle, padded to each batch's longest)")

@@ -12,8 +12,14 @@ import platform
 import socket
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+
+def now() -> str:
+    """The time, in UTC, as every record and environment writes it."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def host() -> str:
@@ -23,7 +29,7 @@ def host() -> str:
 
 #: The sources whose change can move a measured figure without changing any artifact.
 MEASURE_SOURCES = ("measure.py", "meters", "runner.py", "runtimes", "evaluate.py", "counts.py", "counting.py", "work.py",
-                   "device.py", "workshop.py")
+                   "device.py", "workshop.py", "deploy.py")
 
 
 def fingerprint(env: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness import records, rundir
 from harness.errors import UserError
-from harness.files import digest, ensure_dir, refuse_links_in, write_json_atomic
+from harness.files import digest, refuse_links_in
 from harness.records import RunRecord
 
 
@@ -46,9 +46,10 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
             envs.append(run.environment)
     if not merged:
         raise UserError(f"none of the {len(shard_dirs)} shard(s) holds a record; run the suite's shards first")
-    ensure_dir(out_dir, "merged run directory")
+    folder = rundir.Writer(out_dir)  # the one writer: links refused, the folder locked while written
+    folder.open(resume=False, config_hash=str(config))
     for r in merged:
-        records.append(out_dir / records.RECORDS, r)
+        folder.append(r)
     env = dict(envs[0]) if envs and isinstance(envs[0], dict) else {}
     env["merged_from"] = [str(d) for d in shard_dirs]
     # one run made of the shards: its identity follows from theirs, so merging the same
@@ -57,6 +58,7 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
     env["run_id"] = digest(parts, 32)
     env["merged_run_ids"] = parts  # a history stores the merged run in place of its shards
     env["shard"] = None
-    write_json_atomic(out_dir / records.ENVIRONMENT, env)
+    folder.update_environment(env)
+    folder.close()
     messages.append(f"merged {len(merged)} runs from {len(shard_dirs)} shard(s) into {out_dir}")
     return messages

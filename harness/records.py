@@ -8,65 +8,22 @@ Raw window values are kept; statistics are computed by the report, never stored.
 runner): fields by name, checked on write and on read. Unknown fields are kept, so a
 record written by a newer joulebench survives a round trip through an older one.
 
-Schema history (readers accept every version listed; ``upgrade`` brings each to the
-current one on read):
-- 1: first version (suite, lineage, train window, eval predictions and labels,
-  inference windows).
-- 2: provenance (run_config_hash, fingerprint), artifact_key and cached, flops.
-- 3: every energy window names the host it was measured on (``host``), and the
-  fingerprint carries it, so creation energy reused from a cache filled on another
-  machine is labelled with that machine and its method.
-- 4: the device the run used (``device``: cpu or cuda:N, its model and UUID), the
-  training precision, inference windows at further batch sizes (``inference_sweep``),
-  windows' NVML cross-check readings (``cross_check``), and per-window uncertainty
-  (NVML's +-5 W is a different fraction in every window). Older records ran on the
-  CPU: nothing left it before version 4.
-- 5: the runtime the variant ran under (``runtime``: eager, compile, onnxruntime, its
-  options and what deploying it did), and the graphs compiled inside the inference
-  windows (``compiles_in_windows``: 0 for compiled code that is warm, None for a
-  runtime that never compiles). Older records ran eager PyTorch.
-- 6: training curves (``curve``: validation accuracy on a split carved from the training
-  data against cumulative training joules, with the validation passes' own windows),
-  the carved split in ``data.validation``, sweep trials (``status: "trial"``: trained and
-  validated, never evaluated on the eval split or measured), and on a swept model's
-  baseline the search that chose its budget (``sweep``). Older records have no curve.
-- 7: every window counts the Python modules first imported inside it (``imports``);
-  training FLOPs are counted on the batches training runs (padding included); a sweep's
-  ``tuning_J_per_seed`` beside its total; the fingerprint describes the machine as the
-  kernels see it (``machine``: CPU vendor/family/model/stepping, ISA flags, torch's CPU
-  capability, cores, memory). Older records keep what they had: their windows' imports
-  are unknown (None), their tuning total is divided by their seeds on read.
-- 8: each inference block may carry its target's counted work (``work``: instructions
-  per inference under valgrind's callgrind, the raw count, passes, tool and threads, or
-  why nothing was counted). Older records counted none.
-- 9: a variant made outside joulebench (a checkpoint file, an ONNX file) has no
-  creation window: ``train.window`` is None and ``train.source`` says whether its
-  creation energy is ``unknown`` or ``reported`` by the user (``reported_j``), never 0 J.
-  Older records measured every creation (``source: measured``).
+The schema and its history: ``schema_history.py`` (``upgrade`` brings an older record
+to the current schema on read); the file itself: ``recordfile.py``.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.errors import UserError
-from harness.files import open_nofollow, read_text, refuse_symlink
+from harness.free_form import FREE_FORM, TYPED_KEYS, plain
+from harness.schema_history import CPU_DEVICE, EAGER_RUNTIME, SCHEMA, upgrade  # noqa: F401  (read as records.SCHEMA)
 
-SCHEMA = 9
-READABLE = {1, 2, 3, 4, 5, 6, 7, 8, 9}
 #: How a variant's creation energy is known (``Creation.source``).
 CREATION_SOURCES = ("measured", "unknown", "reported")
-#: What a record older than schema 4 ran on: joulebench moved no tensor off the CPU then.
-CPU_DEVICE = {"name": "cpu", "type": "cpu", "index": None, "model": None, "uuid": None, "capability": None,
-              "requested": None}
-#: What a record older than schema 5 ran under.
-EAGER_RUNTIME = {"name": "eager", "options": {}, "info": {}, "artifact_key": None, "cached": None}
 RECORDS = "records.jsonl"
 #: A record is a few hundred kB (SST-2: ~100 kB with its 872 predictions); a line far over that is no record.
 MAX_LINE_CHARS = 64 << 20
@@ -251,39 +208,6 @@ class Curve(_Model):
         return sum(w.energy_j for w in self.eval_windows)
 
 
-#: A record's free-form mappings: read by the report and compare, so held to plain JSON
-#: values (finite numbers in float range, 64-bit integers, at most MAX_FREE_DEPTH deep).
-FREE_FORM = ("fingerprint", "device", "runtime", "meter", "flops", "data", "params", "model_info", "technique_info",
-             "cached", "sweep")
-MAX_FREE_DEPTH = 16
-#: Keys of those mappings that the report reads as a given kind: (mapping, key, kinds).
-TYPED_KEYS = (("device", "type", (str,)), ("device", "model", (str, type(None))), ("device", "index", (int, type(None))),
-              ("runtime", "name", (str,)), ("runtime", "options", (dict,)), ("meter", "method", (str,)),
-              ("meter", "formulas", (list,)), ("flops", "per_inference", (int, float, type(None))),
-              ("flops", "train", (int, float, type(None))), ("sweep", "tuning_J_per_seed", (int, float)),
-              ("sweep", "tuning_J", (int, float)), ("data", "n_eval", (int,)), ("data", "eval_split", (str,)))
-
-
-def _plain(value: Any, where: str, depth: int = 0) -> None:
-    """ValueError unless ``value`` is plain JSON a reader can compute with."""
-    if depth > MAX_FREE_DEPTH:
-        raise ValueError(f"{where} is nested more than {MAX_FREE_DEPTH} levels deep")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return
-    if isinstance(value, int):
-        if abs(value) >= 2**63:
-            raise ValueError(f"{where} is an integer beyond 64 bits")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where} is {value}")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _plain(v, f"{where}.{k}", depth + 1)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _plain(v, f"{where}[{i}]", depth + 1)
-
-
 class RunRecord(_Model):
     schema_version: int = Field(alias="schema")
     suite: str
@@ -337,7 +261,7 @@ class RunRecord(_Model):
         if self.status == "ok" and (self.train is None or self.eval is None or self.inference is None):
             raise ValueError("a record with status ok needs train, eval and inference")
         for name in FREE_FORM:
-            _plain(getattr(self, name), name)
+            plain(getattr(self, name), name)
         for name, key, kinds in TYPED_KEYS:  # null is absence, allowed everywhere
             value = (getattr(self, name) or {}).get(key)
             if value is not None and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
@@ -362,112 +286,3 @@ class RunRecord(_Model):
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "RunRecord":
         return cls.model_validate(upgrade(raw))
-
-
-def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
-    """Bring a record of any readable schema to the current one (a new dict)."""
-    out = dict(raw)
-    version = out.get("schema")
-    if version not in READABLE:
-        raise ValueError(f"schema {version!r} is not one of {sorted(READABLE)}")
-    if version == 1:  # no provenance yet: say so rather than invent it
-        out.setdefault("run_config_hash", None)
-        out.setdefault("fingerprint", {})
-        out.setdefault("flops", {})
-        version = 2
-    if version == 2:  # windows had no host; Window.host defaults to "" (unknown)
-        version = 3
-    if version == 3:  # every run was on the CPU; no sweep, no cross-check, fp32 training
-        out.setdefault("device", dict(CPU_DEVICE))
-        version = 4
-    if version == 4:  # every variant ran eager PyTorch
-        out.setdefault("runtime", dict(EAGER_RUNTIME))
-        version = 5
-    if version == 5:  # no curves, no sweeps: the new fields default to None
-        version = 6
-    if version == 6:  # a sweep's tuning_J was the total over every trial of every seed
-        sweep = out.get("sweep")
-        if isinstance(sweep, dict) and "tuning_J" in sweep and "tuning_J_per_seed" not in sweep:
-            trials, total = sweep.get("trials", []), sweep["tuning_J"]
-            if not isinstance(trials, list) or not all(isinstance(t, dict) for t in trials):
-                raise ValueError("sweep.trials is not a list of trials")
-            if not isinstance(total, (int, float)) or isinstance(total, bool) or not 0 <= total < 1e300:
-                raise ValueError(f"sweep.tuning_J is {total!r}, not a number of joules")
-            seeds = len({str(t.get("seed")) for t in trials}) or 1
-            out["sweep"] = {**sweep, "tuning_J_per_seed": sweep["tuning_J"] / seeds}
-        version = 7
-    if version == 7:  # no work counted: Inference.work defaults to None
-        version = 8
-    if version == 8:  # every creation was measured: Creation.source defaults to "measured"
-        version = 9
-    out["schema"] = version
-    return out
-
-
-def append(path: Path, record: RunRecord) -> None:
-    line = record.to_json() + "\n"
-    fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    with os.fdopen(fd, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def load(path: Path) -> tuple[list[RunRecord], list[str]]:
-    """(records, warnings). A line that is not a complete record is skipped with a warning.
-    A file that is not UTF-8 text is one UserError naming it."""
-    records, warnings = [], []
-    for number, line in enumerate(read_text(path, "records file").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if len(line) > MAX_LINE_CHARS:
-            warnings.append(f"{path} line {number} is {len(line):,} characters, over the {MAX_LINE_CHARS:,} a record "
-                            "may hold; skipped it")
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError:
-            warnings.append(f"{path} line {number} is truncated or not JSON; skipped it")
-            continue
-        except RecursionError:
-            warnings.append(f"{path} line {number} is nested too deeply to be a record; skipped it")
-            continue
-        if not isinstance(raw, dict) or raw.get("schema") not in READABLE:
-            warnings.append(f"{path} line {number} is not a joulebench record (schema {sorted(READABLE)}); skipped it")
-            continue
-        try:
-            rec = RunRecord.from_dict(raw)
-        except (ValueError, TypeError, RecursionError, AttributeError, KeyError, OverflowError) as exc:
-            if not isinstance(exc, ValidationError):
-                warnings.append(f"{path} line {number} is not a valid record ({str(exc)[:120]}); skipped it")
-                continue
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            warnings.append(f"{path} line {number} is not a valid record ({where}: {first['msg']}); skipped it")
-            continue
-        rec.line = number
-        records.append(rec)
-    return records, warnings
-
-
-def load_dir(run_dir: Path) -> tuple[list[RunRecord], list[str]]:
-    """Records of one run dir, or a one-line UserError when it is not one."""
-    path = Path(run_dir) / RECORDS
-    if not Path(run_dir).is_dir():
-        raise UserError(f"{run_dir} is not a folder; pass a run directory written by 'joulebench run'")
-    if not path.is_file():
-        raise UserError(f"{run_dir} holds no {RECORDS}; pass a run directory written by 'joulebench run'")
-    return load(path)
-
-
-def repair_tail(path: Path) -> int:
-    """Cut a torn last line (no trailing newline: the write was interrupted). Returns
-    the bytes dropped; complete lines are never touched."""
-    refuse_symlink(path)
-    data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return 0
-    keep = data.rfind(b"\n") + 1
-    with os.fdopen(open_nofollow(path, os.O_RDWR), "r+b") as fh:
-        fh.truncate(keep)
-    return len(data) - keep

@@ -1,9 +1,10 @@
 """One tiny registry shared by tasks, model families, techniques, runtimes and meters.
 
-Adding a task, a model, a compression technique, a runtime or an energy meter is a
-small file registered by name (``@REGISTRY.register("name")``; see docs/extending.md for
-what else each kind needs today); tests loop over ``names()`` so a new entry is tested
-without writing a new test (the timm pattern). Each registry declares what its entries
+Adding a task, a model, a compression technique, a runtime or an energy meter is one
+file dropped into its package, registered by name (``@REGISTRY.register("name")``, the
+name written there only); the package finds its files (``discover``), and tests loop
+over ``names()`` so a new entry is tested without writing a new test (the timm
+pattern); see docs/extending.md. Each registry declares what its entries
 must be (``check``: a subclass of its base class, or a callable).
 
 **Plugins.** A separately installed package adds entries through ``importlib.metadata``
@@ -19,10 +20,12 @@ name still works, and asking for the broken one gives that line.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import pkgutil
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Annotated, Any, Callable, Generic, Iterator, Mapping, TypeVar, get_type_hints
+from typing import Annotated, Any, Callable, Generic, Iterable, Iterator, Mapping, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -98,7 +101,7 @@ class Registry(Generic[T]):
                             self._entries = before
                             error = f"gives an entry that {wrong}"
                         else:
-                            self._entries[ep.name] = entry
+                            self._entries[ep.name] = _named(entry, ep.name)
                 self._plugins[ep.name] = Plugin(self.kind, ep.name, ep.value, dist, error)
         return list(self._plugins.values())
 
@@ -109,10 +112,12 @@ class Registry(Generic[T]):
         return p.distribution if p is not None and p.error is None else None
 
     def register(self, name: str) -> Callable[[T], T]:
+        """``@REGISTRY.register("name")`` over a class or a function: the name is written
+        here only; a class that declares a ``name`` attribute gets this one."""
         def add(entry: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
-            self._entries[name] = entry
+            self._entries[name] = _named(entry, name)
             return entry
 
         return add
@@ -144,6 +149,23 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def _named(entry: T, name: str) -> T:
+    """A class that declares a ``name`` attribute gets its registry name (written once)."""
+    if inspect.isclass(entry) and any("name" in vars(c) for c in entry.__mro__):
+        entry.name = name  # type: ignore[attr-defined]
+    return entry
+
+
+def discover(package: str, path: Iterable[str]) -> list[str]:
+    """Import every module of ``package`` (its ``__path__``) but the private ones (``_x``)
+    and ``base``: each registers its entries as it is imported, so a new entry is one file
+    dropped into the package, with no import list to keep. Returns the modules imported."""
+    names = sorted(m.name for m in pkgutil.iter_modules(list(path)) if not m.name.startswith("_") and m.name != "base")
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names
 
 
 def _first(exc: BaseException) -> str:

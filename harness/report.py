@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import appendix, columns, plots, render, work
+from harness import appendix, columns, latex, plots, render, work
 from harness.errors import UserError
 from harness.files import ensure_dir, read_json, refuse_links_in, refuse_symlink, write_atomic
 from harness.rundir import check_environment
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
 from harness.records import RUN_FILES, RunRecord
-from harness.table import (CV_WARN, build_batch_table, build_sweep_table, build_table, build_trial_table,
-                           cross_check_notes, fmt_target, load_run_dirs)
+from harness.comparable import load_run_dirs
+from harness.table import CV_WARN, build_table
+from harness.tables import build_batch_table, build_sweep_table, build_trial_table, cross_check_notes
 
 def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> list[str]:
     notes = [f"Energy method: {f}" for f in sorted({f for r in recs for f in r.meter.get("formulas", [])})]
@@ -68,13 +69,13 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
         notes += [f"instructions not counted for some rows: {why}" for why in skips]
     used = sorted({r.runtime.get("name", "eager") for r in recs if r.ok} - {"eager"})
     if used:
+        from harness.runtimes import RUNTIMES  # torch: only where runtime rows are shown
+
+        said = [f"{name}: {RUNTIMES.get(name).footnote}" for name in used
+                if name in RUNTIMES and RUNTIMES.get(name).footnote]
         notes.append("runtime: how the row was evaluated and measured (eager PyTorch unless named). Accuracy is "
                      "evaluated under the runtime, so its delta vs the parent (same module, eager) is the runtime's "
-                     "own effect. onnxruntime: the module exported to ONNX (or the .onnx file given by path) and run on "
-                     "the CPU execution provider; "
-                     "int8 there is onnxruntime's quantize_dynamic; size = the .onnx file; FLOPs are counted on the "
-                     "PyTorch module that was exported. compile: torch.compile (inductor); train J includes the cold "
-                     "compile and its warm-up over every measured batch shape.")
+                     "own effect." + "".join(" " + x for x in said))
     notes += curve_notes(recs, table)
     for _, row in table.iterrows():
         if pd.notna(row["compiles_in_windows"]) and row["compiles_in_windows"] > 0:
@@ -125,7 +126,7 @@ def curve_notes(recs: list[RunRecord], table: pd.DataFrame) -> list[str]:
     for _, row in table.iterrows():
         if pd.notna(row["J_to_target_seeds_reached"]) and pd.isna(row["J_to_target"]):
             notes.append(f"J to target of {row['variant_id']} ({row['task']}) is empty: validation accuracy reached "
-                         f"{fmt_target(row)} in only {int(row['J_to_target_seeds_reached'])} of {int(row['seeds'])} "
+                         f"{render.fmt_target(row)} in only {int(row['J_to_target_seeds_reached'])} of {int(row['seeds'])} "
                          "seed(s).")
     if searched:
         notes.append("tuning J: every trial of the sweep that chose the row's hyperparameters (every configuration; "
@@ -189,8 +190,8 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
         refuse_links_in(target, RUN_FILES, "report folder")  # before the first table is written
         ensure_dir(target, "report folder")
         title = ", ".join(sorted(set(table["suite"])))
-        tex = render.paper_latex(table, notes, title, paper_columns)
-        tex_full = render.latex(table, notes, title)
+        tex = latex.paper_latex(table, notes, title, paper_columns)
+        tex_full = latex.latex(table, notes, title)
         data = columns.typed(table[picked])
         # each written beside and renamed: an old table is never left half-overwritten
         write_atomic(target / "table.md", lambda p: p.write_text(md))

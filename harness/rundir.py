@@ -1,5 +1,7 @@
-"""The one reader of a run directory: records, environment, fingerprint, config and
-identity, with one set of checks, used by report, compare, merge and history.
+"""The one reader and the one writer of a run directory: records, environment,
+fingerprint, config and identity, with one set of checks; the reader is used by report,
+compare, merge, the appendix and the history, the writer (``Writer``: lock, open or
+resume, environment, records; ``write_empty_shard``) by the runner and merge.
 
 A run dir is what ``joulebench run`` writes: ``records.jsonl`` (one record per line) and
 ``environment.json``. Reading one:
@@ -19,13 +21,18 @@ table and compare can tell repeated runs from seeds.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from harness import records
+from harness import free_form, recordfile, records
+from harness.environment import now
 from harness.errors import UserError
-from harness.files import digest, read_json
+from harness.files import (digest, ensure_dir, open_nofollow, read_json, refuse_links_in, write_atomic,
+                           write_json_atomic)
 from harness.records import RunRecord
 
 #: Fingerprint keys the environment fills where a record (older than schema 2) lacks them.
@@ -66,7 +73,7 @@ def check_environment(env: Any, path: Path) -> dict[str, Any]:
     if not isinstance(env, dict):
         raise UserError(f"{path} is not a joulebench environment (not a JSON object); restore it from the run")
     try:
-        records._plain(env, "environment")
+        free_form.plain(env, "environment")
     except ValueError as exc:
         raise UserError(f"{path}: {exc}; restore it from the run") from None
     wrong = [k for k, kinds in ENV_KINDS.items() if env.get(k) is not None and not isinstance(env[k], kinds)]
@@ -117,7 +124,7 @@ def read(path: Path, allow_empty: bool = False) -> RunDir:
     """One run dir, checked (see the module docstring). ``allow_empty``: a run dir with no
     record (an empty shard) is returned as such instead of refused."""
     path = Path(path)
-    got, warnings = records.load_dir(path)
+    got, warnings = recordfile.load_dir(path)
     if not got and allow_empty:
         return RunDir(path, [], warnings)
     if not got:
@@ -166,3 +173,95 @@ def read_many(paths: Iterable[Path]) -> list[RunDir]:
         by_id[run.run_id] = run
         out.append(run)
     return out
+
+
+class Writer:
+    """The one writer of a run directory: ``open`` refuses links and a second writer
+    (an exclusive lock held until ``close``), starts a new run or resumes one (a torn
+    last line cut, the records already there returned), ``environment`` writes it once
+    (kept as first written on resume), ``append`` adds one record in one fsynced write."""
+
+    def __init__(self, path: Path, log: Callable[[str], None] = lambda s: None) -> None:
+        self.path, self.log = Path(path), log
+        self._lock_fd: int | None = None
+
+    @property
+    def records_path(self) -> Path:
+        return self.path / records.RECORDS
+
+    @property
+    def environment_path(self) -> Path:
+        return self.path / records.ENVIRONMENT
+
+    def open(self, resume: bool, config_hash: str) -> tuple[bool, list[RunRecord]]:
+        """(resuming, records already recorded). A folder killed before its environment
+        was written holds nothing: it starts afresh, said in one line."""
+        if resume and not self.environment_path.is_file():
+            if os.path.lexists(self.records_path) or not self.path.is_dir():
+                raise UserError(f"{self.path} is not a run directory (no {records.ENVIRONMENT}); "
+                                "run without --resume to start one")
+            self.log(f"  resume: {self.path} holds no {records.ENVIRONMENT} and no records (interrupted as it "
+                     "started); starting it afresh")
+            resume = False
+        refuse_links_in(self.path, records.RUN_FILES)  # before anything is written or truncated
+        if not resume and os.path.lexists(self.records_path):
+            raise UserError(f"{self.path} already holds records; pass a new --out, or --resume {self.path}")
+        ensure_dir(self.path, "run directory")
+        self.lock()  # before anything is changed: a second process stops here
+        if not resume:
+            return False, []
+        old = check_environment(read_json(self.environment_path, "environment file"), self.environment_path)
+        if (old.get("suite") or {}).get("config_hash") != config_hash:
+            raise UserError(f"{self.path} was run with another configuration ({records.ENVIRONMENT}); "
+                            "resume with the same suite file and profile")
+        if not self.records_path.exists():
+            return True, []
+        dropped = recordfile.repair_tail(self.records_path)
+        if dropped:
+            self.log(f"  resume: dropped a torn last line ({dropped} bytes) left by the interruption")
+        recs, _ = recordfile.load(self.records_path)
+        return True, recs
+
+    def environment(self, env: dict[str, Any], resume: bool) -> dict[str, Any]:
+        """Write ``env`` with a new run identity and start time, or on resume keep the one
+        first written; returns the environment in effect."""
+        if resume and self.environment_path.is_file():
+            return read_json(self.environment_path, "environment file")
+        env = {**env, "run_id": uuid.uuid4().hex, "started_at": now()}
+        write_json_atomic(self.environment_path, env)
+        return env
+
+    def update_environment(self, env: dict[str, Any]) -> None:
+        write_json_atomic(self.environment_path, env)
+
+    def append(self, record: RunRecord) -> None:
+        recordfile.append(self.records_path, record)
+
+    def lock(self) -> None:
+        """Hold an exclusive lock on the folder until the process ends (or ``close``)."""
+        fd = open_nofollow(self.path / records.LOCK, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"another joulebench process is writing {self.path} (it holds "
+                            f"{self.path / records.LOCK}); wait for it to finish, or pass another --out") from None
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+
+def write_empty_shard(path: Path, suite: dict[str, Any], shard_spec: tuple[int, int], command: list[str]) -> None:
+    """A shard that holds no run: its folder with an empty records file and an
+    environment that says so, so a merge over every shard folder skips it cleanly."""
+    refuse_links_in(path, records.RUN_FILES)
+    if os.path.lexists(path / records.RECORDS):
+        raise UserError(f"{path} already holds records; pass a new --out")
+    ensure_dir(path, "run directory")
+    write_atomic(path / records.RECORDS, lambda p: p.write_text(""))
+    write_json_atomic(path / records.ENVIRONMENT, {"suite": suite, "shard": list(shard_spec), "empty_shard": True,
+                                                   "command": command, "run_id": uuid.uuid4().hex,
+                                                   "started_at": now()})

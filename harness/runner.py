@@ -11,40 +11,35 @@ resume of the same directory stops with one line instead of interleaving records
 
 from __future__ import annotations
 
-import fcntl
-import os
 import random
 import sys
 import time
-import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from harness import environment, records, runtimes, work
-from harness.rundir import check_environment
+from harness import environment, preflight, rundir, runtimes, work
 from harness.cache import ArtifactCache
-from harness.compress import TECHNIQUES, Technique
+from harness.compress import TECHNIQUES
 from harness.config import Suite
 from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError, VariantSkipped
-from harness.evaluate import EvalResult, evaluate
-from harness.files import (digest, ensure_dir, open_nofollow, read_json, refuse_links_in, write_atomic,
-                           write_json_atomic)
-from harness.counts import Counter, Counts
-from harness.measure import InferenceResult, Target, layout, measure_rounds, prepare
+from harness.evaluate import evaluate
+from harness.counts import Counter
+from harness.measure import Target, layout, measure_rounds, prepare
 from harness.meters import EnergyMonitor, Measurement
-from harness.outside import MadeElsewhere
 from harness.plan import RunSpec, describe, expand, shard
+from harness.recording import Recorder
 from harness.records import RunRecord
 from harness.tasks import TASKS, TaskData
 from harness.train import preload as train_preload, unsupported_precision
-from harness.workshop import Deployed, Made, Workshop, now
+from harness.environment import now
+from harness.made import Deployed, Made
+from harness.workshop import Workshop
 
-LOCK = records.LOCK
 
 
 def seed_everything(seed: int) -> None:
@@ -75,19 +70,6 @@ class Pending:
     targets: list[Target]
 
 
-def _every_batch_shape(enc: Any, sizes: tuple[int, ...] | list[int]) -> list[dict[str, torch.Tensor]]:
-    """One batch of every size a run feeds a model: each batch size (at most the split's
-    length) and each last, shorter batch, taken from the split's own buckets (so token
-    batches keep the widths the run will use)."""
-    out, seen = [], set()
-    for b in sizes:
-        for idx in enc.buckets(b):
-            if len(idx) not in seen:
-                seen.add(len(idx))
-                out.append(enc.batch(idx))
-    return out
-
-
 class Runner:
     def __init__(self, suite: Suite, task: TaskData, monitor: EnergyMonitor, out_dir: Path,
                  cache: ArtifactCache | None = None, shard_spec: tuple[int, int] | None = None,
@@ -104,7 +86,7 @@ class Runner:
             if why:
                 raise UserError(f"{spec.variant_id}: {why}")
         self.workshop = Workshop(suite, task, monitor, self.specs, cache, log, device)
-        self.preflight()
+        preflight.check(self.suite, self.task, self.device, self.specs, self.workshop.build)
         self.work_skip: str | None = None  # why the suite's work pass cannot count here
         if suite.measure.work != work.NONE:
             self.work_skip = work.unavailable(device.torch.type)
@@ -112,92 +94,19 @@ class Runner:
                 self.work_skip = ("instructions not counted: the work pass rebuilds every variant from the artifact "
                                   "cache; run without --no-cache")
         self.counter = Counter(suite.measure.batch_size)
-        self.fingerprint: dict[str, Any] = {}
-        self._lock_fd: int | None = None
-
-    def preflight(self) -> None:
-        """Checks a technique or a runtime makes against its parent's architecture (a
-        checkpoint's keys and shapes, an ONNX file's inputs), before the run folder
-        exists: one fresh module (and encoder) per architecture. First, whether each
-        model fits the memory the device has free (fits.py)."""
-        from harness import fits
-        from harness.models import MODELS
-
-        fits.check(self.suite, self.task, self.device, lambda m: MODELS.get(m.family)(self.task, **m.options))
-        bundles: dict[str, Any] = {}
-        seen: set[str] = set()
-        for spec in self.specs:  # a given runtime file: its inputs are the ones the encoder gives
-            runtime = runtimes.create(spec.runtime)
-            if spec.variant_id in seen or runtime.given() is None:
-                continue
-            seen.add(spec.variant_id)
-            if spec.model.name not in bundles:
-                bundles[spec.model.name] = self.workshop.build(spec.model)
-            enc = bundles[spec.model.name].encode(self.task.eval)
-            runtime.preflight(list(enc.features), f"{self.suite.path} variant {spec.variant_id!r}",
-                              _every_batch_shape(enc, self.suite.measure.all_batch_sizes()), self.task.num_labels)
-        built = {name: b.module for name, b in bundles.items()}
-        for v in self.suite.variants:
-            technique = TECHNIQUES.get(v.technique)() if v.technique else None
-            if technique is None or type(technique).preflight is Technique.preflight:
-                continue
-            model = next((m for m in self.suite.models if m.name == v.parent), None)
-            if model is None:  # a variant parent's shapes exist once it is made: checked then
-                continue
-            if model.name not in built:
-                built[model.name] = self.workshop.build(model).module
-            technique.preflight(v.params, built[model.name], f"{self.suite.path} variant {v.id!r}")
-
-    def lock(self) -> None:
-        """Hold an exclusive lock on the run dir until the process ends (or ``unlock``)."""
-        fd = open_nofollow(self.out_dir / LOCK, os.O_RDWR | os.O_CREAT)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UserError(f"another joulebench process is writing {self.out_dir} (it holds {self.out_dir / LOCK}); "
-                            "wait for it to finish, or pass another --out") from None
-        self._lock_fd = fd
-
-    def unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
+        self.recorder: Recorder | None = None  # once the run folder's environment is written (start)
+        self.folder = rundir.Writer(out_dir, log)
 
     def start(self, resume: bool = False) -> set[str]:
-        """Prepare the run dir; returns the run keys already recorded (on resume)."""
-        path = self.out_dir / records.RECORDS
-        env_path = self.out_dir / records.ENVIRONMENT
-        done: set[str] = set()
-        if resume and not env_path.is_file():
-            if os.path.lexists(path) or not self.out_dir.is_dir():
-                raise UserError(f"{self.out_dir} is not a run directory (no {records.ENVIRONMENT}); "
-                                "run without --resume to start one")
-            # killed between making the folder and writing its environment: nothing was recorded
-            self.log(f"  resume: {self.out_dir} holds no {records.ENVIRONMENT} and no records (interrupted as it "
-                     "started); starting it afresh")
-            resume = False
-        refuse_links_in(self.out_dir, records.RUN_FILES)  # before anything is written or truncated
-        if not resume and os.path.lexists(path):
-            raise UserError(f"{self.out_dir} already holds records; pass a new --out, or --resume {self.out_dir}")
-        ensure_dir(self.out_dir, "run directory")
-        self.lock()  # before anything is changed: a second process stops here
+        """Open the run dir (rundir.Writer); returns the run keys already recorded (on resume)."""
+        resume, recorded = self.folder.open(resume, self.suite.config_hash())
+        done = {r.run_key for r in recorded}
+        for r in recorded:  # a recorded trial's result serves the selection without retraining
+            if r.status == "trial" and (r.variant_id, r.seed) in self.workshop.by_id:
+                self.workshop.note_trial(self.workshop.by_id[(r.variant_id, r.seed)],
+                                         r.curve.model_dump() if r.curve else None,
+                                         sum(w.energy_j for w in r.train.windows()))
         if resume:
-            old = check_environment(read_json(env_path, "environment file"), env_path)
-            if (old.get("suite") or {}).get("config_hash") != self.suite.config_hash():
-                raise UserError(f"{self.out_dir} was run with another configuration ({records.ENVIRONMENT}); "
-                                "resume with the same suite file and profile")
-            if path.exists():
-                dropped = records.repair_tail(path)
-                if dropped:
-                    self.log(f"  resume: dropped a torn last line ({dropped} bytes) left by the interruption")
-                recs, _ = records.load(path)
-                done = {r.run_key for r in recs}
-                for r in recs:  # a recorded trial's result serves the selection without retraining
-                    if r.status == "trial" and (r.variant_id, r.seed) in self.workshop.by_id:
-                        self.workshop.note_trial(self.workshop.by_id[(r.variant_id, r.seed)],
-                                                 r.curve.model_dump() if r.curve else None,
-                                                 sum(w.energy_j for w in r.train.windows()))
             self.log(f"  resume: {len(done)} runs already recorded, {len([s for s in self.todo if s.key not in done])} to go")
         if self.work_skip:
             self.log(f"  work pass: {self.work_skip}")
@@ -210,22 +119,17 @@ class Runner:
                        "train_sha256": self.workshop.data_fp}
         env["shard"] = list(self.shard_spec) if self.shard_spec else None
         env["command"] = self.command  # as typed (paths relative to where it was run)
-        # the run's identity (a history database stores a run once, however often it is
-        # imported or copied) and when it started; kept as first written on resume
-        env["run_id"] = uuid.uuid4().hex
-        env["started_at"] = now()
-        self.fingerprint = environment.fingerprint(env)
         # written before any measurement: a kill from here on (the idle baseline included)
-        # leaves a run directory that --resume accepts
-        if resume and env_path.is_file():
-            env = read_json(env_path, "environment file")
-        else:
-            write_json_atomic(env_path, env)
+        # leaves a run directory that --resume accepts; a resumed run keeps its identity
+        env = self.folder.environment(env, resume)
+        self.recorder = Recorder(self.suite, self.task, self.device,
+                                 {"method": self.monitor.method, "formulas": self.monitor.formulas()},
+                                 environment.fingerprint(env))
         prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
         self.preload(done)
         idle = self.measure_idle()
         if env.get("idle_w") is None:  # a new run, or one killed before its idle baseline
-            write_json_atomic(env_path, {**env, "idle_w": idle})
+            self.folder.update_environment({**env, "idle_w": idle})
         return done
 
     def preload(self, done: set[str] = frozenset()) -> None:
@@ -263,16 +167,15 @@ class Runner:
         try:
             return self._run(done)
         finally:
-            self.unlock()
+            self.folder.close()
 
     def _run(self, done: set[str]) -> Path:
-        path = self.out_dir / records.RECORDS
         todo = [s for s in self.todo if s.key not in done]
         count, count_all = 0, len(todo)
         for spec in (s for s in todo if s.trial is not None):  # a sweep's trials: all of them before any selection
             count += 1
             self.log(f"[{count}/{count_all}] {self.suite.name}: {spec.key} (sweep trial: {describe(spec.trial)})")
-            records.append(path, RunRecord.model_validate(self.trial_record(spec)))
+            self.folder.append(self.trial(spec))
         todo = [s for s in todo if s.trial is None]
         seeds = list(dict.fromkeys(s.seed for s in todo))
         for g, seed in enumerate(seeds):
@@ -286,7 +189,7 @@ class Runner:
                 if isinstance(made, Pending):
                     pending.append(made)
                 else:
-                    records.append(path, RunRecord.model_validate(made))
+                    self.folder.append(made)
             if not pending:
                 continue
             cfg = self.suite.measure
@@ -301,51 +204,19 @@ class Runner:
             counted = self.count_work(pending)
             for p in pending:
                 mine, results = results[:len(p.targets)], results[len(p.targets):]
-                records.append(path, RunRecord.model_validate(self.finish(p, mine, counted)))
-        return path
+                self.folder.append(self.recorder.finished(p.record, mine, counted))
+        return self.folder.records_path
 
-    def _base(self, spec: RunSpec) -> dict[str, Any]:
-        return {"schema": records.SCHEMA, "suite": self.suite.name, "profile": self.suite.profile,
-                "config_hash": self.suite.config_hash(), "run_config_hash": run_config_hash(self.suite, spec),
-                "fingerprint": self.fingerprint, "run_key": spec.key, "task": self.task.name,
-                "model": spec.model.name, "variant_id": spec.variant_id, "variant": spec.variant,
-                "technique": spec.technique, "parent": spec.parent, "params": dict(spec.params), "seed": spec.seed,
-                "device": self.device.describe()}
-
-    def _data(self, spec: RunSpec, n_eval: int | None) -> dict[str, Any]:
-        return {"source": self.task.source, "eval_split": self.task.eval_split,
-                "metric": self.task.info.get("metric", "accuracy"),
-                "n_train": min(len(self.task.train), spec.train.max_samples or len(self.task.train)),
-                "n_eval": n_eval, "validation": self.task.info.get("validation")}
-
-    @staticmethod
-    def _creation(spec: RunSpec, windows: dict[str, Any], elsewhere: MadeElsewhere | None = None) -> dict[str, Any]:
-        """The creation block: its windows; for a variant made outside joulebench no
-        window of its own (``source`` unknown or reported; windows measured on top of
-        it, such as an export, are extra windows)."""
-        out = {"epochs": spec.train.epochs, "batch_size": spec.train.batch_size, "lr": spec.train.lr,
-               "max_samples": spec.train.max_samples, "precision": spec.train.precision,
-               "window": windows["create"].to_dict() if "create" in windows else None,
-               "extra_windows": {k: w.to_dict() for k, w in windows.items() if k != "create"}}
-        if elsewhere is not None:
-            out.update(source=elsewhere.source, reported_j=elsewhere.reported_j, note=elsewhere.note(),
-                       origin_sha256=elsewhere.sha256)
-        return out
-
-    def trial_record(self, spec: RunSpec) -> dict[str, Any]:
-        """A sweep trial: trained under its own window, validated on the carved split
-        (its curve), never evaluated on the eval split nor measured for inference."""
+    def trial(self, spec: RunSpec) -> RunRecord:
+        """A sweep trial: obtained (trained and validated), recorded."""
         started = now()
         seed_everything(spec.seed)
         made = self.workshop.obtain(spec)
         self.log(f"  validation accuracy {made.trial['val_accuracy']:.4f}; trial energy {made.trial['energy_J']:.1f} J "
                  f"({made.windows['create'].method}{', cached' if made.cached else ''})")
-        return {**self._base(spec), "status": "trial", "params": dict(spec.trial), "artifact_key": made.key,
-                "cached": made.cached, "architecture": made.built.model_name, "technique_info": made.info,
-                "data": self._data(spec, None), "train": self._creation(spec, made.windows), "curve": made.curve,
-                "meter": self._meter(), "started_at": started, "finished_at": now()}
+        return self.recorder.trial(spec, made, started)
 
-    def prepare_one(self, spec: RunSpec) -> dict[str, Any] | Pending:
+    def prepare_one(self, spec: RunSpec) -> RunRecord | Pending:
         """One variant, top to bottom, each step taking the one before's value: obtain
         (make, or load from the cache or a file) -> deploy under its runtime -> evaluate
         on the eval split -> count (FLOPs, weights, bytes) -> stage its batches for the
@@ -361,15 +232,14 @@ class Runner:
             result = evaluate(runnable, made.eval_data, self.suite.measure.batch_size, self.task.num_labels)
         except VariantSkipped as why:
             self.log(f"  skipped {spec.variant_id}: {why}")
-            return {**self._base(self.workshop.resolve(spec)), "status": "skipped", "reason": str(why),
-                    "meter": self._meter(), "started_at": started, "finished_at": now()}
+            return self.recorder.skipped(self.workshop.resolve(spec), str(why), started)
         self.log(f"  eval accuracy {result.accuracy:.4f} on {result.n} held-out examples"
                  + (f" (under {made.spec.runtime.name})" if deployed.window is not None else ""))
         counts = self.counter.count(made, deployed)
         cfg = self.suite.measure
         targets = [prepare(f"{made.spec.key}@bs{b}", runnable, made.eval_data, cfg, self.monitor, self.device.torch, b)
                    for b in cfg.all_batch_sizes()]
-        return Pending(self._record(made, deployed, windows, result, counts, started), targets)
+        return Pending(self.recorder.made(made, deployed, windows, result, counts, started), targets)
 
     def _creation_windows(self, made: Made, deployed: Deployed, seconds: float) -> dict[str, Measurement]:
         """The variant's creation windows (its own, and deploying it: creation work too),
@@ -388,38 +258,6 @@ class Runner:
                      f"creation energy {create_j:.1f} J ({windows['create'].method}"
                      f"{', measured ' + cached['measured_at'] if cached else ''})")
         return windows
-
-    def _record(self, made: Made, deployed: Deployed, windows: dict[str, Measurement], result: EvalResult,
-                counts: Counts, started: str) -> dict[str, Any]:
-        """The record of an obtained, deployed, evaluated and counted variant; its
-        inference windows are added by ``finish``."""
-        spec, built = made.spec, made.built
-        elsewhere = made.elsewhere or deployed.elsewhere
-        info = dict(made.info)
-        if elsewhere is not None:
-            info["creation"] = elsewhere.note()
-        if deployed.elsewhere is not None:  # the runtime's file is the whole model: the parent's module is not it
-            info = {"train_samples": 0, "module": f"the ONNX file {deployed.elsewhere.path}, not the parent's module",
-                    "creation": elsewhere.note(), "sparsity": None}
-        info.setdefault("sparsity", counts.sparsity)
-        return {
-            **self._base(spec), "status": "ok",
-            "artifact_key": made.key, "model_identity": made.identity, "cached": made.cached,
-            "model_info": built.bundle.info, "architecture": built.model_name,
-            "technique_info": info,
-            "runtime": {"name": spec.runtime.name, "options": deployed.runtime.options(),
-                        "info": deployed.deployment.info, "artifact_key": deployed.key or None,
-                        "cached": deployed.cached},
-            "n_params": counts.n_params, "n_nonzero_params": counts.n_nonzero, "size_bytes": counts.size_bytes,
-            "flops": counts.flops,
-            "data": self._data(spec, result.n),
-            "train": self._creation(spec, windows, elsewhere),
-            "curve": made.curve,
-            "sweep": made.sweep,
-            "eval": {"accuracy": result.accuracy, "correct": result.correct, "n": result.n,
-                     "predictions": result.predictions, "labels": made.eval_data.labels.tolist()},
-            "started_at": started,
-        }
 
     def count_work(self, pending: list[Pending]) -> dict[str, dict[str, Any]]:
         """The work pass over a group's targets, after its energy rounds (work.py): each
@@ -441,48 +279,3 @@ class Runner:
             self.log(f"  work pass failed: {exc}")
             return {r.name: work.skipped(f"counting failed: {exc}") for r in requests}
 
-    def finish(self, pending: Pending, results: list[InferenceResult],
-               counted: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The record, with the windows at the table's batch size (and at the others),
-        each with its counted work where the suite asked for a work pass."""
-        counted = counted or {}
-        key = pending.record["run_key"]
-
-        def block(inference: InferenceResult) -> dict[str, Any]:
-            return {"batch_size": inference.batch_size, "passes": inference.passes,
-                    "inferences_per_window": inference.inferences_per_window,
-                    "warmup_s": inference.warmup_s, "schedule": inference.schedule,
-                    "include_transfer": self.suite.measure.include_transfer,
-                    "rounds": list(inference.rounds), "sequence": list(inference.sequence),
-                    "compiles_in_windows": inference.compiles_in_windows,
-                    "windows": [w.to_dict() for w in inference.windows],
-                    "work": counted.get(work.Request(key, inference.batch_size).name)}
-
-        out = {**pending.record, "inference": block(results[0]), "meter": self._meter(), "finished_at": now()}
-        if len(results) > 1:
-            out["inference_sweep"] = [block(r) for r in results[1:]]
-        return out
-
-    def _meter(self) -> dict[str, Any]:
-        return {"method": self.monitor.method, "formulas": self.monitor.formulas()}
-
-
-def write_empty_shard(suite: Suite, out_dir: Path, shard_spec: tuple[int, int], command: list[str]) -> None:
-    """A shard that holds no run: its folder with an empty records file and an
-    environment that says so, so a merge over every shard folder skips it cleanly."""
-    refuse_links_in(out_dir, records.RUN_FILES)
-    if os.path.lexists(out_dir / records.RECORDS):
-        raise UserError(f"{out_dir} already holds records; pass a new --out")
-    ensure_dir(out_dir, "run directory")
-    write_atomic(out_dir / records.RECORDS, lambda p: p.write_text(""))
-    write_json_atomic(out_dir / records.ENVIRONMENT, {
-        "suite": {"name": suite.name, "path": suite.path, "profile": suite.profile,
-                  "config_hash": suite.config_hash()},
-        "shard": list(shard_spec), "empty_shard": True, "command": command, "run_id": uuid.uuid4().hex,
-        "started_at": now()})
-
-
-def run_config_hash(suite: Suite, spec: RunSpec) -> str:
-    """Hash of everything this one run depends on (not the rest of the suite)."""
-    return digest({"task": asdict(suite.task), "spec": asdict(spec), "measure": asdict(suite.measure),
-                   "meter": asdict(suite.meter)}, 16)

@@ -4,7 +4,7 @@ host "vm", one with AVX-512 and bf16 and one with AVX2 only, are two machines.""
 from __future__ import annotations
 
 from harness.environment import fingerprint, machine
-from harness.history.db import machine as history_machine
+from harness.history.imports import machine as history_machine
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD

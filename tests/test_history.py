@@ -22,7 +22,7 @@ import pytest
 from harness import history
 from harness import records as records_mod
 from harness.cli import main
-from harness.history import db as db_mod, series as series_mod
+from harness.history import db as db_mod, schema as schema_mod, series as series_mod
 from tests.conftest import ROOT
 from tests.nights import ACC_STEP_NIGHT, N_NIGHTS, OUTLIER_NIGHT, STEP_NIGHT, make_night, planted
 
@@ -45,7 +45,7 @@ def light(tmp_path_factory) -> list[Path]:
 @pytest.fixture(scope="module")
 def one_run_db(tmp_path_factory, light: list[Path]) -> Path:
     path = tmp_path_factory.mktemp("one") / "history.sqlite"
-    db_mod.add(path, [make_night(tmp_path_factory.mktemp("first"), 10, seeds=(0,))])
+    history.add(path, [make_night(tmp_path_factory.mktemp("first"), 10, seeds=(0,))])
     return path
 
 
@@ -161,11 +161,11 @@ def test_reimport_is_a_no_op_and_a_grown_run_replaces_itself(base_db: Path, nigh
 
 def _import_and_die(db: Path, runs: list[Path], stage: str, at: int) -> subprocess.CompletedProcess:
     code = ("import os, signal, sys\n"
-            "from harness.history import db\n"
+            "from harness.history import imports\n"
             "def progress(stage, n):\n"
             f"    if stage == {stage!r} and n >= {at}:\n"
             "        os.kill(os.getpid(), signal.SIGKILL)\n"
-            f"db.add({str(db)!r}, {[str(r) for r in runs]!r}, progress=progress)\n")
+            f"imports.add({str(db)!r}, {[str(r) for r in runs]!r}, progress=progress)\n")
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -181,7 +181,7 @@ def test_a_kill_during_import_leaves_the_database_unchanged(light: list[Path], o
     con.close()
     assert dump(path) == before
     assert len(history.load(path).runs) == 1
-    db_mod.add(path, light)  # and the next import goes through
+    history.add(path, light)  # and the next import goes through
     assert len(history.load(path).runs) == 4
 
 
@@ -190,7 +190,7 @@ def test_a_killed_first_import_leaves_no_half_made_database(light: list[Path], t
     proc = _import_and_die(path, light[:2], "record", 3)
     assert proc.returncode == -signal.SIGKILL
     assert not path.exists() or not dump(path) or dump(path) == ["BEGIN TRANSACTION;", "COMMIT;"]
-    db_mod.add(path, light[:2])
+    history.add(path, light[:2])
     assert len(history.load(path).runs) == 2
 
 
@@ -203,7 +203,7 @@ def test_two_machines_and_two_methods_make_separate_series(tmp_path: Path) -> No
                                seeds=(0,)))
         runs.append(make_night(tmp_path / "c", night, {"cnn": 2.0}, method="rapl", seeds=(0,)))  # another method
     path = tmp_path / "history.sqlite"
-    db_mod.add(path, runs)
+    history.add(path, runs)
     found = series_mod.build(history.load(path).points, suite="digits", variant="cnn")
     assert sorted((s.machine_label.split(" ")[0], s.meter) for s in found) == [
         ("gpu-box", "estimate"), ("vm", "estimate"), ("vm", "rapl")]
@@ -237,7 +237,7 @@ def test_load_gives_dataframes_and_the_readme_query_runs_in_the_sqlite3_shell(ba
 
 def test_schema_upgrades_on_open_all_steps_or_none(one_run_db: Path, tmp_path: Path, monkeypatch) -> None:
     path = copy_db(one_run_db, tmp_path)
-    now = db_mod.SCHEMA
+    now = schema_mod.SCHEMA
     monkeypatch.setattr(db_mod, "SCHEMA", now + 1)
     monkeypatch.setattr(db_mod, "MIGRATIONS", {now: lambda con: (con.execute("ALTER TABLE runs ADD COLUMN note TEXT"),
                                                                  con.execute("SELECT * FROM no_such_table"))})
@@ -260,8 +260,8 @@ def test_a_schema_1_history_is_upgraded_to_the_tables_names(tmp_path: Path) -> N
     upgraded (renamed columns, the JSON of every column), and reads as a new one."""
     path = tmp_path / "old.sqlite"
     con = sqlite3.connect(path)
-    ddl = db_mod.DDL
-    for old, new in db_mod.RENAMED:
+    ddl = schema_mod.DDL
+    for old, new in schema_mod.RENAMED:
         ddl = ddl.replace(f"{new} REAL", f"{old} REAL")
     ddl = ddl.replace("    columns TEXT,\n", "")
     con.executescript(ddl)
@@ -446,11 +446,11 @@ def test_a_merged_run_takes_the_place_of_its_shards(tmp_path: Path, capsys) -> N
     assert sorted(env["merged_run_ids"]) == sorted([env2["run_id"], "vm-None-night-0"])
     assert env["run_id"] not in env["merged_run_ids"]
     path = tmp_path / "history.sqlite"
-    db_mod.add(path, [shard1, shard2])
+    history.add(path, [shard1, shard2])
     assert len(history.load(path).runs) == 2
-    db_mod.add(path, [merged])  # replaces both shards
+    history.add(path, [merged])  # replaces both shards
     assert history.load(path).runs["run_id"].tolist() == [env["run_id"]]
-    messages = db_mod.add(path, [shard1])  # a shard of a stored merged run is not stored again
+    messages = history.add(path, [shard1])  # a shard of a stored merged run is not stored again
     assert "not stored again" in messages[0] and len(history.load(path).runs) == 1
 
 
@@ -474,7 +474,7 @@ def test_one_variant_stepping_under_common_drift_is_seen_against_the_others(tmp_
     """25% drift common to a night's variants swamps a 20% step in cnn's raw series; its
     series against the night's other variants finds it, at its night, and no other."""
     path = tmp_path / "history.sqlite"
-    db_mod.add(path, drifting_nights(tmp_path / "n", 16, 0.25, {"cnn": 1.2}, at=10))
+    history.add(path, drifting_nights(tmp_path / "n", 16, 0.25, {"cnn": 1.2}, at=10))
     found = {s.variant_id: s for s in series_mod.build(history.load(path).points)}
     cnn = found["cnn"].verdicts
     assert not cnn["J_per_inference"].steps
@@ -492,7 +492,7 @@ def test_one_variant_stepping_under_common_drift_is_seen_against_the_others(tmp_
 
 def test_a_step_in_every_variant_is_the_raw_series_job_not_the_relative_one(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
-    db_mod.add(path, drifting_nights(tmp_path / "n", 12, 0.01, {v: 1.2 for v in FIVE}, at=6))
+    history.add(path, drifting_nights(tmp_path / "n", 12, 0.01, {v: 1.2 for v in FIVE}, at=6))
     for s in series_mod.build(history.load(path).points):
         assert [st.index for st in s.verdicts["J_per_inference"].steps] == [6], s.variant_id
         assert not s.verdicts["J_per_inference_rel"].steps, s.variant_id
@@ -509,7 +509,7 @@ def test_a_five_percent_step_in_instructions_closes_the_gate_on_its_night_and_th
         runs.append(make_night(tmp_path / "n", night, {v: common for v in FIVE}, variants=FIVE, seeds=(0,),
                                work={"cnn": 1.05 if night >= 6 else 1.0}))
     path = tmp_path / "history.sqlite"
-    db_mod.add(path, runs)
+    history.add(path, runs)
     points = history.load(path, with_records=False).points
     nights_at = sorted(set(points["started_at"]))
     for last in range(3, 9):
@@ -540,7 +540,7 @@ def test_a_change_of_measuring_code_is_separated_by_history_report_and_compare_a
     gates = {}
     for name, last in (("moved", moved), ("same", same)):
         db = tmp_path / f"{name}.sqlite"
-        db_mod.add(db, [*before, last])
+        history.add(db, [*before, last])
         built = series_mod.build(history.load(db).points)
         gates[name] = [s for s in built if "J_per_inference" in s.latest_regression]
         if name == "moved":

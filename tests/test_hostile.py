@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from harness import merge as merge_mod
-from harness import records
+from harness import recordfile
 from harness.cache import ArtifactCache
 from harness.errors import UserError, VariantSkipped
 from harness.files import write_atomic
@@ -202,9 +202,9 @@ def test_no_writer_follows_a_link(tmp_path: Path) -> None:
         make(link)
         with pytest.raises(UserError, match="symbolic link"):
             write_atomic(link, lambda p: p.write_text("x"))
-        rec = records.load(REF / "records.jsonl")[0][0]
+        rec = recordfile.load(REF / "records.jsonl")[0][0]
         with pytest.raises(UserError, match="symbolic link"):
-            records.append(link, rec)
+            recordfile.append(link, rec)
         assert not target.exists() and not (tmp_path / "nowhere").exists()
         link.unlink()
     report_dir = tmp_path / "rep"
@@ -332,7 +332,8 @@ def bad_lines() -> list[tuple[str, str]]:
 
 
 def test_damaged_records_are_named_and_skipped_and_the_rest_reported(tmp_path: Path) -> None:
-    from harness.table import build_table, load_run_dirs
+    from harness.comparable import load_run_dirs
+    from harness.table import build_table
 
     run = tmp_path / "run"
     shutil.copytree(REF, run, ignore=shutil.ignore_patterns("*.png", "table.*"))
@@ -418,7 +419,7 @@ def test_every_registered_option_declares_its_type() -> None:
 
 # -- data rows: every reader hands on checked rows, and every error names the file ----
 def _rows(path: Path, fmt: str):
-    from harness.tasks.text import read_rows
+    from harness.tasks._rows import read_rows
 
     return list(read_rows(path, fmt, "sentence", None, "label"))
 

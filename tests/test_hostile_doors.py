@@ -391,7 +391,7 @@ def test_an_eval_split_that_is_the_training_data_or_a_bad_hub_id_is_bad_input(tm
 def test_old_records_with_odd_fields_are_skipped_with_a_line_not_a_traceback(tmp_path: Path) -> None:
     import json
 
-    from harness import records
+    from harness import recordfile
     from tests.conftest import cli
 
     ref = Path(__file__).parent.parent / "results" / "reference" / "digits" / "records.jsonl"
@@ -406,7 +406,7 @@ def test_old_records_with_odd_fields_are_skipped_with_a_line_not_a_traceback(tmp
     run = tmp_path / "run"
     run.mkdir()
     (run / "records.jsonl").write_text("\n".join(json.dumps(r) for r in [ok, *odd]) + "\n")
-    loaded, warnings = records.load(run / "records.jsonl")
+    loaded, warnings = recordfile.load(run / "records.jsonl")
     assert len(loaded) == 1 and len(warnings) == len(odd)  # absence: the good record loads
     (run / "environment.json").write_text((ref.parent / "environment.json").read_text())
     proc = cli("report", str(run), "--out", str(tmp_path / "rep"))
@@ -417,10 +417,10 @@ def test_old_records_with_odd_fields_are_skipped_with_a_line_not_a_traceback(tmp
 def _v1_history(path: Path, extra_sql: str = "", version: str = "1") -> Path:
     import sqlite3
 
-    from harness.history import db as db_mod
+    from harness.history import schema as schema_mod
 
     con = sqlite3.connect(path)
-    con.executescript(db_mod._ddl_v1())
+    con.executescript(schema_mod.ddl_v1())
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (version,))
     con.execute("INSERT INTO meta VALUES ('planted', 'untouched')")
     if extra_sql:
@@ -468,12 +468,12 @@ def test_a_history_file_that_would_act_or_is_broken_is_refused_untouched(tmp_pat
 def test_a_plain_schema_1_history_is_upgraded(tmp_path: Path) -> None:
     import sqlite3
 
-    from harness.history import db as db_mod
+    from harness.history import db as db_mod, schema as schema_mod
 
     path = _v1_history(tmp_path / "h.sqlite")  # absence: a genuine old file
     db_mod.connect(path).close()
     con = sqlite3.connect(path)
-    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(db_mod.SCHEMA)
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(schema_mod.SCHEMA)
     assert con.execute("SELECT value FROM meta WHERE key='planted'").fetchone()[0] == "untouched"
 
 

@@ -108,7 +108,7 @@ def test_three_runs_concatenate_with_numbers_as_numbers(reports: list[Path]) -> 
 
 
 def test_a_column_declared_once_appears_in_every_output(tmp_path: Path, monkeypatch) -> None:
-    from harness.history import db
+    from harness import history
 
     added = columns.Column("accuracy_percent", "float", "%", "accuracy in percent (a test's column)",
                            compute=lambda row: 100 * row["accuracy"], section="main")
@@ -123,7 +123,7 @@ def test_a_column_declared_once_appears_in_every_output(tmp_path: Path, monkeypa
     report.write([REFERENCES[0]], out, select=["variant_id", "accuracy_percent"])  # LaTeX when selected
     assert "accuracy percent" in (out / "table.tex").read_text()
     store = tmp_path / "h.sqlite"
-    db.add(store, [REFERENCES[0]])
+    history.add(store, [REFERENCES[0]])
     con = sqlite3.connect(store)
     stored = con.execute("SELECT columns FROM results LIMIT 1").fetchone()[0]
     assert "accuracy_percent" in stored
@@ -151,9 +151,10 @@ def test_a_creation_below_resolution_prints_as_a_bound_everywhere() -> None:
     """The digits reference's int8 and bf16 creations (0.3-5 ms of work, padded to
     0.1 s) keep their padded gross as an upper bound: flagged in the typed table, ≤ in
     markdown, $\\le$ in LaTeX, and train s is the work's own seconds, not the padding."""
-    from harness import render
+    from harness import latex, render
     from harness.lifecycle import add_lifecycle, carbon_from
-    from harness.table import build_table, load_run_dirs
+    from harness.comparable import load_run_dirs
+    from harness.table import build_table
 
     recs, _ = load_run_dirs([ROOT / "results" / "reference" / "digits"])
     table = add_lifecycle(build_table(recs), carbon_from()).set_index("variant_id", drop=False)
@@ -164,7 +165,7 @@ def test_a_creation_below_resolution_prints_as_a_bound_everywhere() -> None:
         assert render.creation_text(row, "train_J").startswith("≤ ")
     assert not bool(table.loc["cnn", "train_J_is_bound"])  # absence: a measured training is a value
     assert not render.creation_text(table.loc["cnn"], "train_J").startswith("≤")
-    tex = render.paper_latex(table.reset_index(drop=True), [], "digits", ["variant_id", "train_J"])
+    tex = latex.paper_latex(table.reset_index(drop=True), [], "digits", ["variant_id", "train_J"])
     assert tex.count("$\\leq$") >= 2
 
 
@@ -172,7 +173,8 @@ def test_sparsity_has_one_denominator_for_every_technique() -> None:
     """SST-2 prune90 showed 90.0% (of Linear weights) while heads1 showed 1.5% (of all
     parameters). Now every pruned row: the share of its parent's parameters that are zero
     or removed; rows that were not pruned have none."""
-    from harness.table import build_table, load_run_dirs
+    from harness.comparable import load_run_dirs
+    from harness.table import build_table
 
     recs, _ = load_run_dirs([ROOT / "results" / "reference" / "sst2"])
     t = build_table(recs).set_index("variant_id")
@@ -189,9 +191,10 @@ def test_an_inference_window_over_power_prints_as_a_bound_everywhere(monkeypatch
     $\\leq$ (LaTeX), and drawn hollow and named a bound in the plots; the other rows not."""
     import matplotlib.pyplot as plt
 
-    from harness import plots, render
+    from harness import latex, plots, render
     from harness.lifecycle import add_lifecycle, carbon_from
-    from harness.table import build_table, load_run_dirs
+    from harness.comparable import load_run_dirs
+    from harness.table import build_table
 
     recs, _ = load_run_dirs([ROOT / "results" / "reference" / "digits"])
     planted = next(r for r in recs if r.variant_id == "cnn.ort" and r.ok)
@@ -207,7 +210,7 @@ def test_an_inference_window_over_power_prints_as_a_bound_everywhere(monkeypatch
     assert not cells["lineage train J (J)"](row).startswith("≤")  # its creation is a value
     assert cells["correct/J (1/J)"](row).startswith("≥ ")  # accuracy over an upper bound
     assert not any(cells[name](other).startswith("≤") for name in bounded)
-    tex = render.paper_latex(table.reset_index(drop=True), [], "digits",
+    tex = latex.paper_latex(table.reset_index(drop=True), [], "digits",
                              ["variant_id", "J_per_inference", "correct_per_J"])
     assert tex.count("$\\leq$") == 1 and tex.count("$\\geq$") == 1
     figures = []
@@ -224,7 +227,8 @@ def test_the_footnotes_say_what_lineage_holds() -> None:
     must not say they are never inside lineage train J; a suite without a search may."""
     from harness.lifecycle import add_lifecycle, carbon_from
     from harness.report import curve_notes
-    from harness.table import build_table, load_run_dirs
+    from harness.comparable import load_run_dirs
+    from harness.table import build_table
 
     said = {}
     for name in ("sst2_sweep", "digits"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import records
+from harness import recordfile, records
 from harness.records import RunRecord
 from harness.table import build_table
 from tests.conftest import ROOT
@@ -18,7 +18,7 @@ REFERENCE = ROOT / "results" / "reference"
 
 @pytest.mark.parametrize("suite", ["digits", "sst2"])
 def test_reference_records_load_and_rebuild_their_accuracies(suite: str) -> None:
-    recs, warnings = records.load(REFERENCE / suite / records.RECORDS)
+    recs, warnings = recordfile.load(REFERENCE / suite / records.RECORDS)
     assert recs and not warnings
     assert all(r.schema_version == records.SCHEMA for r in recs)  # upgraded on read
     table = build_table(recs).set_index("variant_id")
@@ -49,7 +49,7 @@ def test_a_record_missing_a_field_is_named_and_skipped(tmp_path: Path) -> None:
     broken = json.loads(lines[1])
     del broken["eval"]["labels"]
     (tmp_path / records.RECORDS).write_text("\n".join([lines[0], json.dumps(broken), lines[2]]) + "\n")
-    recs, warnings = records.load(tmp_path / records.RECORDS)
+    recs, warnings = recordfile.load(tmp_path / records.RECORDS)
     assert len(recs) == 2 and len(warnings) == 1
     assert "line 2 is not a valid record (eval.labels" in warnings[0]
 
@@ -86,7 +86,7 @@ def test_atomic_write_keeps_the_usual_file_mode(tmp_path: Path) -> None:
 
 def test_schema_2_golden_records_upgrade() -> None:
     """Two lines of the previous reference (schema 2, committed as written then)."""
-    recs, warnings = records.load(Path(__file__).parent / "data" / "records_schema2.jsonl")
+    recs, warnings = recordfile.load(Path(__file__).parent / "data" / "records_schema2.jsonl")
     assert not warnings and [r.status for r in recs] == ["skipped", "ok"]
     ok = recs[1]
     assert ok.schema_version == records.SCHEMA and ok.fingerprint["git_commit"].startswith("15e8bd1")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.table import build_table, load_run_dirs
+from harness.comparable import load_run_dirs
+from harness.table import build_table
 
 REF = Path(__file__).resolve().parent.parent / "results" / "reference" / "sst2"
 

@@ -35,11 +35,8 @@ from tests.conftest import cli
 TIE_MARGIN = 1e-4
 TINY_BERT = {"tokenizer": "bundled:minilm", "max_length": 32,
              "config": {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64}}
-EXAMPLES = {  # runtime -> models it is tried on (compile: the CNN only; BERT compiles in the SST-2 e2e test)
-    "eager": ("cnn", "bert"),
-    "onnxruntime": ("cnn", "bert"),
-    "compile": ("cnn",),
-}
+#: runtime -> the models it is tried on, as each runtime declares (``Runtime.examples``)
+EXAMPLES = {name: runtimes.RUNTIMES.get(name).examples for name in runtimes.RUNTIMES.names()}
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from harness import records, stats  # noqa: E402
+from harness import recordfile, records, stats  # noqa: E402
 from harness.table import _vs_parent, runtime_label  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def main() -> None:
     ratios: dict[str, list[float]] = {}
     first: dict[str, str] = {}
     for run in args.runs:
-        recs = [r for r in records.load_dir(run)[0] if r.ok]
+        recs = [r for r in recordfile.load_dir(run)[0] if r.ok]
         by_key = {(r.suite, r.variant_id, r.seed): r for r in recs}
         med = {}
         for r in recs:

@@ -49,10 +49,11 @@ def _series(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.history import dashboard, db, show
+    from harness import history
+    from harness.history import dashboard, show
 
     if args.action == "add":
-        for line in db.add(Path(args.db), [Path(d) for d in args.run_dirs]):
+        for line in history.add(Path(args.db), [Path(d) for d in args.run_dirs]):
             print(f"joulebench: {line}", file=sys.stderr)
         return 0
     found, rules, n_runs = _series(args)

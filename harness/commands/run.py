@@ -23,7 +23,7 @@ def add(sub) -> None:
     p.add_argument("--shard", metavar="i/n", help="run only shard i of n of the (variant x seed) matrix")
     p.add_argument("--data-dir", help="folder that a task's relative data: path is resolved against, e.g. "
                                       "one holding sst2/ (default: $JOULEBENCH_DATA; GLUE presets: else the Hub)")
-    p.add_argument("--meter", help="override the suite's meter (auto, estimate, rapl, nvml)")
+    p.add_argument("--meter", help="override the suite's meter: auto, or a meter `joulebench meters` lists")
     p.add_argument("--device", help="override the suite's device: auto (CUDA if torch sees a GPU, else CPU), "
                                     "cpu, cuda or cuda:N")
     p.add_argument("--allow-estimate", action="store_true",

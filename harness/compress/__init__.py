@@ -26,7 +26,7 @@ from harness.device import CPU, Device
 from harness.errors import UserError, VariantSkipped
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded, ModelBundle
-from harness.registry import OPTION_CONFIG, Registry, subclass_of, validate as validate_options
+from harness.registry import OPTION_CONFIG, Registry, discover, subclass_of, validate as validate_options
 from harness.config import ModelConfig, TrainConfig
 from harness.curves import CurvePlan, CurveRecorder  # curves imports evaluation only when a point is taken
 from harness.outside import MadeElsewhere
@@ -190,4 +190,4 @@ class Technique:
 
 TECHNIQUES: Registry[type[Technique]] = Registry("technique", subclass_of(Technique))
 
-from harness.compress import checkpoint, distill, prune, quantize, structured  # noqa: E402,F401
+discover(__name__, __path__)  # every file of this package registers its entries as it loads

@@ -173,7 +173,6 @@ def _strict(header: dict[str, tuple[tuple[int, ...], str]], parent: nn.Module, p
 
 @TECHNIQUES.register("checkpoint")
 class Checkpoint(Technique):
-    name = "checkpoint"
     #: a safetensors file of the trained parent (harness.testing writes it)
     example = ("cnn", {"path": "{checkpoint_file}"})  # the conformance checks' (harness.testing)
     #: Loading the file is the whole recipe (and its digest keys it): nothing to cache.

@@ -24,7 +24,6 @@ from harness.train import train
 
 @TECHNIQUES.register("distill")
 class Distill(Technique):
-    name = "distill"
     example = ("cnn", {"student": "mlp", "temperature": 3.0, "alpha": 0.7})  # the conformance checks' (harness.testing)
 
     class Params(NoParams):

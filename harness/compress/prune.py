@@ -65,7 +65,6 @@ def two_of_four_mask(weight: torch.Tensor) -> torch.Tensor:
 class MagnitudePrune(Technique):
     """Zeros in place: the variant keeps its parent's structure (the default rebuild)."""
 
-    name = "prune"
     example = ("cnn", {"sparsity": 0.8})  # the conformance checks' (harness.testing)
 
     class Params(NoParams):

@@ -69,7 +69,6 @@ def supports(dtype: str, device: str) -> str | None:
 
 @TECHNIQUES.register("quantize")
 class Quantize(Technique):
-    name = "quantize"
     example = ("cnn", {"dtype": "int8"})  # the conformance checks' (harness.testing)
     cacheable = False  # seconds to redo; int8 packed modules cannot be rebuilt from weights
     flops_from_parent = True  # torch's counter does not see quantized kernels

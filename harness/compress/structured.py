@@ -75,7 +75,6 @@ def _finetune(ctx: CompressContext, module: nn.Module, surgery) -> CompressResul
 
 @TECHNIQUES.register("prune_layers")
 class DropLayers(Technique):
-    name = "prune_layers"
     example = ("bert", {"keep_layers": 1})  # the conformance checks' (harness.testing)
 
     class Params(NoParams):
@@ -110,7 +109,6 @@ def keep_layers(module: nn.Module, keep: list[int]) -> dict[str, Any]:
 
 @TECHNIQUES.register("prune_heads")
 class PruneHeads(Technique):
-    name = "prune_heads"
     example = ("bert", {"keep_heads": 2})  # the conformance checks' (harness.testing)
 
     class Params(NoParams):
@@ -156,7 +154,6 @@ def keep_heads(module: nn.Module, kept_per_layer: list[list[int]]) -> dict[str, 
 
 @TECHNIQUES.register("prune_channels")
 class PruneChannels(Technique):
-    name = "prune_channels"
     example = ("cnn", {"keep_fraction": 0.5})  # the conformance checks' (harness.testing)
 
     class Params(NoParams):

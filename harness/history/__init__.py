@@ -6,6 +6,7 @@ From Python: ``harness.history.load("history.sqlite")`` returns the tables as pa
 DataFrames (``runs``, ``results``, ``points``, ``records``, ``windows``).
 """
 
-from harness.history.db import History, add, load
+from harness.history.db import History, load
+from harness.history.imports import add
 
 __all__ = ["History", "add", "load"]

@@ -1,6 +1,8 @@
 """Energy meters: a registry of backends and the choice a suite's ``meter:`` makes.
 
-Adding a meter is one file with a Backend subclass and one registry line below.
+Adding a meter is one file in this package with a Backend subclass registered by name
+(``@METERS.register("name")``); what the rest needs of it is an attribute of its class
+(``auto_order``: whether and when ``auto`` tries it; ``install_hint``; ``covers_kinds``).
 ``auto`` uses every counter that is present, with GPU, CPU and DRAM as separate
 components, and fills only what no counter covers with the estimate, saying so. A
 counter that exists but cannot be read stops the run with the fix, unless the suite
@@ -18,21 +20,26 @@ from typing import Any, Callable
 
 from harness.config import MeterConfig
 from harness.errors import UserError
-from harness.meters.base import Availability, Backend, Hardware, Measurement
-from harness.meters.estimate import EstimateBackend
+from harness.meters.base import METERS, Availability, Backend, Hardware, Measurement
 from harness.meters.monitor import EnergyMonitor
-from harness.meters.nvml import NvmlBackend
-from harness.meters.rapl import RaplBackend
-from harness.registry import Registry, subclass_of
+from harness.registry import discover
 
-METERS: Registry[type[Backend]] = Registry("meter", subclass_of(Backend))
-METERS.register("estimate")(EstimateBackend)
-METERS.register("rapl")(RaplBackend)
-METERS.register("nvml")(NvmlBackend)
+discover(__name__, __path__)  # each backend file registers itself as it loads
+from harness.meters.estimate import EstimateBackend  # noqa: E402  (fills what no counter covers)
 
-#: Counters that ``auto`` tries, in order. The estimate is never in this list.
-COUNTER_METERS = ("rapl", "nvml")
 ESTIMABLE = ("cpu", "dram")
+
+
+def counters() -> list[str]:
+    """The counters ``auto`` tries, in their declared order (``Backend.auto_order``)."""
+    return sorted((n for n in METERS.names() if METERS.get(n).auto_order is not None),
+                  key=lambda n: (METERS.get(n).auto_order, n))
+
+
+def _gpu_meters() -> str:
+    found = [n for n in METERS.names() if "gpu" in METERS.get(n).covers_kinds]
+    hints = [METERS.get(n).install_hint for n in found if METERS.get(n).install_hint]
+    return " or ".join(found) + (f" ({'; '.join(hints)})" if hints else "")
 
 
 def check_name(name: str, where: str) -> None:
@@ -73,19 +80,19 @@ def build(cfg: MeterConfig | str = "auto", allow_estimate: bool = False,
         if not avail.available:
             raise UserError(f"meter {cfg.name!r} is not available here: {avail.reason}")
         if sees_gpus(cfg.name) and gpu_options is None:
-            raise UserError("meter nvml measures GPUs, but this run uses the CPU; pass --device cuda, or set "
+            raise UserError(f"meter {cfg.name} measures GPUs, but this run uses the CPU; pass --device cuda, or set "
                             "meter.gpu_idle: include to add the idle GPUs' draw (whole-box view)")
         if on_gpu and not sees_gpus(cfg.name):
             raise UserError(f"meter {cfg.name!r} cannot see {where}, where this run's work happens; "
-                            "use meter: auto or nvml (pip install nvidia-ml-py), or --device cpu")
+                            f"use meter: auto or {_gpu_meters()}, or --device cpu")
         return EnergyMonitor([create(cfg.name)], sync=sync)
     backends: list[Backend] = []
-    for counter in COUNTER_METERS:
+    for counter in counters():
         avail = METERS.get(counter).probe(hw)
         if sees_gpus(counter) and gpu_options is None:
             if avail.available:
-                log(f"joulebench: NVML sees GPU(s), but this run uses the CPU: their idle draw is left out of the "
-                    "energy (meter.gpu_idle: include adds it)")
+                log(f"joulebench: {counter} sees GPU(s), but this run uses the CPU: their idle draw is left out of "
+                    "the energy (meter.gpu_idle: include adds it)")
             continue
         if avail.available:
             backends.append(create(counter))
@@ -94,8 +101,10 @@ def build(cfg: MeterConfig | str = "auto", allow_estimate: bool = False,
                 raise UserError(f"{counter}: {avail.reason}; or accept an estimate with --allow-estimate")
             log(f"joulebench: {counter} present but unreadable ({avail.reason}); estimate allowed, so using it")
         elif sees_gpus(counter) and on_gpu:
-            raise UserError(f"this run uses {where} but NVML cannot measure it ({avail.reason}); the GPU's energy "
-                            "cannot be estimated, so install nvidia-ml-py or run with --device cpu")
+            hint = METERS.get(counter).install_hint
+            raise UserError(f"this run uses {where} but {counter} cannot measure it ({avail.reason}); the GPU's "
+                            f"energy cannot be estimated, so {hint + ' or ' if hint else 'fix it or '}run with "
+                            "--device cpu")
     covered = set().union(*(b.covers() for b in backends)) if backends else set()
     missing = tuple(p for p in ESTIMABLE if p not in covered)
     if missing:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from harness.registry import Registry, subclass_of
+
 POWERCAP_ROOT = Path("/sys/class/powercap")
 
 
@@ -58,6 +60,11 @@ class Backend(ABC):
     update_period_s: float = 0.0
     #: The method of ``check_totals`` (e.g. "nvml-polled"), where there is one.
     check_method: str = ""
+    #: A counter that ``meter: auto`` tries, in this order (lower first); None: auto does
+    #: not try it (the estimate, which fills only what no counter covers).
+    auto_order: int | None = None
+    #: How to get the library this meter reads, for the messages that need it.
+    install_hint: str = ""
 
     def resolution_s(self) -> float:
         """The smallest time step the totals resolve, in seconds (the counter's update
@@ -190,3 +197,8 @@ class Measurement:
         return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0),
                    raw.get("host", ""), tuple(ComponentEnergy(**c) for c in raw.get("cross_check", [])),
                    raw.get("imports") or 0, raw.get("work_s"), bool(raw.get("below_resolution", False)))
+
+
+#: Every meter by name: each backend file registers its class (``@METERS.register``);
+#: ``harness.meters`` finds the files.
+METERS: Registry[type[Backend]] = Registry("meter", subclass_of(Backend))

@@ -28,7 +28,7 @@ import resource
 import time
 from typing import Callable
 
-from harness.meters.base import Availability, Backend, Hardware
+from harness.meters.base import METERS, Availability, Backend, Hardware
 
 CPU_W_PER_BUSY_CPU = 12.0
 DRAM_W_PER_GB = 0.3725
@@ -82,6 +82,7 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+@METERS.register("estimate")
 class EstimateBackend(Backend):
     method = "estimate"
     covers_kinds = frozenset({"cpu", "dram"})

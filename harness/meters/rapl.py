@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.errors import MeterError
-from harness.meters.base import POWERCAP_ROOT, Availability, Backend, Hardware, read_text
+from harness.meters.base import METERS, POWERCAP_ROOT, Availability, Backend, Hardware, read_text
 
 #: The highest package power we plan for when choosing the poll interval, in W.
 MAX_PLAUSIBLE_POWER_W = 500.0
@@ -82,7 +82,9 @@ def _zone(path: Path, component: str, read: Reader) -> Zone:
     return Zone(component, energy, int(read(path / "max_energy_range_uj")), _limit_w(path, read))
 
 
+@METERS.register("rapl")
 class RaplBackend(Backend):
+    auto_order = 0
     method = "rapl"
     covers_kinds = frozenset({"cpu", "dram"})
     uncertainty_rel = 0.05  # RAPL's model-based estimates track wall power within a few %

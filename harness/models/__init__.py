@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from harness.registry import Registry
+from harness.registry import Registry, discover
 from harness.tasks import Split
 
 
@@ -78,4 +78,4 @@ def count_params(module: nn.Module) -> tuple[int, int]:
 ModelBuilder = Callable[..., ModelBundle]
 MODELS: Registry[ModelBuilder] = Registry("model family")
 
-from harness.models import bert, cnn  # noqa: E402,F401
+discover(__name__, __path__)  # every file of this package registers its entries as it loads

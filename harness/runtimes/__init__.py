@@ -29,7 +29,7 @@ from harness.device import CPU, Device, to_device
 from harness.errors import UserError
 from harness.models import module_device
 from harness.outside import MadeElsewhere
-from harness.registry import Registry, check_options, subclass_of
+from harness.registry import Registry, check_options, discover, subclass_of
 
 
 class Runnable:
@@ -118,6 +118,10 @@ class Runtime:
     #: Why the work pass (work.py) does not count instructions under this runtime, or
     #: None where it does.
     work_skip: str | None = None
+    #: What the report says under a table with rows run by this runtime.
+    footnote: str = ""
+    #: The suite models the conformance tests deploy it on (tests/test_runtimes.py).
+    examples: tuple[str, ...] = ("cnn",)
 
     def options(self) -> dict[str, Any]:
         return {}
@@ -206,11 +210,11 @@ def check(cfg: RuntimeConfig, where: str) -> None:
 class Eager(Runtime):
     """PyTorch as trained: ``module(**batch)`` under ``torch.inference_mode``."""
 
-    name = "eager"
+    examples = ("cnn", "bert")
     creation_work = False
 
     def deploy(self, ctx: DeployContext, artifact: bytes | None = None) -> Deployment:
         return Deployment(eager(ctx.module), {})
 
 
-from harness.runtimes import compiled, ort  # noqa: E402,F401
+discover(__name__, __path__)  # every file of this package registers its entries as it loads

@@ -84,7 +84,9 @@ def cold() -> Iterator[None]:
 
 @RUNTIMES.register("compile")
 class Compile(Runtime):
-    name = "compile"
+    footnote = ("torch.compile (inductor); train J includes the cold compile and its warm-up over every measured "
+                "batch shape.")
+    examples = ("cnn",)  # BERT compiles in the SST-2 end-to-end test
     work_skip = ("not counted under compile: the counting process would recompile every graph inside valgrind "
                  "(minutes per variant under the emulator)")
 

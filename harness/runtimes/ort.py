@@ -27,12 +27,12 @@ run skips these variants in one line too.
 
 from __future__ import annotations
 
-import logging
+
 import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,53 +41,16 @@ from harness import outside
 from harness.device import CPU, Device
 from harness.errors import UserError, VariantSkipped
 from harness.registry import between
-from harness.runtimes import RUNTIMES, DeployContext, Deployment, Runnable, Runtime, check_logits
-
-INSTALL = "pip install joulebench[onnx]"
-#: The ops int8 quantizes: matrix products, the Linear layers torch's dynamic int8
-#: quantizes too, so the two int8 rows do the same work. Convolutions stay fp32:
-#: dynamic ConvInteger made the digits CNN 6x costlier here (static quantization with
-#: calibration is the path for convolutions).
-INT8_OPS = ("MatMul", "Gemm")
-OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-                "all": "ORT_ENABLE_ALL"}
-
-
-def missing() -> str | None:
-    """Why onnxruntime cannot be used here, or None."""
-    for package in ("onnxruntime", "onnx", "onnxscript"):
-        try:
-            metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return f"the onnxruntime runtime needs the package {package}; {INSTALL}"
-    return None
-
-
-class SessionRunnable(Runnable):
-    """An InferenceSession fed numpy arrays built once per batch (``stage``)."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-        self.inputs = [i.name for i in session.get_inputs()]
-        self.outputs = [session.get_outputs()[0].name]
-
-    def stage(self, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        # the exporter drops inputs the graph does not read; every input it kept is fed
-        return {name: np.ascontiguousarray(batch[name].detach().cpu().numpy()) for name in self.inputs}
-
-    def __call__(self, staged: dict[str, np.ndarray], timeout_s: float | None = None) -> list[np.ndarray]:
-        if timeout_s is not None:
-            return run_bounded(self.session, staged, timeout_s, self.outputs)
-        return self.session.run(self.outputs, staged)
-
-    def logits(self, out: list[np.ndarray]) -> torch.Tensor:
-        t = torch.from_numpy(np.asarray(out[0]))
-        return t.float() if t.dtype.is_floating_point else t  # integer outputs are no logits: the check says so
-
+from harness.runtimes import RUNTIMES, DeployContext, Deployment, Runtime, check_logits
+from harness.runtimes._onnx import (FOREIGN_TIMEOUT_S, INT8_OPS, NOT_ONNX, OPTIMIZATION, SessionRunnable, _first_line,
+                                    _quiet, external_data, missing, session, without_provenance)
 
 @RUNTIMES.register("onnxruntime")
 class OnnxRuntime(Runtime):
-    name = "onnxruntime"
+    footnote = ("the module exported to ONNX (or the .onnx file given by path) and run on the CPU execution "
+                "provider; int8 there is onnxruntime's quantize_dynamic; size = the .onnx file; FLOPs are counted on "
+                "the PyTorch module that was exported.")
+    examples = ("cnn", "bert")
     performs = frozenset({"int8_dynamic"})
     cacheable = True
     flops_note = "counted by torch on the PyTorch module that was exported (ONNX Runtime's kernels are not seen)"
@@ -172,8 +135,8 @@ class OnnxRuntime(Runtime):
                                     "(torch.onnx.export(..., dynamic_shapes=...))")
         if not samples:
             return
-        session = self._session(artifact, 1)
-        runnable = SessionRunnable(session)
+        sess = session(artifact, 1, self.optimization)
+        runnable = SessionRunnable(sess)
         for sample in samples:
             rows = next(iter(sample.values())).shape[0]
             try:
@@ -228,7 +191,7 @@ class OnnxRuntime(Runtime):
         ctx = DeployContext("preload", Tiny().eval(), "int8_dynamic", [{"input_ids": torch.ones(4, 5, dtype=torch.long)}],
                             True, log=lambda s: None)
         try:
-            self._session(self._export(ctx), 1)
+            session(self._export(ctx), 1, self.optimization)
         except Exception:  # the variant's own export reports the failure, with the reason
             pass
 
@@ -247,18 +210,18 @@ class OnnxRuntime(Runtime):
             return self._given(ctx)
         if artifact is None:
             artifact = self._export(ctx)
-        session = self._session(artifact, ctx.threads)
-        info.update({"providers": session.get_providers(), "intra_op_threads": ctx.threads, "inter_op_threads": 1,
+        sess = session(artifact, ctx.threads, self.optimization)
+        info.update({"providers": sess.get_providers(), "intra_op_threads": ctx.threads, "inter_op_threads": 1,
                      "graph_optimization": self.optimization, "size": "the .onnx file"})
-        return Deployment(SessionRunnable(session), info, artifact, len(artifact))
+        return Deployment(SessionRunnable(sess), info, artifact, len(artifact))
 
     def _given(self, ctx: DeployContext) -> Deployment:
         """The user's own .onnx file, checked against the inputs it will be fed: every
         graph input is one of the encoded inputs, and one batch gives one row of logits
         per example. Not exported, not cached, not charged a creation window."""
         artifact = Path(self.path).expanduser().read_bytes()
-        session = self._session(artifact, ctx.threads)
-        runnable = SessionRunnable(session)
+        sess = session(artifact, ctx.threads, self.optimization)
+        runnable = SessionRunnable(sess)
         sample = ctx.samples[0]
         unknown = [n for n in runnable.inputs if n not in sample]
         if unknown:
@@ -284,7 +247,7 @@ class OnnxRuntime(Runtime):
         params = (int(sum(w.size for w in weights)), int(sum(np.count_nonzero(w) for w in weights)))
         info = {"model": "an ONNX file made outside joulebench", "path": self.path,
                 "sha256": outside.sha256(Path(self.path).expanduser()), "onnxruntime": metadata.version("onnxruntime"),
-                "providers": session.get_providers(), "intra_op_threads": ctx.threads, "inter_op_threads": 1,
+                "providers": sess.get_providers(), "intra_op_threads": ctx.threads, "inter_op_threads": 1,
                 "graph_optimization": self.optimization, "size": "the given .onnx file",
                 "params": "the file's float and 8-bit initializers"}
         return Deployment(runnable, info, None, len(artifact), params)
@@ -317,139 +280,3 @@ class OnnxRuntime(Runtime):
                                          f"{_first_line(exc)}") from None
                 path = quantized
             return without_provenance(path.read_bytes())
-
-    def _session(self, artifact: bytes, threads: int) -> Any:
-        import onnxruntime as ort
-
-        why = external_data(artifact)
-        if why and why.startswith(NOT_ONNX):
-            raise VariantSkipped(f"onnxruntime could not load the exported model: {why}")
-        if why:  # onnxruntime would read another file's bytes as weights
-            raise VariantSkipped(f"refusing an ONNX file that is not self-contained: {why}")
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION[self.optimization])
-        so.log_severity_level = 3  # errors only
-        try:
-            return ort.InferenceSession(artifact, so, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # a file from the cache that onnxruntime cannot load
-            raise VariantSkipped(f"onnxruntime could not load the exported model: {_first_line(exc)}") from None
-
-
-NOT_ONNX = "not an ONNX model"
-#: The longest one batch of a foreign graph may run in a check before it is stopped.
-FOREIGN_TIMEOUT_S = 60.0
-
-
-def run_bounded(session: Any, feeds: dict[str, np.ndarray], timeout_s: float,
-                outputs: list[str] | None = None) -> list[np.ndarray]:
-    """``session.run`` stopped after ``timeout_s`` (onnxruntime's own RunOptions.terminate,
-    set from a timer: a graph's Loop of 2**62 trips ends with TimeoutError, not a hang)."""
-    import threading
-
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    options.log_severity_level = 4  # the stop is ours to report, in one line: not onnxruntime's error log
-    fired = threading.Event()
-
-    def stop() -> None:
-        fired.set()
-        options.terminate = True
-
-    timer = threading.Timer(timeout_s, stop)
-    timer.start()
-    try:
-        return session.run(outputs, feeds, options)
-    except Exception:
-        if fired.is_set():
-            raise TimeoutError(f"stopped after {timeout_s:g} s") from None
-        raise
-    finally:
-        timer.cancel()
-
-
-#: Ops whose attributes name files for a runtime to open (an execution provider's
-#: context binary, ``ep_cache_context`` with ``embed_mode: 0``): a graph is refused.
-FILE_OPS = ("EPContext",)
-
-
-def external_data(artifact: bytes) -> str | None:
-    """Why the ONNX model in ``artifact`` is not self-contained (a tensor stored outside
-    the file: onnxruntime would open the path it names), or None.
-
-    One walker over the whole message, by protobuf reflection: every TensorProto
-    anywhere (graph and subgraph initializers, sparse initializers, node attributes,
-    local functions and their attribute defaults, training info, fields added in later
-    ONNX versions) is looked at, and so is every node's op type, wherever it sits."""
-    import onnx
-
-    try:
-        model = onnx.load_model_from_string(artifact)
-    except Exception as exc:  # not a protobuf onnx can parse
-        return f"{NOT_ONNX} ({_first_line(exc)})"
-    for msg in _messages(model):
-        if isinstance(msg, onnx.TensorProto):
-            if msg.data_location == onnx.TensorProto.EXTERNAL or len(msg.external_data):
-                where = next((e.value for e in msg.external_data if e.key == "location"), "?")
-                return f"tensor {msg.name!r} is stored outside the file ({where!r})"
-        elif isinstance(msg, onnx.NodeProto) and msg.op_type in FILE_OPS:
-            return f"node {msg.name!r} is an {msg.op_type}, whose attributes point the runtime at other files"
-    return None
-
-
-def _messages(model: Any) -> Iterator[Any]:
-    """Every protobuf message inside ``model``, itself included, by reflection (so no
-    field is missed, today's or a later ONNX version's); iterative, so a deeply nested
-    graph is no RecursionError."""
-    stack: list[Any] = [model]
-    while stack:
-        msg = stack.pop()
-        yield msg
-        for field, value in msg.ListFields():
-            if field.type == field.TYPE_MESSAGE:
-                stack.extend(value if _repeated(field) else [value])
-
-
-def without_provenance(artifact: bytes) -> bytes:
-    """The exported model without the exporter's per-node notes (torch.onnx writes each
-    node's Python stack trace, with the checkout's absolute paths, into its metadata):
-    the file, and so the row's size on disk, is then the same wherever joulebench runs."""
-    import onnx
-
-    model = onnx.load_model_from_string(artifact)
-    for node in [m for m in _messages(model) if isinstance(m, onnx.NodeProto)]:  # the same walk as external_data
-        del node.metadata_props[:]
-        node.doc_string = ""
-    return model.SerializeToString()
-
-
-def _repeated(field: Any) -> bool:
-    """A protobuf field descriptor's repetition, in old (``label``) and new (``is_repeated``) protobuf."""
-    flag = getattr(field, "is_repeated", None)
-    return bool(flag) if flag is not None else field.label == field.LABEL_REPEATED
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)[:200]
-
-
-class _quiet:
-    """Loggers at ERROR for the duration (the exporter logs every op it translates)."""
-
-    def __init__(self, *names: str) -> None:
-        self.loggers = [logging.getLogger(n if n != "root" else None) for n in names]
-        self.levels: list[int] = []
-
-    def __enter__(self) -> None:
-        self.levels = [lg.level for lg in self.loggers]
-        for lg in self.loggers:
-            lg.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: Any) -> None:
-        for lg, level in zip(self.loggers, self.levels):
-            lg.setLevel(level)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness.registry import Registry
+from harness.registry import Registry, discover
 
 
 @dataclass(frozen=True)
@@ -126,4 +126,4 @@ TaskLoader = Callable[..., TaskData]
 TASKS: Registry[TaskLoader] = Registry("task")
 
 # Registering imports: one line per task file.
-from harness.tasks import digits, text  # noqa: E402,F401  (text also registers the GLUE presets)
+discover(__name__, __path__)  # every file of this package registers its entries as it loads

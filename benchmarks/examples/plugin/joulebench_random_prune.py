@@ -26,7 +26,6 @@ from harness.train import train
 class RandomPrune(Technique):
     """Zeros in place: the parent's structure, so the default rebuild loads cached weights."""
 
-    name = "random_prune"
     example = ("cnn", {"sparsity": 0.5})  # what joulebench's conformance test builds it with
 
     class Params(NoParams):
