@@ -185,11 +185,15 @@ def test_j_to_target_column_is_empty_when_a_seed_missed(tmp_path: Path) -> None:
                 "eval_J": 0.1, **p} for k, p in enumerate(POINTS)]
     missed = [dict(p, val_accuracy=min(p["val_accuracy"], 0.6)) for p in reached]
     curve = {"target_accuracy": 0.9, "validation": {"n": 10}, "eval_windows": []}
-    two = [RunRecord.from_dict({**base, "seed": 0, "run_key": "a", "curve": {**curve, "points": reached}}),
-           RunRecord.from_dict({**base, "seed": 1, "run_key": "b", "curve": {**curve, "points": reached}})]
+    # two seeds, two models (each its own identity, as a trained model has under each seed)
+    two = [RunRecord.from_dict({**base, "seed": 0, "run_key": "a", "model_identity": "a",
+                                "curve": {**curve, "points": reached}}),
+           RunRecord.from_dict({**base, "seed": 1, "run_key": "b", "model_identity": "b",
+                                "curve": {**curve, "points": reached}})]
     row = build_table(two).iloc[0]
     assert row["J_to_target"] == 4.0 and row["J_to_target_seeds_reached"] == 2
-    one_missed = [two[0], RunRecord.from_dict({**base, "seed": 1, "run_key": "b", "curve": {**curve, "points": missed}})]
+    one_missed = [two[0], RunRecord.from_dict({**base, "seed": 1, "run_key": "b", "model_identity": "b",
+                                               "curve": {**curve, "points": missed}})]
     table = build_table(one_missed)
     assert math.isnan(table.iloc[0]["J_to_target"]) and table.iloc[0]["J_to_target_seeds_reached"] == 1
     assert any("reached 0.9 in only 1 of 2 seed(s)" in n for n in curve_notes(one_missed, table))

@@ -238,8 +238,8 @@ def test_load_gives_dataframes_and_the_readme_query_runs_in_the_sqlite3_shell(ba
 def test_schema_upgrades_on_open_all_steps_or_none(one_run_db: Path, tmp_path: Path, monkeypatch) -> None:
     path = copy_db(one_run_db, tmp_path)
     now = schema_mod.SCHEMA
-    monkeypatch.setattr(db_mod, "SCHEMA", now + 1)
-    monkeypatch.setattr(db_mod, "MIGRATIONS", {now: lambda con: (con.execute("ALTER TABLE runs ADD COLUMN note TEXT"),
+    monkeypatch.setattr(schema_mod, "SCHEMA", now + 1)
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", {now: lambda con: (con.execute("ALTER TABLE runs ADD COLUMN note TEXT"),
                                                                  con.execute("SELECT * FROM no_such_table"))})
     with pytest.raises(Exception):  # a migration that fails leaves the version it found, untouched
         db_mod.connect(path)
@@ -247,7 +247,7 @@ def test_schema_upgrades_on_open_all_steps_or_none(one_run_db: Path, tmp_path: P
     assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(now)
     assert "note" not in [c[1] for c in con.execute("PRAGMA table_info(runs)")]
     con.close()
-    monkeypatch.setattr(db_mod, "MIGRATIONS", {now: lambda con: con.execute("ALTER TABLE runs ADD COLUMN note TEXT")})
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", {now: lambda con: con.execute("ALTER TABLE runs ADD COLUMN note TEXT")})
     db_mod.connect(path).close()
     con = sqlite3.connect(path)
     assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(now + 1)

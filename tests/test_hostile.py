@@ -17,7 +17,8 @@ from harness import recordfile
 from harness.cache import ArtifactCache
 from harness.errors import UserError, VariantSkipped
 from harness.files import write_atomic
-from harness.runtimes.ort import OnnxRuntime, external_data
+from harness.runtimes._onnx import session as onnx_session
+from harness.runtimes.ort import external_data
 from tests.conftest import ROOT, cli, module_meta, window_meta
 
 REF = ROOT / "results" / "reference" / "digits"
@@ -157,9 +158,9 @@ def test_an_onnx_file_with_external_data_is_refused_before_onnxruntime_opens_it(
     planted = onnx_with_external("../secret.bin")
     assert "stored outside the file ('../secret.bin')" in external_data(planted)
     with pytest.raises(VariantSkipped, match="not self-contained"):
-        OnnxRuntime()._session(planted, 1)
+        onnx_session(planted, 1, "all")
     assert external_data(self_contained()) is None  # absence: a normal file loads
-    assert OnnxRuntime()._session(self_contained(), 1) is not None
+    assert onnx_session(self_contained(), 1, "all") is not None
     assert "not an ONNX model" in external_data(b"garbage")
 
 

@@ -1,7 +1,7 @@
 """The history database: one SQLite file holding every imported run.
 
 SQLite because every language, notebook and the ``sqlite3`` shell read it, and one
-file travels as a CI artifact. Tables (schema ``SCHEMA``):
+file travels as a CI artifact. Tables (schema ``schema.SCHEMA``):
 
 - ``meta``: ``schema_version`` and the joulebench that last wrote the file.
 - ``runs``: one row per run, keyed by the run's identity (``run_id`` from its
@@ -40,7 +40,6 @@ import pandas as pd
 from harness import comparable
 from harness.errors import UserError
 from harness.history import schema
-from harness.history.schema import DDL, SCHEMA
 
 def connect(path: Path, create: bool = False) -> sqlite3.Connection:
     """Open a history database, creating it (``create``) or upgrading it as needed.
@@ -73,19 +72,19 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise UserError(f"cannot open history database {path}: damaged or unreadable ({exc}); restore it from a "
                         "copy, or pass a writable path to a history database made by 'joulebench history add'") from None
-    if version is not None and version > SCHEMA:
+    if version is not None and version > schema.SCHEMA:
         con.close()
-        raise UserError(f"{path} has history schema {version}, newer than this joulebench reads ({SCHEMA}); "
+        raise UserError(f"{path} has history schema {version}, newer than this joulebench reads ({schema.SCHEMA}); "
                         "upgrade joulebench (pip install -U joulebench) to read it")
     try:
         if version is None and not create:
             raise UserError(f"{path} is an empty database; fill it with "
                             f"'joulebench history add RUN_DIR... --db {path}'")
-        if version is not None and version < SCHEMA:  # upgrade on open, all steps or none
+        if version is not None and version < schema.SCHEMA:  # upgrade on open, all steps or none
             with transaction(con):
-                for v in range(version, SCHEMA):
+                for v in range(version, schema.SCHEMA):
                     schema.MIGRATIONS[v](con)
-                con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA),))
+                con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(schema.SCHEMA),))
     except sqlite3.OperationalError as exc:
         con.close()
         raise UserError(f"cannot upgrade history database {path} ({exc}); pass a path you can write") from None
@@ -98,10 +97,10 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
 def create(con: sqlite3.Connection) -> None:
     """The tables of a new database (inside the caller's transaction: a first import
     that is killed leaves no half-made schema behind)."""
-    for statement in DDL.split(";"):
+    for statement in schema.DDL.split(";"):
         if statement.strip():
             con.execute(statement)
-    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA),))
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(schema.SCHEMA),))
     con.execute("INSERT INTO meta VALUES ('written_by', ?)", (joulebench_version(),))
 
 
