@@ -1,13 +1,16 @@
-"""Small convolutional and MLP classifiers for image tasks such as digits (8x8 input)."""
+"""Small convolutional and MLP classifiers: the CNN for images (channels, height, width),
+such as digits (8x8); the MLP for images or feature vectors."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import torch
 from pydantic import Field
 from torch import nn
 
+from harness.errors import UserError
 from harness.models import MODELS, Encoded, ModelBundle
 from harness.registry import between
 from harness.tasks import Split, TaskData
@@ -38,7 +41,11 @@ ConvLayers = Annotated[list[Channels], Field(min_length=1, max_length=16)]
 
 
 def _side(task: TaskData) -> tuple[int, int, int]:
-    c, h, w = task.train.inputs.shape[1:]
+    shape = task.train.inputs.shape[1:]
+    if len(shape) != 3:
+        raise UserError(f"the cnn family takes images (channels, height, width); task {task.name!r} gives examples "
+                        f"of shape {tuple(shape)}: use the mlp family")
+    c, h, w = shape
     return int(c), int(h), int(w)
 
 
@@ -59,9 +66,8 @@ def build_cnn(task: TaskData, *, channels: ConvLayers = (16, 32), hidden: Width 
 
 @MODELS.register("mlp")
 def build_mlp(task: TaskData, *, hidden: Layers = (64,), dropout: Dropout = 0.0) -> ModelBundle:
-    c, h, w = _side(task)
     layers: list[nn.Module] = [nn.Flatten()]
-    width = c * h * w
+    width = int(math.prod(task.train.inputs.shape[1:]))  # features, or an image's pixels
     for out in hidden:
         layers += [nn.Linear(width, out), nn.ReLU(), nn.Dropout(dropout)]
         width = out

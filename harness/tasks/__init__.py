@@ -125,5 +125,4 @@ def load(folder: Path) -> TaskData:
 TaskLoader = Callable[..., TaskData]
 TASKS: Registry[TaskLoader] = Registry("task")
 
-# Registering imports: one line per task file.
 discover(__name__, __path__)  # every file of this package registers its entries as it loads
