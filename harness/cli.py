@@ -19,6 +19,9 @@ def parser() -> argparse.ArgumentParser:
     from harness.commands import COMMANDS
 
     p = argparse.ArgumentParser(prog="joulebench", description="How much accuracy does each joule buy?")
+    from harness import __version__
+
+    p.add_argument("--version", action="version", version=f"joulebench {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add(sub)

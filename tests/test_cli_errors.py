@@ -152,3 +152,13 @@ def test_cache_dir_is_a_file_and_resume_of_a_damaged_run(digits_run: Path, tmp_p
     assert_one_line_error(cli("run", "benchmarks/digits.yaml", "--quick", "--resume", str(damaged)),
                           "is not valid JSON")
     assert (damaged / "records.jsonl").read_bytes() == (digits_run / "records.jsonl").read_bytes()
+
+
+def test_version_is_the_package_version() -> None:
+    from importlib.metadata import version
+
+    import harness
+
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"joulebench {harness.__version__}"
+    assert version("joulebench") == harness.__version__  # pyproject reads it from harness.__version__

@@ -295,7 +295,21 @@ def excerpt_block() -> list[str]:
     return [line for line in md.splitlines() if line.startswith("|")]
 
 
-BLOCKS = {"excerpt": excerpt_block, "runtimes": runtimes_block, "sweep": sweep_block, "history-spread": history_spread_block}
+def durations_block() -> list[str]:
+    """How long each committed reference took, from its records."""
+    out = []
+    for name in RUNS:
+        run = rundir.read(REF / name)
+        starts = [datetime.fromisoformat(r.started_at) for r in run.records if r.started_at]
+        ends = [datetime.fromisoformat(r.finished_at) for r in run.records if r.finished_at]
+        wall = (max(ends) - min(starts)).total_seconds()
+        _, label = comparable.machine_key(run.fingerprint)
+        out.append(f"- `{' '.join(run.environment.get('command') or [])}`: {int(wall // 60)}m{int(wall % 60):02d}s "
+                   f"on {label}")
+    return out
+
+
+BLOCKS = {"excerpt": excerpt_block, "durations": durations_block, "runtimes": runtimes_block, "sweep": sweep_block, "history-spread": history_spread_block}
 BLOCK = re.compile(r"(<!-- figures:([\w-]+) -->\n).*?(<!-- /figures -->)", re.S)
 
 
