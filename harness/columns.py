@@ -151,6 +151,14 @@ COLUMNS: tuple[Column, ...] = (
     _c("J_at_1e9_queries", "float", "J", "lineage_train_J + 1e9 x J_per_inference"),
     _c("train_gCO2e", "float", "g", "lineage_train_J as carbon (the footnote gives the constants)"),
     _c("gCO2e_per_1e6_queries", "float", "g", "1e6 inferences as carbon"),
+    # provenance: which runs the row pools, so the tables of many runs concatenate and
+    # can still be told apart (several values: comma-separated, sorted)
+    _c("run_id", "string", "", "the identity of the run(s) the row pools (environment.json run_id)"),
+    _c("git_commit", "string", "", "the commit(s) joulebench ran at (-dirty where the tree had changes)"),
+    _c("machine", "string", "", "the machine key(s): a digest of host, CPU as the kernels see it, GPUs and device"),
+    _c("profile", "string", "", "the suite profile: full or quick"),
+    _c("started_at", "string", "", "when the first record of the row started (UTC, ISO 8601)"),
+    _c("joulebench_version", "string", "", "the joulebench version(s) that measured the row"),
 )
 
 def _ratio(num: Any, den: Any) -> float | None:

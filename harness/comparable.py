@@ -135,3 +135,20 @@ def load_run_dirs(run_dirs: Iterable[Path]) -> tuple[list[RunRecord], list[str]]
 #: What runs pooled into one row must share (comparable.FACETS): package versions are
 #: what a nightly watches change, and are told apart by compare, not refused.
 POOLED_ONLY_IF_SAME = ("meter", "machine", "config", "code")
+
+
+def provenance(group: list[RunRecord]) -> dict[str, str | None]:
+    """Which runs a table row pools, from its records: run identity, commit, machine key,
+    profile, start and version (several values comma-separated, sorted)."""
+    def joined(values: Iterable[Any]) -> str | None:
+        kept = sorted({str(v) for v in values if v not in (None, "")})
+        return ", ".join(kept) if kept else None
+
+    fps = [r.fingerprint for r in group]
+    return {"run_id": joined(r.run for r in group),
+            "git_commit": joined(f"{fp['git_commit'][:12]}{'-dirty' if fp.get('git_dirty') else ''}"
+                                 for fp in fps if fp.get("git_commit")),
+            "machine": joined(machine_key(fp)[0] for fp in fps if fp),
+            "profile": joined(r.profile for r in group),
+            "started_at": min((r.started_at for r in group if r.started_at), default=None),
+            "joulebench_version": joined(fp.get("joulebench") for fp in fps)}

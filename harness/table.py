@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import columns, records, stats
+from harness import columns, comparable, records, stats
 from harness.curves import DEFAULT_TARGET_SHARE, j_to_target
 from harness.plan import describe
 from harness.records import RunRecord
@@ -155,6 +155,7 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "energy_method": energy_method(measured),
         "energy_uncertainty": unc,
         # graphs compiled inside measured windows (compile only; must be 0)
+        **comparable.provenance(group),
         "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in measured) else
                                 sum(inf.compiles_in_windows or 0 for r in measured for inf in r.inferences())),
     }

@@ -262,3 +262,22 @@ def test_every_prose_figure_is_computed_from_the_records() -> None:
     assert "{{" not in readme
     planted = re.sub(r"\d", "7", readme, count=1) if re.search(r"\d", readme) else readme + "7"
     assert planted != readme  # what a hand edit does: the check above would name the file
+
+
+def test_every_committed_table_has_todays_columns_and_its_provenance() -> None:
+    """The committed references carry exactly the declared columns (a new run and a
+    reference concatenate in polars, vertically), and each row says which run, commit,
+    machine, profile and version it comes from."""
+    import polars as pl
+
+    names = columns.names()
+    frames = []
+    for folder in REFERENCES:
+        parquet = pd.read_parquet(folder / "table.parquet")
+        assert list(parquet.columns) == names, folder.name
+        assert list(pd.read_csv(folder / "table.csv", nrows=0).columns) == names, folder.name
+        for col in ("run_id", "git_commit", "machine", "profile", "started_at", "joulebench_version"):
+            assert parquet[col].notna().all(), (folder.name, col)
+        frames.append(pl.read_parquet(folder / "table.parquet"))
+    together = pl.concat(frames, how="vertical")
+    assert together.height == sum(f.height for f in frames) and together["run_id"].n_unique() == len(REFERENCES)
