@@ -281,3 +281,20 @@ def test_every_committed_table_has_todays_columns_and_its_provenance() -> None:
         frames.append(pl.read_parquet(folder / "table.parquet"))
     together = pl.concat(frames, how="vertical")
     assert together.height == sum(f.height for f in frames) and together["run_id"].n_unique() == len(REFERENCES)
+
+
+def test_noisy_rows_are_one_warning_naming_them() -> None:
+    """A CV warning per row repeated one sentence eleven times; it is one line naming the rows."""
+    from harness import report
+    from harness.comparable import load_run_dirs
+    from harness.lifecycle import add_lifecycle, carbon_from
+    from harness.table import CV_WARN, build_table
+
+    recs, _ = load_run_dirs([REFERENCES[0]])
+    table = add_lifecycle(build_table(recs), carbon_from())
+    noisy = table[table["J_per_inference_cv"] > CV_WARN]
+    warnings = [n for n in report.footnotes(recs, table, carbon_from()) if "J/inference CV above" in n]
+    if len(noisy):
+        assert len(warnings) == 1 and all(v in warnings[0] for v in noisy["variant_id"])
+    quiet = table.assign(J_per_inference_cv=0.01)
+    assert not [n for n in report.footnotes(recs, quiet, carbon_from()) if "J/inference CV above" in n]  # absence
