@@ -61,6 +61,11 @@ class Lineage:
     device: Device
     resolve: Callable[[RunSpec], RunSpec]
     _keys: dict[tuple[str, int], str] = field(default_factory=dict)
+    _identities: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    def compute(self, specs: list[RunSpec]) -> dict[str, tuple[str, str]]:
+        """Every spec's (artifact key, identity) by run key, each computed once."""
+        return {spec.key: (self.artifact_key(spec), self.identity(spec)) for spec in specs}
 
     def artifact_key(self, spec: RunSpec) -> str:
         """Hash of everything that determines the trained module, lineage included. A
@@ -97,6 +102,12 @@ class Lineage:
         included), or, for a model the seed does not change, a key without the seed, so
         its rows under several seeds are one model, not several."""
         spec = self.resolve(spec)
+        k = (spec.variant_id, spec.seed)
+        if k not in self._identities:
+            self._identities[k] = self._identity(spec)
+        return self._identities[k]
+
+    def _identity(self, spec: RunSpec) -> str:
         given = runtimes.create(spec.runtime).given()
         if given is not None:  # the runtime's file is the whole model
             return digest({"file": given.sha256})

@@ -177,6 +177,9 @@ class Runner:
             self.log(f"[{count}/{count_all}] {self.suite.name}: {spec.key} (sweep trial: {describe(spec.trial)})")
             self.folder.append(self.trial(spec))
         todo = [s for s in todo if s.trial is None]
+        # the sweep's choice made (its trials obtained above), every spec's artifact key and
+        # identity are computed once, before anything is made (lineage.py)
+        self.workshop.keys.compute(todo)
         seeds = list(dict.fromkeys(s.seed for s in todo))
         for g, seed in enumerate(seeds):
             if self.suite.measure.idle_between_seeds and g > 0:
