@@ -136,14 +136,59 @@ class EstimateDropin(EstimateBackend):
     pass
 '''
 
+TASK_FILE = '''
+"""A task dropped in: scikit-learn's wine features, split in half by parity."""
+import numpy as np
+
+from harness.tasks import TASKS, Split, TaskData
+
+
+@TASKS.register("wine_dropin")
+def load_wine_dropin(data_dir):
+    from sklearn.datasets import load_wine
+
+    x, y = load_wine(return_X_y=True)
+    x = ((x - x.mean(axis=0)) / x.std(axis=0)).astype(np.float32)
+    train, evals = np.arange(len(y)) % 2 == 0, np.arange(len(y)) % 2 == 1
+    return TaskData("wine_dropin", Split(x[train], y[train]), Split(x[evals], y[evals]), 3, "features",
+                    "sklearn wine (dropped in)", "odd rows")
+'''
+
+MODEL_FILE = '''
+"""A model family dropped in: one linear layer over the features."""
+import torch
+from torch import nn
+
+from harness.models import MODELS, Encoded, ModelBundle
+
+
+class Linear(nn.Module):
+    def __init__(self, features: int, labels: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(features, labels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def encode(split) -> Encoded:
+    return Encoded({"x": torch.as_tensor(split.inputs, dtype=torch.float32)},
+                   torch.as_tensor(split.labels, dtype=torch.long))
+
+
+@MODELS.register("linear_dropin")
+def build(task) -> ModelBundle:
+    return ModelBundle(Linear(task.train.inputs.shape[1], task.num_labels), encode, {"architecture": "linear"})
+'''
+
 SUITE = """
 name: dropin
-task: {name: digits, options: {eval_fraction: 0.25, split_seed: 0}}
+task: {name: wine_dropin}
 meter: estimate_dropin
 seeds: [0]
-train: {epochs: 2, batch_size: 64, lr: 0.002}
+train: {epochs: 5, batch_size: 16, lr: 0.05}
 models:
-  mlp: {family: mlp, options: {hidden: [16]}}
+  mlp: {family: linear_dropin}
 variants:
   - {id: mlp.halved, parent: mlp, technique: halve_dropin}
   - {id: mlp.dropin, parent: mlp, runtime: eager_dropin}
@@ -152,9 +197,9 @@ measure: {batch_size: 128, warmup: 1, repetitions: 6, min_window_s: 0.05, idle_s
 
 
 def test_an_extension_is_one_file_dropped_into_its_package(tmp_path: Path) -> None:
-    """A technique, a runtime and a meter, each one file written against the public base
-    classes and dropped into a copy of the package, run from a suite with no other file
-    touched (no import list, no name written twice)."""
+    """A task, a model family, a technique, a runtime and a meter, each one file written
+    against the public base classes and dropped into a copy of the package, run from a
+    suite with no other file touched (no import list, no name written twice)."""
     import os
     import shutil
     import subprocess
@@ -165,6 +210,8 @@ def test_an_extension_is_one_file_dropped_into_its_package(tmp_path: Path) -> No
     (copy / "harness" / "compress" / "halve_dropin.py").write_text(TECHNIQUE_FILE)
     (copy / "harness" / "runtimes" / "eager_dropin.py").write_text(RUNTIME_FILE)
     (copy / "harness" / "meters" / "estimate_dropin.py").write_text(METER_FILE)
+    (copy / "harness" / "tasks" / "wine_dropin.py").write_text(TASK_FILE)
+    (copy / "harness" / "models" / "linear_dropin.py").write_text(MODEL_FILE)
     (tmp_path / "suite.yaml").write_text(SUITE)
     env = {**os.environ, "PYTHONPATH": str(copy)}
     proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "suite.yaml"), "--out",
@@ -176,6 +223,7 @@ def test_an_extension_is_one_file_dropped_into_its_package(tmp_path: Path) -> No
     assert "estimate" in table
     records = (tmp_path / "run" / "records.jsonl").read_text()
     assert '"technique": "halve_dropin"' in records and '"name": "eager_dropin"' in records
+    assert '"task": "wine_dropin"' in records and '"architecture": "linear"' in records
     # absence: the original package has none of them
     plain = subprocess.run([sys.executable, "-c", "from harness.compress import TECHNIQUES; "
                             "print('halve_dropin' in TECHNIQUES)"], capture_output=True, text=True, cwd=ROOT.parent)
