@@ -143,24 +143,25 @@ def lineage_rows(table: pd.DataFrame) -> list[list[pd.Series]]:
     return [chain(lineage_key(r)) for _, r in table.iterrows()]
 
 
+def lineage_columns(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per row, from one walk of its lineage: every joule spent creating it (each counted
+    once), and whether a creation figure along it is only an upper bound (so the sum is)."""
+    chains = lineage_rows(table)
+    return (pd.Series([sum(own_creation_j(x) for x in chain) for chain in chains], index=table.index, dtype=float),
+            pd.Series([any(is_bound(x, "train_J") for x in chain) for chain in chains], index=table.index,
+                      dtype=bool))
+
+
 def lineage_train_j(table: pd.DataFrame) -> pd.Series:
     """Every joule spent creating the row along its lineage, each counted once."""
-    return pd.Series([sum(own_creation_j(x) for x in chain) for chain in lineage_rows(table)], index=table.index,
-                     dtype=float)
-
-
-def lineage_is_bound(table: pd.DataFrame) -> pd.Series:
-    """Whether a creation figure along the row's lineage is only an upper bound (so the sum is)."""
-    return pd.Series([any(is_bound(x, "train_J") for x in chain) for chain in lineage_rows(table)],
-                     index=table.index, dtype=bool)
+    return lineage_columns(table)[0]
 
 
 def add_lifecycle(table: pd.DataFrame, carbon: Carbon) -> pd.DataFrame:
     out = table.copy()
     out["pareto"] = pareto_flags(out)
     out["break_even_inferences"], out["break_even_never"], out["break_even_significant"] = break_even(out)
-    out["lineage_train_J"] = lineage_train_j(out)
-    out["lineage_train_J_is_bound"] = lineage_is_bound(out)
+    out["lineage_train_J"], out["lineage_train_J_is_bound"] = lineage_columns(out)
     out["lifecycle_is_bound"] = [bool(lineage) or is_bound(r, "J_per_inference")
                                  for lineage, (_, r) in zip(out["lineage_train_J_is_bound"], out.iterrows())]
     for n in QUERY_SCALES:

@@ -71,14 +71,18 @@ def _cpu_w(w: Any) -> float:
     return sum(c.energy_j for c in w.components if c.component.startswith("cpu")) / seconds
 
 
+def _wall(run: rundir.RunDir) -> float:
+    """Seconds from the run's first record's start to its last record's end."""
+    starts = [datetime.fromisoformat(r.started_at) for r in run.records if r.started_at]
+    ends = [datetime.fromisoformat(r.finished_at) for r in run.records if r.finished_at]
+    return (max(ends) - min(starts)).total_seconds()
+
+
 def run_section(name: str) -> list[str]:
     run = rundir.read(REF / name)
     table = add_lifecycle(build_table(run.records), carbon_from()).set_index("variant_id", drop=False)
     env, fp = run.environment, run.fingerprint
-    starts = [datetime.fromisoformat(r.started_at) for r in run.records if r.started_at]
-    ends = [datetime.fromisoformat(r.finished_at) for r in run.records if r.finished_at]
-    wall = (max(ends) - min(starts)).total_seconds()
-    _, label = comparable.machine_key(fp)
+    wall, label = _wall(run), comparable.machine_key(fp)[1]
     cores = fp.get("logical_cpus") or 1
     lines = [f"### `{name}/`", "",
              f"- Ran `{' '.join(env.get('command') or [])}` at commit {str(fp.get('git_commit'))[:7]}"
@@ -300,10 +304,7 @@ def durations_block() -> list[str]:
     out = []
     for name in RUNS:
         run = rundir.read(REF / name)
-        starts = [datetime.fromisoformat(r.started_at) for r in run.records if r.started_at]
-        ends = [datetime.fromisoformat(r.finished_at) for r in run.records if r.finished_at]
-        wall = (max(ends) - min(starts)).total_seconds()
-        _, label = comparable.machine_key(run.fingerprint)
+        wall, label = _wall(run), comparable.machine_key(run.fingerprint)[1]
         out.append(f"- `{' '.join(run.environment.get('command') or [])}`: {int(wall // 60)}m{int(wall % 60):02d}s "
                    f"on {label}")
     return out

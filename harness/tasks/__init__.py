@@ -122,6 +122,16 @@ def load(folder: Path) -> TaskData:
                     meta["eval_split"], meta["info"], split("validation"))
 
 
+def resolve_folder(data: str, data_dir: Path | None) -> Path:
+    """A task's ``data:`` folder: as given if absolute, else against ``--data-dir``, which
+    may name the folder itself (sst2/) or the folder that holds it."""
+    folder = Path(data).expanduser()
+    if not folder.is_absolute() and data_dir is not None:
+        base = Path(data_dir)
+        folder = base / data if (base / data).is_dir() or not base.is_dir() else base
+    return folder
+
+
 TaskLoader = Callable[..., TaskData]
 TASKS: Registry[TaskLoader] = Registry("task")
 

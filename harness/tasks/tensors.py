@@ -29,7 +29,7 @@ from pydantic import Field
 
 from harness.errors import UserError
 from harness.registry import between
-from harness.tasks import TASKS, Split, TaskData
+from harness.tasks import TASKS, Split, TaskData, resolve_folder
 
 Text = Annotated[str, Field(min_length=1, max_length=4_096)]
 FORMATS = ("npz", "pt", "parquet", "npy")
@@ -134,10 +134,7 @@ def _held_in(train: Split, evals: Split) -> float:
 @TASKS.register("tensors")
 def load_tensors(data_dir: Path | None, *, data: Text, train_split: Text = "train", eval_split: Text = "eval",
                  num_labels: between(2, MAX_LABELS, int) | None = None) -> TaskData:
-    folder = Path(data).expanduser()
-    if not folder.is_absolute() and data_dir is not None:
-        base = Path(data_dir)
-        folder = base / data if (base / data).is_dir() or not base.is_dir() else base
+    folder = resolve_folder(data, data_dir)
     if not folder.is_dir():
         raise UserError(f"tensors data folder {folder} not found; pass --data-dir or an existing data: folder")
     if train_split == eval_split:

@@ -34,7 +34,7 @@ from pydantic import Field
 from harness.errors import DataUnavailable, UserError
 from harness.files import file_sha256
 from harness.registry import between
-from harness.tasks import TASKS, Split, TaskData
+from harness.tasks import TASKS, Split, TaskData, resolve_folder
 from harness.tasks._rows import FORMATS, Row, checked_row, read_rows, split_file
 
 METRICS = ("accuracy", "f1", "mcc")
@@ -88,15 +88,6 @@ class Labels:
 
 
 # -- the task ------------------------------------------------------------------------
-def _resolve_folder(data: str, data_dir: Path | None) -> Path:
-    folder = Path(data).expanduser()
-    if not folder.is_absolute() and data_dir is not None:
-        base = Path(data_dir)
-        # --data-dir may name the folder itself (sst2/) or the folder that holds it
-        folder = base / data if (base / data).is_dir() or not base.is_dir() else base
-    return folder
-
-
 def _read_local(folder: Path, stem: str, o: dict[str, Any]) -> tuple[list[Row], Path]:
     if not folder.is_dir():
         raise UserError(f"data folder {folder} does not exist; set task.options.data to a folder holding "
@@ -192,7 +183,7 @@ def load_text_classification(data_dir: Path | None, *, data: Text | None = None,
         if data is None:
             raise UserError(f"task {name} needs options.data: a folder holding {train_split}.<format> and "
                             f"{eval_split}.<format>, or hub:<dataset id>")
-        folder = _resolve_folder(data, data_dir)
+        folder = resolve_folder(data, data_dir)
         train_rows, train_path = _read_local(folder, train_split, o)
         eval_rows, eval_path = _read_local(folder, eval_split, o)
         sources = (str(train_path), str(eval_path))
