@@ -107,7 +107,15 @@ def lifecycle_energy(table: pd.DataFrame, path: Path) -> None:
         # one method for every line: its systematic error moves them together, so a band per
         # line would hide the differences the figure is for; it is stated on the axis
         shared_method = t["energy_method"].iloc[0] if t["energy_method"].nunique() == 1 else None
+        unknown = [r["variant_id"] for _, r in t.iterrows() if pd.isna(r["lineage_train_J"])]
+        if len(unknown) == len(t):  # no line to draw: an unknown creation is never drawn as 0 J
+            ax.text(0.5, 0.5, f"{task}: no variant's creation energy is known\n(made outside joulebench, not "
+                    "measured): no lifecycle line", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
         for k, (_, r) in enumerate(t.iterrows()):
+            if r["variant_id"] in unknown:
+                continue
             color, _ = style[r["variant_id"]]
             total = r["lineage_train_J"] + n * r["J_per_inference"]
             unc = 0.0 if pd.isna(r["energy_uncertainty"]) else float(r["energy_uncertainty"])
@@ -123,7 +131,8 @@ def lifecycle_energy(table: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("queries served (inferences, log scale)")
         ax.set_ylabel(f"total energy (J, log scale; {methods})", fontsize=8)
         ax.set_title(f"{task}: creation (lineage) + queries x J/inference; lines cross at break-even"
-                     + ("" if shared_method else "; bands: stated uncertainty"), fontsize=9)
+                     + ("" if shared_method else "; bands: stated uncertainty")
+                     + (f"\nnot drawn (creation energy unknown): {', '.join(unknown)}" if unknown else ""), fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
