@@ -97,17 +97,23 @@ def _read(path: Path, fmt: str) -> tuple[Any, Any]:
                         "numeric arrays (no pickled objects)") from None
 
 
-def _checked(path: Path, x: Any, y: Any, num_labels: int | None) -> Split:
+def checked(path: Path | str, x: Any, y: Any, num_labels: int | None, any_shape: bool = False) -> Split:
+    """The rows of one split, checked (the tensors task's files and api.bench's arrays
+    alike): numbers, one finite example per label, whole-number labels in range. Features
+    are float32; ``any_shape`` (a given module, which may embed token ids) keeps integer
+    features as int64 and takes any shape with an example axis."""
     x, y = np.asarray(x), np.asarray(y)
     if x.dtype.kind not in "fiub":
         raise UserError(f"{path}: x is {x.dtype}, not numbers; save a numeric array")
-    if x.ndim not in (2, 4):
-        raise UserError(f"{path}: x has shape {x.shape}; give (N, features) or (N, channels, height, width)")
+    if (x.ndim < 2) if any_shape else (x.ndim not in (2, 4)):
+        raise UserError(f"{path}: x has shape {x.shape}; give (N, features)"
+                        + (", or (N, ...) with one example per row" if any_shape else
+                           " or (N, channels, height, width)"))
     if not 0 < len(x) <= MAX_ROWS:
         raise UserError(f"{path}: the split holds {len(x)} examples; give 1 to {MAX_ROWS:,}")
     if y.shape != (len(x),):
         raise UserError(f"{path}: y has shape {y.shape} for {len(x)} examples in x; give one label per example")
-    x = x.astype(np.float32)
+    x = x.astype(np.int64 if any_shape and x.dtype.kind in "iu" else np.float32)
     bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
     if len(bad):
         raise UserError(f"{path}: example {int(bad[0])} holds a NaN or infinite feature ({len(bad)} such); "
@@ -142,22 +148,30 @@ def load_tensors(data_dir: Path | None, *, data: Text, train_split: Text = "trai
     splits = {}
     for name in (train_split, eval_split):
         path, fmt = _find(folder, name)
-        splits[name] = (_checked(path, *_read(path, fmt), num_labels), path)
+        splits[name] = (checked(path, *_read(path, fmt), num_labels), path)
     (train, train_path), (evals, eval_path) = splits[train_split], splits[eval_split]
-    if train.inputs.shape[1:] != evals.inputs.shape[1:]:
-        raise UserError(f"{eval_path}: examples of shape {evals.inputs.shape[1:]} where {train_path} has "
+    return task_of("tensors", train, evals, num_labels, str(train_path), str(eval_path),
+                   source=f"{folder} ({train_path.name}, {eval_path.name})",
+                   eval_split=f"{eval_split} ({eval_path.name}, {len(evals)} examples)")
+
+
+def task_of(name: str, train: Split, evals: Split, num_labels: int | None, train_where: str, eval_where: str,
+            source: str, eval_split: str) -> TaskData:
+    """Two checked splits as a task: the same features in both, an eval split that is
+    not the training data, at least two classes. ``train`` may be empty (api.bench with
+    no training data: nothing is trained)."""
+    if len(train) and train.inputs.shape[1:] != evals.inputs.shape[1:]:
+        raise UserError(f"{eval_where}: examples of shape {evals.inputs.shape[1:]} where {train_where} has "
                         f"{train.inputs.shape[1:]}; both splits need the same features")
-    held_in = _held_in(train, evals)
+    held_in = _held_in(train, evals) if len(train) else 0.0
     if held_in >= HELD_IN_SHARE:
-        raise UserError(f"{held_in:.0%} of {eval_path} repeats {train_path} example for example; evaluate on a "
+        raise UserError(f"{held_in:.0%} of {eval_where} repeats {train_where} example for example; evaluate on a "
                         "held-out split, never on the training data")
-    k = num_labels if num_labels is not None else int(max(train.labels.max(), evals.labels.max())) + 1
+    k = num_labels if num_labels is not None else int(max(train.labels.max(initial=0), evals.labels.max())) + 1
     if k < 2:
-        raise UserError(f"{train_path} holds one class only; a classifier needs at least 2 (or set num_labels)")
+        raise UserError(f"{train_where} holds one class only; a classifier needs at least 2 (or set num_labels)")
     digest = hashlib.sha256(train.inputs.tobytes() + train.labels.tobytes()).hexdigest()
-    return TaskData(name="tensors", train=train, eval=evals, num_labels=k,
-                    kind="image" if train.inputs.ndim == 4 else "features",
-                    source=f"{folder} ({train_path.name}, {eval_path.name})",
-                    eval_split=f"{eval_split} ({eval_path.name}, {len(evals)} examples)",
-                    info={"n_total": len(train) + len(evals), "shape": list(train.inputs.shape[1:]),
+    return TaskData(name=name, train=train, eval=evals, num_labels=k,
+                    kind="image" if evals.inputs.ndim == 4 else "features", source=source, eval_split=eval_split,
+                    info={"n_total": len(train) + len(evals), "shape": list(evals.inputs.shape[1:]),
                           "train_sha256": digest})
