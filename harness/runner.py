@@ -51,7 +51,11 @@ def seed_everything(seed: int) -> None:
 def load_task(suite: Suite, data_dir: Path | None) -> TaskData:
     """The task's data; with a validation split carved out of its training split where
     the suite needs one (curves, a sweep). The eval split is never touched."""
-    task = TASKS.get(suite.task.name)(data_dir, **suite.task.options)
+    return carved(suite, TASKS.get(suite.task.name)(data_dir, **suite.task.options))
+
+
+def carved(suite: Suite, task: TaskData) -> TaskData:
+    """``task`` with the suite's validation split carved out of its training split, if any."""
     if suite.validation is not None:
         v = suite.validation
         try:
