@@ -11,6 +11,11 @@
     with api.track("fine-tune") as w:   # a window over your own code (track.py)
         my_training_loop(model)
     w.energy_J, w.method, w.status      # resolved, or bounded (an upper bound)
+    result = api.bench(model, eval_data=(X, y), variants=[...], creation=w)  # your module down the ladder (bench.py)
+
+Everything public is listed in ``__all__``: these calls, and the names a plugin or your
+own code builds on (``Technique``, ``CompressContext``, ``train``, ``TECHNIQUES``, ...),
+resolved on first use so that importing this module stays light.
 
 ``joulebench run`` is a thin layer over ``run``: it parses the command line, calls it,
 and prints. Nothing here keeps state between calls: two ``run`` calls in one process
@@ -20,8 +25,6 @@ line) before the run folder exists, as on the command line.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -32,41 +35,38 @@ from harness import suite as suite_mod
 from harness.config import Suite
 from harness.errors import DataUnavailable, UserError
 from harness.files import check_creatable
+from harness.bench import bench
+from harness.execute import Interrupted, Result, execute, stderr as _stderr, typed as _typed
 from harness.track import Window, track
 
 if TYPE_CHECKING:  # compare (and scipy) only when compare is called: a run's bad input is told fast
     from harness.compare import Comparison, Thresholds
 
-__all__ = ["Interrupted", "Result", "Window", "compare", "load_suite", "report", "run", "track"]
+#: The names a plugin (or your own code) builds on, by the module that defines them.
+PLUGIN_NAMES = {
+    "harness.compress": ("TECHNIQUES", "Technique", "CompressContext", "CompressResult", "NoParams"),
+    "harness.models": ("MODELS", "ModelBundle", "Encoded"),
+    "harness.tasks": ("TASKS", "TaskData", "Split"),
+    "harness.runtimes": ("RUNTIMES", "Runtime"),
+    "harness.meters.base": ("METERS", "Backend"),
+    "harness.registry": ("between",),
+    "harness.errors": ("VariantSkipped",),
+    "harness.train": ("train",),
+    "harness.inspection": ("prunable_weights", "measured_sparsity"),
+}
+_PLUGIN = {name: module for module, names in PLUGIN_NAMES.items() for name in names}
+
+__all__ = ["Interrupted", "Result", "UserError", "Window", "bench", "compare", "load_suite", "report", "run",
+           "track", *_PLUGIN]
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr)
+def __getattr__(name: str) -> Any:
+    """A plugin name, imported when first asked for (``from harness.api import Technique``)."""
+    if name in _PLUGIN:
+        import importlib
 
-
-class Interrupted(Exception):
-    """The run was interrupted (Ctrl-C); the records finished so far are intact."""
-
-    def __init__(self, run_dir: Path) -> None:
-        super().__init__(f"interrupted; the records finished so far are intact in {run_dir}")
-        self.run_dir = run_dir
-
-
-@dataclass
-class Result:
-    run_dir: Path
-    table: pd.DataFrame  # typed, as table.parquet
-    markdown: str = ""
-    warnings: list[str] = field(default_factory=list)
-    status: str = "done"  # or "empty shard"
-    suite: str = ""
-    profile: str = ""
-
-    @property
-    def records(self) -> list:
-        from harness.comparable import load_run_dirs
-
-        return load_run_dirs([self.run_dir])[0]
+        return getattr(importlib.import_module(_PLUGIN[name]), name)
+    raise AttributeError(f"module 'harness.api' has no attribute {name!r}")
 
 
 def load_suite(suite: str | Path | Mapping[str, Any] | Suite, quick: bool = False,
@@ -118,9 +118,8 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
     check_creatable(run_dir, "run directory")  # before any data is read or trained on
     command = command or ["harness.api.run", str(getattr(s, "path", ""))]
     # the heavy modules only now: bad input above is told in the time it takes to import torch
-    from harness import meters, report as report_mod
     from harness.cache import ArtifactCache
-    from harness.runner import Runner, load_task
+    from harness.runner import load_task
 
     if shard:
         from harness.plan import expand, shard as shard_of
@@ -140,28 +139,8 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
         exc.suite = s.name  # the command line says which suite it skips
         raise
     cache = None if no_cache else ArtifactCache(Path(cache_dir) if cache_dir else None)
-    meter_cfg = replace(s.meter, name=meter) if meter else s.meter
-    monitor = meters.build(meter_cfg, allow_estimate=allow_estimate or s.allow_estimate, device=dev)
-    log(f"joulebench: device {dev.name}" + (f" ({dev.model})" if dev.model else "") + f"; meter {monitor.method}")
-    try:
-        runner = Runner(s, task, monitor, run_dir, cache=cache, shard_spec=shard, device=dev, command=command,
-                        log=log)
-        runner.run_all(resume=bool(resume))
-    except KeyboardInterrupt:
-        raise Interrupted(run_dir) from None
-    finally:
-        monitor.close()
-    if cache is not None:
-        log(f"joulebench: artifact cache {cache.root}: {len(cache.hits)} hit(s), {len(cache.misses)} miss(es)")
-    table, md, warnings = report_mod.write([run_dir], carbon=carbon)
-    return Result(run_dir, _typed(table), md, warnings, suite=s.name, profile=s.profile)
-
-
-def _typed(table: pd.DataFrame) -> pd.DataFrame:
-    from harness import columns
-    from harness.report import pick_columns
-
-    return columns.typed(table[pick_columns(None)]) if len(table) else table
+    return execute(s, task, run_dir, dev, cache=cache, meter=meter, allow_estimate=allow_estimate, shard=shard,
+                   resume=bool(resume), command=command, log=log, carbon=carbon)
 
 
 def report(run_dirs: list[str | Path], out: str | Path | None = None, carbon: Any = None) -> pd.DataFrame:

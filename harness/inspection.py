@@ -77,7 +77,10 @@ def training_flops_per_example(module: nn.Module, data: Encoded, batch_size: int
                                max_examples: int = 512) -> float:
     """Mean forward FLOPs per example over the first training batches as ``train`` draws
     them (the seed's first-epoch permutation, ``batch_size`` examples, padded to the
-    batch's longest): an unbiased sample of every epoch's batches, which are drawn alike."""
+    batch's longest): an unbiased sample of every epoch's batches, which are drawn alike.
+    No examples (a module given with no training data): 0, which counts nothing trained."""
+    if len(data) == 0:
+        return 0.0
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     take = max(1, math.ceil(min(max_examples, len(data)) / batch_size)) * batch_size
     idx = perm[:take]

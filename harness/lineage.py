@@ -20,6 +20,7 @@ from harness.compress import TECHNIQUES
 from harness.config import Suite
 from harness.device import Device
 from harness.files import digest
+from harness.models import MODELS
 from harness.plan import RunSpec
 from harness.runtimes import Runtime
 from harness.tasks import TaskData
@@ -89,9 +90,9 @@ class Lineage:
 
     def same_under_every_seed(self, spec: RunSpec) -> bool:
         """A model the seed does not change (a checkpoint file, its int8; see
-        ``Technique.same_under_every_seed``); a trained baseline never is."""
-        if not spec.parent:
-            return False
+        ``Technique.same_under_every_seed``); a baseline trained in the run never is."""
+        if not spec.parent:  # a module trained before the run (models/given.py) is one model
+            return bool(getattr(MODELS.get(spec.model.family), "seedless", False))
         parent_is = self.same_under_every_seed(self.by_id[(spec.parent, spec.seed)])
         if not spec.technique:  # the parent's module, run by another runtime
             return parent_is
@@ -113,8 +114,8 @@ class Lineage:
             return digest({"file": given.sha256})
         if not self.same_under_every_seed(spec):
             return self.artifact_key(spec)
-        parent = self.by_id[(spec.parent, spec.seed)]
+        parent = self.by_id[(spec.parent, spec.seed)] if spec.parent else None
         technique = TECHNIQUES.get(spec.technique)() if spec.technique else None
         return digest({"seedless": 1, "model": asdict(spec.model), "technique": spec.technique, "params": spec.params,
                        **(technique.key_fields(spec.params) if technique else {}),
-                       "parent": self.identity(parent) if self.same_under_every_seed(parent) else None})
+                       "parent": self.identity(parent) if parent and self.same_under_every_seed(parent) else None})

@@ -231,6 +231,9 @@ class Workshop:
 
     def _baseline(self, spec: RunSpec) -> Made:
         bundle = self.build(spec.model)
+        if bundle.given is not None:  # trained before the run (api.bench): its creation as given, never trained here
+            return Made(Built(bundle.module, bundle, spec.model.name), dict(bundle.given.windows),
+                        dict(bundle.given.info), elsewhere=bundle.given.elsewhere)
         data = self.encode_train(spec.model.name, bundle, spec.train)
         recorder = self.curves(spec.model.name, bundle, spec.train, always=spec.trial is not None).recorder(
             f"{spec.key}:train", bundle.module)

@@ -147,3 +147,30 @@ def test_the_python_api_gives_the_command_lines_table(tmp_path: Path) -> None:
     with pytest.raises(UserError):
         api.run(bad, out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_the_example_plugin_and_the_docs_use_public_names_only() -> None:
+    """What a plugin or a user's code imports from joulebench is ``harness.api`` and a
+    name in its ``__all__`` (each resolves); the example plugin and the code blocks of
+    the README and docs/extending.md show nothing else."""
+    import ast
+    import re
+
+    from harness import api
+
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    sources = [(PLUGIN / "joulebench_random_prune.py").read_text()]
+    for doc in ("README.md", "docs/extending.md"):
+        sources += re.findall(r"```python\n(.*?)```", (ROOT / doc).read_text(), re.S)
+    imported = []
+    for src in sources:
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness"):
+                imported += [(node.module, a.name) for a in node.names]
+            elif isinstance(node, ast.Import):
+                imported += [(a.name, None) for a in node.names if a.name.startswith("harness")]
+    assert imported, "no joulebench import found: the check reads nothing"
+    for module, name in imported:
+        assert (module, name) == ("harness", "api") or (module == "harness.api" and name in api.__all__), \
+            (module, name)

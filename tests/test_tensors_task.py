@@ -84,6 +84,40 @@ def test_a_tensors_suite_runs_from_the_command_line(tmp_path: Path) -> None:
     assert base["inference"]["windows"] and all(w["energy_j"] > 0 for w in base["inference"]["windows"])
 
 
+def test_the_same_arrays_through_api_bench_give_the_same_predictions(tmp_path: Path) -> None:
+    """The suite's baseline, trained as the run trains it (seeded, built, trained: one
+    epoch, so the predictions depend on the initial weights), handed to api.bench as a
+    user's own module: the same eval split in the same order, the same predictions."""
+    wine(tmp_path / "data" / "wine")
+    (tmp_path / "wine.yaml").write_text(SUITE.replace("epochs: 30, batch_size: 32, lr: 0.01",
+                                                      "epochs: 1, batch_size: 32, lr: 0.003"))
+    proc = cli("run", str(tmp_path / "wine.yaml"), "--data-dir", str(tmp_path / "data"), "--out",
+               str(tmp_path / "run"), "--no-cache")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recs = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    import torch
+
+    from harness import api
+    from harness.models import MODELS
+    from harness.runner import load_task
+    from harness.train import train
+
+    suite = api.load_suite(tmp_path / "wine.yaml")
+    task = load_task(suite, tmp_path / "data")
+    torch.manual_seed(0)
+    bundle = MODELS.get("mlp")(task, hidden=[32])
+    train(bundle.module, bundle.encode(task.train), suite.models[0].train, 0)
+    mine = api.bench(bundle.module, eval_data=(task.eval.inputs, task.eval.labels), out=tmp_path / "bench",
+                     variants=[{"id": "int8", "technique": "quantize", "params": {"dtype": "int8"}}],
+                     measure={"repetitions": 6, "min_window_s": 0.05, "idle_s": 0.1}).table.set_index("variant_id")
+    ran = {r["variant_id"]: r["eval"] for r in recs if r["status"] == "ok"}
+    assert (mine.loc["model", "accuracy"], mine.loc["int8", "accuracy"]) == (ran["mlp"]["accuracy"],
+                                                                             ran["mlp.int8"]["accuracy"])
+    benched = {r["variant_id"]: r["eval"] for r in map(json.loads, (tmp_path / "bench" / "records.jsonl").open())}
+    assert benched["model"]["predictions"] == ran["mlp"]["predictions"]
+    assert benched["int8"]["labels"] == ran["mlp.int8"]["labels"]  # the same eval split, in the same order
+
+
 @pytest.mark.parametrize("case", ["pickled_npy", "pt_not_tensors", "nan", "label_range", "float_labels", "empty",
                                   "eval_is_train", "shapes", "twice", "missing"])
 def test_a_bad_file_is_one_line(tmp_path: Path, case: str) -> None:

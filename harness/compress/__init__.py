@@ -160,6 +160,12 @@ class Technique:
         are not seeds. False by default: a technique that trains or samples."""
         return False
 
+    def trains(self, params: Mapping[str, Any]) -> bool:
+        """Whether ``apply`` trains on the task's training split (fine-tuning after
+        pruning, distilling): api.bench refuses such a variant where no training data was
+        given. True by default: a technique that does not train says so."""
+        return True
+
     def uses_teacher_logits(self, params: Mapping[str, Any]) -> bool:
         """Whether ``apply`` reads ``ctx.teacher_logits`` (distillation): the parent's
         logits are computed (once per teacher and budget, in their own window) only then."""

@@ -182,6 +182,9 @@ class Checkpoint(Technique):
         path: str  # a .safetensors file or a Hugging Face folder (relative to where joulebench runs)
         creation_J: between(0, 1e15, open_low=True) | None = None  # energy its maker reports; not measured
 
+    def trains(self, params: Mapping[str, Any]) -> bool:
+        return False
+
     def same_under_every_seed(self, params: Mapping[str, Any], parent_is: bool) -> bool:
         return True  # the file is the model, whichever seed its parent was trained with
 

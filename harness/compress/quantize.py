@@ -76,6 +76,9 @@ class Quantize(Technique):
     class Params(NoParams):
         dtype: Literal[DTYPES]
 
+    def trains(self, params: Mapping[str, Any]) -> bool:
+        return False
+
     def same_under_every_seed(self, params: Mapping[str, Any], parent_is: bool) -> bool:
         return parent_is  # a cast or a dynamic quantization of the weights: nothing seeded
 

@@ -57,6 +57,9 @@ class ModelBundle:
     module: nn.Module
     encode: Callable[[Split], Encoded]
     info: dict[str, Any] = field(default_factory=dict)
+    #: a module trained before the run (models/given.py: api.bench): how its creation is
+    #: known; the workshop takes it as made instead of training it
+    given: Any = None
 
 
 def module_device(module: nn.Module) -> torch.device:

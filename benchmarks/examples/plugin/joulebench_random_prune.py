@@ -4,7 +4,7 @@ The control a magnitude-pruning result should beat: the same share of Linear and
 weights zeroed, chosen at random (seeded by the run's seed) instead of by magnitude,
 then the same fine-tuning under the variant's train budget. Installed with pip, it is
 found through its entry point (``joulebench.techniques``: ``random_prune``); nothing in
-joulebench names it.
+joulebench names it. It uses joulebench's public names only (``harness.api.__all__``).
 
     variants:
       - {id: cnn.random50, parent: cnn, technique: random_prune, params: {sparsity: 0.5}}
@@ -17,10 +17,8 @@ from typing import Any
 import torch
 from torch.nn.utils import prune as torch_prune
 
-from harness.compress import CompressContext, CompressResult, NoParams, Technique
-from harness.inspection import measured_sparsity, prunable_weights
-from harness.registry import between
-from harness.train import train
+from harness.api import (CompressContext, CompressResult, NoParams, Technique, between, measured_sparsity,
+                         prunable_weights, train)
 
 
 class RandomPrune(Technique):
