@@ -238,6 +238,20 @@ def typed(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def for_csv(data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` as table.csv holds it: a float column with no value in this run is written
+    ``NaN`` in every cell, so readers that infer types from the text (polars, duckdb)
+    read it as a number, as they do in a run where it has values; elsewhere a missing
+    value is an empty cell. Parquet keeps the nulls and the declared types."""
+    out = data.copy()
+    declared = by_name()
+    for name in out.columns:
+        col = declared.get(name)
+        if col is not None and col.kind == "float" and out[name].isna().all():
+            out[name] = pd.Series(["NaN"] * len(out), index=out.index, dtype=object)
+    return out
+
+
 def unknown(wanted: Iterable[str]) -> list[str]:
     known = by_name()
     return [n for n in wanted if n not in known]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import appendix, columns, latex, plots, render, work
+from harness import appendix, columns, latex, plot_curves, plots, render, work
 from harness.errors import UserError
 from harness.files import ensure_dir, read_json, refuse_links_in, refuse_symlink, write_atomic
 from harness.rundir import check_environment
@@ -198,19 +198,22 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
         write_atomic(target / "table.md", lambda p: p.write_text(md))
         write_atomic(target / "table.tex", lambda p: p.write_text(tex))
         write_atomic(target / "table_full.tex", lambda p: p.write_text(tex_full))
-        write_atomic(target / "table.csv", lambda p: data.to_csv(p, index=False))
+        write_atomic(target / "table.csv", lambda p: columns.for_csv(data).to_csv(p, index=False))
         write_atomic(target / "table.parquet", lambda p: write_parquet(data, p))
         write_atomic(target / "columns.csv", lambda p: columns.dictionary(picked).to_csv(p, index=False))
-        write_atomic(target / "accuracy_vs_energy.png", lambda p: plots.accuracy_vs_energy(table, p))
-        write_atomic(target / "lifecycle_energy.png", lambda p: plots.lifecycle_energy(table, p))
+        style = plots.Style.of(table)  # one colour per variant in every figure
+        figures = {"accuracy_vs_energy": plots.accuracy_vs_energy(table, style),
+                   "lifecycle_energy": plots.lifecycle_energy(table, style)}
         if table["J_to_target_seeds_reached"].notna().any():
-            write_atomic(target / "training_curves.png", lambda p: plots.training_curves(recs, p))
+            figures["training_curves"] = plot_curves.training_curves(recs, style)
+        if len(batches):
+            figures["batch_size_energy"] = plots.batch_size_energy(batches, style)
+        plots.save(figures, target)  # PNG and PDF each
         if len(trials):
             write_atomic(target / "sweeps.csv", lambda p: sweeps.to_csv(p, index=False))
             write_atomic(target / "trials.csv", lambda p: trials.to_csv(p, index=False))
         if len(batches):
             write_atomic(target / "batch_sizes.csv", lambda p: batches.to_csv(p, index=False))
-            write_atomic(target / "batch_size_energy.png", lambda p: plots.batch_size_energy(batches, p))
         if with_appendix:
             env = check_environment(read_json(env_path, "environment file"), env_path)
             md_a = appendix.markdown(env, table, carbon, sweeps, Path(run_dirs[0]))

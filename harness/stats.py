@@ -161,10 +161,11 @@ def bootstrap_p_floor(resamples: int = BOOTSTRAP_RESAMPLES) -> float:
 
 
 def p_text(p: float, method: str) -> str:
-    """``p=0.0312``, or ``p<=0.0005`` where a bootstrap p sits at its floor (no resample
-    fell on the other side of zero: the true p may be far smaller)."""
+    """``p=0.0312``, or ``p≤0.0005`` where a bootstrap p sits at its floor (no resample
+    fell on the other side of zero: the true p may be far smaller). Every output prints
+    this text (LaTeX escapes ≤ as $\\leq$)."""
     if "bootstrap" in method and p <= bootstrap_p_floor() * (1 + 1e-9):
-        return f"p<={p:.2g}"
+        return f"p≤{p:.2g}"
     return f"p={p:.3g}"
 
 

@@ -76,6 +76,19 @@ def test_the_paper_table_and_appendix_compile_in_a_two_column_article(reports: l
         assert "\\label{tab:" in tex and "<" not in text_mode and ">" not in text_mode  # OT1 prints them as ¡ ¿
 
 
+@pytest.mark.skipif(shutil.which("pdflatex") is None and not IN_CI,
+                    reason="no pdflatex here (apt-get install texlive-latex-base texlive-latex-recommended)")
+def test_the_full_table_fits_a_two_column_article(reports: list[Path]) -> None:
+    """table_full.tex (every column) on the page of a two-column article: no overfull box."""
+    for folder in reports:
+        (folder / "full.tex").write_text("\\documentclass[twocolumn]{article}\n\\usepackage{booktabs,tabularx}\n"
+                                         "\\begin{document}\n\\input{table_full.tex}\n\\end{document}\n")
+        proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "full.tex"], cwd=folder,
+                              capture_output=True, text=True, timeout=120)
+        log = (folder / "full.log").read_text(errors="replace")
+        assert proc.returncode == 0 and "Overfull \\hbox" not in log, (folder.name, log[-2000:])
+
+
 def test_three_runs_concatenate_with_numbers_as_numbers(reports: list[Path]) -> None:
     import polars as pl
 
@@ -93,6 +106,12 @@ def test_three_runs_concatenate_with_numbers_as_numbers(reports: list[Path]) -> 
     kinds = {"string": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean}
     schema = {r.name: kinds[r.dtype] for r in dictionary.itertuples()}
     pl.concat([pl.read_csv(f / "table.csv", schema=schema) for f in reports])
+    # and with types inferred from the text: every float column reads as a number, even
+    # in a run where it has no value (tuning_J without a sweep)
+    floats = [r.name for r in dictionary.itertuples() if r.dtype == "float"]
+    for f in reports:
+        inferred = pl.read_csv(f / "table.csv", infer_schema_length=None).schema
+        assert [c for c in floats if not inferred[c].is_numeric()] == [], f
     # a numeric aggregate over every numeric column, in SQLite
     numeric = [r.name for r in dictionary.itertuples() if r.dtype in ("int", "float")]
     con = sqlite3.connect(":memory:")
@@ -189,7 +208,6 @@ def test_an_inference_window_over_power_prints_as_a_bound_everywhere(monkeypatch
     """A pooled inference window the monitor kept as an upper bound: the row's J/inference,
     its carbon and its lifecycle figures are flagged (csv/parquet), printed ≤ (markdown),
     $\\leq$ (LaTeX), and drawn hollow and named a bound in the plots; the other rows not."""
-    import matplotlib.pyplot as plt
 
     from harness import latex, plots, render
     from harness.lifecycle import add_lifecycle, carbon_from
@@ -213,10 +231,9 @@ def test_an_inference_window_over_power_prints_as_a_bound_everywhere(monkeypatch
     tex = latex.paper_latex(table.reset_index(drop=True), [], "digits",
                              ["variant_id", "J_per_inference", "correct_per_J"])
     assert tex.count("$\\leq$") == 1 and tex.count("$\\geq$") == 1
-    figures = []
-    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
-    plots.accuracy_vs_energy(table.reset_index(drop=True), tmp_path / "a.png")
-    plots.lifecycle_energy(table.reset_index(drop=True), tmp_path / "l.png")
+    style = plots.Style.of(table)
+    figures = [plots.accuracy_vs_energy(table.reset_index(drop=True), style),
+               plots.lifecycle_energy(table.reset_index(drop=True), style)]
     labels = [t.get_text() for fig in figures for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert sum("cnn.ort (" in x and "upper bound" in x for x in labels) == 2
     assert not any(x.startswith("cnn (") and "upper bound" in x for x in labels)
@@ -298,3 +315,90 @@ def test_noisy_rows_are_one_warning_naming_them() -> None:
         assert len(warnings) == 1 and all(v in warnings[0] for v in noisy["variant_id"])
     quiet = table.assign(J_per_inference_cv=0.01)
     assert not [n for n in report.footnotes(recs, quiet, carbon_from()) if "J/inference CV above" in n]  # absence
+
+
+def _texts(fig) -> list[tuple[str, object]]:
+    """Every piece of text drawn in ``fig`` with its box on the canvas (a legend as one)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    out = []
+    for ax in fig.axes:
+        found = [*ax.texts, ax.title, ax.xaxis.label, ax.yaxis.label]
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            found += [tick.label1 for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+                      if tick.label1.get_visible() and lo <= tick.get_loc() <= hi]
+        out += [(t.get_text(), t.get_window_extent(renderer)) for t in found if t.get_visible() and t.get_text()]
+        if ax.get_legend() is not None:
+            out.append(("legend", ax.get_legend().get_window_extent(renderer)))
+    return out
+
+
+def overlapping(fig) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes overlap by more than a pixel each way."""
+    boxes = _texts(fig)
+    return [(a, b) for i, (a, x) in enumerate(boxes) for b, y in boxes[i + 1:]
+            if min(x.x1, y.x1) - max(x.x0, y.x0) > 1 and min(x.y1, y.y1) - max(x.y0, y.y0) > 1]
+
+
+def _legend_colours(fig) -> dict[str, tuple]:
+    from matplotlib.colors import to_rgba
+
+    out = {}
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        for text, handle in zip(leg.get_texts() if leg else [], leg.legend_handles if leg else []):
+            colour = handle.get_color() if hasattr(handle, "get_color") else handle.get_facecolor()
+            out[text.get_text().split(" (")[0]] = to_rgba(colour)
+    return out
+
+
+@pytest.mark.parametrize("ref", ["digits", "sst2", "sst2_sweep"])
+def test_the_reference_figures_are_readable(ref: str, tmp_path: Path, monkeypatch) -> None:
+    """Every figure of a committed reference, as the report draws it: no two texts
+    overlap (tick labels, direct labels, titles, legends), no two variants share a colour,
+    and a variant has one colour in every figure; each PNG has its PDF twin."""
+    from harness import plots
+    from harness import report as report_mod
+
+    report_mod.write([ROOT / "results" / "reference" / ref], tmp_path / "real")
+    pngs = sorted(p.stem for p in (tmp_path / "real").glob("*.png"))
+    assert pngs and pngs == sorted(p.stem for p in (tmp_path / "real").glob("*.pdf"))
+    drawn: dict = {}
+    monkeypatch.setattr(plots, "save", lambda figures, target: drawn.update(figures))
+    report_mod.write([ROOT / "results" / "reference" / ref], tmp_path / "again")
+    colours: dict[str, tuple] = {}
+    for name, fig in drawn.items():
+        assert overlapping(fig) == [], name
+        mine = {k: v for k, v in _legend_colours(fig).items() if k not in ("Pareto frontier", "sweep trials")}
+        assert len(set(mine.values())) == len(mine), name  # one colour per variant
+        for k, v in mine.items():
+            assert colours.setdefault(k, v) == v, (name, k)  # the same in every figure
+
+
+def test_the_overlap_check_sees_overlapping_text() -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.text(0.5, 0.5, "cnn.prune50")
+    assert overlapping(fig) == []
+    ax.text(0.51, 0.5, "cnn.int8")
+    assert overlapping(fig) == [("cnn.prune50", "cnn.int8")]
+    plt.close(fig)
+
+
+def test_a_p_value_prints_the_same_in_every_format(reports: list[Path]) -> None:
+    """One text per p (stats.p_text): the markdown's, and in LaTeX the same escaped."""
+    from harness import stats
+    from harness.latex import tex_escape
+
+    seen = 0
+    for folder in reports:
+        table = pd.read_parquet(folder / "table.parquet")
+        md, tex, full = ((folder / n).read_text().replace("\\allowbreak{}", "") for n in ("table.md", "table.tex",
+                                                                                "table_full.tex"))
+        for r in table[table["delta_p"].notna()].itertuples():
+            text = stats.p_text(r.delta_p, r.delta_test)
+            assert text in md and tex_escape(text) in tex and tex_escape(text) in full, (folder.name, text)
+            seen += 1
+    assert seen > 10

@@ -104,9 +104,9 @@ def test_holm() -> None:
 
 def test_a_bootstrap_p_at_its_floor_reads_as_a_bound() -> None:
     """With 4,000 resamples the paired bootstrap cannot give p below 2/4001: printed
-    "p<=0.0005", never "p=0.0005"; a p above the floor and McNemar's are plain."""
+    "p≤0.0005", never "p=0.0005"; a p above the floor and McNemar's are plain."""
     floor = stats.bootstrap_p_floor()
     assert floor == pytest.approx(2 / 4001)
-    assert stats.p_text(floor, "paired bootstrap (3 seeds x 450 examples)") == "p<=0.0005"
+    assert stats.p_text(floor, "paired bootstrap (3 seeds x 450 examples)") == "p≤0.0005"
     assert stats.p_text(0.03, "paired bootstrap (3 seeds x 450 examples)") == "p=0.03"
     assert stats.p_text(floor, "McNemar") == "p=0.0005"
