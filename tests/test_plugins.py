@@ -60,12 +60,23 @@ def test_a_missing_known_plugin_names_its_package(monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory) -> Path:
-    """A fresh virtual environment that sees this joulebench (system site packages) and
-    has the example plugin installed into it with pip (no index needed)."""
+    """A fresh virtual environment that sees this joulebench and the packages of the
+    interpreter running the tests (through a .pth file: ``system_site_packages`` would
+    show the base interpreter's instead, not those of a virtual environment the tests run
+    in), with the example plugin installed into it with pip (no index needed)."""
+    import site
+    import sysconfig
+
     root = tmp_path_factory.mktemp("venv")
     env = root / "env"
-    venv.create(env, system_site_packages=True, with_pip=True)
+    venv.create(env, system_site_packages=False, with_pip=True)
     python = env / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    ours = [p for p in dict.fromkeys([*site.getsitepackages(), site.getusersitepackages(),
+                                      sysconfig.get_paths()["purelib"]]) if Path(p).is_dir()]
+    (Path(purelib) / "joulebench-tests-parent.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n"
+                                                                        for p in ours))
     source = root / "plugin"  # built from a copy: a build writes build/ and *.egg-info beside its sources
     shutil.copytree(PLUGIN, source)
     got = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",

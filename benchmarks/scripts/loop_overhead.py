@@ -1,6 +1,6 @@
 """Benchmark (prints figures; not a test): what the measured inference loop costs against
 a bare loop over the same staged inputs, for each runtime. Target: throughput ratio
->= 0.95 (issue 12; eager on the CPU has shown 1.00).
+>= 0.95 (eager on the CPU has shown 1.00).
 
 Both loops run the suite's first model (as built, untrained: the arithmetic is the
 same) over the eval split's batches, staged where and how the run keeps them (device
