@@ -7,9 +7,8 @@ windows and columns.
     with api.track("fine-tune") as w:
         my_training_loop(model)
     result = api.bench(model, eval_data=(X_eval, y_eval), train_data=(X_train, y_train),
-                       variants=[{"id": "int8", "technique": "quantize", "params": {"dtype": "int8"}},
-                                 {"id": "ort", "runtime": "onnxruntime"}],
-                       creation=w)   # the tracked window; a number of joules (reported); None (unknown)
+                       variants=[...],   # a suite file's variant mappings (README: Commands)
+                       creation=w)       # the tracked window; a number of joules (reported); None (unknown)
     result.table                     # the typed columns of table.parquet; result.run_dir for report/compare
 
 The given module is the baseline row: its accuracy on ``eval_data`` and its creation as

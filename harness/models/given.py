@@ -108,5 +108,19 @@ def build_given(task: TaskData, *, weights: Digest) -> ModelBundle:
                        given=given)
 
 
+@contextmanager
+def example(task: TaskData) -> Iterator[dict[str, Any]]:
+    """The options the family's checks build it with: a small classifier of ``task``'s
+    shape, held while the block runs (tests/test_models.py loops over every family)."""
+    width = 1
+    for d in task.train.inputs.shape[1:]:
+        width *= int(d)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(width, task.num_labels))
+    key = weights_digest(module)
+    with held(key, module, Given()):
+        yield {"weights": key}
+
+
 #: One model whatever the run's seed: it was trained before the run (lineage.py pools it once).
 build_given.seedless = True  # type: ignore[attr-defined]
+build_given.example = example  # type: ignore[attr-defined]
