@@ -74,7 +74,9 @@ def save(figures: dict[str, plt.Figure], target: Path) -> None:
     for name, fig in figures.items():
         for fmt in FORMATS:
             write_atomic(target / f"{name}.{fmt}",
-                         lambda p, f=fig, k=fmt: f.savefig(p, dpi=150, format=k, bbox_inches="tight"))
+                         lambda p, f=fig, k=fmt: f.savefig(p, dpi=150, format=k, bbox_inches="tight",
+                                                           # no timestamp: the same figure, the same bytes
+                                                           metadata={"CreationDate": None} if k == "pdf" else None))
         plt.close(fig)
 
 

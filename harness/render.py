@@ -8,6 +8,7 @@ footnotes give the energy method, its formula, the carbon constants and any warn
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from typing import Any, Callable
 
 import numpy as np
@@ -27,6 +28,17 @@ def fmt_target(row: Any) -> str:
     return f"{row['target_share_of_final']:.0%} of final"
 
 
+#: How fmt writes a float while a column renders (``_rows``): the magnitude classes
+#: ("big": |v| >= 1, "small": |v| < 0.01) written in scientific notation throughout, and
+#: the (class, scientific?) choices noted, so that a column whose values of one class
+#: would mix 4417 and 8.34e+04 (or 0.000163 and 6.81e-06) is written in one notation.
+_STYLE: ContextVar[tuple[frozenset, list]] = ContextVar("fmt_style", default=(frozenset(), []))
+
+
+def _magnitude(value: float) -> str | None:
+    return "big" if abs(value) >= 1 else "small" if 0 < abs(value) < 1e-2 else None
+
+
 def fmt(value: Any) -> str:
     if value is None or value is pd.NA:
         return "-"
@@ -37,9 +49,14 @@ def fmt(value: Any) -> str:
             return "-"
         if math.isinf(value):
             return "inf"
-        if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
+        sci_classes, seen = _STYLE.get()
+        kind = _magnitude(value)
+        if kind in sci_classes:
+            return f"{value:.3e}"
+        text = f"{value:.3g}" if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5) else f"{value:.4g}"
+        if kind is not None:
+            seen.append((kind, "e" in text))
+        return text
     return str(value)
 
 
@@ -173,8 +190,29 @@ COST: list[tuple[str, Cell]] = [
 ]
 
 
+def _column(rows: list[pd.Series], cell: Cell) -> list[str]:
+    """One column's cells in one number format: as each value fits, or, where that mixes
+    plain and scientific notation in the column, all scientific."""
+    seen: list[tuple[str, bool]] = []
+    token = _STYLE.set((frozenset(), seen))
+    try:
+        out = [str(cell(r)) for r in rows]
+    finally:
+        _STYLE.reset(token)
+    mixed = frozenset(k for k in ("big", "small") if len({sci for kind, sci in seen if kind == k}) > 1)
+    if mixed:
+        token = _STYLE.set((mixed, []))
+        try:
+            out = [str(cell(r)) for r in rows]
+        finally:
+            _STYLE.reset(token)
+    return out
+
+
 def _rows(table: pd.DataFrame, spec: list[tuple[str, Cell]]) -> tuple[list[str], list[list[str]]]:
-    return [h for h, _ in spec], [[str(cell(r)) for _, cell in spec] for _, r in table.iterrows()]
+    rows = [r for _, r in table.iterrows()]
+    columns = [_column(rows, cell) for _, cell in spec]
+    return [h for h, _ in spec], [list(row) for row in zip(*columns)] if rows else []
 
 
 BATCH: list[tuple[str, Cell]] = [

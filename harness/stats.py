@@ -161,12 +161,12 @@ def bootstrap_p_floor(resamples: int = BOOTSTRAP_RESAMPLES) -> float:
 
 
 def p_text(p: float, method: str) -> str:
-    """``p=0.0312``, or ``p≤0.0005`` where a bootstrap p sits at its floor (no resample
+    """``p=0.0312``, ``p<0.001`` below a thousandth, or ``p≤0.0005`` where a bootstrap p sits at its floor (no resample
     fell on the other side of zero: the true p may be far smaller). Every output prints
     this text (LaTeX escapes ≤ as $\\leq$)."""
     if "bootstrap" in method and p <= bootstrap_p_floor() * (1 + 1e-9):
         return f"p≤{p:.2g}"
-    return f"p={p:.3g}"
+    return "p<0.001" if p < 1e-3 else f"p={p:.3g}"  # plain notation, as papers print it
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

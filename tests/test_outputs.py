@@ -402,3 +402,26 @@ def test_a_p_value_prints_the_same_in_every_format(reports: list[Path]) -> None:
             assert text in md and tex_escape(text) in tex and tex_escape(text) in full, (folder.name, text)
             seen += 1
     assert seen > 10
+
+
+def mixed_notation(md: str) -> list[str]:
+    """Markdown table columns whose numbers mix plain and scientific notation."""
+    bad = []
+    for block in re.findall(r"((?:^\|.*\|\n)+)", md, re.M):
+        lines = [ln for ln in block.splitlines() if not re.match(r"^\|[-| ]+\|$", ln)]
+        rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+        for k, head in enumerate(rows[0]):
+            kinds = {("e" in t) for r in rows[1:] if k < len(r)
+                     for t in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]\d+)?(?![\w.])", r[k])
+                     if float(t) != 0}
+            if len(kinds) > 1:
+                bad.append(head)
+    return bad
+
+
+def test_a_column_has_one_number_format(reports: list[Path]) -> None:
+    """table.md never mixes 4417 and 8.34e+04 in one column."""
+    for folder in reports:
+        assert mixed_notation((folder / "table.md").read_text()) == [], folder.name
+    planted = "| a | b |\n|---|---|\n| 4417 | 1 |\n| 8.34e+04 | 2 |\n"
+    assert mixed_notation(planted) == ["a"]

@@ -109,4 +109,5 @@ def test_a_bootstrap_p_at_its_floor_reads_as_a_bound() -> None:
     assert floor == pytest.approx(2 / 4001)
     assert stats.p_text(floor, "paired bootstrap (3 seeds x 450 examples)") == "p≤0.0005"
     assert stats.p_text(0.03, "paired bootstrap (3 seeds x 450 examples)") == "p=0.03"
-    assert stats.p_text(floor, "McNemar") == "p=0.0005"
+    assert stats.p_text(floor, "McNemar") == "p<0.001"  # below a thousandth: plain, as papers print it
+    assert stats.p_text(0.0123, "McNemar") == "p=0.0123"
