@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
     from harness import __version__
 
     p.add_argument("--version", action="version", version=f"joulebench {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only (anywhere on the line)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug lines too (anywhere on the line)")
     sub = p.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add(sub)
@@ -30,6 +32,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from harness.progress import configure
+
+    # -q / -v anywhere before "--": the verbosity of every subcommand's progress lines
+    cut = argv.index("--") if "--" in argv else len(argv)
+    quiet, verbose = (any(a in names for a in argv[:cut]) for names in (("-q", "--quiet"), ("-v", "--verbose")))
+    argv = [a for i, a in enumerate(argv) if i >= cut or a not in ("-q", "--quiet", "-v", "--verbose")]
+    configure(-1 if quiet else 1 if verbose else 0)
     args = parser().parse_args(argv)
     args.argv = argv[1:]  # after the subcommand: recorded so a run says how to reproduce it
     try:

@@ -4,7 +4,6 @@ and the result handed back as a value."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -12,10 +11,12 @@ from typing import Any, Callable
 import pandas as pd
 
 from harness.config import Suite
+from harness.progress import log
 
 
 def stderr(line: str) -> None:
-    print(line, file=sys.stderr)
+    """A run's progress line: to the ``joulebench`` logger (progress.py)."""
+    log(line)
 
 
 class Interrupted(Exception):

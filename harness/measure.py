@@ -40,6 +40,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from harness.progress import bars
+
 from harness.config import MeasureConfig
 from harness.meters import EnergyMonitor, Measurement
 from harness.models import Encoded
@@ -186,7 +188,7 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
     n = len(targets)
     design = williams(n)
     with torch.inference_mode(), tqdm(total=cfg.repetitions * n, desc=desc, unit="window",
-                                      leave=False, disable=None) as bar:
+                                      leave=False, disable=bars()) as bar:
         for rnd in range(cfg.repetitions):
             for k, i in enumerate(design[(start + rnd) % len(design)]):
                 t = targets[i]

@@ -31,10 +31,10 @@ ENVIRONMENT = "environment.json"
 LOCK = ".lock"
 #: The files joulebench keeps in a run directory: a symbolic link in any of these places
 #: is refused before anything is written.
+FIGURES = ("accuracy_vs_energy", "lifecycle_energy", "training_curves", "batch_size_energy")
 RUN_FILES = (RECORDS, ENVIRONMENT, LOCK, "table.md", "table.csv", "table.parquet", "table.tex", "table_full.tex",
-             "columns.csv", "sweeps.csv",
-             "trials.csv", "batch_sizes.csv", "appendix.md", "appendix.tex", "accuracy_vs_energy.png",
-             "lifecycle_energy.png", "training_curves.png", "batch_size_energy.png", "stdout.txt", "stderr.txt")
+             "columns.csv", "sweeps.csv", "trials.csv", "batch_sizes.csv", "appendix.md", "appendix.tex",
+             *(f"{name}.{ext}" for name in FIGURES for ext in ("png", "pdf")), "stdout.txt", "stderr.txt")
 
 
 class _Model(BaseModel):

@@ -32,6 +32,7 @@ from harness.counts import Counter
 from harness.measure import Target, layout, measure_rounds, prepare
 from harness.meters import EnergyMonitor, Measurement
 from harness.plan import RunSpec, describe, expand, shard
+from harness.progress import Progress
 from harness.recording import Recorder
 from harness.records import RunRecord
 from harness.tasks import TASKS, TaskData
@@ -175,10 +176,9 @@ class Runner:
 
     def _run(self, done: set[str]) -> Path:
         todo = [s for s in self.todo if s.key not in done]
-        count, count_all = 0, len(todo)
+        progress = Progress(len(todo))
         for spec in (s for s in todo if s.trial is not None):  # a sweep's trials: all of them before any selection
-            count += 1
-            self.log(f"[{count}/{count_all}] {self.suite.name}: {spec.key} (sweep trial: {describe(spec.trial)})")
+            self.log(progress.step(f"{self.suite.name}: {spec.key} (sweep trial: {describe(spec.trial)})"))
             self.folder.append(self.trial(spec))
         todo = [s for s in todo if s.trial is None]
         # the sweep's choice made (its trials obtained above), every spec's artifact key and
@@ -190,8 +190,7 @@ class Runner:
                 self.measure_idle()
             pending: list[Pending] = []
             for spec in (s for s in todo if s.seed == seed):
-                count += 1
-                self.log(f"[{count}/{count_all}] {self.suite.name}: {spec.key}")
+                self.log(progress.step(f"{self.suite.name}: {spec.key}"))
                 made = self.prepare_one(spec)
                 if isinstance(made, Pending):
                     pending.append(made)

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from harness.progress import bars
+
 from harness.config import TrainConfig
 from harness.models import Encoded, module_device
 
@@ -95,7 +97,7 @@ def train(module: nn.Module, data: Encoded, cfg: TrainConfig, seed: int, desc: s
     order = torch.Generator().manual_seed(seed)  # the data order is part of the seed (drawn on the CPU)
     module.train()
     step, seen, epoch_loss = 0, 0, torch.zeros((), dtype=torch.float64, device=device)
-    bar = tqdm(total=total_steps, desc=desc, unit="step", leave=False, disable=None)
+    bar = tqdm(total=total_steps, desc=desc, unit="step", leave=False, disable=bars())
     for _epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=order)
         epoch_loss = torch.zeros((), dtype=torch.float64, device=device)

@@ -5,6 +5,7 @@ folder exists; a suite on scikit-learn's wine features runs from the command lin
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,9 @@ def test_a_tensors_suite_runs_from_the_command_line(tmp_path: Path) -> None:
     (tmp_path / "wine.yaml").write_text(SUITE)
     out = tmp_path / "run"
     proc = cli("run", str(tmp_path / "wine.yaml"), "--data-dir", str(tmp_path / "data"), "--out", str(out),
-               "--no-cache")
+               "--no-cache", "-q")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[1/2]" not in proc.stderr and "eval accuracy" not in proc.stderr  # -q: warnings only
     recs = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert {r["variant_id"] for r in recs if r["status"] == "ok"} == {"mlp", "mlp.int8"}
     base = next(r for r in recs if r["variant_id"] == "mlp")
@@ -94,6 +96,8 @@ def test_the_same_arrays_through_api_bench_give_the_same_predictions(tmp_path: P
     proc = cli("run", str(tmp_path / "wine.yaml"), "--data-dir", str(tmp_path / "data"), "--out",
                str(tmp_path / "run"), "--no-cache")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # progress over the whole run: the count, the time spent and, from the second step, what is left
+    assert "[1/2] wine: mlp@seed0 (" in proc.stderr and re.search(r"\[2/2\] .* elapsed, about \S+ left\)", proc.stderr)
     recs = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     import torch
 
