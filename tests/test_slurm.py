@@ -1,0 +1,91 @@
+"""``joulebench slurm`` on a real single-node Slurm cluster (tests/slurm_cluster.py): a
+suite as a job array of shards and a merge after it gives the single-process run's rows,
+seeds and accuracies; a task killed mid-run is resubmitted alone by the same command,
+which resumes it; without sbatch, one line and nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests import slurm_cluster
+from tests.conftest import ROOT, cli, run_cli
+
+TINY = {
+    "name": "tinyslurm", "task": {"name": "digits", "options": {"eval_fraction": 0.25, "split_seed": 0}},
+    "meter": "estimate", "seeds": [0, 1], "train": {"epochs": 2, "batch_size": 64, "lr": 0.003},
+    "models": {"cnn": {"family": "cnn", "options": {"channels": [8], "hidden": 16}}},
+    "variants": [{"id": "cnn.int8", "parent": "cnn", "technique": "quantize", "params": {"dtype": "int8"}}],
+    "measure": {"batch_size": 128, "warmup": 1, "repetitions": 6, "min_window_s": 0.05, "idle_s": 0.2},
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    why = slurm_cluster.missing()
+    if why:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"no test Slurm cluster: {why}")
+    folder = tmp_path_factory.mktemp("slurm")
+    env = slurm_cluster.start(folder)
+    yield env
+    slurm_cluster.stop(folder)
+
+
+def _table(run_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / "table.parquet").set_index("variant_id").sort_index()
+
+
+def test_a_job_array_gives_the_single_process_table_and_resumes_a_killed_task(cluster, tmp_path: Path) -> None:
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump(TINY))
+    single = tmp_path / "single"
+    assert run_cli("run", str(suite), "--out", str(single), "--no-cache").returncode == 0
+    out = tmp_path / "sharded"
+    # the first submission: kill shard 2 of 2 once it has started (tasks run one after the
+    # other: each asks for the node to itself)
+    proc = subprocess.Popen(["python3", "-m", "harness", "slurm", str(suite), "--shards", "2", "--out", str(out)],
+                            cwd=ROOT, env={**os.environ, **cluster}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    array = err.split("submitted array job ")[1].split()[0]
+    for _ in range(1200):
+        if (out / "shard2" / "environment.json").exists():
+            break
+        time.sleep(0.1)
+    subprocess.run(["scancel", "--signal=KILL", f"{array}_2"], env={**os.environ, **cluster}, check=True)
+    for _ in range(600):
+        queue = subprocess.run(["squeue", "-h"], env={**os.environ, **cluster}, capture_output=True, text=True)
+        if not queue.stdout.strip():
+            break
+        time.sleep(0.2)
+    assert (out / "shard1" / "table.csv").exists() and not (out / "shard2" / "table.csv").exists()
+    assert not (out / "merged" / "table.csv").exists()  # the merge never ran: its dependency failed
+    shard1 = (out / "shard1" / "records.jsonl").read_bytes()
+    # the same command again: only shard 2 goes back, resumed; the merge follows it
+    again = run_cli("slurm", str(suite), "--shards", "2", "--out", str(out), "--wait", env=cluster)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "(shards 2 of 2)" in again.stderr
+    assert (out / "shard1" / "records.jsonl").read_bytes() == shard1  # the finished shard untouched
+    merged, one = _table(out / "merged"), _table(single)
+    assert list(merged.index) == list(one.index) and list(merged["seeds"]) == list(one["seeds"])
+    assert merged["accuracy"].tolist() == one["accuracy"].tolist()
+    assert "| cnn.int8 |" in again.stdout  # the merged table printed
+    for name in ("array.sbatch", "merge.sbatch"):
+        assert (out / "slurm" / name).read_text().startswith("#!/bin/bash\n#SBATCH")
+    # everything done: the command says so and submits nothing
+    done = run_cli("slurm", str(suite), "--shards", "2", "--out", str(out), env=cluster)
+    assert done.returncode == 0 and "nothing to submit" in done.stderr
+
+
+def test_without_sbatch_it_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    proc = cli("slurm", "benchmarks/digits.yaml", "--shards", "2", "--out", str(out), env={"PATH": "/nonexistent"})
+    assert proc.returncode == 2 and "no sbatch on PATH" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()
