@@ -103,7 +103,8 @@ COLUMNS: tuple[Column, ...] = (
                                                      "accuracy); null when absolute"),
     _c("J_to_target", "float", "J", "training energy at the first curve point reaching the target, mean over "
                                     "seeds; null unless every seed reached it"),
-    _c("J_to_target_seeds_reached", "int", "count", "seeds whose curve reached the target"),
+    _c("J_to_target_seeds_reached", "float", "count", "seeds whose curve reached the target (a count; float so a "
+                                                      "run without curves types it alike)"),
     _c("curve_eval_J", "float", "J", "the curve's validation passes, in their own windows (never in train_J)"),
     _c("tuning_J", "float", "J", "the sweep that chose the row's hyperparameters, per seed; null when not swept"),
     _c("J_per_inference", "float", "J", "gross energy per inference: median over windows (one run) or of the run "
@@ -111,7 +112,7 @@ COLUMNS: tuple[Column, ...] = (
     _c("J_per_inference_is_bound", "bool", "", "true when a window pooled into J_per_inference read more than a "
                                                "component can draw over its seconds and was kept as an upper bound; "
                                                "the median is then an upper bound too (printed <= in every format)"),
-    _c("J_per_inference_runs", "int", "runs", "runs the J/inference figure pools"),
+    _c("J_per_inference_runs", "float", "runs", "runs the J/inference figure pools"),
     _c("J_per_inference_within_run_ci95_lo", "float", "J", "95% interval within the run (order statistics over its "
                                                            "windows); null over several runs"),
     _c("J_per_inference_within_run_ci95_hi", "float", "J", "95% interval within the run, high"),
@@ -132,7 +133,10 @@ COLUMNS: tuple[Column, ...] = (
     _c("energy_method", "string", "", "how the joules were obtained: nvml, rapl, estimate (and where, when creation "
                                       "and inference differ)"),
     _c("energy_uncertainty", "float", "fraction", "stated systematic error of J_per_inference (0.5 = +-50%)"),
-    _c("compiles_in_windows", "int", "count", "graphs compiled inside measured windows (compile rows; must be 0)"),
+    _c("shared_windows", "float", "count", "inference windows during which other processes used more than a quarter "
+                                         "of the machine's CPU (their work is in a RAPL or NVML reading of them); "
+                                         "null where /proc/stat is missing"),
+    _c("compiles_in_windows", "float", "count", "graphs compiled inside measured windows (compile rows; must be 0)"),
     _c("pareto", "bool", "", "no row of the task is as accurate and cheaper per inference, and better in one"),
     _c("break_even_inferences", "float", "inferences", "train_J / (parent J/inference - J/inference); null when "
                                                         "there is no parent, it never pays back, or the saving is "
@@ -242,7 +246,8 @@ def for_csv(data: pd.DataFrame) -> pd.DataFrame:
     """``data`` as table.csv holds it: a float column with no value in this run is written
     ``NaN`` in every cell, so readers that infer types from the text (polars, duckdb)
     read it as a number, as they do in a run where it has values; elsewhere a missing
-    value is an empty cell. Parquet keeps the nulls and the declared types."""
+    value is an empty cell. Parquet keeps the nulls and the declared types. (A count
+    that is null where it does not apply is declared float for this reason.)"""
     out = data.copy()
     declared = by_name()
     for name in out.columns:

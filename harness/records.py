@@ -70,6 +70,10 @@ class Window(_Model):
     #: was padded to the meter's minimum), and whether the reading is only a bound
     work_s: float | None = None
     below_resolution: bool = False
+    #: other processes' CPU share of the machine over the window (None: unknown, or a
+    #: record older than this field) and whether it made the window shared
+    others_cpu_share: float | None = Field(default=None, ge=0)
+    shared: bool = False
 
     @property
     def status(self) -> str:

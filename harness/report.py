@@ -16,6 +16,7 @@ from harness.errors import UserError
 from harness.files import ensure_dir, read_json, refuse_links_in, refuse_symlink, write_atomic
 from harness.rundir import check_environment
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
+from harness.meters.sharing import SHARED_SHARE
 from harness.records import RUN_FILES, RunRecord
 from harness.comparable import load_run_dirs
 from harness.table import CV_WARN, build_table
@@ -104,6 +105,15 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
     if noisy:  # one line naming every such row, not one per row
         notes.append(f"WARNING: J/inference CV above {CV_WARN:.0%} in {len(noisy)} row(s): {', '.join(noisy)}; the "
                      "machine was noisy: rerun on a quieter machine, or lengthen the windows (measure.min_window_s)")
+    windows = [w for r in recs if r.status == "ok" and r.inference for w in r.inference.windows]
+    shared = [w for w in windows if w.shared]
+    if shared:
+        names = sorted({r.variant_id for r in recs if r.status == "ok" and r.inference
+                        and any(w.shared for w in r.inference.windows)})
+        notes.append(f"WARNING: shared windows: {len(shared)} of {len(windows)} inference windows ({', '.join(names)}) "
+                     f"ran while other processes used more than {SHARED_SHARE:.0%} of the machine's CPU: a RAPL or "
+                     "NVML reading of them includes their work, and the machine's speed was shared (the estimate "
+                     "counts this process tree only); rerun on an idle node (joulebench slurm: --exclusive)")
     return notes
 
 

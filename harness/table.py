@@ -156,6 +156,8 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "energy_uncertainty": unc,
         # graphs compiled inside measured windows (compile only; must be 0)
         **comparable.provenance(group),
+        "shared_windows": (None if all(w.others_cpu_share is None for r in measured for w in r.inference.windows)
+                           else sum(w.shared for r in measured for w in r.inference.windows)),
         "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in measured) else
                                 sum(inf.compiles_in_windows or 0 for r in measured for inf in r.inferences())),
     }

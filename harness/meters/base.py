@@ -153,6 +153,11 @@ class Measurement:
     #: what a component can draw over its seconds (a counter's edges in a short window).
     work_s: float | None = None
     below_resolution: bool = False
+    #: Other processes' CPU seconds over the window as a share of the machine's capacity
+    #: (meters/sharing.py; None where unknown), and whether that makes the window
+    #: ``shared``: a RAPL or NVML reading of it includes their work.
+    others_cpu_share: float | None = None
+    shared: bool = False
 
     @property
     def status(self) -> str:
@@ -190,13 +195,16 @@ class Measurement:
             out["below_resolution"] = self.below_resolution
         if self.cross_check:
             out["cross_check"] = [asdict(c) for c in self.cross_check]
+        if self.others_cpu_share is not None:
+            out.update(others_cpu_share=self.others_cpu_share, shared=self.shared)
         return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Measurement":
         return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0),
                    raw.get("host", ""), tuple(ComponentEnergy(**c) for c in raw.get("cross_check", [])),
-                   raw.get("imports") or 0, raw.get("work_s"), bool(raw.get("below_resolution", False)))
+                   raw.get("imports") or 0, raw.get("work_s"), bool(raw.get("below_resolution", False)),
+                   raw.get("others_cpu_share"), bool(raw.get("shared", False)))
 
 
 #: Every meter by name: each backend file registers its class (``@METERS.register``);

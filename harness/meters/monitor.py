@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Sequence
 
 from harness import environment
 from harness.errors import MeterError
+from harness.meters import sharing
 from harness.meters.base import Backend, ComponentEnergy, Measurement
 
 
@@ -78,8 +79,9 @@ class EnergyMonitor:
         if key in self._open:
             raise RuntimeError(f"energy window {key!r} is already open")
         modules = frozenset(sys.modules)  # before the first reading: its cost stays outside
+        others = sharing.snapshot()
         totals = self._read()
-        self._open[key] = (self._clock(), totals, self._read_checks(), modules)
+        self._open[key] = (self._clock(), totals, self._read_checks(), modules, others)
 
     def end_window(self, key: str, checked: bool = True) -> Measurement:
         """Close ``key``. ``checked=False`` admits a 0 J reading (never a negative one):
@@ -94,8 +96,11 @@ class EnergyMonitor:
             raise
         end = self._clock()
         read_s = time.perf_counter() - t_read
-        start, before, checks_before, modules = self._open.pop(key)
+        start, before, checks_before, modules, others_before = self._open.pop(key)
         m = self._measurement(end - start, before, totals, checks_before, checks, read_s, imported(modules))
+        others = sharing.others(others_before, sharing.snapshot())
+        if others is not None:  # who else used the machine meanwhile (meters/sharing.py)
+            m = dataclasses.replace(m, others_cpu_share=others[0], shared=others[1])
         if not checked:
             if any(p.energy_j < 0 for p in m.components):
                 raise MeterError(f"energy window {key!r} read a negative energy; check the meter")
@@ -106,7 +111,7 @@ class EnergyMonitor:
         """The open window ``key`` so far, left open: a training curve's running reading.
         Not checked for a positive total (a slow counter may not have ticked yet)."""
         totals = self._read()
-        start, before, _, modules = self._open[key]
+        start, before, _, modules, _ = self._open[key]
         return self._measurement(self._clock() - start, before, totals, [], [], 0.0, imported(modules))
 
     def minus(self, key: str, total: Measurement, inner: list[Measurement]) -> Measurement:
@@ -126,7 +131,8 @@ class EnergyMonitor:
                 joules = c.energy_j - spent[(c.method, c.component)]
                 parts.append(ComponentEnergy(comp, c.method, joules, backend.uncertainty(comp, joules, duration),
                                              c.idle_w))
-        return self._checked(key, Measurement(duration, tuple(parts), total.read_s, total.host, imports=total.imports))
+        return self._checked(key, Measurement(duration, tuple(parts), total.read_s, total.host, imports=total.imports,
+                                              others_cpu_share=total.others_cpu_share, shared=total.shared))
 
     def _measurement(self, duration: float, before: list[dict[str, float]], totals: list[dict[str, float]],
                      checks_before: list[dict[str, float]], checks: list[dict[str, float]],

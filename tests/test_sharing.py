@@ -1,0 +1,90 @@
+"""Shared-node honesty: a window records the CPU share other processes took of the
+machine meanwhile (/proc/stat less our own process tree) and is flagged ``shared`` above
+a quarter; the table counts such windows and a footnote says what they mean. Planted: a
+busy process outside our tree beside a window and beside a run; and its absence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from harness.meters import sharing
+from tests.conftest import cli
+
+pytestmark = pytest.mark.skipif(sharing.machine_busy_s() is None, reason="no /proc/stat here")
+
+TINY = {
+    "name": "tinyshared", "task": {"name": "digits", "options": {"eval_fraction": 0.25, "split_seed": 0}},
+    "meter": "estimate", "seeds": [0], "train": {"epochs": 1, "batch_size": 64, "lr": 0.003},
+    "models": {"mlp": {"family": "mlp", "options": {"hidden": [16]}}},
+    "variants": [{"id": "mlp.int8", "parent": "mlp", "technique": "quantize", "params": {"dtype": "int8"}}],
+    "measure": {"batch_size": 128, "warmup": 1, "repetitions": 6, "min_window_s": 0.2, "idle_s": 0.2},
+}
+
+
+@contextmanager
+def busy_neighbour():
+    """A process that spins on a CPU, outside this process tree (reparented away), as
+    another job on the node would be."""
+    pid_file = Path(f"/tmp/joulebench-spin-{os.getpid()}")
+    subprocess.run(["bash", "-c", f'nohup python3 -c "while True: pass" >/dev/null 2>&1 & echo $! > {pid_file}'],
+                   check=True)
+    pid = int(pid_file.read_text())
+    try:
+        time.sleep(0.3)
+        yield pid
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        pid_file.unlink()
+
+
+def _window(seconds: float):
+    from harness import meters
+    from harness.config import MeterConfig
+
+    monitor = meters.build(MeterConfig(name="estimate"), allow_estimate=True, log=lambda s: None)
+    try:
+        monitor.begin_window("w")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:  # our own work
+            pass
+        return monitor.end_window("w")
+    finally:
+        monitor.close()
+
+
+def test_a_window_beside_a_busy_process_is_shared_and_alone_it_is_not() -> None:
+    alone = _window(0.5)
+    assert alone.others_cpu_share is not None and not alone.shared and alone.others_cpu_share < 0.25
+    with busy_neighbour():
+        beside = _window(0.5)
+    assert beside.shared and beside.others_cpu_share > 0.25
+    assert beside.to_dict()["shared"] is True  # recorded with the window
+
+
+def _run(tmp_path: Path, name: str) -> tuple[pd.DataFrame, str]:
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump(TINY))
+    proc = cli("run", str(suite), "--out", str(tmp_path / name), "--no-cache", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return pd.read_parquet(tmp_path / name / "table.parquet"), (tmp_path / name / "table.md").read_text()
+
+
+def test_a_run_beside_a_busy_process_counts_its_shared_windows(tmp_path: Path) -> None:
+    table, md = _run(tmp_path, "alone")
+    assert table["shared_windows"].tolist() == [0, 0] and "shared windows" not in md
+    with busy_neighbour():
+        table, md = _run(tmp_path, "beside")
+    assert (table["shared_windows"] > 0).all()
+    assert "WARNING: shared windows: " in md and "includes their work" in md
+    recs = [json.loads(x) for x in (tmp_path / "beside" / "records.jsonl").read_text().splitlines()]
+    assert any(w["shared"] for r in recs for w in r["inference"]["windows"])
