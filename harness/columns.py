@@ -134,8 +134,8 @@ COLUMNS: tuple[Column, ...] = (
                                       "and inference differ)"),
     _c("energy_uncertainty", "float", "fraction", "stated systematic error of J_per_inference (0.5 = +-50%)"),
     _c("shared_windows", "float", "count", "inference windows during which other processes used more than a quarter "
-                                         "of the machine's CPU (their work is in a RAPL or NVML reading of them); "
-                                         "null where /proc/stat is missing"),
+                                           "of the machine's CPU, or held its GPU (their work is in a RAPL or NVML "
+                                           "reading of them); null where neither can be told"),
     _c("compiles_in_windows", "float", "count", "graphs compiled inside measured windows (compile rows; must be 0)"),
     _c("pareto", "bool", "", "no row of the task is as accurate and cheaper per inference, and better in one"),
     _c("break_even_inferences", "float", "inferences", "train_J / (parent J/inference - J/inference); null when "

@@ -32,6 +32,9 @@ MEASURE_SOURCES = ("measure.py", "meters", "runner.py", "runtimes", "evaluate.py
                    "device.py", "workshop.py", "deploy.py")
 
 
+SLURM_KEYS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_CLUSTER_NAME", "SLURM_JOB_NODELIST")
+
+
 def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
     """The part of the environment every record carries: what could change a number."""
     keys = ("joulebench", "host", "git_commit", "git_dirty", "measure_code", "python", "torch", "transformers",
@@ -163,4 +166,6 @@ def environment(meter_method: str, formulas: list[str], device: dict[str, Any] |
         "meter": meter_method,
         "meter_formulas": formulas,
         "machine": machine(),
+        # the Slurm job the run ran in (its energy accounting is a cross-check: slurm.accounted)
+        "slurm": {k: os.environ[k] for k in SLURM_KEYS if k in os.environ} or None,
     }

@@ -58,6 +58,13 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[str]:
     env["run_id"] = digest(parts, 32)
     env["merged_run_ids"] = parts  # a history stores the merged run in place of its shards
     env["shard"] = None
+    jobs = [e["slurm"]["SLURM_JOB_ID"] for e in envs
+            if isinstance(e, dict) and isinstance(e.get("slurm"), dict) and e["slurm"].get("SLURM_JOB_ID")]
+    env["slurm"] = None
+    if jobs:  # shards that ran as Slurm jobs: Slurm's energy figure beside ours, labelled as Slurm's
+        from harness.slurm import accounted
+
+        env["slurm_energy"] = accounted(jobs)
     folder.update_environment(env)
     folder.close()
     messages.append(f"merged {len(merged)} runs from {len(shard_dirs)} shard(s) into {out_dir}")

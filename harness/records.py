@@ -74,6 +74,7 @@ class Window(_Model):
     #: record older than this field) and whether it made the window shared
     others_cpu_share: float | None = Field(default=None, ge=0)
     shared: bool = False
+    others_on_gpu: int | None = Field(default=None, ge=0)  # processes of other jobs on its GPUs
 
     @property
     def status(self) -> str:

@@ -111,7 +111,8 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
         names = sorted({r.variant_id for r in recs if r.status == "ok" and r.inference
                         and any(w.shared for w in r.inference.windows)})
         notes.append(f"WARNING: shared windows: {len(shared)} of {len(windows)} inference windows ({', '.join(names)}) "
-                     f"ran while other processes used more than {SHARED_SHARE:.0%} of the machine's CPU: a RAPL or "
+                     f"ran while other processes used more than {SHARED_SHARE:.0%} of the machine's CPU, or held "
+                     "its GPU: a RAPL or "
                      "NVML reading of them includes their work, and the machine's speed was shared (the estimate "
                      "counts this process tree only); rerun on an idle node (joulebench slurm: --exclusive)")
     return notes
@@ -172,6 +173,24 @@ def write_parquet(data: pd.DataFrame, path: Path) -> None:
     pq.write_table(table, path)
 
 
+def _slurm_energy(run_dirs: list[Path]) -> str | None:
+    """What Slurm accounted for the jobs of a merged run, beside our own figures."""
+    from harness.files import read_json
+
+    path = Path(run_dirs[0]) / "environment.json"
+    try:
+        got = read_json(path, "environment file").get("slurm_energy") if path.is_file() else None
+    except UserError:
+        return None
+    if not isinstance(got, dict):
+        return None
+    total, jobs, missing = got.get("total_j"), got.get("jobs"), got.get("missing") or []
+    if isinstance(total, (int, float)) and not isinstance(total, bool) and total > 0 and isinstance(jobs, dict):
+        return (f"Slurm: {float(total):.4g} J over {len(jobs)} job(s), by {str(got.get('what', ''))[:300]}"
+                + (f"; no figure for {', '.join(map(str, missing))}" if isinstance(missing, list) and missing else ""))
+    return f"Slurm's energy accounting: none ({str(got.get('unavailable', 'unknown'))[:200]})."
+
+
 def write(run_dirs: list[Path], out_dir: Path | None = None,
           carbon: Carbon | None = None, with_appendix: bool = False,
           select: list[str] | None = None) -> tuple[pd.DataFrame, str, list[str]]:
@@ -191,6 +210,9 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
     batches = build_batch_table(recs)
     sweeps, trials = build_sweep_table(recs, table), build_trial_table(recs)
     notes = footnotes(recs, table, carbon)
+    slurm_note = _slurm_energy(run_dirs)
+    if slurm_note:
+        notes.append(slurm_note)
     if len(batches):
         notes.append("batch sizes: every batch size is measured in the same interleaved rounds over the same eval "
                       "examples; the main table's J/inference is the one at measure.batch_size.")

@@ -49,6 +49,7 @@ ENV_KINDS: dict[str, tuple[type, ...]] = {
     "gpu": (list,), "gpu_driver": (str,), "device": (dict,), "suite": (dict,), "data": (dict,),
     "idle_w": (dict, *NUMBER), "command": (list,), "meter_formulas": (list,), "shard": (list,),
     "merged_from": (list,), "merged_run_ids": (list,), "meter": (str, dict), "machine": (dict, str),
+    "slurm": (dict,), "slurm_energy": (dict,),
 }
 #: Nested keys the appendix reads: (path, kinds).
 ENV_NESTED = ((("suite", "resolved"), (dict,)), (("suite", "resolved", "seeds"), (list,)),

@@ -171,3 +171,41 @@ def wait(job: Job, submitted: Submitted, poll_s: float = 2.0, log=print) -> bool
             for line in tail:
                 log(f"  {line}")
     return ok
+
+
+#: What Slurm's energy figure is, said wherever it is shown.
+ACCOUNTED = ("Slurm's own energy accounting (sacct ConsumedEnergyRaw, its acct_gather_energy plugin) for whole jobs: "
+             "start-up, training, evaluation and measurement; a cross-check, not joulebench's measurement")
+
+
+def accounted(job_ids: list[str]) -> dict:
+    """Slurm's energy of the jobs (``sacct``), where its accounting is configured: the
+    joules per job and in total, or why there is none (no sacct, no accounting storage,
+    no energy plugin: ConsumedEnergyRaw empty or 0). Never 0 J as a figure."""
+    found = shutil.which("sacct")
+    if found is None:
+        return {"unavailable": "no sacct on PATH", "what": ACCOUNTED}
+    try:
+        got = subprocess.run([found, "-n", "-P", "--noconvert", "-j", ",".join(job_ids),
+                              "--format=JobID,ConsumedEnergyRaw"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"unavailable": f"sacct failed ({exc})", "what": ACCOUNTED}
+    if got.returncode != 0:
+        return {"unavailable": (got.stderr.strip().splitlines() or ["sacct failed"])[-1][:200], "what": ACCOUNTED}
+    jobs: dict[str, float] = {}
+    for line in got.stdout.splitlines():
+        job, _, raw = line.partition("|")
+        if "." in job or not raw.strip():  # a step (batch, extern): within its job's figure
+            continue
+        try:
+            joules = float(raw)
+        except ValueError:
+            continue
+        if joules > 0:
+            jobs[job] = joules
+    if not jobs:
+        return {"unavailable": "sacct gave no energy for these jobs (no acct_gather_energy plugin here)",
+                "what": ACCOUNTED}
+    return {"jobs": jobs, "total_j": sum(jobs.values()), "missing": sorted(set(job_ids) - set(jobs)),
+            "what": ACCOUNTED}
+

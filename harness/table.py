@@ -119,8 +119,8 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
     j_med = energy["J_per_inference"]
     test = _vs_parent(group, by_key) if first.parent else None
     info = first.technique_info
-    # stated uncertainty of each window (NVML's +-5 W is a different fraction in each)
-    unc = stats.median([w_unc(w) for r in measured for w in r.inference.windows])
+    windows = [w for r in measured for w in r.inference.windows]
+    unc = stats.median([w_unc(w) for w in windows])  # each window's stated uncertainty (NVML's +-5 W varies)
     return {
         "suite": first.suite, "task": first.task, "model": first.architecture or first.model,
         "variant_id": first.variant_id, "variant": first.variant, "parent": first.parent or None,
@@ -156,8 +156,8 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         "energy_uncertainty": unc,
         # graphs compiled inside measured windows (compile only; must be 0)
         **comparable.provenance(group),
-        "shared_windows": (None if all(w.others_cpu_share is None for r in measured for w in r.inference.windows)
-                           else sum(w.shared for r in measured for w in r.inference.windows)),
+        "shared_windows": (None if all(w.others_cpu_share is None and w.others_on_gpu is None for w in windows)
+                           else sum(w.shared for w in windows)),
         "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in measured) else
                                 sum(inf.compiles_in_windows or 0 for r in measured for inf in r.inferences())),
     }

@@ -42,6 +42,7 @@ class FakeNvml:
         self.uuids = uuids or [f"GPU-aaaa-{i}" for i in range(len(self.power))]
         self.log: list[str] = []
         self.fail_reads = False
+        self.procs: list = []  # compute processes on every GPU (objects with a pid)
 
     def nvmlInit(self) -> None:
         if self.broken_init:
@@ -58,6 +59,9 @@ class FakeNvml:
 
     def nvmlDeviceGetHandleByUUID(self, uuid: str) -> int:
         return self.uuids.index(uuid)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: int) -> list:
+        return list(self.procs)
 
     def nvmlDeviceGetUUID(self, h: int) -> str:
         return self.uuids[h]
@@ -343,3 +347,23 @@ def test_a_board_is_held_to_its_power_limit() -> None:
     b = backend(FakeNvml(energies_mj=[1_000]))  # absence: a board that does not say has no cap
     assert b.max_power_w("gpu0") is None
     b.close()
+
+
+def test_another_job_on_the_gpu_makes_its_windows_shared() -> None:
+    """A compute process outside this tree on a metered GPU during a window: the window is
+    shared (its NVML reading holds that job's work); this process's own is not another."""
+    import os
+    from types import SimpleNamespace
+
+    nvml = FakeNvml(energies_mj=[1_000])
+    monitor = EnergyMonitor([backend(nvml)])
+    for procs, others in (([SimpleNamespace(pid=os.getpid())], 0), ([SimpleNamespace(pid=1)], 1)):
+        nvml.procs = procs
+        monitor.begin_window("w")
+        nvml.energy[0] += 5_000
+        m = monitor.end_window("w")
+        assert m.others_on_gpu == others and m.shared == (others > 0 or bool(m.others_cpu_share and
+                                                                             m.others_cpu_share > 0.25))
+        assert m.to_dict()["others_on_gpu"] == others
+    monitor.close()
+

@@ -5,6 +5,7 @@ which resumes it; without sbatch, one line and nothing written."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -89,3 +90,35 @@ def test_without_sbatch_it_is_one_line_and_writes_nothing(tmp_path: Path) -> Non
     proc = cli("slurm", "benchmarks/digits.yaml", "--shards", "2", "--out", str(out), env={"PATH": "/nonexistent"})
     assert proc.returncode == 2 and "no sbatch on PATH" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def _sacct(folder: Path, lines: str) -> dict[str, str]:
+    """A planted sacct on PATH printing ``lines`` (what a cluster with an energy plugin,
+    or without one, answers)."""
+    folder.mkdir(exist_ok=True)
+    script = folder / "sacct"
+    script.write_text(f"#!/bin/sh\nprintf '{lines}'\n")
+    script.chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}"}
+
+
+def test_a_merge_records_slurms_own_energy_beside_ours(tmp_path: Path) -> None:
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump({**TINY, "seeds": [0]}))
+    shards = []
+    for i, job in ((1, "78"), (2, "79")):  # each shard ran as a Slurm job: its environment says which
+        shards.append(tmp_path / f"shard{i}")
+        proc = cli("run", str(suite), "--shard", f"{i}/2", "--out", str(shards[-1]), "--no-cache", "-q",
+                   env={"SLURM_JOB_ID": job, "SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": str(i)})
+        assert proc.returncode == 0, proc.stderr[-1500:]
+    planted = _sacct(tmp_path / "bin", "78|1200\\n78.batch|1190\\n79|1300\\n")
+    assert cli("merge", *map(str, shards), "--out", str(tmp_path / "merged"), env=planted).returncode == 0
+    energy = json.loads((tmp_path / "merged" / "environment.json").read_text())["slurm_energy"]
+    assert energy["jobs"] == {"78": 1200.0, "79": 1300.0} and energy["total_j"] == 2500.0
+    md = (tmp_path / "merged" / "table.md").read_text()
+    assert "Slurm: 2500 J over 2 job(s), by Slurm's own energy accounting" in md and "not joulebench's" in md
+    # a cluster without an energy plugin: said so, never 0 J
+    empty = _sacct(tmp_path / "bin2", "78|0\\n79|\\n")
+    assert cli("merge", *map(str, shards), "--out", str(tmp_path / "merged2"), env=empty).returncode == 0
+    md = (tmp_path / "merged2" / "table.md").read_text()
+    assert "Slurm's energy accounting: none (sacct gave no energy" in md and "Slurm: 0" not in md

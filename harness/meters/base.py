@@ -115,6 +115,11 @@ class Backend(ABC):
     def formula(self) -> str:
         """How the joules are obtained, printed under every table."""
 
+    def others_on_device(self) -> set[int] | None:
+        """The processes outside this process tree using this backend's devices (a GPU's
+        compute processes: meters/sharing.py), or None where the backend cannot tell."""
+        return None
+
     def close(self) -> None:
         """Stop polling threads, release handles."""
 
@@ -158,6 +163,8 @@ class Measurement:
     #: ``shared``: a RAPL or NVML reading of it includes their work.
     others_cpu_share: float | None = None
     shared: bool = False
+    #: processes outside this tree seen on the window's GPUs at its edges (None: no GPU meter)
+    others_on_gpu: int | None = None
 
     @property
     def status(self) -> str:
@@ -195,8 +202,10 @@ class Measurement:
             out["below_resolution"] = self.below_resolution
         if self.cross_check:
             out["cross_check"] = [asdict(c) for c in self.cross_check]
-        if self.others_cpu_share is not None:
+        if self.others_cpu_share is not None or self.others_on_gpu is not None:
             out.update(others_cpu_share=self.others_cpu_share, shared=self.shared)
+        if self.others_on_gpu is not None:
+            out["others_on_gpu"] = self.others_on_gpu
         return out
 
     @classmethod
@@ -204,7 +213,7 @@ class Measurement:
         return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0),
                    raw.get("host", ""), tuple(ComponentEnergy(**c) for c in raw.get("cross_check", [])),
                    raw.get("imports") or 0, raw.get("work_s"), bool(raw.get("below_resolution", False)),
-                   raw.get("others_cpu_share"), bool(raw.get("shared", False)))
+                   raw.get("others_cpu_share"), bool(raw.get("shared", False)), raw.get("others_on_gpu"))
 
 
 #: Every meter by name: each backend file registers its class (``@METERS.register``);

@@ -79,7 +79,7 @@ class EnergyMonitor:
         if key in self._open:
             raise RuntimeError(f"energy window {key!r} is already open")
         modules = frozenset(sys.modules)  # before the first reading: its cost stays outside
-        others = sharing.snapshot()
+        others = (sharing.snapshot(), self._on_gpu())
         totals = self._read()
         self._open[key] = (self._clock(), totals, self._read_checks(), modules, others)
 
@@ -98,14 +98,23 @@ class EnergyMonitor:
         read_s = time.perf_counter() - t_read
         start, before, checks_before, modules, others_before = self._open.pop(key)
         m = self._measurement(end - start, before, totals, checks_before, checks, read_s, imported(modules))
-        others = sharing.others(others_before, sharing.snapshot())
-        if others is not None:  # who else used the machine meanwhile (meters/sharing.py)
-            m = dataclasses.replace(m, others_cpu_share=others[0], shared=others[1])
+        # who else used the machine meanwhile (meters/sharing.py): its CPUs, its GPUs
+        cpu = sharing.others(others_before[0], sharing.snapshot())
+        gpu_before, gpu_after = others_before[1], self._on_gpu()
+        gpu = None if gpu_before is None and gpu_after is None else len((gpu_before or set()) | (gpu_after or set()))
+        if cpu is not None or gpu is not None:
+            m = dataclasses.replace(m, others_cpu_share=cpu[0] if cpu else None,
+                                    shared=bool(cpu and cpu[1]) or bool(gpu), others_on_gpu=gpu)
         if not checked:
             if any(p.energy_j < 0 for p in m.components):
                 raise MeterError(f"energy window {key!r} read a negative energy; check the meter")
             return m
         return self._checked(key, m)
+
+    def _on_gpu(self) -> set[int] | None:
+        """Other processes on the meters' GPUs now (None: no backend can tell)."""
+        seen = [b.others_on_device() for b in self.backends]
+        return None if all(x is None for x in seen) else set().union(*(x for x in seen if x is not None))
 
     def lap(self, key: str) -> Measurement:
         """The open window ``key`` so far, left open: a training curve's running reading.
@@ -132,7 +141,8 @@ class EnergyMonitor:
                 parts.append(ComponentEnergy(comp, c.method, joules, backend.uncertainty(comp, joules, duration),
                                              c.idle_w))
         return self._checked(key, Measurement(duration, tuple(parts), total.read_s, total.host, imports=total.imports,
-                                              others_cpu_share=total.others_cpu_share, shared=total.shared))
+                                              others_cpu_share=total.others_cpu_share, shared=total.shared,
+                                              others_on_gpu=total.others_on_gpu))
 
     def _measurement(self, duration: float, before: list[dict[str, float]], totals: list[dict[str, float]],
                      checks_before: list[dict[str, float]], checks: list[dict[str, float]],

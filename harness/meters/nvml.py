@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from harness.errors import MeterError
 from harness.meters._nvml_devices import select_handles, visible_entries
+from harness.meters import sharing
 from harness.meters.base import METERS, Availability, Backend, Hardware
 
 #: NVIDIA's stated accuracy of board power (nvidia-smi --help-query-gpu, power.draw).
@@ -239,6 +240,17 @@ class NvmlBackend(Backend):
                                                   if "nvml-polled" in self._methods.values() else "")
         check = "; cross-check: polled power integrated over the same windows" if self.cross_check else ""
         return f"{self.method}: NVML " + ", ".join(parts) + f"; {period}; {unc}; device synchronized before each read{check}"
+
+    def others_on_device(self) -> set[int] | None:
+        """Compute processes on the selected GPUs that are not this process tree's."""
+        listing = getattr(self.nvml, "nvmlDeviceGetComputeRunningProcesses", None)
+        if listing is None:
+            return None
+        try:
+            pids = {int(getattr(p, "pid", 0) or 0) for h in self.handles for p in listing(h)}
+        except self.nvml.NVMLError:
+            return None
+        return {p for p in pids if p > 0 and not sharing.ours(p)}
 
     def close(self) -> None:
         self._stop.set()

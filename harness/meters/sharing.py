@@ -66,3 +66,20 @@ def others(before: Snapshot | None, after: Snapshot | None, cpus: int | None = N
     capacity = cpus * (after.wall - before.wall)
     doubt = TICKS_OF_DOUBT * cpus / _ticks_per_s()
     return spent / capacity, spent > max(SHARED_SHARE * capacity, doubt)
+
+
+def ours(pid: int, proc: str = "/proc") -> bool:
+    """Whether ``pid`` is this process or one of its descendants (its parent chain in
+    /proc reaches us); False where /proc cannot say."""
+    me, seen = os.getpid(), 0
+    while pid > 1 and seen < 64:
+        if pid == me:
+            return True
+        try:
+            with open(f"{proc}/{pid}/stat") as fh:
+                pid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        seen += 1
+    return False
+
