@@ -122,3 +122,18 @@ def test_a_merge_records_slurms_own_energy_beside_ours(tmp_path: Path) -> None:
     assert cli("merge", *map(str, shards), "--out", str(tmp_path / "merged2"), env=empty).returncode == 0
     md = (tmp_path / "merged2" / "table.md").read_text()
     assert "Slurm's energy accounting: none (sacct gave no energy" in md and "Slurm: 0" not in md
+
+
+@pytest.mark.parametrize("args", [["--partition", "main\n#SBATCH --wrap=x"], ["--time", "1:00 extra"],
+                                  ["--sbatch-arg=account=abc"], ["--sbatch-arg=--x\ny"], ["--out-space"]])
+def test_a_value_that_would_break_a_script_line_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    out = tmp_path / ("with space" if args == ["--out-space"] else "slurm")
+    args = [] if args == ["--out-space"] else args
+    bin_dir = tmp_path / "bin"  # a planted sbatch: the checks come first, nothing is submitted
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    proc = cli("slurm", "benchmarks/digits.yaml", "--shards", "2", "--out", str(out), *args,
+               env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()

@@ -42,8 +42,13 @@ def run(args: argparse.Namespace) -> int:
     slurm.sbatch()  # no Slurm here: one line, nothing written
     load(args.suite, "quick" if args.quick else "full")  # a bad suite: one line, before any job
     for arg in args.sbatch_arg:
-        if not arg.startswith("-") or "\n" in arg:
+        if not arg.startswith("-") or not arg.isprintable():
             raise UserError(f"--sbatch-arg {arg!r} is not an sbatch option; give it as --sbatch-arg=--account=abc")
+    for flag, value in (("--partition", args.partition), ("--time", args.time), ("--out", args.out)):
+        # each lands on an #SBATCH line of a script: one printable line, no blanks sbatch would split on
+        if value is not None and (not value.isprintable() or any(c.isspace() for c in value)):
+            raise UserError(f"{flag} {value!r} holds a space or a control character; give one word (an #SBATCH "
+                            "line takes it as is)")
     out = Path(args.out).resolve()
     check_creatable(out, "slurm folder")
     job = slurm.Job(args.suite, args.shards, out, args.quick, args.data_dir, args.meter, args.partition, args.time,
