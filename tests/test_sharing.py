@@ -33,17 +33,19 @@ TINY = {
 
 @contextmanager
 def busy_neighbour():
-    """A process that spins on a CPU, outside this process tree (reparented away), as
-    another job on the node would be."""
+    """One process spinning per CPU, outside this process tree (reparented away), as
+    another job on the node would be: whatever share the run's own threads take, the
+    others keep well over a quarter of the machine."""
     pid_file = Path(f"/tmp/joulebench-spin-{os.getpid()}")
-    subprocess.run(["bash", "-c", f'nohup python3 -c "while True: pass" >/dev/null 2>&1 & echo $! > {pid_file}'],
-                   check=True)
-    pid = int(pid_file.read_text())
+    spin = 'nohup python3 -c "while True: pass" >/dev/null 2>&1 & echo $! >> ' + str(pid_file)
+    subprocess.run(["bash", "-c", "; ".join([spin] * (os.cpu_count() or 1))], check=True)
+    pids = [int(x) for x in pid_file.read_text().split()]
     try:
         time.sleep(0.3)
-        yield pid
+        yield pids
     finally:
-        os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
         pid_file.unlink()
 
 
