@@ -36,7 +36,8 @@ from harness.config import Suite
 from harness.errors import DataUnavailable, UserError
 from harness.files import check_creatable
 from harness.bench import bench
-from harness.execute import Interrupted, Result, execute, stderr as _stderr, typed as _typed
+from harness.execute import Interrupted, Result, execute, typed as _typed
+from harness.progress import log as _log
 from harness.track import Window, track
 
 if TYPE_CHECKING:  # compare (and scipy) only when compare is called: a run's bad input is told fast
@@ -92,7 +93,7 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
         meter: str | None = None, device: str | None = None, allow_estimate: bool = False,
         cache_dir: str | Path | None = None, no_cache: bool = False, work: str | None = None,
         work_batches: int | None = None,
-        carbon: Any = None, command: list[str] | None = None, log: Callable[[str], None] = _stderr,
+        carbon: Any = None, command: list[str] | None = None, log: Callable[[str], None] = _log,
         **overrides: Any) -> Result:
     """Plan -> obtain each variant (make or load) -> deploy -> evaluate -> count ->
     measure -> record, then the tables. ``overrides`` are suite keys (``measure={...}``,

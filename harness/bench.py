@@ -31,7 +31,8 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from harness.errors import UserError
-from harness.execute import Result, execute, stderr
+from harness.execute import Result, execute
+from harness.progress import log as progress_log
 
 #: The quick profile's measurement settings (a user's ``measure=`` wins over them).
 QUICK_MEASURE = {"repetitions": 6, "min_window_s": 0.2, "warmup": 1, "idle_s": 1.0}
@@ -122,6 +123,13 @@ def classes(model: Any, inputs: np.ndarray) -> int:
     return int(out.shape[1])
 
 
+def _labels_fit(split: Any, what: str, k: int) -> None:
+    """One line where a label is no index of the model's ``k`` logits."""
+    if split.labels.max() >= k:
+        raise UserError(f"api.bench {what}: label {int(split.labels.max())} is outside the model's {k} logits "
+                        f"(classes 0..{k - 1}); labels are class indices of the model's output")
+
+
 def creation_of(creation: Any, weights: str) -> Any:
     """How the given module's creation is known (models/given.py ``Given``)."""
     from harness.models.given import Given
@@ -159,7 +167,7 @@ def bench(model: Any, eval_data: Any, *, train_data: Any = None, variants: Itera
           creation: Any = None, seeds: Iterable[int] = (0,), out: str | Path | None = None, quick: bool = False,
           name: str = "model", train: Mapping[str, Any] | None = None, measure: Mapping[str, Any] | None = None,
           models: Mapping[str, Any] | None = None, meter: str | None = None, device: str | None = None,
-          allow_estimate: bool = False, carbon: Any = None, log: Callable[[str], None] = stderr) -> Result:
+          allow_estimate: bool = False, carbon: Any = None, log: Callable[[str], None] = progress_log) -> Result:
     """The given module and its variants, measured; the table as ``api.run`` returns it.
     ``train``: the budget of variants that train (fine-tuning, distilling), as a suite's
     ``train:``; ``models``: further suite models (a distillation student's family)."""
@@ -178,16 +186,10 @@ def bench(model: Any, eval_data: Any, *, train_data: Any = None, variants: Itera
     x, y = arrays(eval_data, "eval_data")
     evals = checked("api.bench eval_data", x, y, None, any_shape=True)
     k = classes(model, evals.inputs)
-    for split, what in ((evals, "eval_data"),):
-        if split.labels.max() >= k:
-            raise UserError(f"api.bench {what}: label {int(split.labels.max())} is outside the model's {k} logits "
-                            f"(classes 0..{k - 1}); labels are class indices of the model's output")
+    _labels_fit(evals, "eval_data", k)
     if train_data is not None:
-        tx, ty = arrays(train_data, "train_data")
-        trains = checked("api.bench train_data", tx, ty, None, any_shape=True)
-        if trains.labels.max() >= k:
-            raise UserError(f"api.bench train_data: label {int(trains.labels.max())} is outside the model's {k} "
-                            f"logits (classes 0..{k - 1}); labels are class indices of the model's output")
+        trains = checked("api.bench train_data", *arrays(train_data, "train_data"), None, any_shape=True)
+        _labels_fit(trains, "train_data", k)
     else:
         trains = Split(evals.inputs[:0], evals.labels[:0])
     data_sha = _digest(trains.inputs, trains.labels, evals.inputs, evals.labels)

@@ -11,12 +11,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from harness.config import Suite
-from harness.progress import log
-
-
-def stderr(line: str) -> None:
-    """A run's progress line: to the ``joulebench`` logger (progress.py)."""
-    log(line)
+from harness.progress import log as progress_log
 
 
 class Interrupted(Exception):
@@ -53,7 +48,7 @@ def typed(table: pd.DataFrame) -> pd.DataFrame:
 
 def execute(s: Suite, task: Any, run_dir: Path, dev: Any, *, cache: Any = None, meter: str | None = None,
             allow_estimate: bool = False, shard: tuple[int, int] | None = None, resume: bool = False,
-            command: list[str] | None = None, log: Callable[[str], None] = stderr, carbon: Any = None) -> Result:
+            command: list[str] | None = None, log: Callable[[str], None] = progress_log, carbon: Any = None) -> Result:
     """Run ``s`` over ``task`` into ``run_dir`` (checked creatable by the caller) and
     report it. Everything that can fail on bad input has failed before this is called."""
     from harness import meters, report as report_mod

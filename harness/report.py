@@ -105,12 +105,11 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
     if noisy:  # one line naming every such row, not one per row
         notes.append(f"WARNING: J/inference CV above {CV_WARN:.0%} in {len(noisy)} row(s): {', '.join(noisy)}; the "
                      "machine was noisy: rerun on a quieter machine, or lengthen the windows (measure.min_window_s)")
-    windows = [w for r in recs if r.status == "ok" and r.inference for w in r.inference.windows]
-    shared = [w for w in windows if w.shared]
-    if shared:
-        names = sorted({r.variant_id for r in recs if r.status == "ok" and r.inference
-                        and any(w.shared for w in r.inference.windows)})
-        notes.append(f"WARNING: shared windows: {len(shared)} of {len(windows)} inference windows ({', '.join(names)}) "
+    shared = table[table["shared_windows"].fillna(0) > 0] if "shared_windows" in table else table[:0]
+    if len(shared):  # the table's count (table._row), named here with what it means
+        windows = sum(len(r.inference.windows) for r in recs if r.status == "ok" and r.inference)
+        notes.append(f"WARNING: shared windows: {int(shared['shared_windows'].sum())} of {windows} inference windows "
+                     f"({', '.join(sorted(shared['variant_id']))}) "
                      f"ran while other processes used more than {SHARED_SHARE:.0%} of the machine's CPU, or held "
                      "its GPU: a RAPL or "
                      "NVML reading of them includes their work, and the machine's speed was shared (the estimate "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Iterator
@@ -112,10 +113,7 @@ def build_given(task: TaskData, *, weights: Digest) -> ModelBundle:
 def example(task: TaskData) -> Iterator[dict[str, Any]]:
     """The options the family's checks build it with: a small classifier of ``task``'s
     shape, held while the block runs (tests/test_models.py loops over every family)."""
-    width = 1
-    for d in task.train.inputs.shape[1:]:
-        width *= int(d)
-    module = nn.Sequential(nn.Flatten(), nn.Linear(width, task.num_labels))
+    module = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(task.train.inputs.shape[1:]), task.num_labels))
     key = weights_digest(module)
     with held(key, module, Given()):
         yield {"weights": key}
