@@ -9,8 +9,10 @@ columns (``PAPER``), and the history database, which stores every column by thes
 names (its ``columns`` JSON).
 
 Types are numbers, booleans and strings only: missing is null (never "-"), "never" is a
-null beside a flag (``break_even_never``), fractions are fractions (0.5, not "+-50%").
-Adding a column is one ``Column`` here plus its value in ``table._row`` (or
+null beside a status (``break_even_status``), fractions are fractions (0.5, not "+-50%").
+A boolean is never null (a reader that infers types from CSV text would read an empty
+column as text): a three-valued fact is a string. Adding a column is one ``Column`` here
+plus its value in ``table._row`` (or ``decisions.add_decisions``,
 ``lifecycle.add_lifecycle``); every output then carries it.
 """
 
@@ -64,7 +66,8 @@ COLUMNS: tuple[Column, ...] = (
     _c("sparsity", "float", "fraction", "the share of the parent's parameters (all of them: embeddings, norms and "
                                         "biases too) that are zero or removed in a pruned row, whatever the "
                                         "technique; null when not pruned"),
-    _c("sparsity_exploited", "bool", "", "whether the kernels skip the zeros (a smaller dense layer, 2:4 kernels)"),
+    _c("sparsity_exploited", "bool", "", "whether the kernels skip the zeros (a smaller dense layer, 2:4 kernels); "
+                                         "false where nothing was pruned (no zeros to skip)"),
     _c("sparsity_note", "string", "", "how the sparsity is or is not exploited"),
     _c("flops_per_inference", "float", "FLOP", "torch.utils.flop_counter over the eval split, per example; work, "
                                               "not energy"),
@@ -138,13 +141,20 @@ COLUMNS: tuple[Column, ...] = (
                                            "reading of them); null where neither can be told"),
     _c("compiles_in_windows", "float", "count", "graphs compiled inside measured windows (compile rows; must be 0)"),
     _c("pareto", "bool", "", "no row of the task is as accurate and cheaper per inference, and better in one"),
-    _c("break_even_inferences", "float", "inferences", "train_J / (parent J/inference - J/inference); null when "
-                                                        "there is no parent, it never pays back, or the saving is "
-                                                        "not significant (break_even_significant false)"),
-    _c("break_even_never", "bool", "", "true when the row saves nothing per inference, so it never pays back"),
-    _c("break_even_significant", "bool", "", "whether the energy saved per inference is significant: the row's 95% "
-                                             "interval of J/inference (across runs where several, else within its "
-                                             "run) lies wholly below its parent's; printed n.s. where not"),
+    _c("p_frontier", "float", "probability", "share of bootstrap replicates (examples, seeds and J/inference units "
+                                              "resampled) in which the row is on its task's frontier"),
+    _c("verdict", "string", "", "against its parent: cheaper, not worse / cheaper, worse / not cheaper / undecided "
+                                "(how many more windows or examples would decide); null without a parent"),
+    _c("verdict_energy_p", "float", "p", "one-sided Mann-Whitney p that J/inference is lower than the parent's "
+                                         "(windows within one run, run medians across runs)"),
+    _c("verdict_accuracy_p", "float", "p", "one-sided paired bootstrap p of non-inferiority: accuracy lost against "
+                                           "the parent below the decide margin"),
+    _c("break_even_inferences", "float", "inferences", "train_J / (parent J/inference - J/inference), if it pays back"),
+    _c("break_even_ci95_lo", "float", "inferences", "95% bootstrap interval of the break-even (saving: J/inference "
+                                                    "units; creation: seeds), low"),
+    _c("break_even_ci95_hi", "float", "inferences", "95% bootstrap interval of the break-even, high"),
+    _c("break_even_status", "string", "", "pays back / pays back (upper bound) / no saving (the saving's 95% "
+                                          "interval reaches 0) / unknown creation / no parent"),
     _c("lineage_train_J", "float", "J", "creation energy along the lineage, the search that chose its root included"),
     _c("lineage_train_J_is_bound", "bool", "", "true when a creation figure along the lineage is an upper bound "
                                                "(train_J_is_bound), so lineage_train_J and train_gCO2e are too"),
@@ -191,8 +201,12 @@ def derived(table: pd.DataFrame) -> pd.DataFrame:
     return out[[n for n in names() if n in out.columns] + [n for n in out.columns if n not in names()]]
 
 
+#: Added by decisions.add_decisions, from the records' samples beside the table.
+DECISIONS = ("p_frontier", "verdict", "verdict_energy_p", "verdict_accuracy_p", "break_even_inferences",
+             "break_even_ci95_lo", "break_even_ci95_hi", "break_even_status")
+
 #: Added by lifecycle.add_lifecycle, from the table's own columns.
-LIFECYCLE = ("pareto", "break_even_inferences", "break_even_never", "break_even_significant", "lineage_train_J",
+LIFECYCLE = ("pareto", "lineage_train_J",
              "lineage_train_J_is_bound", "J_at_1e3_queries", "J_at_1e6_queries", "J_at_1e9_queries",
              "lifecycle_is_bound", "train_gCO2e", "gCO2e_per_1e6_queries")
 
@@ -202,6 +216,7 @@ BOUND_FLAGS = {"train_J": "train_J_is_bound", "J_per_inference": "J_per_inferenc
                "J_per_inference_net": "J_per_inference_is_bound", "correct_per_J": "J_per_inference_is_bound",
                "lineage_train_J": "lineage_train_J_is_bound", "train_gCO2e": "lineage_train_J_is_bound",
                "gCO2e_per_1e6_queries": "J_per_inference_is_bound", "break_even_inferences": "train_J_is_bound",
+               "break_even_ci95_lo": "train_J_is_bound", "break_even_ci95_hi": "train_J_is_bound",
                **{f"J_at_{n}_queries": "lifecycle_is_bound" for n in ("1e3", "1e6", "1e9")}}
 
 #: Figures that divide by a bounded energy: a lower bound where the energy is an upper one.

@@ -132,6 +132,18 @@ class MeterConfig:
 
 
 @dataclass(frozen=True)
+class DecideConfig:
+    """How a variant is judged against its parent (decisions.py; docs/statistics.md):
+    accuracy is non-inferior when a one-sided paired test puts its loss below
+    ``accuracy_margin`` (a share: 0.01 is one point) at ``accuracy_alpha``; J/inference is
+    lower when a one-sided rank test over its units says so at ``energy_alpha``."""
+
+    accuracy_margin: float = 0.01
+    accuracy_alpha: float = 0.05
+    energy_alpha: float = 0.05
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -193,6 +205,7 @@ class Suite:
     #: The carved validation split; None when nothing needs one (no curve, no sweep).
     validation: ValidationConfig | None = None
     sweep: SweepConfig | None = None
+    decide: DecideConfig = DecideConfig()
 
     def config_hash(self) -> str:
         return digest(self.resolved, 16)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.render import COST, MAIN, NOT_SIGNIFICANT, UNKNOWN, _rows, break_even_text, mark, with_declared
+from harness.render import COST, MAIN, NO_SAVING, UNKNOWN, _rows, break_even_text, mark, with_declared
 
 
 TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
@@ -130,13 +130,12 @@ def _paper_cells() -> dict[str, tuple[str, Callable[[pd.Series, float], str], st
             tex_escape(r["variant_id"])
 
     def breakeven(r, _):
-        if r.get("break_even_never") is True or r.get("break_even_never") is np.True_:
-            return "never"
-        if break_even_text(r) == NOT_SIGNIFICANT:
-            return NOT_SIGNIFICANT
+        text = break_even_text(r, interval=False)
+        if text in (NO_SAVING, UNKNOWN):
+            return text
         value = r["break_even_inferences"]
         if value is None or pd.isna(value):
-            return UNKNOWN if break_even_text(r) == UNKNOWN else "--"
+            return "--"
         factor, prefix = scale_for([value])
         return f"{tex_escape(mark(r, 'break_even_inferences'))}{sig3(value / factor)}{prefix}"
 

@@ -5,8 +5,8 @@ hand-built example whose answers are known:
 
 - Pareto flag: no other row of the same task is at least as accurate *and* at most as
   costly per inference, and strictly better in one of the two.
-- Break-even inferences vs the parent: the energy spent creating the variant divided by
-  the joules it saves per inference; "never" when it saves nothing.
+- (Break-even against the parent needs the records' samples for its interval:
+  decisions.py.)
 - Lifecycle energy at N queries: every joule spent creating the model along its lineage
   (a distilled student pays for its teacher's training too) + N x J per inference.
   Where one creation along the lineage is unknown (a variant made outside joulebench),
@@ -16,7 +16,6 @@ hand-built example whose answers are known:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -80,44 +79,6 @@ def _by_id(table: pd.DataFrame) -> dict[tuple[str, str, str], pd.Series]:
     return {lineage_key(r): r for _, r in table.iterrows()}
 
 
-def _interval(r: pd.Series) -> tuple[float, float]:
-    """A row's 95% interval of J/inference: across runs where there are several, else
-    within its run; NaNs where it has none."""
-    for kind in ("across_runs", "within_run"):
-        lo, hi = r.get(f"J_per_inference_{kind}_ci95_lo"), r.get(f"J_per_inference_{kind}_ci95_hi")
-        if lo is not None and hi is not None and not pd.isna(lo) and not pd.isna(hi):
-            return float(lo), float(hi)
-    return math.nan, math.nan
-
-
-def break_even(table: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Inferences after which the variant's creation energy is repaid (a number; NaN
-    with no parent, when it never pays back, or when its saving is not significant),
-    whether it never does (None with no parent), and whether the saving is significant
-    (its interval of J/inference wholly below the parent's; None with no parent)."""
-    rows = _by_id(table)
-    when, never, significant = [], [], []
-    for _, r in table.iterrows():
-        parent = rows.get(lineage_key(r, r["parent"]))
-        if parent is None:
-            when.append(float("nan"))
-            never.append(None)
-            significant.append(None)
-            continue
-        saved = parent["J_per_inference"] - r["J_per_inference"]
-        hi, parent_lo = _interval(r)[1], _interval(parent)[0]
-        # without intervals (older tables) the point estimates decide, as before
-        sig = bool(saved > 0 and (pd.isna(hi) or pd.isna(parent_lo) or hi < parent_lo))
-        # a creation energy that is unknown (made outside joulebench) has no break-even
-        # point; it still never pays back when it saves nothing
-        known = not pd.isna(r["train_J"])
-        when.append(float(math.ceil(r["train_J"] / saved)) if sig and known else float("nan"))
-        never.append(bool(saved <= 0))
-        significant.append(sig if saved > 0 else None)
-    return (pd.Series(when, index=table.index, dtype=float), pd.Series(never, index=table.index, dtype=object),
-            pd.Series(significant, index=table.index, dtype=object))
-
-
 def own_creation_j(row: pd.Series) -> float:
     """What making this row cost on its own: its train J; for a swept baseline, the whole
     search (tuning J), which already holds the selected trial's training."""
@@ -160,7 +121,6 @@ def lineage_train_j(table: pd.DataFrame) -> pd.Series:
 def add_lifecycle(table: pd.DataFrame, carbon: Carbon) -> pd.DataFrame:
     out = table.copy()
     out["pareto"] = pareto_flags(out)
-    out["break_even_inferences"], out["break_even_never"], out["break_even_significant"] = break_even(out)
     out["lineage_train_J"], out["lineage_train_J_is_bound"] = lineage_columns(out)
     out["lifecycle_is_bound"] = [bool(lineage) or is_bound(r, "J_per_inference")
                                  for lineage, (_, r) in zip(out["lineage_train_J_is_bound"], out.iterrows())]

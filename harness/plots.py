@@ -96,7 +96,7 @@ def accuracy_vs_energy(table: pd.DataFrame, style: Style) -> plt.Figure:
     """Accuracy against J/inference (log x), one point per variant with both 95% CIs,
     labelled directly; the legend says colour and technique too."""
     tasks = list(table["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(9.5 * len(tasks), 6.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(10.5 * len(tasks), 6.0), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         t = table[table["task"] == task]
         ax.margins(x=0.08, y=0.12)  # room for the labels around the outermost points
@@ -111,12 +111,15 @@ def accuracy_vs_energy(table: pd.DataFrame, style: Style) -> plt.Figure:
             bound = is_bound(r, "J_per_inference")  # an upper bound: hollow, and said in the legend
             ax.errorbar([x], [y], xerr=xerr, yerr=[[y - r["accuracy_ci95_lo"]], [r["accuracy_ci95_hi"] - y]],
                         fmt=style.markers[r["variant"]], color=colour, ecolor=colour, elinewidth=0.8, capsize=2,
-                        ms=6, zorder=2, mfc="none" if bound else colour,
-                        label=f"{r['variant_id']} ({r['variant']})" + (" J/inf. ≤ (upper bound)" if bound else ""))
+                        ms=7, zorder=2, mfc="none" if bound else matplotlib.colors.to_rgba(colour, _fill(r)),
+                        label=f"{r['variant_id']} ({r['variant']})" + (" J/inf. ≤ (upper bound)" if bound else "")
+                        + (f": {r['verdict'].split(' (')[0]}" if isinstance(r.get("verdict"), str) else ""))
         ax.set_xscale("log")
         ax.set_xlabel(f"J per inference (J, log scale; energy: {'+'.join(sorted(t['energy_method'].unique()))})")
         ax.set_ylabel("accuracy on the eval split (fraction)")
-        ax.set_title(f"{task}: accuracy against energy per inference (95% CIs; J within the run)", fontsize=10)
+        ax.set_title(f"{task}: accuracy against energy per inference (95% CIs; J within the run;\n"
+                     "fill: probability of lying on the frontier, solid 1, faint 0; legend: verdict vs parent)",
+                     fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="variant (technique)",
                   title_fontsize=7)
@@ -124,6 +127,12 @@ def accuracy_vs_energy(table: pd.DataFrame, style: Style) -> plt.Figure:
         _label(ax, [(r["J_per_inference"], r["accuracy"], r["variant_id"]) for _, r in t.iterrows()])
     fig.tight_layout()
     return fig
+
+
+def _fill(r: pd.Series) -> float:
+    """A point's face opacity: its probability of lying on the frontier (faint, never invisible)."""
+    p = r.get("p_frontier")
+    return 1.0 if p is None or pd.isna(p) else 0.12 + 0.88 * float(p)
 
 
 def lifecycle_energy(table: pd.DataFrame, style: Style) -> plt.Figure:
@@ -183,26 +192,26 @@ def _break_even(ax, t: pd.DataFrame, style: Style, task: str) -> None:
     or the reason it has none, written where the point would be."""
     rows = [r for _, r in t.iterrows() if isinstance(r.get("parent"), str) and r["parent"]]
     ax.set_title(f"{task}: queries after which a variant's saving per inference repays its own creation "
-                 "(vs its parent)", fontsize=8)
+                 "(vs its parent; line: 95% interval)", fontsize=8)
     if not rows:
         ax.text(0.5, 0.5, "no variant has a parent", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
-    known = [r["break_even_inferences"] for r in rows if not pd.isna(r["break_even_inferences"])]
+    known = [x for r in rows for x in (r["break_even_ci95_lo"], r["break_even_ci95_hi"]) if not pd.isna(x)]
     right = max(known) * 30 if known else 1e6
     left = min(known) / 30 if known else 1.0
     for y, r in enumerate(rows):
         colour = style.colour(r["variant_id"])
         if not pd.isna(r["break_even_inferences"]):
             bound = bool(r.get("train_J_is_bound"))
+            ax.plot([r["break_even_ci95_lo"], r["break_even_ci95_hi"]], [y, y], "-", color=colour, lw=1.5, alpha=0.6)
             ax.plot([r["break_even_inferences"]], [y], style.markers[r["variant"]], color=colour, ms=6,
                     mfc="none" if bound else colour)
             ax.annotate(f"{r['break_even_inferences']:.2g}" + (" (≤)" if bound else ""),
                         (r["break_even_inferences"], y), xytext=(6, -3), textcoords="offset points", fontsize=6.5)
             continue
-        why = ("never: no saving per inference" if r.get("break_even_never") is True
-               else "creation energy unknown" if pd.isna(r.get("train_J"))
-               else "saving not significant (95% intervals overlap)")
+        why = ("no saving per inference (its 95% interval reaches 0)" if r["break_even_status"] == "no saving"
+               else "creation energy unknown" if pd.isna(r.get("train_J")) else str(r["break_even_status"]))
         ax.text(left, y, why, fontsize=6.5, va="center", color=colour)
     ax.set_yticks(range(len(rows)), [f"{r['variant_id']}" for r in rows], fontsize=7)
     ax.set_ylim(len(rows) - 0.5, -0.5)

@@ -14,8 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from harness import stats
-from harness.columns import LOWER_BOUNDS, is_bound
+from harness import columns, decisions, stats
 from harness.table import CV_WARN
 
 Cell = Callable[[pd.Series], str]
@@ -99,18 +98,22 @@ def unc_text(fraction: Any) -> str:
     return "-" if fraction is None or pd.isna(fraction) else f"±{100 * float(fraction):.2g}%"
 
 
-#: A break-even whose saving per inference is not significant.
-NOT_SIGNIFICANT = "n.s."
+def break_even_text(r: pd.Series, interval: bool = True) -> str:
+    """The break-even as every output prints it: ``1.2e+04 [8.1e+03, 2.0e+04]`` (an upper
+    bound marked), ``no saving``, ``unknown`` (creation made outside joulebench), ``-``."""
+    status = r.get("break_even_status")
+    if status is None or pd.isna(status) or status == decisions.NO_PARENT:
+        return "-"
+    if status == decisions.NO_SAVING:
+        return NO_SAVING
+    if status == decisions.UNKNOWN_CREATION:
+        return UNKNOWN
+    text = mark(r, "break_even_inferences") + fmt(r["break_even_inferences"])
+    return text + (f" [{fmt(r['break_even_ci95_lo'])}, {fmt(r['break_even_ci95_hi'])}]" if interval else "")
 
 
-def break_even_text(r: pd.Series) -> str:
-    if r.get("break_even_never") is True or r.get("break_even_never") is np.True_:
-        return "never"
-    if r.get("break_even_significant") is False or r.get("break_even_significant") is np.False_:
-        return NOT_SIGNIFICANT  # the saving's interval reaches the parent's: no break-even from noise
-    if pd.isna(r["break_even_inferences"]) and pd.notna(r.get("parent")) and pd.isna(r.get("train_J")):
-        return UNKNOWN  # made outside joulebench: what it cost to create is not known
-    return mark(r, "break_even_inferences") + fmt(r["break_even_inferences"]) if pd.notna(r["break_even_inferences"]) else "-"
+#: A variant whose saving per inference has a 95% interval reaching 0: it never pays back on this evidence.
+NO_SAVING = decisions.NO_SAVING
 
 
 #: A creation figure that is not known (a variant made outside joulebench), never shown as 0.
@@ -133,7 +136,7 @@ def creation_text(r: pd.Series, col: str) -> str:
 def mark(r: pd.Series, col: str) -> str:
     """``≤ `` before a figure that is an upper bound (``≥ `` before one that divides by
     it, a lower bound), else nothing."""
-    return ("≥ " if col in LOWER_BOUNDS else "≤ ") if is_bound(r, col) else ""
+    return ("≥ " if col in columns.LOWER_BOUNDS else "≤ ") if columns.is_bound(r, col) else ""
 
 
 def _target(r: pd.Series) -> str:
@@ -162,7 +165,10 @@ MAIN: list[tuple[str, Cell]] = [
     ("J/inference std over seeds (J)", lambda r: fmt(r["J_per_inference_seed_std"])),
     ("inferences/s (1/s)", lambda r: fmt(r["inferences_per_s"])),
     ("correct/J (1/J)", lambda r: mark(r, "correct_per_J") + fmt(r["correct_per_J"])),
-    ("Pareto", lambda r: "yes" if r["pareto"] else ""),
+    ("Pareto (p on frontier)", lambda r: ("yes " if r["pareto"] else "") + f"({r['p_frontier']:.2f})"),
+    ("verdict vs parent (p energy; p non-inferior)", lambda r: "-" if pd.isna(r["verdict"]) else
+     f"{r['verdict']} ({stats.p_text(r['verdict_energy_p'], 'rank')}; "
+     f"{stats.p_text(r['verdict_accuracy_p'], 'bootstrap')})"),
     ("energy method (stated unc.)", lambda r: f"{r['energy_method']} ({unc_text(r['energy_uncertainty'])})"),
 ]
 
@@ -211,8 +217,8 @@ def _column(rows: list[pd.Series], cell: Cell) -> list[str]:
 
 def _rows(table: pd.DataFrame, spec: list[tuple[str, Cell]]) -> tuple[list[str], list[list[str]]]:
     rows = [r for _, r in table.iterrows()]
-    columns = [_column(rows, cell) for _, cell in spec]
-    return [h for h, _ in spec], [list(row) for row in zip(*columns)] if rows else []
+    cells = [_column(rows, cell) for _, cell in spec]
+    return [h for h, _ in spec], [list(row) for row in zip(*cells)] if rows else []
 
 
 BATCH: list[tuple[str, Cell]] = [
@@ -250,8 +256,6 @@ SWEEP: list[tuple[str, Cell]] = [
 def with_declared(spec: list[tuple[str, Cell]], section: str) -> list[tuple[str, Cell]]:
     """A markdown section's cells plus the declared columns that ask for it
     (``Column.section``), in plain formatting with their unit."""
-    from harness import columns
-
     return spec + [(f"{c.name} ({c.unit})" if c.unit else c.name, lambda r, n=c.name: fmt(_plain(r.get(n))))
                    for c in columns.COLUMNS if c.section == section]
 
@@ -276,8 +280,6 @@ def markdown(table: pd.DataFrame, notes: list[str], batches: pd.DataFrame | None
 def selected_markdown(table: pd.DataFrame, names: list[str], notes: list[str]) -> str:
     """One markdown table of the columns ``names`` (``report --columns``), each header
     with its declared unit."""
-    from harness import columns
-
     declared = columns.by_name()
     headers = [n + (f" ({declared[n].unit})" if declared[n].unit else "") for n in names]
     lines = ["### Selected columns", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

@@ -1,28 +1,29 @@
 """Records -> every published artefact of a run: tables (md, csv, parquet, tex) and plots.
 
 ``joulebench report RUN_DIR [RUN_DIR ...]`` and the end of ``joulebench run`` both come
-here. The steps: load records (warning on torn or foreign lines), build the table,
-add the lifecycle columns, render, plot.
+here. The steps: load records (warning on torn or foreign lines), build the finished
+table (finished.py), render, plot.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
-from harness import appendix, columns, latex, plot_curves, plots, render, work
+from harness import appendix, columns, finished, latex, plot_curves, plots, render, work
 from harness.errors import UserError
 from harness.files import ensure_dir, read_json, refuse_links_in, refuse_symlink, write_atomic
 from harness.rundir import check_environment
-from harness.lifecycle import Carbon, add_lifecycle, carbon_from
+from harness.lifecycle import Carbon, carbon_from
 from harness.meters.sharing import SHARED_SHARE
 from harness.records import RUN_FILES, RunRecord
 from harness.comparable import load_run_dirs
-from harness.table import CV_WARN, build_table
+from harness.table import CV_WARN
 from harness.tables import build_batch_table, build_sweep_table, build_trial_table, cross_check_notes
 
-def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> list[str]:
+def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon, decide: Mapping | None = None) -> list[str]:
     notes = [f"Energy method: {f}" for f in sorted({f for r in recs for f in r.meter.get("formulas", [])})]
     notes.append("accuracy: on the held-out eval split. 95% CI: Wilson over examples with one seed; with several, a "
                  "bootstrap resampling seeds and examples together (3 seeds x 450 examples are not 1,350 independent "
@@ -42,8 +43,13 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon) -> lis
                      "one measurement. idle W is always this run's own.")
     notes.append("train J: every window spent creating the variant (training, fine-tuning, teacher logits); "
                  "lineage train J adds its ancestors'; J at N queries = lineage train J + N x J/inference; "
-                 "break-even = train J / (parent J/inference - J/inference), never if it saves nothing, n.s. where the "
-                 "saving is not significant (the row's 95% interval of J/inference reaches into its parent's).")
+                 "break-even = train J / (parent J/inference - J/inference) [95% bootstrap interval], 'no saving' where "
+                 "the saving's 95% interval reaches 0. verdict vs the parent: J/inference lower by a one-sided "
+                 "Mann-Whitney test (windows within a run, run medians across runs), accuracy non-inferior within the "
+                 "suite's margin by a one-sided paired bootstrap; p on frontier: bootstrap share of replicates on the "
+                 "frontier (docs/statistics.md)." + "".join(
+                     f" decide ({k or 'command line'}): accuracy margin {v.accuracy_margin:g} at alpha "
+                     f"{v.accuracy_alpha:g}, energy alpha {v.energy_alpha:g}." for k, v in sorted((decide or {}).items())))
     outside = table[table["train_J_source"].fillna("measured") != "measured"] if "train_J_source" in table else table[:0]
     if len(outside):
         notes.append("made outside joulebench (" + ", ".join(sorted(outside["variant_id"])) + "): a checkpoint or an "
@@ -192,11 +198,13 @@ def _slurm_energy(run_dirs: list[Path]) -> str | None:
 
 def write(run_dirs: list[Path], out_dir: Path | None = None,
           carbon: Carbon | None = None, with_appendix: bool = False,
-          select: list[str] | None = None) -> tuple[pd.DataFrame, str, list[str]]:
+          select: list[str] | None = None,
+          decide: Mapping[str, float] | None = None) -> tuple[pd.DataFrame, str, list[str]]:
     """Build everything from run dirs and write it into ``out_dir`` (default: the single
     run dir; with several and no ``out_dir``, nothing is written). ``with_appendix`` also
-    writes appendix.md and appendix.tex (one run dir: its environment describes it).
-    Returns (table, markdown, warnings)."""
+    writes appendix.md and appendix.tex (one run dir: its environment describes it);
+    ``decide`` overrides the suites' decide settings (finished.overrides). Returns
+    (table, markdown, warnings)."""
     carbon = carbon or carbon_from()
     env_path = Path(run_dirs[0]) / "environment.json"
     if with_appendix and (len(run_dirs) != 1 or not env_path.is_file()):
@@ -204,11 +212,12 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
                         "merge shards first with joulebench merge")
     picked = pick_columns(select)
     paper_columns = [c for c in (select or columns.PAPER)]
+    settings = finished.decide_settings(run_dirs, decide)
     recs, warnings = load_run_dirs(run_dirs)
-    table = columns.derived(add_lifecycle(build_table(recs), carbon))
+    table = finished.table(recs, carbon, settings)
     batches = build_batch_table(recs)
     sweeps, trials = build_sweep_table(recs, table), build_trial_table(recs)
-    notes = footnotes(recs, table, carbon)
+    notes = footnotes(recs, table, carbon, settings)
     slurm_note = _slurm_energy(run_dirs)
     if slurm_note:
         notes.append(slurm_note)

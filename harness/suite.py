@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness import suite_file, suite_values
-from harness.config import (EAGER, GPU_IDLE, PRECISIONS, PROFILES, SWEEPABLE, MeasureConfig,  # noqa: F401
+from harness.config import (EAGER, GPU_IDLE, PRECISIONS, PROFILES, SWEEPABLE, DecideConfig, MeasureConfig,  # noqa: F401
                             MeterConfig, ModelConfig, RuntimeConfig, Suite, SweepConfig, TaskConfig, TrainConfig,
                             ValidationConfig, VariantConfig)
 from harness.errors import UserError
 from harness.suite_file import check_values
 
 TOP_KEYS = {"name", "description", "task", "models", "variants", "seeds", "train",
-            "measure", "meter", "allow_estimate", "device", "quick", "validation", "sweep"}
+            "measure", "meter", "allow_estimate", "device", "quick", "validation", "sweep", "decide"}
 
 
 MODEL_KEYS = {"family", "options", "train", "runtime"}
@@ -167,12 +167,13 @@ def parse(raw: Mapping[str, Any], where: str, profile: str = "full") -> Suite:
             raise UserError(f"validation in {where}: fraction must be in (0, 1) and max_examples >= 1, got "
                             f"fraction {validation.fraction}, max_examples {validation.max_examples}")
 
+    decide = suite_values.dataclass_from(DecideConfig, merged.get("decide") or {}, DecideConfig(), f"{where} decide")
     suite = Suite(
         name=name, path=where, profile=profile,
         description=str(merged.get("description", "")),
         task=task, models=tuple(models), variants=tuple(variants), seeds=tuple(seeds),
         measure=measure, meter=suite_values.meter(merged.get("meter", "auto"), where), allow_estimate=allow_estimate,
-        resolved=merged, device=device, validation=validation, sweep=sweep,
+        resolved=merged, device=device, validation=validation, sweep=sweep, decide=decide,
     )
     _check_references(suite)
     return suite

@@ -30,6 +30,7 @@ LIMITS: dict[str, dict[str, tuple[float | None, float]]] = {
     "MeasureConfig": {"batch_size": (None, 1_000_000), "warmup": (None, 10_000), "repetitions": (None, 10_000),
                       "min_window_s": (None, 3600), "idle_s": (None, 3600),
                       "work_passes": (1, 100), "work_batches": (1, 1_000_000)},
+    "DecideConfig": {"accuracy_margin": (0, 0.5), "accuracy_alpha": (1e-6, 0.5), "energy_alpha": (1e-6, 0.5)},
 }
 
 

@@ -16,13 +16,12 @@ each is valid for):
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from harness import columns, comparable, records, stats
+from harness import columns, comparable, records, samples, stats
 from harness.curves import DEFAULT_TARGET_SHARE, j_to_target
 from harness.plan import describe
 from harness.records import RunRecord
@@ -32,21 +31,8 @@ CV_WARN = 0.05
 def table_columns() -> list[str]:
     """The columns ``_row`` computes, in order (the lifecycle's and the derived ones
     follow; columns.py declares each one's type, unit and meaning)."""
-    return [c.name for c in columns.COLUMNS if c.name not in columns.LIFECYCLE and c.compute is None]
-
-
-def correctness(group: list[RunRecord]) -> np.ndarray:
-    """(seeds x examples) 0/1 matrix of a variant's answers, seeds in the given order."""
-    return np.array([r.eval.correct_mask() for r in group], dtype=bool)
-
-
-def _vs_parent(group: list[RunRecord], by_key: dict[tuple, RunRecord]) -> stats.PairedTest | None:
-    """The variant against its parent on the seeds (and eval examples) both have."""
-    pairs = [(by_key.get((r.suite, r.parent, r.seed)), r) for r in group]
-    pairs = [(p, r) for p, r in pairs if p is not None and p.eval.labels == r.eval.labels]
-    if not pairs:
-        return None
-    return stats.paired_accuracy_test(correctness([p for p, _ in pairs]), correctness([r for _, r in pairs]))
+    return [c.name for c in columns.COLUMNS
+            if c.name not in columns.LIFECYCLE + columns.DECISIONS and c.compute is None]
 
 
 def energy_method(group: list[RunRecord]) -> str:
@@ -59,47 +45,31 @@ def energy_method(group: list[RunRecord]) -> str:
     return f"train: {', '.join(create)}; inference: {', '.join(infer)}"
 
 
-def one_per_model(group: list[RunRecord]) -> list[RunRecord]:
-    """One record per (seed, trained artifact): repeated runs re-measure the same models,
-    and their answers are one seed's, not more seeds (the first run's record is kept). A
-    model the seed does not change (a file made outside joulebench, a cast or int8 of
-    it) is one model under every seed: one record (``model_identity``; older records:
-    the file's digest)."""
-    seen: dict[tuple, RunRecord] = {}
-    for r in group:
-        if r.model_identity:  # which model it is (a seedless one: the same under every seed), and how it runs
-            seen.setdefault(("model", r.model_identity, r.runtime.get("name"),
-                             json.dumps(r.runtime.get("options"), sort_keys=True, default=str)), r)
-        elif r.train is not None and r.train.origin_sha256:  # a given file: one model whatever the seed
-            seen.setdefault(("file", r.train.origin_sha256, r.runtime.get("name")), r)
-        else:
-            seen.setdefault((r.seed, r.artifact_key, r.runtime.get("artifact_key")), r)
-    return list(seen.values())
-
-
 def _energy_columns(measured: list[RunRecord]) -> dict[str, Any]:
     """J/inference: the median over the windows of one run, its interval within the run;
     over several runs (repeated runs of the suite), the median of each run's median, its
     interval across runs (runs are the unit: order statistics over the run medians,
     empty under 6 runs) and the within-run columns empty, since no one run is meant."""
-    runs: dict[str | None, list[RunRecord]] = {}
-    for r in measured:
-        runs.setdefault(r.run, []).append(r)
+    sample = samples.energy(measured)
     per_inf = [j for r in measured for j in r.inference.j_per_inference()]
     per_inf_net = [j for r in measured for j in r.inference.j_per_inference(net=True)]
     nan = float("nan")
     cv = stats.cv(per_inf)  # over every window, as measured
     # a window the monitor kept as an upper bound makes the median one too
     bound = {"J_per_inference_is_bound": any(w.below_resolution for r in measured for w in r.inference.windows)}
-    if len(runs) == 1:
-        j_lo, j_hi = stats.median_ci(per_inf)
-        net_lo, net_hi = stats.median_ci(per_inf_net)
+    if sample.unit == "windows":
+        # fewer than 6 windows (a suite needs 6; older or planted records) have no interval
+        j_lo, j_hi = stats.median_ci(per_inf) if len(per_inf) >= 6 else (nan, nan)
+        net_lo, net_hi = stats.median_ci(per_inf_net) if len(per_inf) >= 6 else (nan, nan)
         return {**bound, "J_per_inference": stats.median(per_inf), "J_per_inference_runs": 1, "J_per_inference_cv": cv,
                 "J_per_inference_within_run_ci95_lo": j_lo, "J_per_inference_within_run_ci95_hi": j_hi,
                 "J_per_inference_across_runs_ci95_lo": nan, "J_per_inference_across_runs_ci95_hi": nan,
                 "J_per_inference_net": stats.median(per_inf_net),
                 "J_per_inference_net_within_run_ci95_lo": net_lo, "J_per_inference_net_within_run_ci95_hi": net_hi}
-    medians = [stats.median([j for r in g for j in r.inference.j_per_inference()]) for g in runs.values()]
+    runs: dict[str | None, list[RunRecord]] = {}
+    for r in measured:
+        runs.setdefault(r.run, []).append(r)
+    medians = list(sample.values)
     net = [stats.median([j for r in g for j in r.inference.j_per_inference(net=True)]) for g in runs.values()]
     lo, hi = stats.median_ci(medians) if len(medians) >= 6 else (nan, nan)
     return {**bound, "J_per_inference": stats.median(medians), "J_per_inference_runs": len(runs), "J_per_inference_cv": cv,
@@ -110,14 +80,15 @@ def _energy_columns(measured: list[RunRecord]) -> dict[str, Any]:
 
 
 def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str, Any]:
-    group = one_per_model(measured)  # accuracy, creation: each trained model once
+    group = samples.one_per_model(measured)  # accuracy, creation: each trained model once
     first = group[0]
-    correct = correctness(group)
+    correct = samples.correctness(group)
     acc = float(correct.mean())
     interval = stats.accuracy_interval(correct)
     energy = _energy_columns(measured)
     j_med = energy["J_per_inference"]
-    test = _vs_parent(group, by_key) if first.parent else None
+    pair = samples.paired(group, by_key) if first.parent else None
+    test = stats.paired_accuracy_test(*pair) if pair else None
     info = first.technique_info
     windows = [w for r in measured for w in r.inference.windows]
     unc = stats.median([w_unc(w) for w in windows])  # each window's stated uncertainty (NVML's +-5 W varies)
@@ -225,11 +196,12 @@ def curve_columns(group: list[RunRecord]) -> dict[str, Any]:
 
 def sparsity_columns(note: str | None) -> dict[str, Any]:
     """A technique's ``sparsity_exploited`` sentence ("yes: smaller dense layers", "no:
-    dense kernels multiply the zeros") as a flag and its note; null where nothing was pruned."""
+    dense kernels multiply the zeros") as a flag and its note. Never null: where nothing
+    was pruned there are no zeros to skip (false, no note); a pending conversion is not
+    yet an exploitation (false, its note says so)."""
     if not note:
-        return {"sparsity_exploited": None, "sparsity_note": None}
-    flag = note.split(":", 1)[0].strip().lower()
-    return {"sparsity_exploited": True if flag == "yes" else False if flag == "no" else None, "sparsity_note": note}
+        return {"sparsity_exploited": False, "sparsity_note": None}
+    return {"sparsity_exploited": note.split(":", 1)[0].strip().lower() == "yes", "sparsity_note": note}
 
 
 def runtime_label(runtime: dict[str, Any]) -> str:
@@ -288,13 +260,5 @@ def sparsity(rec: RunRecord, by_key: dict[tuple, RunRecord]) -> float | None:
 
 
 def build_table(recs: list[RunRecord]) -> pd.DataFrame:
-    ok = [r for r in recs if r.ok]
-    by_key: dict[tuple, RunRecord] = {}
-    for r in ok:  # a parent's first record per seed (repeated runs hold the same model)
-        by_key.setdefault((r.suite, r.variant_id, r.seed), r)
-    groups: dict[tuple[str, str, str], list[RunRecord]] = {}
-    for r in ok:
-        groups.setdefault((r.suite, r.task, r.variant_id), []).append(r)
-    for g in groups.values():
-        g.sort(key=lambda r: r.seed)
-    return pd.DataFrame([_row(g, by_key) for g in groups.values()], columns=table_columns())
+    by_key = samples.by_seed(recs)  # a parent's first record per seed (repeated runs hold the same model)
+    return pd.DataFrame([_row(g, by_key) for g in samples.groups(recs).values()], columns=table_columns())

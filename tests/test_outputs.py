@@ -171,12 +171,12 @@ def test_a_creation_below_resolution_prints_as_a_bound_everywhere() -> None:
     0.1 s) keep their padded gross as an upper bound: flagged in the typed table, ≤ in
     markdown, $\\le$ in LaTeX, and train s is the work's own seconds, not the padding."""
     from harness import latex, render
-    from harness.lifecycle import add_lifecycle, carbon_from
+    from harness import finished
+    from harness.lifecycle import carbon_from
     from harness.comparable import load_run_dirs
-    from harness.table import build_table
 
     recs, _ = load_run_dirs([ROOT / "results" / "reference" / "digits"])
-    table = add_lifecycle(build_table(recs), carbon_from()).set_index("variant_id", drop=False)
+    table = finished.table(recs, carbon_from()).set_index("variant_id", drop=False)
     for vid in ("cnn.int8", "cnn.bf16"):
         row = table.loc[vid]
         assert row["train_J_is_bound"] is True or bool(row["train_J_is_bound"])
@@ -210,14 +210,14 @@ def test_an_inference_window_over_power_prints_as_a_bound_everywhere(monkeypatch
     $\\leq$ (LaTeX), and drawn hollow and named a bound in the plots; the other rows not."""
 
     from harness import latex, plots, render
-    from harness.lifecycle import add_lifecycle, carbon_from
+    from harness import finished
+    from harness.lifecycle import carbon_from
     from harness.comparable import load_run_dirs
-    from harness.table import build_table
 
     recs, _ = load_run_dirs([ROOT / "results" / "reference" / "digits"])
     planted = next(r for r in recs if r.variant_id == "cnn.ort" and r.ok)
     planted.inference.windows[0].below_resolution = True
-    table = add_lifecycle(build_table(recs), carbon_from()).set_index("variant_id", drop=False)
+    table = finished.table(recs, carbon_from()).set_index("variant_id", drop=False)
     row, other = table.loc["cnn.ort"], table.loc["cnn"]
     assert bool(row["J_per_inference_is_bound"]) and bool(row["lifecycle_is_bound"])
     assert not bool(other["J_per_inference_is_bound"]) and not bool(other["lifecycle_is_bound"])  # absence
@@ -242,15 +242,15 @@ def test_an_inference_window_over_power_prints_as_a_bound_everywhere(monkeypatch
 def test_the_footnotes_say_what_lineage_holds() -> None:
     """The sweep's lineage holds its trials' validation passes (tuning J): its footnote
     must not say they are never inside lineage train J; a suite without a search may."""
-    from harness.lifecycle import add_lifecycle, carbon_from
+    from harness import finished
+    from harness.lifecycle import carbon_from
     from harness.report import curve_notes
     from harness.comparable import load_run_dirs
-    from harness.table import build_table
 
     said = {}
     for name in ("sst2_sweep", "digits"):
         recs, _ = load_run_dirs([ROOT / "results" / "reference" / name])
-        table = add_lifecycle(build_table(recs), carbon_from())
+        table = finished.table(recs, carbon_from())
         assert table["J_to_target_seeds_reached"].notna().any()
         said[name] = " ".join(curve_notes(recs, table))
     assert "nor inside lineage train J" not in said["sst2_sweep"]
@@ -298,17 +298,28 @@ def test_every_committed_table_has_todays_columns_and_its_provenance() -> None:
         frames.append(pl.read_parquet(folder / "table.parquet"))
     together = pl.concat(frames, how="vertical")
     assert together.height == sum(f.height for f in frames) and together["run_id"].n_unique() == len(REFERENCES)
+    # every committed table, its CSV read with types inferred from the text: a boolean is
+    # never null (an all-empty column reads as text and breaks a vertical concat), a
+    # number is a number, and they all stack
+    committed = sorted((ROOT / "results" / "reference").rglob("table.csv"))
+    bools = [c.name for c in columns.COLUMNS if c.kind == "bool"]
+    for f in committed:
+        assert not pd.read_parquet(f.with_suffix(".parquet"))[bools].isna().any().any(), f
+    stacked = pl.concat([pl.read_csv(f, infer_schema_length=None) for f in committed], how="vertical")
+    assert stacked.height == sum(len(pd.read_csv(f)) for f in committed)
+    assert all(stacked.schema[c] == pl.Boolean for c in bools)
 
 
 def test_noisy_rows_are_one_warning_naming_them() -> None:
     """A CV warning per row repeated one sentence eleven times; it is one line naming the rows."""
     from harness import report
     from harness.comparable import load_run_dirs
-    from harness.lifecycle import add_lifecycle, carbon_from
-    from harness.table import CV_WARN, build_table
+    from harness import finished
+    from harness.lifecycle import carbon_from
+    from harness.table import CV_WARN
 
     recs, _ = load_run_dirs([REFERENCES[0]])
-    table = add_lifecycle(build_table(recs), carbon_from())
+    table = finished.table(recs, carbon_from())
     noisy = table[table["J_per_inference_cv"] > CV_WARN]
     warnings = [n for n in report.footnotes(recs, table, carbon_from()) if "J/inference CV above" in n]
     if len(noisy):

@@ -23,12 +23,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from harness import comparable, rundir, stats  # noqa: E402
+from harness import comparable, finished, rundir, stats  # noqa: E402
 from harness.history import db as history_db, series as series_mod, show  # noqa: E402
-from harness.lifecycle import add_lifecycle, carbon_from  # noqa: E402
 from harness.plan import describe  # noqa: E402
 from harness.render import fmt  # noqa: E402
-from harness.table import build_table  # noqa: E402
 
 REF = ROOT / "results" / "reference"
 RUNS = {"digits": "digits", "sst2": "sst2", "sst2_sweep": "sst2_sweep"}
@@ -80,7 +78,7 @@ def _wall(run: rundir.RunDir) -> float:
 
 def run_section(name: str) -> list[str]:
     run = rundir.read(REF / name)
-    table = add_lifecycle(build_table(run.records), carbon_from()).set_index("variant_id", drop=False)
+    table = _table(name)
     env, fp = run.environment, run.fingerprint
     wall, label = _wall(run), comparable.machine_key(fp)[1]
     cores = fp.get("logical_cpus") or 1
@@ -107,11 +105,17 @@ def run_section(name: str) -> list[str]:
     if bound:
         shown = ", ".join(f"`{v}` <= {fmt(table.loc[v, 'train_J'])} J" for v in bound)
         lines.append(f"- Creation figures that are upper bounds (work shorter than the meter resolves): {shown}.")
-    ns = [v for v in table.index if table.loc[v, "break_even_significant"] is False
-          or table.loc[v, "break_even_significant"] is np.False_]
+    ns = [v for v in table.index if table.loc[v, "break_even_status"] == "no saving"]
     if ns:
         shown = ", ".join(f"`{v}`" for v in ns)
-        lines.append(f"- Break-even not given (the saving's interval is not wholly below the parent's: n.s.): {shown}.")
+        lines.append(f"- No break-even (the 95% interval of the saving per inference reaches 0): {shown}.")
+    verdicts: dict[str, list[str]] = {}
+    for v in table.index:
+        if isinstance(table.loc[v, "verdict"], str):
+            verdicts.setdefault(table.loc[v, "verdict"].split(" (")[0], []).append(f"`{v}`")
+    if verdicts:
+        lines.append("- Verdicts against the parent (decide defaults: docs/statistics.md): "
+                     + "; ".join(f"{k}: {', '.join(vs)}" for k, vs in sorted(verdicts.items())) + ".")
     compiled = [r for r in run.records if r.ok and r.variant_id.endswith(".compiled") and r.train is not None]
     if compiled:
         per_seed = ", ".join(f"seed {r.seed} {fmt(sum(w.energy_j for w in r.train.windows()))} J"
@@ -230,7 +234,8 @@ def work_section() -> list[str]:
 
 def _table(name: str) -> pd.DataFrame:
     run = rundir.read(REF / name)
-    return add_lifecycle(build_table(run.records), carbon_from()).set_index("variant_id", drop=False)
+    table = finished.table(run.records, decide=finished.decide_settings([REF / name]))
+    return table.set_index("variant_id", drop=False)
 
 
 def runtimes_block() -> list[str]:
@@ -284,7 +289,7 @@ def history_spread_block() -> list[str]:
 
 
 EXCERPT = ["suite", "task", "variant_id", "variant", "accuracy", "accuracy_delta_vs_parent", "J_per_inference",
-           "correct_per_J", "train_J", "break_even_inferences"]
+           "correct_per_J", "train_J", "break_even_inferences", "verdict"]
 
 
 def excerpt_block() -> list[str]:
@@ -296,7 +301,8 @@ def excerpt_block() -> list[str]:
 
     with tempfile.TemporaryDirectory() as tmp:
         _, md, _ = report.write([REF / "digits"], Path(tmp), select=EXCERPT)
-    return [line for line in md.splitlines() if line.startswith("|")]
+    return [f"`joulebench report results/reference/digits --columns {','.join(EXCERPT)} --out DIR` prints:", ""] + [
+        line for line in md.splitlines() if line.startswith("|")]
 
 
 def durations_block() -> list[str]:

@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from harness import recordfile, records, stats  # noqa: E402
-from harness.table import _vs_parent, runtime_label  # noqa: E402
+from harness import recordfile, samples, stats  # noqa: E402
+from harness.table import runtime_label  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
                 continue
             ratios.setdefault(r.variant_id, []).append(stats.median(med[r.variant_id]) / stats.median(med[r.parent]))
             if r.variant_id not in first:
-                test = _vs_parent([r], by_key)
+                test = stats.paired_accuracy_test(*samples.paired([r], by_key))
                 first[r.variant_id] = (f"{runtime_label(r.runtime):12s} vs {r.parent:12s} accuracy "
                                        f"{r.eval.accuracy:.4f}, delta {test.delta:+.4f} (p={test.p:.3g})")
     print(f"{len(args.runs)} runs; J/inference ratio to the parent in the same run, median over runs [range]")

@@ -25,6 +25,9 @@ def add(sub) -> None:
     p.add_argument("--allow", action="append", choices=("meter", "machine", "config"),
                    help="compare although BASE and NEW differ in this (energy method, machine, resolved config); "
                         "the output says so. Repeatable")
+    p.add_argument("--non-inferiority", type=bounded(0, 0.5), metavar="MARGIN",
+                   help="also gate on the verdict vs the parent: exit 1 when a variant that was 'cheaper, not worse' "
+                        "at this accuracy margin (0.01 = one point) in BASE no longer is in NEW")
     p.set_defaults(func=run)
 
 
@@ -41,5 +44,10 @@ def run(args: argparse.Namespace) -> int:
     lines, code = compare(_dirs(args.base, "BASE"), _dirs(args.new, "NEW"),
                           Thresholds(args.acc_drop, args.energy_rise, args.alpha, args.windows_as_units, args.work_rise),
                           frozenset(args.allow or ()))
+    if args.non_inferiority is not None:
+        from harness.compare.kept import kept
+
+        more, worse = kept(_dirs(args.base, "BASE"), _dirs(args.new, "NEW"), args.non_inferiority)
+        lines, code = lines + [""] + more, max(code, worse)
     print("\n".join(lines))
     return code

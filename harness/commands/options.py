@@ -31,6 +31,22 @@ def add_carbon_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pue", type=bounded(1, 10), help="data-centre power usage effectiveness (>= 1)")
 
 
+def add_decide_options(p: argparse.ArgumentParser) -> None:
+    """Overrides of a suite's ``decide:`` (the verdict vs the parent; docs/statistics.md)."""
+    p.add_argument("--accuracy-margin", type=bounded(0, 0.5), metavar="SHARE",
+                   help="accuracy a variant may lose and still be 'not worse' (0.01 = one point; suite decide: "
+                        "default 0.01)")
+    p.add_argument("--accuracy-alpha", type=bounded(0, 0.5, open_low=True), help="the non-inferiority test's level")
+    p.add_argument("--energy-alpha", type=bounded(0, 0.5, open_low=True), help="the 'cheaper' test's level")
+
+
+def decide(args: argparse.Namespace) -> dict[str, float]:
+    from harness.finished import overrides
+
+    return overrides(accuracy_margin=args.accuracy_margin, accuracy_alpha=args.accuracy_alpha,
+                     energy_alpha=args.energy_alpha)
+
+
 def carbon(args: argparse.Namespace):
     """The carbon settings the carbon options name (ranges were checked at parse time)."""
     from harness.lifecycle import PRESETS, carbon_from

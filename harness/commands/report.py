@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.options import add_carbon_options, carbon
+from harness.commands.options import add_carbon_options, add_decide_options, carbon, decide
 from harness.files import check_creatable
 
 NAME = "report"
@@ -21,6 +21,7 @@ def add(sub) -> None:
     p.add_argument("--columns", type=column_list, metavar="A,B,...",
                    help="only these columns, in this order, in every format (names as in columns.csv)")
     add_carbon_options(p)
+    add_decide_options(p)
     p.set_defaults(func=run)
 
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_creatable(Path(args.out), "report folder")
     _, md, warnings = report.write(dirs, Path(args.out) if args.out else None, carbon=carbon(args),
-                                   with_appendix=args.appendix, select=args.columns)
+                                   with_appendix=args.appendix, select=args.columns, decide=decide(args))
     for w in warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
     print(md)

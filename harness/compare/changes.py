@@ -11,7 +11,7 @@ from scipy.stats import mannwhitneyu
 from harness import stats
 from harness.compare.sides import Medians, Runs, Side, Thresholds
 from harness.records import RunRecord
-from harness.table import correctness
+from harness.samples import correctness
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from harness import comparable, rundir
+from harness import comparable, finished, rundir
 from harness import records as records_mod
 from harness.errors import UserError
 from harness.history import schema
@@ -70,17 +70,16 @@ def _windows(run_id: str, rec: records_mod.RunRecord) -> Iterable[tuple]:
         yield from rows("curve_eval", rec.curve.eval_windows)
 
 
-def _results(recs: list[records_mod.RunRecord]) -> list[dict[str, Any]]:
+def _results(recs: list[records_mod.RunRecord], settings: Any = None) -> list[dict[str, Any]]:
     """The report's table rows, one per variant, with the series' meter."""
     from harness import stats
     from harness import columns as columns_mod
-    from harness.lifecycle import add_lifecycle, carbon_from
-    from harness.table import build_table, w_unc
+    from harness.table import w_unc
 
     ok = [r for r in recs if r.ok and r.eval is not None and r.inference is not None]
     if not ok:
         return []
-    table = columns_mod.derived(add_lifecycle(build_table(ok), carbon_from()))
+    table = finished.table(ok, decide=settings)
     data = columns_mod.typed(table[[n for n in columns_mod.names() if n in table.columns]])
     out = []
     for row, typed_row in zip(table.to_dict("records"), data.to_dict("records")):
@@ -128,7 +127,8 @@ def read_run(run_dir: Path) -> RunRows:
     rec_rows = [(run_id, r.line, r.run_key, r.variant_id, r.seed, r.status, r.eval.accuracy if r.eval else None,
                  r.to_json()) for r in recs]
     win_rows = [w for r in recs for w in _windows(run_id, r)]
-    return RunRows(run=run, records=rec_rows, windows=win_rows, results=_results(recs), warnings=warnings)
+    return RunRows(run=run, records=rec_rows, windows=win_rows, results=_results(recs, finished.decide_settings([run_dir])),
+                   warnings=warnings)
 
 
 def add(db: Path, run_dirs: list[Path], progress: Callable[[str, int], None] | None = None) -> list[str]:
