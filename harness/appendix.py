@@ -136,14 +136,20 @@ def facts(env: dict[str, Any], table: pd.DataFrame, carbon: Carbon, sweeps: pd.D
                       f"{fmt(s['val_accuracy_max'])}); the search cost {fmt(s['tuning_J'])} J, "
                       f"{s['tuning_to_train_ratio']:.3g}x the final training ({fmt(s['train_J'])} J)."))
     items.append(("Reproduce", command(env, run_dir)))
+    # the rerun compared figure by figure with this run (reproduction.md: identical, within, differs)
+    items.append(("Check a rerun", shlex.join(["joulebench", "reproduce", str(run_dir), "--quick-subset"])))
     return items
+
+
+#: Facts printed as commands.
+COMMANDS = ("Reproduce", "Check a rerun")
 
 
 def markdown(env: dict[str, Any], table: pd.DataFrame, carbon: Carbon, sweeps: pd.DataFrame, run_dir: Path) -> str:
     suite = env.get("suite", {})
     lines = [f"## Energy and compute report: {suite.get('name', '?')} ({suite.get('profile', '?')} profile)", ""]
-    lines += [f"- **{h}.** {t if h != 'Reproduce' else '`' + t + '`'}" for h, t in facts(env, table, carbon, sweeps,
-                                                                                      run_dir)]
+    lines += [f"- **{h}.** {t if h not in COMMANDS else '`' + t + '`'}" for h, t in facts(env, table, carbon, sweeps,
+                                                                                        run_dir)]
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(table)]
     lines += ["", "Train energy: the variant's own creation windows (validation passes excluded); tuning energy: "
@@ -160,7 +166,7 @@ def latex(env: dict[str, Any], table: pd.DataFrame, carbon: Carbon, sweeps: pd.D
            f"({tex_escape(str(suite.get('profile', '?')))} profile)}}", "\\begin{itemize}"]
     for h, t in facts(env, table, carbon, sweeps, run_dir):
         # a long path may break after any slash: a command never runs into the margin
-        body = ("\\texttt{" + tex_escape(t).replace("/", "/\\allowbreak{}") + "}" if h == "Reproduce"
+        body = ("\\texttt{" + tex_escape(t).replace("/", "/\\allowbreak{}") + "}" if h in COMMANDS
                 else tex_escape(t))
         out.append(f"\\item \\textbf{{{tex_escape(h)}.}} {body}")
     # full text width (table*), shrunk only where user ids make it wider (needs graphicx)

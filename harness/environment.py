@@ -132,31 +132,41 @@ def gpus() -> tuple[list[str] | None, str | None]:
         return None, None
 
 
-def environment(meter_method: str, formulas: list[str], device: dict[str, Any] | None = None) -> dict[str, Any]:
-    import datasets
+def versions() -> dict[str, str]:
+    """The versions an unchanged model runs through here (comparable.PACKAGES): what a
+    run records, and what ``reproduce`` checks before it reruns one."""
     import numpy
     import torch
     import transformers
 
     from harness import __version__
 
+    return {"joulebench": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+            "transformers": transformers.__version__, "numpy": numpy.__version__}
+
+
+def environment(meter_method: str, formulas: list[str], device: dict[str, Any] | None = None) -> dict[str, Any]:
+    import datasets
+    import torch
+
     from harness.files import source_digest
 
     gpu, driver = gpus()
+    have = versions()
     return {
-        "joulebench": __version__,
+        "joulebench": have["joulebench"],
         "host": host(),
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
         # the code that measures (windows, meters, runtimes' run path, the runner): a change
         # there changes J/inference of every row, whatever the artifacts
         "measure_code": source_digest(Path(__file__).parent, MEASURE_SOURCES),
-        "python": sys.version.split()[0],
+        "python": have["python"],
         "platform": platform.platform(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
+        "torch": have["torch"],
+        "transformers": have["transformers"],
         "datasets": datasets.__version__,
-        "numpy": numpy.__version__,
+        "numpy": have["numpy"],
         "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

@@ -182,11 +182,11 @@ def plan_suite(dry: bool, tokenizer: Path, period_s: float | None, budget_s: flo
     if dry:  # the CPU: the same steps on a sliver, the fake board in the meter
         suite["device"] = "cpu"
         suite["meter"] = {"name": "auto", "cross_check": True, "gpu_idle": "include"}
-        quick["train"] = {"epochs": 1, "max_samples": 256, "batch_size": 32}
+        quick["train"] = {"epochs": 1, "max_samples": 128, "batch_size": 32}
         for v in quick["variants"]:
             v.get("train", {}).pop("max_samples", None)
-        quick["measure"] = {"batch_sizes": [1, 32], "batch_size": 32, "repetitions": REPS, "min_window_s": 0.2,
-                            "idle_s": 1.0, "warmup": 1}
+        quick["measure"] = {"batch_sizes": [1, 32], "batch_size": 32, "repetitions": REPS, "min_window_s": 0.1,
+                            "idle_s": 0.5, "warmup": 1}
         return suite, {"why": "dry run: the smallest sizes that run every step"}
     measure = quick.setdefault("measure", {})
     window_s = max(float(measure.get("min_window_s", 0.5)), 100 * (period_s or 0.1))
@@ -295,7 +295,7 @@ def main() -> int:
         log("torch sees no CUDA GPU here: run with --dry-run on a CPU machine")
         return 2
     try:
-        nvml: dict | str = probe(dry, idle_s=2.0 if dry else 10.0, load_s=3.0 if dry else 30.0)
+        nvml: dict | str = probe(dry, idle_s=1.0 if dry else 10.0, load_s=2.0 if dry else 30.0)
         (args.out / "nvml_probe.json").write_text(json.dumps(nvml, indent=2))
         period = min(p for p in nvml["counter_update_period_s"] if p) if any(nvml["counter_update_period_s"]) else None
     except Exception as exc:  # the suite still runs: its own meter says what it can

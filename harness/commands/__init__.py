@@ -3,6 +3,6 @@ their ranges, checked at parse time by ``options.bounded``) in ``add(sub)`` and 
 work in ``run(args)``. ``harness.cli`` builds the parser from ``COMMANDS`` and keeps the
 error handling."""
 
-from harness.commands import compare, history, merge, meters, plugins, report, run, slurm
+from harness.commands import compare, history, merge, meters, plugins, report, reproduce, run, slurm
 
-COMMANDS = (run, report, compare, merge, slurm, history, meters, plugins)
+COMMANDS = (run, report, compare, reproduce, merge, slurm, history, meters, plugins)
