@@ -167,27 +167,33 @@ def write_run(folder: Path, recs: list[RunRecord], run_id: str) -> Path:
 
 
 def test_compare_gates_on_a_lost_non_inferiority(tmp_path: Path) -> None:
-    """BASE: m.good is cheaper, not worse. NEW: it lost 2 points (cheaper, worse): exit 1,
-    named. NEW unchanged (other windows): exit 0 (the absence)."""
+    """BASE: m.good is cheaper, not worse. NEW where it lost 2 points (cheaper, worse), its
+    saving (not cheaper) or the windows to decide (undecided): exit 1, named. NEW
+    unchanged (other windows): exit 0 (the absence)."""
     from tests.conftest import run_cli
 
     suite = TEMPLATE["suite"]
 
-    def side(name: str, seed: int, extra_wrong: int) -> Path:
+    def side(name: str, seed: int, extra_wrong: int = 0, level: float = 0.7e-3, n: int = 7) -> Path:
         return write_run(tmp_path / name, [
-            planted("m", None, set(range(100)), windows(1e-3, seed=seed), suite=suite),
-            planted("m.good", "m", set(range(100 + extra_wrong)), windows(0.7e-3, seed=seed + 1), suite=suite)],
+            planted("m", None, set(range(100)), windows(1e-3, n=n, seed=seed), suite=suite),
+            planted("m.good", "m", set(range(100 + extra_wrong)), windows(level, n=n, seed=seed + 1), suite=suite)],
             name)
 
-    base, same, worse = side("base", 1, 0), side("same", 3, 0), side("worse", 5, 18)
-    proc = run_cli("compare", str(base), str(worse), "--non-inferiority", "0.01")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "m.good  BASE: cheaper, not worse; NEW: cheaper, worse  REGRESSION" in proc.stdout
+    base, same = side("base", 1), side("same", 3)
+    lost = {"cheaper, worse": side("worse", 5, extra_wrong=18), "not cheaper": side("dear", 7, level=1e-3),
+            "undecided (too few windows: 1 more each would decide)": side("few", 9, n=2)}
+    for now, new in lost.items():
+        proc = run_cli("compare", str(base), str(new), "--non-inferiority", "0.01", "--acc-drop", "0.5",
+                       "--energy-rise", "100")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"m.good  BASE: cheaper, not worse; NEW: {now}  REGRESSION" in proc.stdout
     proc = run_cli("compare", str(base), str(same), "--non-inferiority", "0.01")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "m.good  cheaper, not worse on both sides" in proc.stdout
     # a wider margin forgives the 2 points
-    assert run_cli("compare", str(base), str(worse), "--non-inferiority", "0.03", "--acc-drop", "0.05").returncode == 0
+    assert run_cli("compare", str(base), str(lost["cheaper, worse"]), "--non-inferiority", "0.03",
+                   "--acc-drop", "0.05").returncode == 0
 
 
 def test_break_even_is_keyed_by_suite() -> None:
