@@ -61,10 +61,11 @@ ARTIFACT_SOURCES = ("train.py", "workshop.py", "lineage.py", "selection.py", "de
 MODULE = "module.safetensors"
 TENSOR = "tensor.safetensors"
 FILE = "artifact.bin"  # a runtime's file as it made it (an .onnx protobuf): bytes, never unpickled
+COUNTS = "counts.json"  # numbers counted on an artifact (its FLOPs): JSON, read as numbers only
 #: What each kind of entry's meta must hold, beside its sha256 and mac: an entry without
 #: one of these (or with a window that is not one) is corrupt and rebuilt, never a KeyError.
 REQUIRED = {MODULE: {"info": dict, "windows": dict, "measured_at": str}, TENSOR: {"window": dict},
-            FILE: {"window": dict}}
+            FILE: {"window": dict}, COUNTS: {"counted_at": str}}
 
 
 def meta_problem(name: str, meta: dict[str, Any]) -> str | None:
@@ -74,6 +75,8 @@ def meta_problem(name: str, meta: dict[str, Any]) -> str | None:
     for field, kind in REQUIRED[name].items():
         if not isinstance(meta.get(field), kind):
             return f"its meta has no {field}"
+    if name == COUNTS:  # no creation window: a count is not a measurement
+        return None
     try:
         for window in [meta["window"]] if "window" in meta else meta["windows"].values():
             m = Measurement.from_dict(window)
@@ -136,7 +139,15 @@ class ArtifactCache:
         body = json.dumps({k: v for k, v in meta.items() if k != "mac"}, sort_keys=True, default=str)
         return hmac.new(self._secret, f"{key}\0{body}".encode(), hashlib.sha256).hexdigest()
 
-    def _get(self, key: str, name: str) -> tuple[Path, dict[str, Any]] | None:
+    def _get(self, key: str, name: str, tally: bool = True) -> tuple[Path, dict[str, Any]] | None:
+        """The entry's payload path and meta, checked; ``tally=False``: a miss is not an
+        artifact's miss (a count kept beside the artifacts)."""
+        if not tally:
+            on_miss, self.on_miss, misses = self.on_miss, None, list(self.misses)
+            try:
+                return self._get(key, name)
+            finally:
+                self.on_miss, self.misses = on_miss, misses
         d = self._dir(key)
         payload, meta_path = d / name, d / "meta.json"
         if not os.path.lexists(payload) or not os.path.lexists(meta_path):
@@ -256,3 +267,22 @@ class ArtifactCache:
 
     def put_file(self, key: str, data: bytes, meta: dict[str, Any]) -> None:
         self._put(key, FILE, lambda p: p.write_bytes(data), meta)
+
+    def get_counts(self, key: str) -> dict[str, float] | None:
+        """Numbers counted on an artifact (not an artifact: neither a hit nor a miss), or None."""
+        got = self._get(key, COUNTS, tally=False)
+        if got is None:
+            return None
+        try:
+            values = json.loads(got[0].read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None
+        if not isinstance(values, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in values.values()):
+            return None
+        return {str(k): float(v) for k, v in values.items()}
+
+    def put_counts(self, key: str, values: dict[str, float]) -> None:
+        from harness.environment import now
+
+        self._put(key, COUNTS, lambda p: p.write_text(json.dumps(values)), {"counted_at": now()})

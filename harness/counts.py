@@ -10,6 +10,7 @@ FLOPs, labelled so; a file made outside joulebench (an .onnx) reports none.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.compress import TECHNIQUES
@@ -29,12 +30,31 @@ class Counts:
     sparsity: float | None  # measured on the module (None for int8: its zeros are not tracked)
 
 
+def data_digest(data: Any) -> str:
+    """A digest of an encoded split (features, labels, lengths): what FLOPs were counted on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    if data is not None:
+        for name in sorted(data.features):
+            h.update(name.encode())
+            h.update(data.features[name].detach().cpu().contiguous().numpy().tobytes())
+        h.update(data.labels.detach().cpu().contiguous().numpy().tobytes())
+        if data.lengths is not None:
+            h.update(data.lengths.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 class Counter:
     """Counts variant after variant; a child that reports its parent's FLOPs reuses the
-    parent's count when the parent was counted in this process."""
+    parent's count when the parent was counted in this process. With an artifact cache, a
+    count is kept beside the artifact it was made on (keyed by the artifact's key, the
+    data it was counted on, the batch sizes and this code), so an unchanged rerun reads
+    it instead of counting again; a count is deterministic, so nothing is lost."""
 
-    def __init__(self, batch_size: int) -> None:
+    def __init__(self, batch_size: int, cache: Any = None) -> None:
         self.batch_size = batch_size
+        self.cache = cache
         self._flops: dict[tuple[str, int], tuple[float, float]] = {}  # -> (per inference, per train example)
 
     def count(self, made: Made, deployed: Deployed) -> Counts:
@@ -65,9 +85,7 @@ class Counter:
             source = "parent's (torch's counter cannot see this variant's kernels)"
         else:
             module = made.parent.module if from_parent else built.module
-            per_inf = forward_flops_per_example(module, made.eval_data, self.batch_size)
-            self._flops[key] = (per_inf, training_flops_per_example(module, made.train_data, spec.train.batch_size,
-                                                                    spec.seed))
+            self._flops[key] = self._counted(made, from_parent, module)
             source = "torch.utils.flop_counter" + (" on the parent" if from_parent else "")
         per_inf, per_train_example = self._flops[key]
         train_flops: float | None = 3 * per_train_example * info.get("train_samples", 0)
@@ -78,3 +96,24 @@ class Counter:
         if note:  # the runtime runs other kernels than the ones counted
             source = f"{source}; {note}"
         return {"per_inference": per_inf, "train": train_flops, "source": source, "train_rule": TRAIN_RULE}
+
+    def _counted(self, made: Made, from_parent: bool, module: Any) -> tuple[float, float]:
+        """(FLOPs per inference, per training example): from the cache where this artifact
+        was counted on these data before, else counted (and kept)."""
+        spec = made.spec
+        key = None
+        if self.cache is not None and made.key:
+            from harness.files import digest, source_digest
+
+            key = digest({"kind": "flops", "artifact": made.key, "on_parent": from_parent,
+                          "batch_size": self.batch_size, "train_batch_size": spec.train.batch_size, "seed": spec.seed,
+                          "eval": data_digest(made.eval_data), "train": data_digest(made.train_data),
+                          "code": source_digest(Path(__file__).parent, ("counts.py", "inspection.py"))})
+            got = self.cache.get_counts(key)
+            if got is not None and set(got) == {"per_inference", "per_train_example"}:
+                return got["per_inference"], got["per_train_example"]
+        per_inf = forward_flops_per_example(module, made.eval_data, self.batch_size)
+        per_train = training_flops_per_example(module, made.train_data, spec.train.batch_size, spec.seed)
+        if key is not None:
+            self.cache.put_counts(key, {"per_inference": per_inf, "per_train_example": per_train})
+        return per_inf, per_train

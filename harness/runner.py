@@ -98,7 +98,7 @@ class Runner:
             if self.work_skip is None and cache is None:
                 self.work_skip = ("instructions not counted: the work pass rebuilds every variant from the artifact "
                                   "cache; run without --no-cache")
-        self.counter = Counter(suite.measure.batch_size)
+        self.counter = Counter(suite.measure.batch_size, cache)
         self.recorder: Recorder | None = None  # once the run folder's environment is written (start)
         self.folder = rundir.Writer(out_dir, log)
 

@@ -101,7 +101,8 @@ def plant_pickles(cache: Path, marker: Path) -> int:
     evil = pickle.dumps(Planted(marker))
     count = 0
     for meta_path in cache.rglob("meta.json"):
-        for payload in [*meta_path.parent.glob("*.safetensors"), *meta_path.parent.glob("artifact.bin")]:
+        for payload in [*meta_path.parent.glob("*.safetensors"), *meta_path.parent.glob("artifact.bin"),
+                        *meta_path.parent.glob("counts.json")]:
             payload.write_bytes(evil)
             torch.save(Planted(marker), meta_path.parent / "module.pt")  # the old format too, beside it
             meta = json.loads(meta_path.read_text())
@@ -214,6 +215,8 @@ def test_creation_energy_from_another_machine_is_labelled(cache_dir: Path, tmp_p
     shutil.copytree(cache_dir, cache)
     for meta_path in cache.rglob("meta.json"):
         meta = json.loads(meta_path.read_text())
+        if "windows" not in meta and "window" not in meta:  # a FLOP count kept beside its artifact: no window
+            continue
         windows = meta.get("windows") or {"w": meta.get("window")}
         for w in windows.values():
             w["host"], w["method"], w["idle_w"] = "hostA", "rapl", 99.0

@@ -11,6 +11,7 @@ records cannot give (a check script's findings) is pointed to in its committed o
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from datetime import datetime
@@ -232,6 +233,7 @@ def work_section() -> list[str]:
     return lines + [""]
 
 
+@functools.lru_cache(maxsize=None)
 def _table(name: str) -> pd.DataFrame:
     run = rundir.read(REF / name)
     table = finished.table(run.records, decide=finished.decide_settings([REF / name]))
