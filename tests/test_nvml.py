@@ -362,8 +362,11 @@ def test_another_job_on_the_gpu_makes_its_windows_shared() -> None:
         monitor.begin_window("w")
         nvml.energy[0] += 5_000
         m = monitor.end_window("w")
-        assert m.others_on_gpu == others and m.shared == (others > 0 or bool(m.others_cpu_share and
-                                                                             m.others_cpu_share > 0.25))
+        # another job on the GPU makes the window shared; without one, only the CPU's own
+        # rule can (sharing.others: a share no window this short can resolve is None)
+        assert m.others_on_gpu == others and (m.shared if others else m.others_cpu_share is None or not m.shared
+                                              or m.others_cpu_share > 0.25)
+        assert m.others_cpu_share is None or 0 <= m.others_cpu_share <= 1
         assert m.to_dict()["others_on_gpu"] == others
     monitor.close()
 

@@ -90,3 +90,16 @@ def test_a_run_beside_a_busy_process_counts_its_shared_windows(tmp_path: Path) -
     assert "WARNING: shared windows: " in md and "includes their work" in md
     recs = [json.loads(x) for x in (tmp_path / "beside" / "records.jsonl").read_text().splitlines()]
     assert any(w["shared"] for r in recs for w in r["inference"]["windows"])
+
+
+def test_a_share_is_a_fraction_or_unknown() -> None:
+    """A window shorter than /proc/stat's ticks resolve has no share (one tick would read
+    as 3.5 of the machine); otherwise the share lies in [0, 1] and a busy neighbour is
+    flagged, an idle one not."""
+    from harness.meters.sharing import Snapshot, others
+
+    tick = 1 / 100
+    assert others(Snapshot(0.0, 0.0, 0.0), Snapshot(tick, 0.0, 8e-6), cpus=2) is None
+    assert others(Snapshot(0.0, 0.0, 0.0), Snapshot(1.0, 0.0, 1.0), cpus=2) == (0.5, True)
+    assert others(Snapshot(0.0, 0.0, 0.0), Snapshot(2.04, 0.0, 1.0), cpus=2) == (1.0, True)  # a tick over: held at 1
+    assert others(Snapshot(0.0, 0.0, 0.0), Snapshot(1.0, 1.0, 1.0), cpus=2) == (0.0, False)  # our own work only

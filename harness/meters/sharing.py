@@ -65,7 +65,9 @@ def others(before: Snapshot | None, after: Snapshot | None, cpus: int | None = N
     spent = max(0.0, (after.busy_s - before.busy_s) - (after.own_s - before.own_s))
     capacity = cpus * (after.wall - before.wall)
     doubt = TICKS_OF_DOUBT * cpus / _ticks_per_s()
-    return spent / capacity, spent > max(SHARED_SHARE * capacity, doubt)
+    if capacity <= doubt:  # shorter than the clock resolves: one tick would read as a share above 1
+        return None
+    return min(1.0, spent / capacity), spent > max(SHARED_SHARE * capacity, doubt)
 
 
 def ours(pid: int, proc: str = "/proc") -> bool:
