@@ -49,7 +49,8 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon, decide
                  "suite's margin by a one-sided paired bootstrap; p on frontier: bootstrap share of replicates on the "
                  "frontier (docs/statistics.md)." + "".join(
                      f" decide ({k or 'command line'}): accuracy margin {v.accuracy_margin:g} at alpha "
-                     f"{v.accuracy_alpha:g}, energy alpha {v.energy_alpha:g}." for k, v in sorted((decide or {}).items())))
+                     f"{v.accuracy_alpha:g}, energy alpha {v.energy_alpha:g}." for k, v in sorted((decide or {}).items())
+                     if k or len(decide or {}) == 1))  # "": the command line's, for a run with no environment
     outside = table[table["train_J_source"].fillna("measured") != "measured"] if "train_J_source" in table else table[:0]
     if len(outside):
         notes.append("made outside joulebench (" + ", ".join(sorted(outside["variant_id"])) + "): a checkpoint or an "
