@@ -142,21 +142,16 @@ class ArtifactCache:
     def _get(self, key: str, name: str, tally: bool = True) -> tuple[Path, dict[str, Any]] | None:
         """The entry's payload path and meta, checked; ``tally=False``: a miss is not an
         artifact's miss (a count kept beside the artifacts)."""
-        if not tally:
-            on_miss, self.on_miss, misses = self.on_miss, None, list(self.misses)
-            try:
-                return self._get(key, name)
-            finally:
-                self.on_miss, self.misses = on_miss, misses
+        missed = self._missed if tally else (lambda key, why: None)
         d = self._dir(key)
         payload, meta_path = d / name, d / "meta.json"
         if not os.path.lexists(payload) or not os.path.lexists(meta_path):
-            self._missed(key, "not in the cache")
+            missed(key, "not in the cache")
             return None
         why = next(filter(None, (not_yours(p) for p in (d.parent, d, payload, meta_path))), None)
         if why:
             self.log(f"joulebench: ignoring cache entry {d} and rebuilding it: {why}")
-            self._missed(key, why)
+            missed(key, why)
             return None
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -167,16 +162,16 @@ class ArtifactCache:
             ok = signed = False
         if not ok:
             self._discard(d, "corrupt (sha256 mismatch)")
-            self._missed(key, "its entry was corrupt (sha256 mismatch)")
+            missed(key, "its entry was corrupt (sha256 mismatch)")
             return None
         if not signed:
             self._discard(d, "not signed by this cache's secret (planted, copied in, or made by an older joulebench)")
-            self._missed(key, "its entry was not signed by this cache's secret")
+            missed(key, "its entry was not signed by this cache's secret")
             return None
         why = meta_problem(name, meta)
         if why:
             self._discard(d, f"corrupt ({why})")
-            self._missed(key, f"its entry was corrupt ({why})")
+            missed(key, f"its entry was corrupt ({why})")
             return None
         return payload, meta
 

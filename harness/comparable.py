@@ -116,9 +116,15 @@ def split(runs: list[RunDir]) -> dict[str, str]:
 
 
 def load_run_dirs(run_dirs: Iterable[Path]) -> tuple[list[RunRecord], list[str]]:
-    """Records of every run dir, each run once (rundir.py: the one reader and its checks).
-    Runs of one suite are pooled only where they were measured the same way (the
-    comparability key, comparable.py, that compare and the history use too)."""
+    """Records of every run dir, each run once, and the warnings (``load_runs``)."""
+    runs = load_runs(run_dirs)
+    return [r for run in runs for r in run.records], [w for run in runs for w in run.warnings]
+
+
+def load_runs(run_dirs: Iterable[Path]) -> list[RunDir]:
+    """Every run dir, each run once (rundir.py: the one reader and its checks). Runs of
+    one suite are pooled only where they were measured the same way (the comparability
+    key, comparable.py, that compare and the history use too)."""
     runs = rundir.read_many(Path(d) for d in run_dirs)
     suites: dict[str, list[rundir.RunDir]] = {}
     for run in runs:
@@ -129,7 +135,7 @@ def load_run_dirs(run_dirs: Iterable[Path]) -> tuple[list[RunRecord], list[str]]
             raise UserError(f"runs of suite {name!r} were measured differently and cannot be pooled into one row "
                             f"({'; '.join(differ.values())}): report them one at a time, or compare them with "
                             "`joulebench compare`")
-    return [r for run in runs for r in run.records], [w for run in runs for w in run.warnings]
+    return runs
 
 
 #: What runs pooled into one row must share (comparable.FACETS): package versions are

@@ -9,6 +9,7 @@ FLOPs, labelled so; a file made outside joulebench (an .onnx) reports none.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ class Counts:
     n_nonzero: int
     size_bytes: int
     sparsity: float | None  # measured on the module (None for int8: its zeros are not tracked)
+
+
+@functools.lru_cache(maxsize=None)
+def _code_digest() -> str:
+    """The counting code's digest (read once per process): another count is another key."""
+    from harness.files import source_digest
+
+    return source_digest(Path(__file__).parent, ("counts.py", "inspection.py"))
 
 
 def data_digest(data: Any) -> str:
@@ -103,12 +112,12 @@ class Counter:
         spec = made.spec
         key = None
         if self.cache is not None and made.key:
-            from harness.files import digest, source_digest
+            from harness.files import digest
 
             key = digest({"kind": "flops", "artifact": made.key, "on_parent": from_parent,
                           "batch_size": self.batch_size, "train_batch_size": spec.train.batch_size, "seed": spec.seed,
                           "eval": data_digest(made.eval_data), "train": data_digest(made.train_data),
-                          "code": source_digest(Path(__file__).parent, ("counts.py", "inspection.py"))})
+                          "code": _code_digest()})
             got = self.cache.get_counts(key)
             if got is not None and set(got) == {"per_inference", "per_train_example"}:
                 return got["per_inference"], got["per_train_example"]

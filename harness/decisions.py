@@ -141,12 +141,12 @@ def _creation_draws(per_seed: list[float], b: int, rng: np.random.Generator) -> 
     return values[idx].mean(axis=1)
 
 
-def break_even_row(r: pd.Series, saving: np.ndarray, creation: np.ndarray) -> dict:
+def break_even_row(r: pd.Series, parent_j: float, saving: np.ndarray, creation: np.ndarray) -> dict:
     """The break-even status, point and 95% interval from the saving's and the creation's draws."""
     nan = math.nan
     point = {"break_even_inferences": nan, "break_even_ci95_lo": nan, "break_even_ci95_hi": nan}
     lo_saving = float(np.quantile(saving, 0.025))
-    saved = float(r["parent_J"] - r["J_per_inference"])
+    saved = float(parent_j - r["J_per_inference"])
     if lo_saving <= 0 or saved <= 0:
         return {**point, "break_even_status": NO_SAVING}
     if pd.isna(r["train_J"]):
@@ -200,9 +200,7 @@ def add_decisions(table: pd.DataFrame, recs: list[RunRecord],
                 *pair, energies[parent], energies[k], one_setting(cfg, k[0]))
         if parent in energies:
             creation = _creation_draws(_creation_per_seed(grouped[k]), RESAMPLES, rng)
-            with_parent = r.copy()
-            with_parent["parent_J"] = energies[parent].point
-            row.update(break_even_row(with_parent, draws[parent] - draws[k], creation))
+            row.update(break_even_row(r, energies[parent].point, draws[parent] - draws[k], creation))
         rows.append(row)
     for name in rows[0] if rows else ():
         out[name] = [x[name] for x in rows]

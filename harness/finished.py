@@ -9,7 +9,6 @@ so no two of them can disagree about a row.
 from __future__ import annotations
 
 from dataclasses import fields, replace
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
@@ -17,9 +16,9 @@ import pandas as pd
 from harness import columns, suite_values
 from harness.config import DecideConfig
 from harness.decisions import add_decisions
-from harness.files import read_json
 from harness.lifecycle import Carbon, add_lifecycle, carbon_from
 from harness.records import RunRecord
+from harness.rundir import RunDir
 from harness.table import build_table
 
 
@@ -37,20 +36,18 @@ def overrides(**given: Any) -> dict[str, float]:
     return {k: v for k, v in given.items() if k in names and v is not None}
 
 
-def decide_settings(run_dirs: Iterable[Path], override: Mapping[str, float] | None = None) -> dict[str, DecideConfig]:
-    """Each suite's ``decide:`` as its run recorded it (environment.json's resolved suite;
-    defaults where absent), then the caller's overrides, checked like a suite file's."""
+def decide_settings(runs: Iterable[RunDir], override: Mapping[str, float] | None = None) -> dict[str, DecideConfig]:
+    """Each suite's ``decide:`` as its run recorded it (the environment's resolved suite,
+    as rundir.read checked it; defaults where absent), then the caller's overrides,
+    checked like a suite file's."""
     out: dict[str, DecideConfig] = {}
-    for d in run_dirs:
-        path = Path(d) / "environment.json"
-        env = read_json(path, "environment file") if path.is_file() else {}
-        suite = env.get("suite") if isinstance(env, dict) else None
-        resolved = suite.get("resolved") if isinstance(suite, dict) else None
+    for run in runs:
+        resolved = run.suite.get("resolved")
         raw = resolved.get("decide") if isinstance(resolved, dict) else None
-        cfg = suite_values.dataclass_from(DecideConfig, raw or {}, DecideConfig(), f"{path} suite decide")
-        name = suite.get("name") if isinstance(suite, dict) else None
-        if isinstance(name, str):
-            out.setdefault(name, cfg)
+        cfg = suite_values.dataclass_from(DecideConfig, raw or {}, DecideConfig(),
+                                          f"{run.path / 'environment.json'} suite decide")
+        if isinstance(run.suite.get("name"), str):
+            out.setdefault(run.suite["name"], cfg)
     if override:
         checked = suite_values.dataclass_from(DecideConfig, dict(override), DecideConfig(), "the command line's decide")
         given = {k: getattr(checked, k) for k in override}

@@ -19,7 +19,7 @@ from harness.rundir import check_environment
 from harness.lifecycle import Carbon, carbon_from
 from harness.meters.sharing import SHARED_SHARE
 from harness.records import RUN_FILES, RunRecord
-from harness.comparable import load_run_dirs
+from harness.comparable import load_runs
 from harness.table import CV_WARN
 from harness.tables import build_batch_table, build_sweep_table, build_trial_table, cross_check_notes
 
@@ -179,15 +179,9 @@ def write_parquet(data: pd.DataFrame, path: Path) -> None:
     pq.write_table(table, path)
 
 
-def _slurm_energy(run_dirs: list[Path]) -> str | None:
-    """What Slurm accounted for the jobs of a merged run, beside our own figures."""
-    from harness.files import read_json
-
-    path = Path(run_dirs[0]) / "environment.json"
-    try:
-        got = read_json(path, "environment file").get("slurm_energy") if path.is_file() else None
-    except UserError:
-        return None
+def _slurm_energy(env: dict) -> str | None:
+    """What Slurm accounted for the jobs of a merged run (its environment), beside our own figures."""
+    got = env.get("slurm_energy")
     if not isinstance(got, dict):
         return None
     total, jobs, missing = got.get("total_j"), got.get("jobs"), got.get("missing") or []
@@ -213,13 +207,14 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
                         "merge shards first with joulebench merge")
     picked = pick_columns(select)
     paper_columns = [c for c in (select or columns.PAPER)]
-    settings = finished.decide_settings(run_dirs, decide)
-    recs, warnings = load_run_dirs(run_dirs)
+    runs = load_runs(run_dirs)
+    recs, warnings = [r for run in runs for r in run.records], [w for run in runs for w in run.warnings]
+    settings = finished.decide_settings(runs, decide)
     table = finished.table(recs, carbon, settings)
     batches = build_batch_table(recs)
     sweeps, trials = build_sweep_table(recs, table), build_trial_table(recs)
     notes = footnotes(recs, table, carbon, settings)
-    slurm_note = _slurm_energy(run_dirs)
+    slurm_note = _slurm_energy(runs[0].environment)
     if slurm_note:
         notes.append(slurm_note)
     if len(batches):

@@ -90,13 +90,14 @@ class Energy:
         return stats.median(self.values)
 
 
-def energy(measured: list[RunRecord]) -> Energy:
-    """J/inference in its unit: every window of every seed in one run; each run's median
-    over several runs (the table's J_per_inference is this sample's median)."""
+def energy(measured: list[RunRecord], net: bool = False) -> Energy:
+    """J/inference (gross, or net of idle) in its unit: every window of every seed in one
+    run; each run's median over several runs (the table's J_per_inference is this
+    sample's median)."""
     runs: dict[str | None, list[RunRecord]] = {}
     for r in measured:
         runs.setdefault(r.run, []).append(r)
     if len(runs) == 1:
-        return Energy(np.array([j for r in measured for j in r.inference.j_per_inference()]), "windows")
-    return Energy(np.array([stats.median([j for r in g for j in r.inference.j_per_inference()])
+        return Energy(np.array([j for r in measured for j in r.inference.j_per_inference(net)]), "windows")
+    return Energy(np.array([stats.median([j for r in g for j in r.inference.j_per_inference(net)])
                             for g in runs.values()]), "runs")

@@ -50,32 +50,27 @@ def _energy_columns(measured: list[RunRecord]) -> dict[str, Any]:
     over several runs (repeated runs of the suite), the median of each run's median, its
     interval across runs (runs are the unit: order statistics over the run medians,
     empty under 6 runs) and the within-run columns empty, since no one run is meant."""
-    sample = samples.energy(measured)
+    sample, net = samples.energy(measured), samples.energy(measured, net=True)
     per_inf = [j for r in measured for j in r.inference.j_per_inference()]
-    per_inf_net = [j for r in measured for j in r.inference.j_per_inference(net=True)]
     nan = float("nan")
     cv = stats.cv(per_inf)  # over every window, as measured
     # a window the monitor kept as an upper bound makes the median one too
     bound = {"J_per_inference_is_bound": any(w.below_resolution for r in measured for w in r.inference.windows)}
     if sample.unit == "windows":
         # fewer than 6 windows (a suite needs 6; older or planted records) have no interval
-        j_lo, j_hi = stats.median_ci(per_inf) if len(per_inf) >= 6 else (nan, nan)
-        net_lo, net_hi = stats.median_ci(per_inf_net) if len(per_inf) >= 6 else (nan, nan)
-        return {**bound, "J_per_inference": stats.median(per_inf), "J_per_inference_runs": 1, "J_per_inference_cv": cv,
+        j_lo, j_hi = stats.median_ci(sample.values) if len(per_inf) >= 6 else (nan, nan)
+        net_lo, net_hi = stats.median_ci(net.values) if len(per_inf) >= 6 else (nan, nan)
+        return {**bound, "J_per_inference": sample.point, "J_per_inference_runs": 1, "J_per_inference_cv": cv,
                 "J_per_inference_within_run_ci95_lo": j_lo, "J_per_inference_within_run_ci95_hi": j_hi,
                 "J_per_inference_across_runs_ci95_lo": nan, "J_per_inference_across_runs_ci95_hi": nan,
-                "J_per_inference_net": stats.median(per_inf_net),
+                "J_per_inference_net": net.point,
                 "J_per_inference_net_within_run_ci95_lo": net_lo, "J_per_inference_net_within_run_ci95_hi": net_hi}
-    runs: dict[str | None, list[RunRecord]] = {}
-    for r in measured:
-        runs.setdefault(r.run, []).append(r)
-    medians = list(sample.values)
-    net = [stats.median([j for r in g for j in r.inference.j_per_inference(net=True)]) for g in runs.values()]
-    lo, hi = stats.median_ci(medians) if len(medians) >= 6 else (nan, nan)
-    return {**bound, "J_per_inference": stats.median(medians), "J_per_inference_runs": len(runs), "J_per_inference_cv": cv,
+    lo, hi = stats.median_ci(sample.values) if len(sample.values) >= 6 else (nan, nan)
+    return {**bound, "J_per_inference": sample.point, "J_per_inference_runs": len(sample.values),
+            "J_per_inference_cv": cv,
             "J_per_inference_within_run_ci95_lo": nan, "J_per_inference_within_run_ci95_hi": nan,
             "J_per_inference_across_runs_ci95_lo": lo, "J_per_inference_across_runs_ci95_hi": hi,
-            "J_per_inference_net": stats.median(net),
+            "J_per_inference_net": net.point,
             "J_per_inference_net_within_run_ci95_lo": nan, "J_per_inference_net_within_run_ci95_hi": nan}
 
 

@@ -141,6 +141,14 @@ def test_runs_are_the_energy_unit_across_runs() -> None:
     assert t.loc["m.c", "verdict"] == "undecided (too few runs: 1 more each would decide)"
 
 
+def env_of(folder: Path):
+    """A run folder's environment as the run reader hands it on (rundir.RunDir)."""
+    from harness.rundir import RunDir, check_environment
+
+    path = folder / "environment.json"
+    return RunDir(folder, [], [], check_environment(json.loads(path.read_text()), path))
+
+
 def test_decide_settings_come_from_the_suite_and_the_command_line(tmp_path: Path) -> None:
     from harness.errors import UserError
 
@@ -148,12 +156,12 @@ def test_decide_settings_come_from_the_suite_and_the_command_line(tmp_path: Path
     run.mkdir()
     (run / "environment.json").write_text(json.dumps(
         {"suite": {"name": "s", "resolved": {"decide": {"accuracy_margin": 0.02}}}}))
-    assert finished.decide_settings([run])["s"] == DecideConfig(accuracy_margin=0.02)
-    assert finished.decide_settings([run], {"energy_alpha": 0.01})["s"] == DecideConfig(0.02, 0.05, 0.01)
+    assert finished.decide_settings([env_of(run)])["s"] == DecideConfig(accuracy_margin=0.02)
+    assert finished.decide_settings([env_of(run)], {"energy_alpha": 0.01})["s"] == DecideConfig(0.02, 0.05, 0.01)
     (run / "environment.json").write_text(json.dumps(
         {"suite": {"name": "s", "resolved": {"decide": {"accuracy_margin": "__import__('os')"}}}}))
     with pytest.raises(UserError, match="accuracy_margin must be float"):
-        finished.decide_settings([run])
+        finished.decide_settings([env_of(run)])
 
 
 def write_run(folder: Path, recs: list[RunRecord], run_id: str) -> Path:

@@ -236,7 +236,7 @@ def work_section() -> list[str]:
 @functools.lru_cache(maxsize=None)
 def _table(name: str) -> pd.DataFrame:
     run = rundir.read(REF / name)
-    table = finished.table(run.records, decide=finished.decide_settings([REF / name]))
+    table = finished.table(run.records, decide=finished.decide_settings([run]))
     return table.set_index("variant_id", drop=False)
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import finished
-from harness.comparable import load_run_dirs
+from harness.comparable import load_runs
 from harness.decisions import CHEAPER_NOT_WORSE
 
 
 def verdicts(dirs: list[Path], margin: float) -> dict[tuple[str, str], str | None]:
-    settings = finished.decide_settings(dirs, {"accuracy_margin": margin})
-    recs, _ = load_run_dirs(dirs)
-    table = finished.table(recs, decide=settings)
+    runs = load_runs(dirs)
+    table = finished.table([r for run in runs for r in run.records],
+                           decide=finished.decide_settings(runs, {"accuracy_margin": margin}))
     return {(str(r["task"]), str(r["variant_id"])): (r["verdict"] if isinstance(r["verdict"], str) else None)
             for _, r in table.iterrows()}
 

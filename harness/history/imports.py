@@ -127,7 +127,7 @@ def read_run(run_dir: Path) -> RunRows:
     rec_rows = [(run_id, r.line, r.run_key, r.variant_id, r.seed, r.status, r.eval.accuracy if r.eval else None,
                  r.to_json()) for r in recs]
     win_rows = [w for r in recs for w in _windows(run_id, r)]
-    return RunRows(run=run, records=rec_rows, windows=win_rows, results=_results(recs, finished.decide_settings([run_dir])),
+    return RunRows(run=run, records=rec_rows, windows=win_rows, results=_results(recs, finished.decide_settings([got])),
                    warnings=warnings)
 
 
