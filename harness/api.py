@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import pandas as pd
 
-from harness import suite as suite_mod
+from harness import suite as suite_mod, suite_file
 from harness.config import Suite
 from harness.errors import DataUnavailable, UserError
 from harness.files import check_creatable
@@ -106,9 +106,9 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
         shard = check_shard(shard)
     over = dict(overrides)
     if work:
-        over = suite_mod._deep_merge(over, {"measure": {"work": work}})
+        over = suite_file.deep_merge(over, {"measure": {"work": work}})
     if work_batches is not None:
-        over = suite_mod._deep_merge(over, {"measure": {"work_batches": work_batches}})
+        over = suite_file.deep_merge(over, {"measure": {"work_batches": work_batches}})
     s = load_suite(suite, quick, over)
     dev = device_mod.resolve(device or s.device, where="--device" if device else f"{s.path} device:")
     if resume and out and Path(resume) != Path(out):

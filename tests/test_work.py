@@ -194,3 +194,14 @@ def test_saved_examples_come_back_with_their_values_order_and_strides(tmp_path: 
     tasks.save(pairs, tmp_path)
     again = tasks.load(tmp_path)
     assert again.train.inputs == [("a", "b"), ("c", "d")] and again.eval.inputs == ["e"]
+
+
+def test_the_command_line_work_options_reach_the_suite(tmp_path: Path) -> None:
+    """--work and --work-batches are merged into the suite before anything is written: a
+    taken --out then fails in one line (it once raised an AttributeError in the merge)."""
+    suite = tmp_path / "s.yaml"
+    suite.write_text(SUITE)
+    (tmp_path / "taken").write_text("not a run directory")
+    got = cli("run", str(suite), "--work", "none", "--work-batches", "2", "--out", str(tmp_path / "taken"))
+    assert got.returncode == 2 and "Traceback" not in got.stderr, got.stderr[-2000:]
+    assert len(got.stderr.strip().splitlines()) == 1 and "taken" in got.stderr
