@@ -92,7 +92,7 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
         resume: str | Path | None = None, shard: tuple[int, int] | None = None, data_dir: str | Path | None = None,
         meter: str | None = None, device: str | None = None, allow_estimate: bool = False,
         cache_dir: str | Path | None = None, no_cache: bool = False, work: str | None = None,
-        work_batches: int | None = None,
+        work_batches: int | str | None = None,
         carbon: Any = None, command: list[str] | None = None, log: Callable[[str], None] = _log,
         **overrides: Any) -> Result:
     """Plan -> obtain each variant (make or load) -> deploy -> evaluate -> count ->

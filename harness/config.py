@@ -107,11 +107,12 @@ class MeasureConfig:
     #: Passes over the eval split counted per target (the count is deterministic: one
     #: pass is enough, more only cost time).
     work_passes: int = 1
-    #: Count only this many of each target's eval batches, evenly spaced over them (the
-    #: first and last included): the work pass's time on a large eval set, for a figure
-    #: over those batches' examples, labelled so; runs counted over other batches are not
-    #: compared. None: every batch the energy windows ran.
-    work_batches: int | None = None
+    #: Count this many of each target's eval batches, evenly spaced over them (the first
+    #: and last included): the work pass's time on a large eval set, for a figure over
+    #: those batches' examples, labelled so; runs counted over other batches are not
+    #: compared. ``all`` (None): every batch the energy windows ran. The default's error
+    #: against the full split is measured by benchmarks/scripts/work_check.py (work.SAMPLE_ERROR).
+    work_batches: int | None = 4
 
     def all_batch_sizes(self) -> tuple[int, ...]:
         """Every batch size measured, the table's own first."""

@@ -1,14 +1,15 @@
 """The process valgrind runs for the work pass (work.py says why and how):
 
-    valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \\
-        python -m harness.counting JOB.json OUT.json
+    valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no python -m harness.counting
 
-It rebuilds the group's variants from the artifact cache exactly as a run obtains them
+One process serves the whole run: it imports once, then takes one job per group of
+variants on stdin (a line naming JOB.json and OUT.json) and answers on stdout. For each
+job it rebuilds the group's variants from the artifact cache exactly as a run obtains them
 (the same suite, workshop and runtimes, and the run's examples as the parent saved them:
 ``tasks.save``, so no data loader or its imports run again), stages each target's eval batches with
 ``measure.stage``, warms them up, switches instrumentation on, and counts each target's
-passes between two collection toggles, dumping after each. OUT.json says which dump
-holds which target. Nothing is recorded or measured for energy here.
+passes between two collection toggles, dumping after each (instrumentation is on only
+while a job counts). OUT.json says which dump holds which target. Nothing is recorded or measured for energy here.
 """
 
 from __future__ import annotations
@@ -35,94 +36,151 @@ from harness.suite import parse
 from harness.workshop import Workshop
 
 
-def instrumentation_on() -> None:
-    """``callgrind_control -i on`` for this process. Valgrind takes the command while
+def instrumentation(state: str) -> None:
+    """``callgrind_control -i on|off`` for this process. Valgrind takes the command while
     the process runs, so this loop keeps running (sleeping in short steps) until the
     tool has answered."""
-    proc = subprocess.Popen(["callgrind_control", "-i", "on", str(os.getpid())],
+    proc = subprocess.Popen(["callgrind_control", "-i", state, str(os.getpid())],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while proc.poll() is None:
         time.sleep(0.002)
     if proc.returncode != 0:
-        raise SystemExit(f"callgrind_control -i on exited {proc.returncode}")
+        raise SystemExit(f"callgrind_control -i {state} exited {proc.returncode}")
+
+
+def picked(m: int, k: int | None) -> list[int]:
+    """The indices of ``k`` of ``m`` batches, evenly spaced (the first and the last
+    included; the middle one for k = 1), or all of them."""
+    if k is None or k >= m:
+        return list(range(m))
+    return [m // 2] if k == 1 else [round(i * (m - 1) / (k - 1)) for i in range(k)]
 
 
 def sample(target: Target, k: int | None) -> Target:
-    """``k`` of the target's staged batches, evenly spaced (the first and the last
-    included), or all of them: the same tensors the energy windows ran, fewer of them."""
-    m = len(target.batches)
-    if k is None or k >= m:
+    """``k`` of the target's staged batches (``picked``): the same tensors the energy
+    windows ran, fewer of them."""
+    chosen = picked(len(target.batches), k)
+    if len(chosen) == len(target.batches):
         return target
-    picked = [target.batches[m // 2]] if k == 1 else [target.batches[round(i * (m - 1) / (k - 1))] for i in range(k)]
-    return replace(target, batches=picked, n=sum(len(next(iter(b.values()))) for b in picked))
+    batches = [target.batches[i] for i in chosen]
+    return replace(target, batches=batches, n=sum(size(b) for b in batches))
+
+
+def size(batch: dict[str, Any]) -> int:
+    return len(next(iter(batch.values())))
+
+
+def shapes(batches: list[Any]) -> list[Any]:
+    """One batch of each distinct shape, in order: what a warm-up has to run (kernels are
+    chosen and primitives built once per shape)."""
+    seen: dict[tuple, Any] = {}
+    for b in batches:
+        seen.setdefault(tuple((k, tuple(getattr(v, "shape", ()))) for k, v in sorted(b.items())), b)
+    return list(seen.values())
+
+
+class Counting:
+    """This process's state across the run's jobs: the suite parsed and the variants'
+    workshop built once, the dumps numbered as callgrind numbers them."""
+
+    def __init__(self) -> None:
+        self.workshops: dict[str, tuple[dict[str, Any], Workshop]] = {}
+        self.dumps = 0
+        self.tasks: dict[str, Any] = {}
+
+    def workshop(self, job: dict[str, Any]) -> tuple[dict[str, Any], Workshop]:
+        key = json.dumps([job["resolved"], job["path"], job["profile"], job["cache"], job["task"]], sort_keys=True)
+        if key not in self.workshops:
+            suite = replace(parse(job["resolved"], job["path"], "full"), profile=job["profile"])
+            if job["task"] not in self.tasks:  # the run's examples as the parent loaded them (no loader runs again)
+                self.tasks[job["task"]] = tasks.load(Path(job["task"]))
+            specs = expand(suite)
+
+            def never_rebuild(key: str, why: str) -> None:  # counting counts what the energy phase made, or nothing
+                raise VariantSkipped(f"cache entry {key[:12]}: {why}; counting rebuilds nothing")
+
+            cache = ArtifactCache(Path(job["cache"]), log=lambda s: print(s, file=sys.stderr), on_miss=never_rebuild)
+            quiet = lambda s: None  # noqa: E731
+            shop = Workshop(suite, self.tasks[job["task"]], meters.build("estimate", log=quiet), specs, cache, quiet,
+                            CPU, count_flops=False)
+            self.workshops[key] = ({s.key: s for s in specs}, shop)
+        return self.workshops[key]
+
+    def job(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Rebuild, stage, sample and warm the job's targets uninstrumented, then count each
+        target's passes between two collection toggles (one dump per target)."""
+        started = time.perf_counter()
+        by_key, workshop = self.workshop(job)
+        cfg = workshop.suite.measure
+        entries: list[dict[str, Any]] = []
+        targets: list[tuple[dict[str, Any], Target]] = []
+        wanted: dict[str, list[tuple[int, str]]] = {}
+        for key, bs, digest in job["targets"]:
+            wanted.setdefault(key, []).append((bs, digest))
+        for key, sizes in wanted.items():
+            spec = by_key[key]
+            why = runtimes.create(spec.runtime).work_skip_on(workshop.task.kind)
+            if why:
+                entries += [{"name": f"{key}@bs{b}", "skipped": why} for b, _ in sizes]
+                continue
+            seed_everything(spec.seed)
+            try:
+                made = workshop.obtain(spec)
+                deployed = workshop.deploy(made)
+            except VariantSkipped as why_not:
+                entries += [{"name": f"{key}@bs{b}", "skipped": f"not rebuilt for counting: {why_not}"} for b, _ in sizes]
+                continue
+            for b, digest in sizes:
+                target = stage(f"{key}@bs{b}", deployed.deployment.runnable, made.eval_data, cfg, CPU.torch, b)
+                if digest and layout(target) != digest:
+                    entries.append({"name": target.name, "skipped": "not counted: the batches staged for counting "
+                                    "differ from the energy windows' (values, shapes or strides)"})
+                    continue
+                of = len(target.batches)
+                target = sample(target, job.get("batches"))
+                entry = {"name": target.name, "passes": job["passes"], "inferences": job["passes"] * target.n,
+                         "batches": [len(target.batches), of] if len(target.batches) < of else None}
+                entries.append(entry)
+                targets.append((entry, target))
+        with torch.inference_mode():
+            for _, target in targets:  # warm: allocations, kernel selection, lazy initialisation (once per shape)
+                for _ in range(cfg.warmup):
+                    for batch in shapes(target.batches):
+                        target.runnable(batch)
+        loaded = time.perf_counter()
+        if targets:
+            instrumentation("on")
+        with torch.inference_mode():
+            for entry, target in targets:
+                t0 = time.perf_counter()
+                torch._C._valgrind_toggle()
+                for _ in range(job["passes"]):
+                    target.one_pass()
+                torch._C._valgrind_toggle_and_dump_stats()
+                self.dumps += 1
+                entry["dump"] = self.dumps
+                entry["count_s"] = time.perf_counter() - t0
+        if targets:
+            instrumentation("off")  # the next job's loading runs uninstrumented again
+        return {"targets": entries, "load_s": loaded - started, "count_s": time.perf_counter() - loaded}
 
 
 def main(argv: list[str]) -> int:
+    """Serve the parent's jobs, one line each on stdin (``JOB.json OUT.json``), answering
+    each with a line on stdout once OUT.json is written; an empty line or end of input ends."""
     torch.set_num_threads(1)
-    job_path, out_path = map(Path, argv)
-    started = time.perf_counter()
-    job = json.loads(job_path.read_text())
-    suite = replace(parse(job["resolved"], job["path"], "full"), profile=job["profile"])
-    task = tasks.load(Path(job["task"]))  # the run's examples, as the parent loaded them (no loader runs again)
-    quiet = lambda s: None  # noqa: E731
-    monitor = meters.build("estimate", log=quiet)
-    specs = expand(suite)
-    by_key = {s.key: s for s in specs}
-    def never_rebuild(key: str, why: str) -> None:  # counting counts what the energy phase made, or nothing
-        raise VariantSkipped(f"cache entry {key[:12]}: {why}; counting rebuilds nothing")
-
-    cache = ArtifactCache(Path(job["cache"]), log=lambda s: print(s, file=sys.stderr), on_miss=never_rebuild)
-    workshop = Workshop(suite, task, monitor, specs, cache, quiet, CPU, count_flops=False)
-    cfg = suite.measure
-    entries: list[dict[str, Any]] = []
-    targets: list[tuple[dict[str, Any], Target]] = []
-    wanted: dict[str, list[int]] = {}
-    layouts: dict[str, str] = {}
-    for key, size, digest in job["targets"]:
-        wanted.setdefault(key, []).append(size)
-        layouts[f"{key}@bs{size}"] = digest
-    for key, sizes in wanted.items():
-        spec = by_key[key]
-        why = runtimes.create(spec.runtime).work_skip_on(task.kind)
-        if why:
-            entries += [{"name": f"{key}@bs{b}", "skipped": why} for b in sizes]
-            continue
-        seed_everything(spec.seed)
+    counting = Counting()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        job_path, out_path = map(Path, line.split())
         try:
-            made = workshop.obtain(spec)
-            deployed = workshop.deploy(made)
-        except VariantSkipped as why_not:
-            entries += [{"name": f"{key}@bs{b}", "skipped": f"not rebuilt for counting: {why_not}"} for b in sizes]
-            continue
-        for b in sizes:
-            target = stage(f"{key}@bs{b}", deployed.deployment.runnable, made.eval_data, cfg, CPU.torch, b)
-            if layouts[target.name] and layout(target) != layouts[target.name]:
-                entries.append({"name": target.name, "skipped": "not counted: the batches staged for counting differ "
-                                "from the energy windows' (values, shapes or strides)"})
-                continue
-            of = len(target.batches)
-            target = sample(target, job.get("batches"))
-            entry = {"name": target.name, "passes": job["passes"], "inferences": job["passes"] * target.n,
-                     "batches": [len(target.batches), of] if len(target.batches) < of else None}
-            entries.append(entry)
-            targets.append((entry, target))
-    with torch.inference_mode():
-        for _, target in targets:  # warm: allocations, kernel selection, lazy initialisation
-            for _ in range(cfg.warmup):
-                target.one_pass()
-    loaded = time.perf_counter()
-    instrumentation_on()
-    with torch.inference_mode():
-        for dump, (entry, target) in enumerate(targets, start=1):
-            t0 = time.perf_counter()
-            torch._C._valgrind_toggle()
-            for _ in range(job["passes"]):
-                target.one_pass()
-            torch._C._valgrind_toggle_and_dump_stats()
-            entry["dump"] = dump
-            entry["count_s"] = time.perf_counter() - t0
-    counted = time.perf_counter()
-    out_path.write_text(json.dumps({"targets": entries, "load_s": loaded - started, "count_s": counted - loaded}))
+            out = counting.job(json.loads(job_path.read_text()))
+        except UserError as exc:
+            out = {"error": str(exc)}
+        out_path.write_text(json.dumps(out))
+        print("done", flush=True)
     return 0
 
 

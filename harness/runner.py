@@ -99,6 +99,7 @@ class Runner:
                 self.work_skip = ("instructions not counted: the work pass rebuilds every variant from the artifact "
                                   "cache; run without --no-cache")
         self.counter = Counter(suite.measure.batch_size, cache)
+        self.work_process = work.Process(task, log)  # started at the first group's work pass, ended with the run
         self.recorder: Recorder | None = None  # once the run folder's environment is written (start)
         self.folder = rundir.Writer(out_dir, log)
 
@@ -172,6 +173,7 @@ class Runner:
         try:
             return self._run(done)
         finally:
+            self.work_process.close()
             self.folder.close()
 
     def _run(self, done: set[str]) -> Path:
@@ -280,7 +282,7 @@ class Runner:
         self.log(f"  work pass: counting instructions of {len(requests)} target(s) under valgrind "
                  "(one process, one thread)")
         try:
-            return work.count(job, self.task, requests, self.log)
+            return self.work_process.count(job, requests)
         except work.WorkFailed as exc:
             self.log(f"  work pass failed: {exc}")
             return {r.name: work.skipped(f"counting failed: {exc}") for r in requests}

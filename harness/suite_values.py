@@ -18,6 +18,8 @@ SWEEP_KEYS = {"model", "grid", "random", "select_on"}
 
 #: TrainConfig fields that may be None in YAML (``max_samples: null``).
 OPTIONAL = {"max_samples", "target_accuracy", "work_batches"}
+#: Fields whose None is spelled ``all`` too (``work_batches: all``: every batch).
+ALL = {"work_batches"}
 
 
 #: Ranges of the suite's own numeric options, declared once (the registries' options
@@ -182,7 +184,7 @@ def dataclass_from(cls: type, raw: Any, base: Any, where: str) -> Any:
     values = {}
     for key, value in raw.items():
         default = getattr(base, key)
-        if value is None and key in OPTIONAL:
+        if (value is None and key in OPTIONAL) or (key in ALL and value == "all"):
             values[key] = None
             continue
         want = (float if isinstance(default, float) or key == "target_accuracy"

@@ -6,16 +6,19 @@ of instructions a forward pass executes does not: it is the same on every run of
 same code on the same inputs. So after a group's energy rounds, every measured target
 (variant x batch size) has its work counted:
 
-- **One valgrind process per group**, not one per variant: starting Python and
-  importing torch under valgrind is the dominant cost. It runs ``harness.counting``,
-  which rebuilds every variant of the group from the artifact cache (safetensors and
-  the technique's recipe; the cached ``.onnx`` for onnxruntime rows; a technique that
-  is not cached, such as dynamic int8, is redone), stages the same eval batches the
-  energy windows ran (``measure.stage``), warms each target up, then switches
-  callgrind's instrumentation on (``callgrind_control -i on``: the imports and loading
-  run uninstrumented, several times faster) and toggles collection around the counted
-  passes only (``torch._C._valgrind_toggle`` and ``_valgrind_toggle_and_dump_stats``,
-  one dump per target).
+- **One valgrind process per run** (``Process``), not one per group or variant:
+  starting Python and importing torch under valgrind costs ~13 s. It runs
+  ``harness.counting``, started at the first group's work pass and then handed one job
+  per group (after that group's energy rounds, so it is idle, blocked on its input,
+  while any window is open). A job rebuilds the group's variants from the artifact
+  cache (safetensors and the technique's recipe; the cached ``.onnx`` for onnxruntime
+  rows; a technique that is not cached, such as dynamic int8, is redone), stages the
+  same eval batches the energy windows ran (``measure.stage``), takes the declared
+  sample of them (``measure.work_batches``), warms each target up on one batch of each
+  shape, then switches callgrind's instrumentation on (``callgrind_control -i on``,
+  and off again after the job: loading runs uninstrumented) and toggles collection
+  around the counted passes only (``torch._C._valgrind_toggle`` and
+  ``_valgrind_toggle_and_dump_stats``, one dump per target).
 - **One intra-op thread**: valgrind runs a process's threads one at a time, so more
   would only cost time; the count is of the single-threaded code path. Valgrind also
   implements no AVX-512, so under it the libraries pick their AVX2 (or older) kernels on
@@ -26,6 +29,11 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   which made a BERT-tiny work pass take hours. So the count is of MKL's SSE4.2 code
   path (more instructions per product than the AVX2 one the energy windows ran); the
   tool string says so, and counts made with another code path are not compared.
+- **oneDNN's SSE4.1 kernels** (``ONEDNN_MAX_CPU_ISA=SSE41``, the same way): valgrind
+  emulates AVX2's fused multiply-adds through helper calls, so oneDNN's AVX2 convolution
+  kernels (which PyTorch's CPU convolutions run) made a digits CNN's pass take 6 s under
+  valgrind, warm-up or count alike; its SSE4.1 kernels take 0.8 s for 3x the
+  instructions. ONNX Runtime's kernels (MLAS) have no such switch: its rows stay slow.
 - **Work, never energy**: a deterministic count of executed instructions. It tracks
   the CPU's work, not memory stalls, frequency, or an accelerator; on a GPU run it would
   cover host instructions only (launches, Python, copies), so it is not counted there.
@@ -39,6 +47,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -58,6 +67,12 @@ WHAT = ("instructions per inference: a deterministic count of executed instructi
 TIMEOUT_S = 6 * 3600
 #: MKL's instruction set in the counting process (see the module's docstring).
 MKL_INSTRUCTIONS = "SSE4_2"
+#: oneDNN's instruction set in the counting process (its convolutions; see the docstring).
+ONEDNN_ISA = "SSE41"
+#: The counting process's environment: one thread, and the libraries held to SSE4 kernels
+#: (see the module's docstring; the tool string names them).
+ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "MKL_ENABLE_INSTRUCTIONS": MKL_INSTRUCTIONS,
+       "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA, "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
 #: The spread of instructions per inference between repeated processes, as measured by
 #: benchmarks/scripts/work_check.py (results/reference/work/): printed by compare.
 AA_SPREAD = "at most 0.14% (digits, 2 processes)"
@@ -96,7 +111,7 @@ def tool_version() -> str:
         out = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "valgrind"
-    return (f"{out} callgrind" if out else "valgrind callgrind") + f", MKL {MKL_INSTRUCTIONS} kernels"
+    return (f"{out} callgrind" if out else "valgrind callgrind") + f", MKL {MKL_INSTRUCTIONS} and oneDNN {ONEDNN_ISA} kernels"
 
 
 def skipped(reason: str) -> dict[str, Any]:
@@ -113,52 +128,106 @@ def totals(path: Path) -> int:
     return int(found.group(1))
 
 
-def count(job: dict[str, Any], task: Any, requests: list[Request], log: Callable[[str], None],
-          timeout_s: float = TIMEOUT_S) -> dict[str, dict[str, Any]]:
-    """Count ``requests`` in one valgrind process; returns the work block of each
-    (by ``Request.name``): the raw count, passes, inferences, tool, threads, or the
-    reason one target was not counted. Raises WorkFailed when the process fails."""
-    tool = tool_version()
-    with tempfile.TemporaryDirectory(prefix="joulebench-work-") as tmp:
-        tmpdir = Path(tmp)
-        job_path, out_path = tmpdir / "job.json", tmpdir / "counted.json"
+class Process:
+    """The run's one counting process (``harness.counting`` under callgrind), started at
+    the first group's work pass and then handed one job per group: imports, the suite and
+    the examples are paid for once per run, not once per group. ``close`` ends it."""
+
+    def __init__(self, task: Any, log: Callable[[str], None], timeout_s: float = TIMEOUT_S) -> None:
+        self.task, self.log, self.timeout_s = task, log, timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.tmp: tempfile.TemporaryDirectory | None = None
+        self.jobs = 0
+        self.tool = ""
+        self.stderr: Any = None
+
+    def _start(self) -> float:
+        """Start the process and wait for its ``ready``; returns the seconds it took."""
+        t0 = time.perf_counter()
+        self.tmp = tempfile.TemporaryDirectory(prefix="joulebench-work-")
+        root = Path(self.tmp.name)
         from harness import tasks
 
-        (tmpdir / "task").mkdir()
-        tasks.save(task, tmpdir / "task")
-        job_path.write_text(json.dumps({**job, "task": str(tmpdir / "task"),
-                                        "targets": [[r.run_key, r.batch_size, r.layout] for r in requests]}))
+        (root / "task").mkdir()
+        tasks.save(self.task, root / "task")
+        self.tool = tool_version()
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-               f"--callgrind-out-file={tmpdir / 'cg.out'}", sys.executable, "-m", "harness.counting",
-               str(job_path), str(out_path)]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
-               "MKL_ENABLE_INSTRUCTIONS": MKL_INSTRUCTIONS,
-               "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
+               f"--callgrind-out-file={root / 'cg.out'}", sys.executable, "-m", "harness.counting"]
+        env = {**os.environ, **ENV}
+        self.stderr = open(root / "stderr.txt", "w")
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True, bufsize=1)
+        self._answer("ready", t0)
+        return time.perf_counter() - t0
+
+    def _answer(self, want: str, t0: float) -> None:
+        """Wait for the process's ``want`` line; a timeout or an exit is WorkFailed (its
+        last line of stderr), and the process is ended."""
+        assert self.proc is not None and self.proc.stdout is not None and self.tmp is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], max(1.0, self.timeout_s - (time.perf_counter() - t0)))
+        line = self.proc.stdout.readline().strip() if ready else None
+        if line == want:
+            return
+        code = self.proc.poll()
+        said = (Path(self.tmp.name) / "stderr.txt").read_text(errors="replace").splitlines()
+        said = [ln for ln in said if ln.strip() and not ln.startswith("==")]
+        self.close()
+        if line is None:
+            raise WorkFailed(f"the counting process ran past {self.timeout_s:g} s")
+        raise WorkFailed(f"the counting process exited {code}: {said[-1] if said else 'no message'}"[:300])
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                if self.proc.poll() is None:
+                    self.proc.stdin.write("\n")
+                    self.proc.stdin.close()
+                    self.proc.wait(timeout=60)
+            except (OSError, subprocess.SubprocessError):
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+            self.stderr.close()
+        if self.tmp is not None:
+            self.tmp.cleanup()
+            self.tmp = None
+
+    def count(self, job: dict[str, Any], requests: list[Request]) -> dict[str, dict[str, Any]]:
+        """Count ``requests`` (one group's targets); returns the work block of each (by
+        ``Request.name``): the raw count, passes, inferences, tool, threads, or the
+        reason one target was not counted. Raises WorkFailed when the process fails."""
         t0 = time.perf_counter()
+        started_s = self._start() if self.proc is None else None
+        root = Path(self.tmp.name)
+        self.jobs += 1
+        job_path, out_path = root / f"job{self.jobs}.json", root / f"counted{self.jobs}.json"
+        job_path.write_text(json.dumps({**job, "task": str(root / "task"),
+                                        "targets": [[r.run_key, r.batch_size, r.layout] for r in requests]}))
         try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise WorkFailed(f"the counting process ran past {timeout_s:g} s") from None
-        if proc.returncode != 0 or not out_path.is_file():
-            lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip() and not ln.startswith("==")]
-            raise WorkFailed(f"the counting process exited {proc.returncode}: "
-                             f"{lines[-1] if lines else 'no message'}"[:300])
+            self.proc.stdin.write(f"{job_path} {out_path}\n")
+        except OSError:
+            pass  # the process is gone: _answer says why
+        self._answer("done", t0)
         process_s = time.perf_counter() - t0
         counted = json.loads(out_path.read_text())
+        if "error" in counted:
+            raise WorkFailed(counted["error"][:300])
         out: dict[str, dict[str, Any]] = {}
         for entry in counted["targets"]:
             if entry.get("skipped"):
                 out[entry["name"]] = skipped(entry["skipped"])
                 continue
-            raw = totals(tmpdir / f"cg.out.{entry['dump']}")
+            dump = root / f"cg.out.{entry['dump']}"
+            raw = totals(dump)
+            dump.unlink()
             out[entry["name"]] = {"metric": INSTRUCTIONS, "instructions": raw, "passes": entry["passes"],
-                                  "inferences": entry["inferences"], "tool": tool, "threads": 1, "scope": SCOPE,
-                                  "batches": entry.get("batches"),
-                                  "process_s": process_s, "skipped": None}
+                                  "inferences": entry["inferences"], "tool": self.tool, "threads": 1, "scope": SCOPE,
+                                  "batches": entry.get("batches"), "process_s": process_s, "skipped": None}
         slow = max((e for e in counted["targets"] if "count_s" in e), key=lambda e: e["count_s"], default=None)
         if slow is not None:
-            log(f"  work pass: slowest target {slow['name']} ({slow['count_s']:.0f} s under instrumentation)")
-        log(f"  work pass: {sum(1 for w in out.values() if w['instructions'])} target(s) counted under {tool} "
-            f"in {process_s:.0f} s (starting, loading and staging {counted['load_s']:.0f} s, counting "
-            f"{counted['count_s']:.0f} s)")
+            self.log(f"  work pass: slowest target {slow['name']} ({slow['count_s']:.0f} s under instrumentation)")
+        start = (f"starting the process {started_s:.0f} s, " if started_s is not None else "")
+        self.log(f"  work pass: {sum(1 for w in out.values() if w['instructions'])} target(s) counted under "
+                 f"{self.tool} in {process_s:.0f} s ({start}loading, staging and warming {counted['load_s']:.0f} s, "
+                 f"counting {counted['count_s']:.0f} s)")
         return out

@@ -31,9 +31,9 @@ def add(sub) -> None:
     p.add_argument("--work", choices=["none", "instructions"],
                    help="override measure.work: after the energy rounds, count instructions per inference under "
                         "valgrind (a deterministic work figure, not energy)")
-    p.add_argument("--work-batches", type=bounded(1, 1_000_000, int), metavar="K",
-                   help="override measure.work_batches: count K of each target's eval batches, evenly spaced "
-                        "(a shorter work pass; the figure is of those batches)")
+    p.add_argument("--work-batches", type=batches, metavar="K|all",
+                   help="override measure.work_batches (default 4): count K of each target's eval batches, evenly "
+                        "spaced (the figure is of those batches), or all of them")
     p.add_argument("--no-cache", action="store_true", help="retrain everything; do not read or write the cache")
     p.add_argument("--cache-dir", help="artifact cache (default $JOULEBENCH_CACHE, else ~/.cache/joulebench)")
     p.add_argument("--skip-if-no-data", action="store_true",
@@ -56,6 +56,11 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     if not m:
         raise UserError(f"--shard {text!r} is not of the form i/n, e.g. --shard 2/4")
     return check_shard((int(m.group(1)), int(m.group(2))), f"--shard {text!r}")
+
+
+def batches(text: str) -> int | str:
+    """--work-batches: a count of batches, or ``all``."""
+    return "all" if text == "all" else bounded(1, 1_000_000, int)(text)
 
 
 def run(args: argparse.Namespace) -> int:
