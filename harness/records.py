@@ -152,7 +152,9 @@ class Work(_Model):
     scope: str = ""
     #: [counted, of]: a sample of the target's eval batches (measure.work_batches); None: every one
     batches: list[int] | None = None
-    process_s: float | None = None  # the counting process's wall time (its whole group)
+    #: with a sample: how far such a sample was measured to sit from every batch counted
+    sample_error: str | None = None
+    process_s: float | None = None  # the group's counting job's wall time (with the process's start, if it started then)
     skipped: str | None = None
 
     @property

@@ -162,6 +162,8 @@ def work_columns(measured: list[RunRecord]) -> dict[str, Any]:
         w = next(w for w in blocks if w.per_inference is not None)
         over = f"{w.batches[0]} of the {w.batches[1]} eval batches" if w.batches else "the eval split"
         how = f"{w.tool}, {w.threads} thread, {w.passes} pass(es) over {over}"
+        if w.batches and w.sample_error:
+            how += f" ({w.sample_error})"
         return {"instructions_per_inference": stats.median(counts), "work_method": how}
     reasons = sorted({w.skipped for w in blocks if w.skipped})
     return {"instructions_per_inference": float("nan"), "work_method": "; ".join(reasons) or None}

@@ -73,6 +73,10 @@ ONEDNN_ISA = "SSE41"
 #: (see the module's docstring; the tool string names them).
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "MKL_ENABLE_INSTRUCTIONS": MKL_INSTRUCTIONS,
        "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA, "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
+#: How far a sample of K batches was measured to sit from every batch counted (by
+#: benchmarks/scripts/work_check.py, results/reference/work/), by K; a K not here is
+#: said to be unmeasured.
+SAMPLE_ERROR = {4: "PENDING"}
 #: The spread of instructions per inference between repeated processes, as measured by
 #: benchmarks/scripts/work_check.py (results/reference/work/): printed by compare.
 AA_SPREAD = "at most 0.14% (digits, 2 processes)"
@@ -117,6 +121,13 @@ def tool_version() -> str:
 def skipped(reason: str) -> dict[str, Any]:
     """The record's work block where nothing was counted, and why."""
     return {"metric": INSTRUCTIONS, "instructions": None, "skipped": reason}
+
+
+def sample_error(batches: list[int] | None) -> str | None:
+    """What is known of a sample's error against every batch counted (None: no sample)."""
+    if not batches:
+        return None
+    return SAMPLE_ERROR.get(batches[0], f"the error of a {batches[0]}-batch sample against every batch is not measured")
 
 
 def totals(path: Path) -> int:
@@ -222,7 +233,8 @@ class Process:
             dump.unlink()
             out[entry["name"]] = {"metric": INSTRUCTIONS, "instructions": raw, "passes": entry["passes"],
                                   "inferences": entry["inferences"], "tool": self.tool, "threads": 1, "scope": SCOPE,
-                                  "batches": entry.get("batches"), "process_s": process_s, "skipped": None}
+                                  "batches": entry.get("batches"), "sample_error": sample_error(entry.get("batches")),
+                                  "process_s": process_s, "skipped": None}
         slow = max((e for e in counted["targets"] if "count_s" in e), key=lambda e: e["count_s"], default=None)
         if slow is not None:
             self.log(f"  work pass: slowest target {slow['name']} ({slow['count_s']:.0f} s under instrumentation)")

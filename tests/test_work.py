@@ -140,6 +140,12 @@ def test_a_sample_of_the_batches_is_evenly_spaced() -> None:
         got = sample(target, k)
         assert [id(b) for b in got.batches] == [id(batches[i]) for i in picked], k
         assert got.n == sum(len(batches[i]["x"]) for i in picked)
+    # the default sample's measured error rides with a sampled count; another K says it is unmeasured
+    from harness.config import MeasureConfig
+
+    k = MeasureConfig().work_batches
+    assert work.sample_error(None) is None and work.sample_error([k, 14]) == work.SAMPLE_ERROR[k]
+    assert "not measured" in work.sample_error([k + 1, 14])
 
 
 def test_without_valgrind_the_work_pass_is_one_line_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:

@@ -198,14 +198,16 @@ def _work_file(path: Path) -> dict[str, Any]:
     """What a work_check.py output holds: its command, its summary lines, the A/A medians
     of instructions per inference and the final (instructions, J) table."""
     lines = path.read_text().splitlines()
-    out: dict[str, Any] = {"command": lines[0].lstrip("# "), "said": [], "median": {}, "pairs": {}}
+    out: dict[str, Any] = {"command": lines[0].lstrip("# "), "said": [], "median": {}, "pairs": {}, "error": {}}
     final = False
     for line in lines:
         parts = line.split()
-        if line.startswith(("largest A/A CV", "cost:")):
+        if line.startswith(("largest A/A CV", "cost:", "largest sample error", "the default sample covers")):
             out["said"].append(line)
         elif line.startswith("variant_id"):
             final = True
+        elif len(parts) == 7 and parts[2] == "of" and parts[-1].endswith("%"):  # the sample's error table
+            out["error"][parts[0]] = parts[-1]
         elif final and len(parts) == 3:
             out["pairs"][parts[0]] = (float(parts[1]), float(parts[2]))
         elif len(parts) >= 4 and parts[2].endswith("%") and not line.startswith(("variant", "#")):
@@ -220,16 +222,14 @@ def work_section() -> list[str]:
     for name, w in got.items():
         lines.append(f"- `{name}` (`{w['command']}`):")
         lines += [f"  - {said}" for said in w["said"]]
+        if w["error"]:
+            lines.append("  - the sample against every batch counted, per variant: "
+                         + ", ".join(f"`{v}` {e}" for v, e in sorted(w["error"].items())))
         if len(w["pairs"]) >= 3:
             xs, ys = zip(*w["pairs"].values())
             rho, p, how = stats.spearman(xs, ys)
             lines.append(f"  - Spearman rho {rho:.2f} between instructions and J per inference over "
                          f"{len(xs)} variants (p {p:.2g}, {how}; computed here from the file's table)")
-    full, sample = got.get("work_check-sst2_bert_tiny.txt"), got.get("work_check-sst2_bert_tiny-4batches.txt")
-    if full and sample:
-        diffs = {v: sample["median"][v] / full["median"][v] - 1 for v in sample["median"] if v in full["median"]}
-        lines.append("- The 4-batch sample against the full split, per variant: "
-                     + ", ".join(f"`{v}` {100 * d:+.2f}%" for v, d in sorted(diffs.items())) + ".")
     return lines + [""]
 
 
