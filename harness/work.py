@@ -181,10 +181,11 @@ class Process:
         line = self.proc.stdout.readline().strip() if ready else None
         if line == want:
             return
-        code = self.proc.poll()
+        proc = self.proc
         said = (Path(self.tmp.name) / "stderr.txt").read_text(errors="replace").splitlines()
         said = [ln for ln in said if ln.strip() and not ln.startswith("==")]
-        self.close()
+        self.close()  # waits for its exit (or kills it)
+        code = proc.returncode
         if line is None:
             raise WorkFailed(f"the counting process ran past {self.timeout_s:g} s")
         raise WorkFailed(f"the counting process exited {code}: {said[-1] if said else 'no message'}"[:300])

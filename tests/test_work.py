@@ -9,6 +9,7 @@ processes and stays within the stated tolerance."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -237,3 +238,25 @@ def test_the_stated_spread_and_sample_error_quote_the_committed_outputs() -> Non
     assert f"at most {max(spreads.values(), key=float)}" in work.AA_SPREAD and spreads["cnn"] in work.AA_SPREAD
     sst2_spreads = re.findall(r"^bert_tiny\S*\s+[0-9.]+\s+[0-9.]+%\s+([0-9.]+)", sst2, re.M)
     assert max(sst2_spreads, key=float) in work.AA_SPREAD
+
+
+def test_a_counting_process_that_dies_fails_its_group_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    """work.Process against a stand-in valgrind that dies at start: WorkFailed names its
+    exit code and its last line of stderr (not valgrind's == lines), and nothing is left
+    running or on disk; the next count starts a new process (and fails the same way)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "valgrind").write_text('#!/bin/sh\n[ "$1" = --version ] && echo valgrind-fake && exit 0\n'
+                                   'echo "==1== Callgrind" >&2\necho "no such tool here" >&2\nexit 3\n')
+    (fake / "valgrind").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    from harness.tasks import Split, TaskData
+    import numpy as np
+
+    task = TaskData("t", Split(np.zeros((2, 3), np.float32), np.arange(2)),
+                    Split(np.zeros((1, 3), np.float32), np.arange(1)), 2, "image", "here", "eval")
+    process = work.Process(task, log=lambda s: None, timeout_s=60)
+    for _ in range(2):
+        with pytest.raises(work.WorkFailed, match=r"exited 3: no such tool here"):
+            process.count({"passes": 1}, [work.Request("v@seed0", 8)])
+        assert process.proc is None and process.tmp is None
