@@ -49,22 +49,15 @@ def instrumentation(state: str) -> None:
         raise SystemExit(f"callgrind_control -i {state} exited {proc.returncode}")
 
 
-def picked(m: int, k: int | None) -> list[int]:
-    """The indices of ``k`` of ``m`` batches, evenly spaced (the first and the last
-    included; the middle one for k = 1), or all of them."""
-    if k is None or k >= m:
-        return list(range(m))
-    return [m // 2] if k == 1 else [round(i * (m - 1) / (k - 1)) for i in range(k)]
-
-
 def sample(target: Target, k: int | None) -> Target:
-    """``k`` of the target's staged batches (``picked``): the same tensors the energy
+    """``k`` of the target's staged batches, evenly spaced (the first and the last
+    included; the middle one for k = 1), or all of them: the same tensors the energy
     windows ran, fewer of them."""
-    chosen = picked(len(target.batches), k)
-    if len(chosen) == len(target.batches):
+    m = len(target.batches)
+    if k is None or k >= m:
         return target
-    batches = [target.batches[i] for i in chosen]
-    return replace(target, batches=batches, n=sum(size(b) for b in batches))
+    picked = [target.batches[m // 2]] if k == 1 else [target.batches[round(i * (m - 1) / (k - 1))] for i in range(k)]
+    return replace(target, batches=picked, n=sum(size(b) for b in picked))
 
 
 def size(batch: dict[str, Any]) -> int:
@@ -103,20 +96,18 @@ def no_init(wanted: bool) -> Iterator[None]:
 
 
 class Counting:
-    """This process's state across the run's jobs: the suite parsed and the variants'
-    workshop built once, the dumps numbered as callgrind numbers them."""
+    """This process's state across the run's jobs (one run: one suite, one task): the
+    suite parsed and the variants' workshop built at the first job, the dumps numbered
+    as callgrind numbers them."""
 
     def __init__(self) -> None:
-        self.workshops: dict[str, tuple[dict[str, Any], Workshop]] = {}
+        self.built: tuple[dict[str, Any], Workshop] | None = None
         self.dumps = 0
-        self.tasks: dict[str, Any] = {}
 
     def workshop(self, job: dict[str, Any]) -> tuple[dict[str, Any], Workshop]:
-        key = json.dumps([job["resolved"], job["path"], job["profile"], job["cache"], job["task"]], sort_keys=True)
-        if key not in self.workshops:
+        if self.built is None:
             suite = replace(parse(job["resolved"], job["path"], "full"), profile=job["profile"])
-            if job["task"] not in self.tasks:  # the run's examples as the parent loaded them (no loader runs again)
-                self.tasks[job["task"]] = tasks.load(Path(job["task"]))
+            task = tasks.load(Path(job["task"]))  # the run's examples as the parent loaded them (no loader runs again)
             specs = expand(suite)
 
             def never_rebuild(key: str, why: str) -> None:  # counting counts what the energy phase made, or nothing
@@ -124,10 +115,10 @@ class Counting:
 
             cache = ArtifactCache(Path(job["cache"]), log=lambda s: print(s, file=sys.stderr), on_miss=never_rebuild)
             quiet = lambda s: None  # noqa: E731
-            shop = Workshop(suite, self.tasks[job["task"]], meters.build("estimate", log=quiet), specs, cache, quiet,
-                            CPU, count_flops=False)
-            self.workshops[key] = ({s.key: s for s in specs}, shop)
-        return self.workshops[key]
+            shop = Workshop(suite, task, meters.build("estimate", log=quiet), specs, cache, quiet, CPU,
+                            count_flops=False)
+            self.built = ({s.key: s for s in specs}, shop)
+        return self.built
 
     def job(self, job: dict[str, Any]) -> dict[str, Any]:
         """Rebuild, stage, sample and warm the job's targets uninstrumented, then count each

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 
 
-def parse(description: str, runs: int | None = None,
-          passed: tuple[str, ...] = ()) -> tuple[argparse.Namespace, list[str]]:
+def parse(description: str, runs: int | None = None, passed: tuple[str, ...] = (),
+          own: dict[str, str] | None = None) -> tuple[argparse.Namespace, list[str]]:
     """(args, the extra options to pass to ``joulebench run``); ``passed``: options of
-    ``joulebench run`` taking one value that the script forwards as given."""
+    ``joulebench run`` taking one value that the script forwards as given; ``own``: the
+    script's own options taking one value (flag: help), not forwarded."""
     ap = argparse.ArgumentParser(description=description)
+    for flag, help_ in (own or {}).items():
+        ap.add_argument(flag, help=help_)
     for flag in passed:
         ap.add_argument(flag, help=f"passed to joulebench run {flag}")
     if runs is not None:
