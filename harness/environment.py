@@ -132,6 +132,16 @@ def gpus() -> tuple[list[str] | None, str | None]:
         return None, None
 
 
+def _installed(name: str) -> str:
+    """A distribution's installed version, or "not installed"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def versions() -> dict[str, str]:
     """The versions an unchanged model runs through here (comparable.PACKAGES): what a
     run records, and what ``reproduce`` checks before it reruns one."""
@@ -146,7 +156,6 @@ def versions() -> dict[str, str]:
 
 
 def environment(meter_method: str, formulas: list[str], device: dict[str, Any] | None = None) -> dict[str, Any]:
-    import datasets
     import torch
 
     from harness.files import source_digest
@@ -165,7 +174,7 @@ def environment(meter_method: str, formulas: list[str], device: dict[str, Any] |
         "platform": platform.platform(),
         "torch": have["torch"],
         "transformers": have["transformers"],
-        "datasets": datasets.__version__,
+        "datasets": _installed("datasets"),  # read, not imported: only a Hub dataset needs it
         "numpy": have["numpy"],
         "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
