@@ -14,7 +14,7 @@ from torch import nn
 
 from harness import device as device_mod
 from harness.compress import TECHNIQUES
-from harness.compress.prune import semi_structured_unsupported, two_of_four_layers, two_of_four_mask
+from harness.compress.prune import semi_structured_unsupported, sparse_backend, two_of_four_layers, two_of_four_mask
 from harness.config import MeasureConfig, TrainConfig
 from harness.errors import UserError
 from harness.measure import measure_rounds, prepare
@@ -206,3 +206,13 @@ def test_cli_fp16_training_on_the_cpu_is_one_line(tmp_path: Path) -> None:
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "precision fp16 needs a CUDA device" in errors[0]
     assert "Traceback" not in proc.stderr and not (out / "records.jsonl").exists()
+
+
+def test_two_of_four_weights_go_to_the_kernels_that_take_their_dtype() -> None:
+    # cuSPARSELt (torch's default) refuses fp32, which an H100 run showed: fp32 goes to CUTLASS
+    from torch.sparse import SparseSemiStructuredTensorCUSPARSELT as Lt, SparseSemiStructuredTensorCUTLASS as Cutlass
+
+    assert sparse_backend(torch.float32, cusparselt=True) is Cutlass
+    assert sparse_backend(torch.bfloat16, cusparselt=True) is Lt and sparse_backend(torch.float16, True) is Lt
+    assert sparse_backend(torch.bfloat16, cusparselt=False) is Cutlass  # a torch built without cuSPARSELt
+    assert sparse_backend(torch.float64, cusparselt=True) is None  # no kernel: finalize skips in one line

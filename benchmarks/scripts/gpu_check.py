@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import platform
 import shutil
@@ -189,6 +190,7 @@ def plan_suite(dry: bool, tokenizer: Path, period_s: float | None, budget_s: flo
                             "idle_s": 0.5, "warmup": 1}
         return suite, {"why": "dry run: the smallest sizes that run every step"}
     measure = quick.setdefault("measure", {})
+    measure["idle_s"] = max(float(measure.get("idle_s", 0)), 10.0)  # 100 counter updates; the probe's load just ended
     window_s = max(float(measure.get("min_window_s", 0.5)), 100 * (period_s or 0.1))
     sizes = list(measure.get("batch_sizes", [1, 64]))
     # the trained models and every variant but int8 (dynamic int8 runs on the CPU only: a one-line skip)
@@ -290,12 +292,16 @@ def main() -> int:
     from harness import environment
 
     env = {"host": environment.host(), "python": platform.python_version(), "torch": torch.__version__,
-           "cuda": torch.version.cuda, "device": "cpu (dry run)" if dry else torch.cuda.get_device_name(0)}
-    if not dry and not torch.cuda.is_available():
+           "cuda": torch.version.cuda, "device": "cpu (dry run)"}
+    if not dry and not torch.cuda.is_available():  # asks the driver; creates no context
         log("torch sees no CUDA GPU here: run with --dry-run on a CPU machine")
         return 2
     try:
-        nvml: dict | str = probe(dry, idle_s=1.0 if dry else 10.0, load_s=2.0 if dry else 30.0)
+        # in a child process: a CUDA context this process kept would sit on the GPU through the
+        # suite's windows, which then (rightly) say another process held the GPU
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            nvml: dict | str = pool.apply(probe, (dry, 1.0 if dry else 10.0, 2.0 if dry else 30.0))
+        env["device"] = env["device"] if dry else nvml["name"]
         (args.out / "nvml_probe.json").write_text(json.dumps(nvml, indent=2))
         period = min(p for p in nvml["counter_update_period_s"] if p) if any(nvml["counter_update_period_s"]) else None
     except Exception as exc:  # the suite still runs: its own meter says what it can

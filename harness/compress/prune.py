@@ -8,8 +8,9 @@
   the 2 largest are kept (the semi-structured pattern of NVIDIA's sparse tensor cores).
   Only layers whose shape the 2:4 kernels accept are pruned (rows a multiple of 32,
   columns of 64; a 2-way classifier head is not). After fine-tuning, ``finalize``
-  converts those weights with ``torch.sparse.to_sparse_semi_structured``, so the
-  sparsity is really exploited. That needs a CUDA GPU of compute capability 8.0 or
+  converts those weights to torch's semi-structured tensors (cuSPARSELt for half
+  precision, CUTLASS for fp32 weights, which cuSPARSELt refuses; one forward through
+  each layer checks the kernel runs), so the sparsity is really exploited. That needs a CUDA GPU of compute capability 8.0 or
   newer; anywhere else the variant is a one-line skip, decided before any training.
 
 The masks stay active while fine-tuning and are then made permanent. The artifact cache
@@ -59,6 +60,20 @@ def two_of_four_mask(weight: torch.Tensor) -> torch.Tensor:
     keep = groups.topk(2, dim=-1).indices
     mask = torch.zeros_like(groups).scatter_(-1, keep, 1.0)
     return mask.reshape(rows, cols)
+
+
+def cusparselt_available() -> bool:
+    return bool(getattr(torch.backends, "cusparselt", None) and torch.backends.cusparselt.is_available())
+
+
+def sparse_backend(dtype: torch.dtype, cusparselt: bool) -> type | None:
+    """The 2:4 kernels for weights of ``dtype``: cuSPARSELt (torch's default) where it takes
+    the dtype, else CUTLASS (the only one with fp32, through TF32 sparse tensor cores)."""
+    from torch.sparse import SparseSemiStructuredTensorCUSPARSELT as Lt, SparseSemiStructuredTensorCUTLASS as Cutlass
+
+    if cusparselt and dtype in Lt._DTYPE_SHAPE_CONSTRAINTS:
+        return Lt
+    return Cutlass if dtype in Cutlass._DTYPE_SHAPE_CONSTRAINTS else None
 
 
 @TECHNIQUES.register("prune")
@@ -123,16 +138,21 @@ class MagnitudePrune(Technique):
         why = semi_structured_unsupported(device)
         if why:
             raise VariantSkipped(why)
-        from torch.sparse import to_sparse_semi_structured
-
         module = copy.deepcopy(module)  # the created module stays dense: children derive from it
         layers = two_of_four_layers(module)
+        backends = set()
         try:
             for m in layers:
-                m.weight = nn.Parameter(to_sparse_semi_structured(m.weight.detach()), requires_grad=False)
+                w = m.weight.detach()
+                backend = sparse_backend(w.dtype, cusparselt_available())
+                if backend is None:
+                    raise ValueError(f"no 2:4 kernel takes {w.dtype} weights")
+                m.weight = nn.Parameter(backend.from_dense(w), requires_grad=False)
+                m(torch.zeros(1, m.in_features, dtype=w.dtype, device=w.device))  # the kernel runs, or says why
+                backends.add(f"{backend.BACKEND} {str(w.dtype).removeprefix('torch.')}")
         except (RuntimeError, ValueError, NotImplementedError) as exc:
             raise VariantSkipped(f"2:4 kernels refused the weights on {device.model} "
                                  f"({str(exc).splitlines()[0][:160]})") from None
         info["sparsity_exploited"] = (f"yes: {len(layers)} Linear layers run 2:4 semi-structured kernels "
-                                      "(torch.sparse.to_sparse_semi_structured)")
+                                      f"({', '.join(sorted(backends))})")
         return module
