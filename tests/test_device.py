@@ -175,11 +175,16 @@ def test_two_of_four_is_a_one_line_skip_off_ampere() -> None:
     assert "needs an NVIDIA GPU" in semi_structured_unsupported(cpu)
     old = device_mod.resolve("cuda", FakeCuda(["Fake V100"], capability=(7, 0)))
     assert "compute capability 8.0+" in semi_structured_unsupported(old)
-    new = device_mod.resolve("cuda", FakeCuda(["Fake H100"], capability=(9, 0)))
-    assert semi_structured_unsupported(new) is None
+    ampere = device_mod.resolve("cuda", FakeCuda(["Fake A100"], capability=(8, 0)))
+    assert semi_structured_unsupported(ampere) is None  # fp32 through CUTLASS
+    hopper = device_mod.resolve("cuda", FakeCuda(["Fake H100"], capability=(9, 0)))
+    assert "give the variant dtype: bf16" in semi_structured_unsupported(hopper)  # what an H100 run refused
+    assert semi_structured_unsupported(hopper, "bf16") is None and semi_structured_unsupported(hopper, "fp16") is None
     technique = TECHNIQUES.get("prune")()
     technique.validate({"pattern": "2:4"}, "test")
-    for bad in ({"pattern": "1:4"}, {"pattern": "2:4", "sparsity": 0.5}, {}):
+    technique.validate({"pattern": "2:4", "dtype": "bf16"}, "test")
+    for bad in ({"pattern": "1:4"}, {"pattern": "2:4", "sparsity": 0.5}, {}, {"sparsity": 0.5, "dtype": "bf16"},
+                {"pattern": "2:4", "dtype": "fp8"}):
         with pytest.raises(UserError):
             technique.validate(bad, "test")
     assert technique.counts_flops_on_parent({"pattern": "2:4"}) and not technique.counts_flops_on_parent({"sparsity": .5})

@@ -23,11 +23,13 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))  # reference_gpu beside this file, however this is loaded
 
 from harness import comparable, finished, rundir, stats  # noqa: E402
 from harness.history import db as history_db, series as series_mod, show  # noqa: E402
 from harness.plan import describe  # noqa: E402
 from harness.render import fmt  # noqa: E402
+from reference_gpu import gpu_section  # noqa: E402
 
 REF = ROOT / "results" / "reference"
 RUNS = {"digits": "digits", "sst2": "sst2", "sst2_sweep": "sst2_sweep"}
@@ -327,6 +329,7 @@ def build() -> dict[Path, str]:
     template = (Path(__file__).with_name("reference_readme.md")).read_text()
     sections = {f"runs:{name}": "\n".join(run_section(name)) for name in RUNS}
     sections["work"] = "\n".join(work_section())
+    sections["gpu"] = "\n".join(gpu_section(REF))
     for folder in HISTORIES:
         shown = shows(folder)
         for n, (text, code) in shown.items():

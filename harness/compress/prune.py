@@ -12,6 +12,9 @@
   precision, CUTLASS for fp32 weights, which cuSPARSELt refuses; one forward through
   each layer checks the kernel runs), so the sparsity is really exploited. That needs a CUDA GPU of compute capability 8.0 or
   newer; anywhere else the variant is a one-line skip, decided before any training.
+  ``dtype: bf16`` or ``fp16`` runs the converted model in half precision (cuSPARSELt);
+  fp32 (the default) has kernels on compute capability 8.x only (CUTLASS), so on a
+  Hopper GPU an fp32 2:4 variant is a one-line skip that names the fix.
 
 The masks stay active while fine-tuning and are then made permanent. The artifact cache
 keeps the dense masked weights; the conversion is redone (in milliseconds) on load.
@@ -27,23 +30,29 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from harness.compress import TECHNIQUES, CompressContext, CompressResult, NoParams, Technique, VariantSkipped
+from harness.compress.quantize import CastInputs
 from harness.errors import UserError
 from harness.registry import between
 from harness.inspection import measured_sparsity, prunable_weights
 from harness.train import train
 
 PATTERNS = ("2:4",)
+SPARSE_DTYPES = ("fp32", "bf16", "fp16")
 #: The smallest weight tile every 2:4 backend accepts (CUTLASS fp16/bf16: 32 x 64).
 TILE_ROWS, TILE_COLS = 32, 64
 
 
-def semi_structured_unsupported(device: Any) -> str | None:
-    """None where 2:4 kernels can run on ``device`` (a harness.device.Device), else why not."""
+def semi_structured_unsupported(device: Any, dtype: str = "fp32") -> str | None:
+    """None where 2:4 kernels can run on ``device`` (a harness.device.Device) in ``dtype``, else why not."""
     if not device.is_cuda:
         return f"2:4 semi-structured sparsity needs an NVIDIA GPU (compute capability 8.0+); this run is on {device.name}"
     if device.capability is None or tuple(device.capability) < (8, 0):
         return (f"2:4 semi-structured sparsity needs compute capability 8.0+ (Ampere or newer); "
                 f"{device.model} is {device.capability}")
+    if dtype == "fp32" and tuple(device.capability) >= (9, 0):
+        # seen on an H100: cuSPARSELt refuses fp32 and torch builds CUTLASS's 2:4 kernels for 8.x only
+        return (f"2:4 in fp32 needs CUTLASS's kernels, which torch builds for compute capability 8.x only; "
+                f"{device.model} is {tuple(device.capability)}: give the variant dtype: bf16 or fp16 (cuSPARSELt)")
     return None
 
 
@@ -85,10 +94,14 @@ class MagnitudePrune(Technique):
     class Params(NoParams):
         sparsity: between(0, 1, open_high=True) | None = None  # unstructured, the fraction of weights zeroed
         pattern: Literal[PATTERNS] | None = None  # "2:4" (quote it in YAML)
+        dtype: Literal[SPARSE_DTYPES] = "fp32"  # 2:4 only: the precision its kernels run in
 
     def check(self, params: Mapping[str, Any], where: str, models: set[str]) -> None:
         if ("sparsity" in params) == ("pattern" in params):
             raise UserError(f"prune in {where} takes sparsity: s (unstructured) or pattern: \"2:4\", exactly one")
+        if "dtype" in params and "pattern" not in params:
+            raise UserError(f"prune in {where}: dtype applies to pattern \"2:4\" only; cast an unstructured "
+                            "prune with a quantize child (dtype: bf16)")
 
     def counts_flops_on_parent(self, params: Mapping[str, Any]) -> bool:
         return "pattern" in params  # the parent's dense FLOPs; the 2:4 kernels skip half the multiplies
@@ -96,7 +109,7 @@ class MagnitudePrune(Technique):
     def apply(self, ctx: CompressContext) -> CompressResult:
         pattern = ctx.params.get("pattern")
         if pattern:
-            why = semi_structured_unsupported(ctx.device)
+            why = semi_structured_unsupported(ctx.device, ctx.params.get("dtype", "fp32"))
             if why:
                 raise VariantSkipped(why)
         module = ctx.parent
@@ -122,7 +135,7 @@ class MagnitudePrune(Technique):
             "train_samples": stats.samples,
         }
         if pattern:
-            info.update(pattern=pattern, layers_2of4=len(targets),
+            info.update(pattern=pattern, dtype=ctx.params.get("dtype", "fp32"), layers_2of4=len(targets),
                         sparsity_exploited="pending: converted to 2:4 kernels when loaded",
                         size_note="size_bytes is the dense masked checkpoint (what the cache stores); 2:4 storage "
                                   "holds half the values of the converted layers plus 2-bit metadata")
@@ -135,10 +148,13 @@ class MagnitudePrune(Technique):
         """2:4: hand the pruned Linear weights to the semi-structured sparse kernels."""
         if "pattern" not in params:
             return module
-        why = semi_structured_unsupported(device)
+        dtype = params.get("dtype", "fp32")
+        why = semi_structured_unsupported(device, dtype)
         if why:
             raise VariantSkipped(why)
         module = copy.deepcopy(module)  # the created module stays dense: children derive from it
+        if dtype != "fp32":  # the whole model in half precision, float32 batches in and logits out
+            module = CastInputs(module, torch.bfloat16 if dtype == "bf16" else torch.float16)
         layers = two_of_four_layers(module)
         backends = set()
         try:
