@@ -15,6 +15,7 @@ while a job counts). OUT.json says which dump holds which target. Nothing is rec
 from __future__ import annotations
 
 import json
+import gc
 import os
 import subprocess
 import sys
@@ -157,11 +158,12 @@ class Counting:
                          "batches": [len(target.batches), of] if len(target.batches) < of else None}
                 entries.append(entry)
                 targets.append((entry, target))
-        with torch.inference_mode():
-            for _, target in targets:  # warm: allocations, kernel selection, lazy initialisation (once per shape)
-                for _ in range(cfg.warmup):
-                    for batch in shapes(target.batches):
-                        target.runnable(batch)
+        gc.collect()  # the collector off while counting (as timeit does): when it runs depends on the
+        gc.disable()  # process's whole allocation history (imports, what else the process loaded)
+        with torch.inference_mode():  # warm every target on the batches it counts, uninstrumented: kernels,
+            for _, target in targets:  # allocators and caches reach the state the counted passes repeat
+                for _ in range(max(1, cfg.warmup)):
+                    target.one_pass()
         loaded = time.perf_counter()
         if targets:
             instrumentation("on")
@@ -177,6 +179,7 @@ class Counting:
                 entry["count_s"] = time.perf_counter() - t0
         if targets:
             instrumentation("off")  # the next job's loading runs uninstrumented again
+        gc.enable()
         return {"targets": entries, "load_s": loaded - started, "count_s": time.perf_counter() - loaded}
 
 

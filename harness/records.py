@@ -144,7 +144,8 @@ class Work(_Model):
     """A target's counted work (work.py): a count of executed instructions, never energy."""
 
     metric: str = "instructions"
-    instructions: int | None = Field(default=None, gt=0)  # raw count over the counted passes; None: not counted
+    instructions: int | None = Field(default=None, gt=0)  # over the counted passes, the allocator left out; None: not counted
+    allocator: int | None = None  # the C allocator's calls, left out of instructions (None: in older records)
     passes: int = 0
     inferences: int = 0
     tool: str = ""

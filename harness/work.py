@@ -14,8 +14,8 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   cache (safetensors and the technique's recipe; the cached ``.onnx`` for onnxruntime
   rows; a technique that is not cached, such as dynamic int8, is redone), stages the
   same eval batches the energy windows ran (``measure.stage``), takes the declared
-  sample of them (``measure.work_batches``), warms each target up on one batch of each
-  shape, then switches callgrind's instrumentation on (``callgrind_control -i on``,
+  sample of them (``measure.work_batches``), warms each target up on that sample, then
+  switches callgrind's instrumentation on (``callgrind_control -i on``,
   and off again after the job: loading runs uninstrumented) and toggles collection
   around the counted passes only (``torch._C._valgrind_toggle`` and
   ``_valgrind_toggle_and_dump_stats``, one dump per target).
@@ -34,6 +34,10 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   kernels (which PyTorch's CPU convolutions run) made a digits CNN's pass take 6 s under
   valgrind, warm-up or count alike; its SSE4.1 kernels take 0.8 s for 3x the
   instructions. ONNX Runtime's kernels (MLAS) have no such switch: its rows stay slow.
+- **The C allocator's calls left out** (``callgrind.py``): what glibc's malloc executes
+  depends on the process's heap history, not on the passes; its count is kept beside
+  (``allocator``). The collector is off while counting (as in ``timeit``) and every
+  target is warmed on the batches it counts, so the counted passes repeat a state.
 - **Work, never energy**: a deterministic count of executed instructions. It tracks
   the CPU's work, not memory stalls, frequency, or an accelerator; on a GPU run it would
   cover host instructions only (launches, Python, copies), so it is not counted there.
@@ -46,7 +50,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import select
 import shutil
 import subprocess
@@ -56,6 +59,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from harness import callgrind
 
 NONE, INSTRUCTIONS = "none", "instructions"
 METRICS = (NONE, INSTRUCTIONS)
@@ -117,7 +122,8 @@ def tool_version() -> str:
         out = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "valgrind"
-    return (f"{out} callgrind" if out else "valgrind callgrind") + f", MKL {MKL_INSTRUCTIONS} and oneDNN {ONEDNN_ISA} kernels"
+    return ((f"{out} callgrind" if out else "valgrind callgrind")
+            + f", MKL {MKL_INSTRUCTIONS} and oneDNN {ONEDNN_ISA} kernels, the C allocator's calls left out")
 
 
 def skipped(reason: str) -> dict[str, Any]:
@@ -130,15 +136,6 @@ def sample_error(batches: list[int] | None) -> str | None:
     if not batches:
         return None
     return SAMPLE_ERROR.get(batches[0], f"the error of a {batches[0]}-batch sample against every batch is not measured")
-
-
-def totals(path: Path) -> int:
-    """The instruction count (event Ir) of one callgrind dump."""
-    text = path.read_text(errors="replace")
-    found = re.search(r"^(?:totals|summary):\s*(\d+)", text, flags=re.M)
-    if not found:
-        raise WorkFailed(f"callgrind dump {path.name} holds no totals line")
-    return int(found.group(1))
 
 
 class Process:
@@ -232,9 +229,13 @@ class Process:
                 out[entry["name"]] = skipped(entry["skipped"])
                 continue
             dump = root / f"cg.out.{entry['dump']}"
-            raw = totals(dump)
+            try:
+                got = callgrind.read(dump)
+            except callgrind.DumpError as exc:
+                raise WorkFailed(str(exc)) from None
             dump.unlink()
-            out[entry["name"]] = {"metric": INSTRUCTIONS, "instructions": raw, "passes": entry["passes"],
+            out[entry["name"]] = {"metric": INSTRUCTIONS, "instructions": got.work, "allocator": got.allocator,
+                                  "passes": entry["passes"],
                                   "inferences": entry["inferences"], "tool": self.tool, "threads": 1, "scope": SCOPE,
                                   "batches": entry.get("batches"), "sample_error": sample_error(entry.get("batches")),
                                   "process_s": process_s, "skipped": None}
