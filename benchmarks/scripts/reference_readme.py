@@ -204,7 +204,8 @@ def _work_file(path: Path) -> dict[str, Any]:
     final = False
     for line in lines:
         parts = line.split()
-        if line.startswith(("largest A/A CV", "cost:", "largest sample error", "the default sample covers")):
+        if line.startswith(("largest A/A CV", "largest change with a grown heap", "cost:", "largest sample error",
+                            "the default sample covers")):
             out["said"].append(line)
         elif line.startswith("variant_id"):
             final = True
