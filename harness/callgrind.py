@@ -12,7 +12,7 @@ executed.
   needs no debug symbols for glibc's internals). How many instructions glibc's malloc
   runs depends on the heap's history (which bins hold what, when it consolidates): two
   processes counting the same passes of a digits CNN, one with a larger heap from its
-  start, differed by 0.14-0.18%, and by 0.02% without the allocator's calls. The work
+  start, differed by 0.14-0.26%, and by at most 0.01% without the allocator's calls. The work
   figure leaves them out and keeps their count beside it.
 """
 

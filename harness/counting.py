@@ -160,10 +160,11 @@ class Counting:
                 targets.append((entry, target))
         gc.collect()  # the collector off while counting (as timeit does): when it runs depends on the
         gc.disable()  # process's whole allocation history (imports, what else the process loaded)
-        with torch.inference_mode():  # warm every target on the batches it counts, uninstrumented: kernels,
-            for _, target in targets:  # allocators and caches reach the state the counted passes repeat
-                for _ in range(max(1, cfg.warmup)):
-                    target.one_pass()
+        with torch.inference_mode():
+            for _, target in targets:  # warm: allocations, kernel selection, lazy initialisation (once per shape)
+                for _ in range(cfg.warmup):
+                    for batch in shapes(target.batches):
+                        target.runnable(batch)
         loaded = time.perf_counter()
         if targets:
             instrumentation("on")

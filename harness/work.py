@@ -14,8 +14,8 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   cache (safetensors and the technique's recipe; the cached ``.onnx`` for onnxruntime
   rows; a technique that is not cached, such as dynamic int8, is redone), stages the
   same eval batches the energy windows ran (``measure.stage``), takes the declared
-  sample of them (``measure.work_batches``), warms each target up on that sample, then
-  switches callgrind's instrumentation on (``callgrind_control -i on``,
+  sample of them (``measure.work_batches``), warms each target up on one batch of each
+  shape, then switches callgrind's instrumentation on (``callgrind_control -i on``,
   and off again after the job: loading runs uninstrumented) and toggles collection
   around the counted passes only (``torch._C._valgrind_toggle`` and
   ``_valgrind_toggle_and_dump_stats``, one dump per target).
@@ -36,8 +36,8 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   instructions. ONNX Runtime's kernels (MLAS) have no such switch: its rows stay slow.
 - **The C allocator's calls left out** (``callgrind.py``): what glibc's malloc executes
   depends on the process's heap history, not on the passes; its count is kept beside
-  (``allocator``). The collector is off while counting (as in ``timeit``) and every
-  target is warmed on the batches it counts, so the counted passes repeat a state.
+  (``allocator``). Python's collector is off while counting (as in ``timeit``): when it
+  runs depends on that history too.
 - **Work, never energy**: a deterministic count of executed instructions. It tracks
   the CPU's work, not memory stalls, frequency, or an accelerator; on a GPU run it would
   cover host instructions only (launches, Python, copies), so it is not counted there.

@@ -55,7 +55,7 @@ def one_pass(self):
 
 measure.Target.one_pass = one_pass
 """
-AA_TOLERANCE = 0.001  # between two processes whose heaps differ: measured up to 0.017% (0.14-0.26% with the
+AA_TOLERANCE = 0.001  # between two processes whose heaps differ: measured up to 0.01% (0.14-0.26% with the
 #                        allocator counted and a shape-only warm-up, 1.1% once in CI)
 
 
