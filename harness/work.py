@@ -82,10 +82,10 @@ ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "M
 #: benchmarks/scripts/work_check.py, results/reference/work/), by K; a K not here is
 #: said to be unmeasured.
 SAMPLE_ERROR = {4: "a 4-batch sample sat within 0.95% of every batch counted on SST-2's BERT-tiny rows "
-                   "(-0.95% to +0.63% by variant; work_check.py)"}
+                   "(-0.95% to +0.62% by variant; work_check.py)"}
 #: The spread of instructions per inference between repeated processes, as measured by
 #: benchmarks/scripts/work_check.py (results/reference/work/): printed by compare.
-AA_SPREAD = ("max/min at most 1.00277 (digits' mlp rows; 1.00054 for its cnn row, 1.00002 on SST-2's BERT-tiny "
+AA_SPREAD = ("max/min at most 1.00093 (digits' mlp rows; 1.00002 for its cnn row, 1.00000 on SST-2's BERT-tiny "
              "rows; 3 processes each)")
 
 
