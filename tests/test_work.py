@@ -182,6 +182,11 @@ def test_onnxruntime_on_text_is_not_counted_and_says_why() -> None:
     ort = RUNTIMES.get("onnxruntime")()
     assert ort.work_skip_on("image") is None
     assert "text task" in ort.work_skip_on("text") and "valgrind" in ort.work_skip_on("text")
+    from tests.conftest import ROOT
+
+    probe = ROOT / "results" / "reference" / "work" / "ort_text_probe.txt"  # the cost the skip line quotes
+    assert probe.name in ort.work_skip_on("text") and "took 280 s" in ort.work_skip_on("text")
+    assert "in 280 s" in probe.read_text() and "bert_tiny.ort@seed0@bs64 (105 s" in probe.read_text()
     assert RUNTIMES.get("eager")().work_skip_on("text") is None
 
 
