@@ -23,7 +23,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).parent))  # reference_gpu beside this file, however this is loaded
+sys.path.insert(0, str(Path(__file__).parent))  # reference_sections beside this file, however this is loaded
 
 from harness import comparable, finished, rundir  # noqa: E402
 from harness.history import series as series_mod  # noqa: E402
