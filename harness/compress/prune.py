@@ -156,11 +156,11 @@ class MagnitudePrune(Technique):
         if dtype != "fp32":  # the whole model in half precision, float32 batches in and logits out
             module = CastInputs(module, torch.bfloat16 if dtype == "bf16" else torch.float16)
         layers = two_of_four_layers(module)
-        backends = set()
+        backends, cusparselt = set(), cusparselt_available()
         try:
             for m in layers:
                 w = m.weight.detach()
-                backend = sparse_backend(w.dtype, cusparselt_available())
+                backend = sparse_backend(w.dtype, cusparselt)
                 if backend is None:
                     raise ValueError(f"no 2:4 kernel takes {w.dtype} weights")
                 m.weight = nn.Parameter(backend.from_dense(w), requires_grad=False)
