@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from harness import cache as cache_mod
-from harness import runtimes
+from harness import preloads, runtimes
 from harness.cache import ArtifactCache
 from harness.device import Device
 from harness.environment import now
@@ -65,6 +65,7 @@ def deploy(made: Made, batch_sizes: tuple[int, ...], cache: ArtifactCache | None
             return Deployed(runtime, deployment, window,
                             {"measured_at": meta.get("measured_at"), "host": window.host, "key": key}, key)
     log(f"  deploying {spec.key} on {runtime.name}")
+    preloads.before_deploying(runtime, device, log)
     with monitor.creation_window(f"{spec.key}:{runtime.name}") as out:
         deployment = runtime.deploy(ctx)
     if cache is not None and runtime.cacheable and deployment.artifact is not None:

@@ -21,9 +21,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from harness import environment, preflight, rundir, runtimes, work
+from harness import environment, preflight, rundir, work
 from harness.cache import ArtifactCache
-from harness.compress import TECHNIQUES
 from harness.config import Suite
 from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError, VariantSkipped
@@ -36,7 +35,7 @@ from harness.progress import Progress
 from harness.recording import Recorder
 from harness.records import RunRecord
 from harness.tasks import TASKS, TaskData
-from harness.train import preload as train_preload, unsupported_precision
+from harness.train import unsupported_precision
 from harness.environment import now
 from harness.made import Deployed, Made
 from harness.workshop import Workshop
@@ -132,28 +131,10 @@ class Runner:
                                  {"method": self.monitor.method, "formulas": self.monitor.formulas()},
                                  environment.fingerprint(env))
         prepare_device(self.device)  # the CUDA context exists before idle is measured, as in every window
-        self.preload(done)
         idle = self.measure_idle()
         if env.get("idle_w") is None:  # a new run, or one killed before its idle baseline
             self.folder.update_environment({**env, "idle_w": idle})
         return done
-
-    def preload(self, done: set[str] = frozenset()) -> None:
-        """Every runtime's and technique's once-per-process work (imports, worker pools),
-        before the first window: a window holds one variant's work, whatever its place in
-        the process."""
-        train_preload()
-        seen: set[object] = set()
-        for spec in self.todo:
-            if spec.key in done:  # recorded before a resume: nothing of it runs again
-                continue
-            runtime = runtimes.create(spec.runtime)
-            if runtime.name not in seen and runtime.unavailable(self.device) is None:
-                seen.add(runtime.name)
-                runtime.preload(self.device)
-            if spec.technique and (spec.technique, describe(spec.params)) not in seen:
-                seen.add((spec.technique, describe(spec.params)))
-                TECHNIQUES.get(spec.technique)().preload(spec.params)
 
     def measure_idle(self) -> dict[str, float]:
         seconds = self.suite.measure.idle_s

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from harness import runtimes
+from harness import preloads, runtimes
 from harness.cache import ArtifactCache
 from harness.environment import now
 from harness.compress import TECHNIQUES, CompressContext, Technique
@@ -162,6 +162,7 @@ class Workshop:
         if made is None and cacheable:
             made = self._from_cache(spec, key, technique)
         if made is None:
+            preloads.before_making(spec.technique, technique, spec.params, self.log)  # before the seed
             torch.manual_seed(spec.seed)
             try:
                 made = self._variant(spec) if spec.technique else self._baseline(spec)

@@ -42,6 +42,13 @@ def test_unchanged_rerun_retrains_nothing(digits_run: Path, rerun: tuple[Path, s
     assert "8 hit(s), 0 miss(es)" in stderr  # 6 modules (the distilled one needs no teacher logits), 2 .onnx files
     assert stderr.count("  fetched in") == 8  # every trained variant and exported file came from the cache
     assert stderr.count("  created in") == 3  # only int8, bf16 (seconds each) and the compiled row were made again
+    # once-per-process work only for what is made again: the compiler's and int8's, never
+    # training's or the exporter's (the first run paid those, before the windows that needed them)
+    preloaded = {line.split("preloading ")[1].split(" (once")[0] for line in stderr.splitlines() if "preloading " in line}
+    first_log = (digits_run / "stderr.txt").read_text()
+    assert {"training", "onnxruntime", "compile"} <= {line.split("preloading ")[1].split(" (once")[0]
+                                                     for line in first_log.splitlines() if "preloading " in line}
+    assert "compile" in preloaded and not preloaded & {"training", "onnxruntime"}, preloaded
     first = {json.loads(x)["run_key"]: json.loads(x) for x in (digits_run / "records.jsonl").read_text().splitlines()}
     for line in (out / "records.jsonl").read_text().splitlines():
         rec = json.loads(line)

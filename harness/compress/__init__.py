@@ -134,10 +134,11 @@ class Technique:
         return {}
 
     def preload(self, params: Mapping[str, Any]) -> None:
-        """Pay, before any energy window opens, what ``apply`` costs once per process
-        (lazy imports, a backend's first use), so the first seed's creation window does
-        not carry it and the next seeds' do not lack it. Called once per (technique,
-        params) per run."""
+        """Pay, outside any energy window, what ``apply`` costs once per process (lazy
+        imports, a backend's first use), so the first seed's creation window does not
+        carry it and the next seeds' do not lack it. Called once per (technique, params)
+        per process (``harness/preloads.py``), right before the first variant of it is
+        made (not one loaded from the cache)."""
 
     def architecture(self, params: Mapping[str, Any], parent_architecture: str) -> str:
         """The suite model whose architecture and encoder the variant has (the parent's,

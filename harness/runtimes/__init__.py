@@ -132,10 +132,11 @@ class Runtime:
         return self.work_skip
 
     def preload(self, device: Device = CPU) -> None:
-        """Pay, before any energy window opens, on the run's ``device``, what deploying costs once per process and
-        never again (lazy imports, a compiler's worker pool): otherwise the first variant
-        deployed in a process carries it and the next seeds do not. Called once per
-        runtime name per run, only where the runtime is available."""
+        """Pay, outside any energy window, on the run's ``device``, what deploying costs once
+        per process and never again (lazy imports, a compiler's worker pool): otherwise the
+        first variant deployed in a process carries it and the next seeds do not. Called
+        once per runtime name and device per process (``harness/preloads.py``), right
+        before the first deploy that does creation work (not one served by the cache)."""
 
     def given(self) -> MadeElsewhere | None:
         """The runtime's file when the user gives it by path (made outside joulebench: not

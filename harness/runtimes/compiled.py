@@ -17,7 +17,7 @@ a fresh, empty inductor cache directory with inductor's in-memory caches cleared
 caches disabled. A compile that compiled no graph is refused (the variant is skipped
 with the reason), never recorded as cold. What a process pays once (inductor's imports,
 its compile worker pool, the first use of the C++ toolchain) is paid by ``preload``
-before any window opens, as importing torch is; each creation window then holds one
+outside any window, before the first compile; each creation window then holds one
 model's compile. Compiled code is not cached by joulebench (it is not a portable file).
 """
 
