@@ -7,9 +7,11 @@ variants on stdin (a line naming JOB.json and OUT.json) and answers on stdout. F
 job it rebuilds the group's variants from the artifact cache exactly as a run obtains them
 (the same suite, workshop and runtimes, and the run's examples as the parent saved them:
 ``tasks.save``, so no data loader or its imports run again), stages each target's eval batches with
-``measure.stage``, warms them up, switches instrumentation on, and counts each target's
-passes between two collection toggles, dumping after each (instrumentation is on only
-while a job counts). OUT.json says which dump holds which target. Nothing is recorded or measured for energy here.
+``measure.stage``, warms them all up, switches instrumentation on, and counts each
+target's passes between two collection toggles in a fork of its own (as many at once as
+the process has CPUs), which dumps once and exits (instrumentation is on only while a
+job counts). OUT.json says which fork, so which dump, holds which target. Nothing is
+recorded or measured for energy here.
 """
 
 from __future__ import annotations
@@ -96,14 +98,50 @@ def no_init(wanted: bool) -> Iterator[None]:
         yield
 
 
+def forked(targets: list[tuple[dict[str, Any], Target]], passes: int, out: Path, at_once: int) -> None:
+    """Each target's passes counted in a fork of this process, taken after every target
+    was rebuilt, staged and warmed and before any was counted, at most ``at_once`` forks
+    at a time: a target's count starts from the same state whichever targets precede it
+    and however many count beside it (nothing a count does stays in the process; its
+    allocations and caches leave with its fork). The fork toggles collection around its
+    passes, dumps once (callgrind names the dump ``cg.out.PID.1``) and exits; ``entry``
+    gets the fork's pid and its seconds, or ``skipped`` where it failed."""
+    queue = list(enumerate(targets))
+    running: dict[int, tuple[dict[str, Any], Path]] = {}
+    while queue or running:
+        while queue and len(running) < at_once:
+            i, (entry, target) = queue.pop(0)
+            said = out.parent / f"{out.name}.fork{i}.json"
+            pid = os.fork()
+            if pid == 0:  # the fork: count, say how long, leave without any teardown
+                code = 1
+                try:
+                    t0 = time.perf_counter()
+                    with torch.inference_mode():
+                        torch._C._valgrind_toggle()
+                        for _ in range(passes):
+                            target.one_pass()
+                        torch._C._valgrind_toggle_and_dump_stats()
+                    said.write_text(json.dumps({"count_s": time.perf_counter() - t0}))
+                    code = 0
+                finally:
+                    os._exit(code)
+            running[pid] = (entry, said)
+        pid, status = os.wait()
+        entry, said = running.pop(pid)
+        if status == 0 and said.exists():
+            entry.update(json.loads(said.read_text()), pid=pid)
+            said.unlink()
+        else:
+            entry["skipped"] = f"not counted: its counting fork ended with wait status {status}"
+
+
 class Counting:
     """This process's state across the run's jobs (one run: one suite, one task): the
-    suite parsed and the variants' workshop built at the first job, the dumps numbered
-    as callgrind numbers them."""
+    suite parsed and the variants' workshop built at the first job."""
 
     def __init__(self) -> None:
         self.built: tuple[dict[str, Any], Workshop] | None = None
-        self.dumps = 0
 
     def workshop(self, job: dict[str, Any]) -> tuple[dict[str, Any], Workshop]:
         if self.built is None:
@@ -121,9 +159,11 @@ class Counting:
             self.built = ({s.key: s for s in specs}, shop)
         return self.built
 
-    def job(self, job: dict[str, Any]) -> dict[str, Any]:
+    def job(self, job: dict[str, Any], out: Path) -> dict[str, Any]:
         """Rebuild, stage, sample and warm the job's targets uninstrumented, then count each
-        target's passes between two collection toggles (one dump per target)."""
+        target's passes between two collection toggles in a fork of its own (``forked``;
+        one dump per target). ``out``: where the answer will be written (the forks
+        write beside it)."""
         started = time.perf_counter()
         by_key, workshop = self.workshop(job)
         cfg = workshop.suite.measure
@@ -167,21 +207,12 @@ class Counting:
                         target.runnable(batch)
         loaded = time.perf_counter()
         if targets:
-            instrumentation("on")
-        with torch.inference_mode():
-            for entry, target in targets:
-                t0 = time.perf_counter()
-                torch._C._valgrind_toggle()
-                for _ in range(job["passes"]):
-                    target.one_pass()
-                torch._C._valgrind_toggle_and_dump_stats()
-                self.dumps += 1
-                entry["dump"] = self.dumps
-                entry["count_s"] = time.perf_counter() - t0
-        if targets:
+            instrumentation("on")  # the forks inherit it (callgrind_control cannot reach a fork)
+            forked(targets, job["passes"], out, job["forks"])
             instrumentation("off")  # the next job's loading runs uninstrumented again
         gc.enable()
-        return {"targets": entries, "load_s": loaded - started, "count_s": time.perf_counter() - loaded}
+        return {"targets": entries, "load_s": loaded - started, "count_s": time.perf_counter() - loaded,
+                "forks": job["forks"]}
 
 
 def main(argv: list[str]) -> int:
@@ -195,7 +226,7 @@ def main(argv: list[str]) -> int:
             break
         job_path, out_path = map(Path, line.split())
         try:
-            out = counting.job(json.loads(job_path.read_text()))
+            out = counting.job(json.loads(job_path.read_text()), out_path)
         except UserError as exc:
             out = {"error": str(exc)}
         out_path.write_text(json.dumps(out))

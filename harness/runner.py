@@ -93,6 +93,7 @@ class Runner:
         preflight.check(self.suite, self.task, self.device, self.specs, self.workshop.build)
         self.work_skip: str | None = None  # why the suite's work pass cannot count here
         if suite.measure.work != work.NONE:
+            work.forks()  # a bad $JOULEBENCH_WORK_FORKS stops the run here, before its folder exists
             self.work_skip = work.unavailable(device.torch.type)
             if self.work_skip is None and cache is None:
                 self.work_skip = ("instructions not counted: the work pass rebuilds every variant from the artifact "

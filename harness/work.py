@@ -18,7 +18,9 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   shape, then switches callgrind's instrumentation on (``callgrind_control -i on``,
   and off again after the job: loading runs uninstrumented) and toggles collection
   around the counted passes only (``torch._C._valgrind_toggle`` and
-  ``_valgrind_toggle_and_dump_stats``, one dump per target).
+  ``_valgrind_toggle_and_dump_stats``, one dump per target), each target in a fork of
+  the warmed process (``counting.forked``: its count starts from the same state
+  whatever was counted before or beside it), ``forks()`` of them at once.
 - **One intra-op thread**: valgrind runs a process's threads one at a time, so more
   would only cost time; the count is of the single-threaded code path. Valgrind also
   implements no AVX-512, so under it the libraries pick their AVX2 (or older) kernels on
@@ -61,6 +63,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness import callgrind
+from harness.errors import UserError
 
 NONE, INSTRUCTIONS = "none", "instructions"
 METRICS = (NONE, INSTRUCTIONS)
@@ -87,6 +90,23 @@ SAMPLE_ERROR = {4: "a 4-batch sample sat within 0.95% of every batch counted on 
 #: benchmarks/scripts/work_check.py (results/reference/work/): printed by compare.
 AA_SPREAD = ("max/min at most 1.00093 (digits' mlp rows; 1.00002 for its cnn row, 1.00000 on SST-2's BERT-tiny "
              "rows; 3 processes each)")
+
+
+#: How many targets are counted at once (``counting.forked``); unset: one per CPU the run may use.
+FORKS_ENV = "JOULEBENCH_WORK_FORKS"
+
+
+def forks() -> int:
+    """How many forks count at once: ``$JOULEBENCH_WORK_FORKS``, or one per CPU this
+    process may run on (each fork is one thread; the run waits meanwhile). A count does
+    not depend on it. A value that is not a positive integer is a UserError."""
+    given = os.environ.get(FORKS_ENV, "").strip()
+    if not given:
+        return max(1, len(os.sched_getaffinity(0)))
+    if not given.isdigit() or int(given) < 1:
+        raise UserError(f"{FORKS_ENV}={given[:40]!r} is not a positive integer: set it to how many targets the work "
+                        "pass may count at once, or unset it (one per CPU)")
+    return int(given)
 
 
 class WorkFailed(Exception):
@@ -123,7 +143,8 @@ def tool_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return "valgrind"
     return ((f"{out} callgrind" if out else "valgrind callgrind")
-            + f", MKL {MKL_INSTRUCTIONS} and oneDNN {ONEDNN_ISA} kernels, the C allocator's calls left out")
+            + f", MKL {MKL_INSTRUCTIONS} and oneDNN {ONEDNN_ISA} kernels, the C allocator's calls left out, "
+            "each target in a fork of the warmed process")
 
 
 def skipped(reason: str) -> dict[str, Any]:
@@ -162,7 +183,7 @@ class Process:
         tasks.save(self.task, root / "task")
         self.tool = tool_version()
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-               f"--callgrind-out-file={root / 'cg.out'}", sys.executable, "-m", "harness.counting"]
+               f"--callgrind-out-file={root / 'cg.out.%p'}", sys.executable, "-m", "harness.counting"]
         env = {**os.environ, **ENV}
         self.stderr = open(root / "stderr.txt", "w")
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -212,7 +233,7 @@ class Process:
         root = Path(self.tmp.name)
         self.jobs += 1
         job_path, out_path = root / f"job{self.jobs}.json", root / f"counted{self.jobs}.json"
-        job_path.write_text(json.dumps({**job, "task": str(root / "task"),
+        job_path.write_text(json.dumps({**job, "task": str(root / "task"), "forks": forks(),
                                         "targets": [[r.run_key, r.batch_size, r.layout] for r in requests]}))
         try:
             self.proc.stdin.write(f"{job_path} {out_path}\n")
@@ -228,12 +249,13 @@ class Process:
             if entry.get("skipped"):
                 out[entry["name"]] = skipped(entry["skipped"])
                 continue
-            dump = root / f"cg.out.{entry['dump']}"
+            dump = root / f"cg.out.{entry['pid']}.1"  # the fork's one dump (counting.forked)
             try:
                 got = callgrind.read(dump)
             except callgrind.DumpError as exc:
                 raise WorkFailed(str(exc)) from None
-            dump.unlink()
+            for left in (dump, root / f"cg.out.{entry['pid']}"):  # and the file its exit wrote
+                left.unlink(missing_ok=True)
             out[entry["name"]] = {"metric": INSTRUCTIONS, "instructions": got.work, "allocator": got.allocator,
                                   "passes": entry["passes"],
                                   "inferences": entry["inferences"], "tool": self.tool, "threads": 1, "scope": SCOPE,
@@ -245,5 +267,5 @@ class Process:
         start = (f"starting the process {started_s:.0f} s, " if started_s is not None else "")
         self.log(f"  work pass: {sum(1 for w in out.values() if w['instructions'])} target(s) counted under "
                  f"{self.tool} in {process_s:.0f} s ({start}loading, staging and warming {counted['load_s']:.0f} s, "
-                 f"counting {counted['count_s']:.0f} s)")
+                 f"counting {counted['count_s']:.0f} s, {counted['forks']} fork(s) at once)")
         return out

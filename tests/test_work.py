@@ -78,9 +78,23 @@ def work_runs(tmp_path_factory) -> tuple[Path, Path]:
     assert got.returncode == 0, got.stderr[-2000:]
     assert got.stderr.count("work pass: 3 target(s) counted") == 2, got.stderr[-2000:]
     assert got.stderr.count("starting the process") == 1, got.stderr[-2000:]  # two groups (seeds), one process
-    got = cli("run", str(suite), "--out", str(new), "--cache-dir", str(cache), env={"PYTHONPATH": str(plant)})
+    # one fork at a time here, as many as the CPUs there: a count does not depend on it (the A/A rows)
+    got = cli("run", str(suite), "--out", str(new), "--cache-dir", str(cache),
+              env={"PYTHONPATH": str(plant), work.FORKS_ENV: "1"})
     assert got.returncode == 0, got.stderr[-2000:]
+    assert got.stderr.count("1 fork(s) at once") == 2, got.stderr[-2000:]
     return base, new
+
+
+def test_a_bad_fork_count_stops_the_run_before_its_folder(tmp_path: Path) -> None:
+    from tests.test_cli_errors import assert_one_line_error
+
+    out = tmp_path / "run"
+    for bad in ("two", "0", "-1"):
+        got = cli("run", "benchmarks/digits.yaml", "--quick", "--work", "instructions", "--out", str(out),
+                  env={work.FORKS_ENV: bad})
+        assert_one_line_error(got, f"{work.FORKS_ENV}={bad!r} is not a positive integer")
+        assert not out.exists()
 
 
 @needs_valgrind
