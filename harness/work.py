@@ -88,8 +88,8 @@ SAMPLE_ERROR = {4: "a 4-batch sample sat within 0.95% of every batch counted on 
                    "(-0.95% to +0.62% by variant; work_check.py)"}
 #: The spread of instructions per inference between repeated processes, as measured by
 #: benchmarks/scripts/work_check.py (results/reference/work/): printed by compare.
-AA_SPREAD = ("max/min at most 1.00093 (digits' mlp rows; 1.00002 for its cnn row, 1.00000 on SST-2's BERT-tiny "
-             "rows; 3 processes each)")
+AA_SPREAD = ("max/min at most 1.00064 (digits' mlp rows; 1.00000 for its cnn row, at most 1.00002 on SST-2's "
+             "BERT-tiny rows; 3 processes each)")
 
 
 #: How many targets are counted at once (``counting.forked``); unset: one per CPU the run may use.
