@@ -262,7 +262,7 @@ class Runner:
                "cache": str(self.workshop.cache.root), "passes": cfg.work_passes,
                "batches": cfg.work_batches}
         self.log(f"  work pass: counting instructions of {len(requests)} target(s) under valgrind "
-                 "(one process, one thread)")
+                 f"(one process; each target in a fork of it, one thread, {work.forks()} at once)")
         try:
             return self.work_process.count(job, requests)
         except work.WorkFailed as exc:
