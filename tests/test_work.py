@@ -289,3 +289,30 @@ def test_a_counting_process_that_dies_fails_its_group_in_one_line(tmp_path: Path
         with pytest.raises(work.WorkFailed, match=r"exited 3: no such tool here"):
             process.count({"passes": 1}, [work.Request("v@seed0", 8)])
         assert process.proc is None and process.tmp is None
+
+
+def test_a_fork_that_fails_leaves_its_target_uncounted_and_the_others_counted(tmp_path: Path) -> None:
+    """counting.forked outside valgrind (its collection toggles are then no-ops): a target
+    whose pass raises ends its fork with a non-zero status and is marked not counted, in
+    one line; the targets beside it are counted, each in a fork of its own (its pid), and
+    nothing a fork did reaches this process."""
+    from types import SimpleNamespace
+
+    from harness import counting
+
+    touched = tmp_path / "touched"
+
+    def ok() -> None:
+        touched.write_text("a fork ran")
+
+    def fails() -> None:
+        raise RuntimeError("planted")
+
+    entries = [{"name": n} for n in ("a@bs1", "planted@bs1", "b@bs1")]
+    targets = [(e, SimpleNamespace(one_pass=p)) for e, p in zip(entries, (ok, fails, ok))]
+    counting.forked(targets, 2, tmp_path / "counted1.json", at_once=2)
+    a, planted, b = entries
+    assert "skipped" not in a and "skipped" not in b and a["pid"] != b["pid"] != os.getpid()
+    assert a["count_s"] >= 0 and b["count_s"] >= 0 and touched.exists()
+    assert planted["skipped"].startswith("not counted: its counting fork ended with wait status") and "pid" not in planted
+    assert list(tmp_path.glob("counted1.json.fork*")) == []  # what the forks said was read and removed

@@ -4,7 +4,9 @@ first run, with a fresh artifact cache. Target: <= 10%.
 Only creation (training, fine-tuning, distillation) is cached; evaluation and the
 inference energy windows always run again, so the ratio is low where training
 dominates and higher where measurement does. Measured on the 2-vCPU VM: SST-2 full
-27m16s -> 3m29s (12.8%), SST-2 quick 194 s -> 103 s (53%), digits quick ~30 s -> ~18 s.
+27m16s -> 3m29s (12.8%), SST-2 quick 194 s -> 103 s (53%). With preloads only where
+something is made (2026-12-06, this script's output): SST-2 quick 177.9 s -> 103.3 s
+(58.1%), digits quick 50.2 s -> 39.7 s (79.2%; the compiled row is never cached).
 
     python benchmarks/scripts/cache_ratio.py [benchmarks/digits.yaml] [--full] [--data-dir DIR]
 """
