@@ -30,7 +30,7 @@ def once(key: Hashable, what: str, work: Callable[[], None], log: Callable[[str]
         _done.add(key)
 
 
-def before_making(name: str | None, technique: Any | None, params: Mapping[str, Any],
+def before_making(name: str | None, technique: Technique | None, params: Mapping[str, Any],
                   log: Callable[[str], None]) -> None:
     """Before a variant is trained or technique ``name`` applied: the first optimizer
     step's imports (train.preload) where it trains (a baseline, or ``Technique.trains``),
@@ -41,7 +41,7 @@ def before_making(name: str | None, technique: Any | None, params: Mapping[str, 
         once(("technique", name, describe(params)), f"{name} ({describe(params)})", lambda: technique.preload(params), log)
 
 
-def before_deploying(runtime: Any, device: Device, log: Callable[[str], None]) -> None:
+def before_deploying(runtime: Runtime, device: Device, log: Callable[[str], None]) -> None:
     """Before a runtime exports, quantizes or compiles a variant (``Runtime.preload``)."""
     if type(runtime).preload is not Runtime.preload:
         once(("runtime", runtime.name, device.name), runtime.name, lambda: runtime.preload(device), log)

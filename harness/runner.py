@@ -92,8 +92,9 @@ class Runner:
         self.workshop = Workshop(suite, task, monitor, self.specs, cache, log, device)
         preflight.check(self.suite, self.task, self.device, self.specs, self.workshop.build)
         self.work_skip: str | None = None  # why the suite's work pass cannot count here
+        self.work_forks = 1  # how many targets the work pass counts at once
         if suite.measure.work != work.NONE:
-            work.forks()  # a bad $JOULEBENCH_WORK_FORKS stops the run here, before its folder exists
+            self.work_forks = work.forks()  # a bad $JOULEBENCH_WORK_FORKS stops the run here, before its folder exists
             self.work_skip = work.unavailable(device.torch.type)
             if self.work_skip is None and cache is None:
                 self.work_skip = ("instructions not counted: the work pass rebuilds every variant from the artifact "
@@ -260,9 +261,9 @@ class Runner:
             return {r.name: work.skipped(self.work_skip) for r in requests}
         job = {"resolved": dict(self.suite.resolved), "path": self.suite.path, "profile": self.suite.profile,
                "cache": str(self.workshop.cache.root), "passes": cfg.work_passes,
-               "batches": cfg.work_batches}
+               "batches": cfg.work_batches, "forks": self.work_forks}
         self.log(f"  work pass: counting instructions of {len(requests)} target(s) under valgrind "
-                 f"(one process; each target in a fork of it, one thread, {work.forks()} at once)")
+                 f"(one process; each target in a fork of it, one thread, {self.work_forks} at once)")
         try:
             return self.work_process.count(job, requests)
         except work.WorkFailed as exc:

@@ -225,15 +225,16 @@ class Process:
             self.tmp = None
 
     def count(self, job: dict[str, Any], requests: list[Request]) -> dict[str, dict[str, Any]]:
-        """Count ``requests`` (one group's targets); returns the work block of each (by
-        ``Request.name``): the raw count, passes, inferences, tool, threads, or the
+        """Count ``requests`` (one group's targets) as ``job`` says (the suite, the cache,
+        passes, batches, and ``forks``: how many at once); returns the work block of each
+        (by ``Request.name``): the raw count, passes, inferences, tool, threads, or the
         reason one target was not counted. Raises WorkFailed when the process fails."""
         t0 = time.perf_counter()
         started_s = self._start() if self.proc is None else None
         root = Path(self.tmp.name)
         self.jobs += 1
         job_path, out_path = root / f"job{self.jobs}.json", root / f"counted{self.jobs}.json"
-        job_path.write_text(json.dumps({**job, "task": str(root / "task"), "forks": forks(),
+        job_path.write_text(json.dumps({**job, "task": str(root / "task"),
                                         "targets": [[r.run_key, r.batch_size, r.layout] for r in requests]}))
         try:
             self.proc.stdin.write(f"{job_path} {out_path}\n")
@@ -267,5 +268,5 @@ class Process:
         start = (f"starting the process {started_s:.0f} s, " if started_s is not None else "")
         self.log(f"  work pass: {sum(1 for w in out.values() if w['instructions'])} target(s) counted under "
                  f"{self.tool} in {process_s:.0f} s ({start}loading, staging and warming {counted['load_s']:.0f} s, "
-                 f"counting {counted['count_s']:.0f} s, {counted['forks']} fork(s) at once)")
+                 f"counting {counted['count_s']:.0f} s, {job['forks']} fork(s) at once)")
         return out

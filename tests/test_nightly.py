@@ -44,10 +44,11 @@ def test_unchanged_rerun_retrains_nothing(digits_run: Path, rerun: tuple[Path, s
     assert stderr.count("  created in") == 3  # only int8, bf16 (seconds each) and the compiled row were made again
     # once-per-process work only for what is made again: the compiler's and int8's, never
     # training's or the exporter's (the first run paid those, before the windows that needed them)
-    preloaded = {line.split("preloading ")[1].split(" (once")[0] for line in stderr.splitlines() if "preloading " in line}
-    first_log = (digits_run / "stderr.txt").read_text()
-    assert {"training", "onnxruntime", "compile"} <= {line.split("preloading ")[1].split(" (once")[0]
-                                                     for line in first_log.splitlines() if "preloading " in line}
+    def preloads(log: str) -> set[str]:
+        return {line.split("preloading ")[1].split(" (once")[0] for line in log.splitlines() if "preloading " in line}
+
+    preloaded = preloads(stderr)
+    assert {"training", "onnxruntime", "compile"} <= preloads((digits_run / "stderr.txt").read_text())
     assert "compile" in preloaded and not preloaded & {"training", "onnxruntime"}, preloaded
     first = {json.loads(x)["run_key"]: json.loads(x) for x in (digits_run / "records.jsonl").read_text().splitlines()}
     for line in (out / "records.jsonl").read_text().splitlines():
