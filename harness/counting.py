@@ -16,8 +16,9 @@ recorded or measured for energy here.
 
 from __future__ import annotations
 
-import json
 import gc
+import importlib
+import json
 import os
 import subprocess
 import sys
@@ -215,11 +216,18 @@ class Counting:
 
 
 def main(argv: list[str]) -> int:
-    """Serve the parent's jobs, one line each on stdin (``JOB.json OUT.json``), answering
+    """Import the modules ``argv`` names (what the suite's variants load when rebuilt:
+    paid while the run works between windows, not after them), say ``ready TIME``, then
+    serve the parent's jobs, one line each on stdin (``JOB.json OUT.json``), answering
     each with a line on stdout once OUT.json is written; an empty line or end of input ends."""
     torch.set_num_threads(1)
+    for name in ["numpy.random", *argv]:  # numpy.random: seed_everything's first call would import it
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # not installed, or another version's layout: the rebuild imports what it needs, or says why not
     counting = Counting()
-    print("ready", flush=True)
+    print(f"ready {time.time()}", flush=True)
     for line in sys.stdin:
         if not line.strip():
             break

@@ -136,7 +136,7 @@ def prepare(name: str, model: nn.Module | Runnable, data: Encoded, cfg: MeasureC
     passes over the split fill a window of at least ``min_window_s``."""
     target = stage(name, model, data, cfg, device, batch_size)
     min_s = max(cfg.min_window_s, monitor.min_window_s())
-    with torch.inference_mode():
+    with torch.inference_mode(), monitor.quiet():  # timed as the windows will run: nothing held runs meanwhile
         warmup_s = _timed(target, cfg.warmup, monitor)
         # Calibrate on warm passes (the first ones pay for allocation, kernel selection,
         # cuBLAS start-up): double the passes until they fill a tenth of a window.

@@ -155,7 +155,8 @@ class Work(_Model):
     batches: list[int] | None = None
     #: with a sample: how far such a sample was measured to sit from every batch counted
     sample_error: str | None = None
-    process_s: float | None = None  # the group's counting job's wall time (with the process's start, if it started then)
+    process_s: float | None = None  # the wall time the run waited for the group's counting job (and for its process)
+    start_s: float | None = None  # the process's start, begin to ready, in the group it was first used (None: later)
     skipped: str | None = None
 
     @property

@@ -100,7 +100,7 @@ class Runner:
                 self.work_skip = ("instructions not counted: the work pass rebuilds every variant from the artifact "
                                   "cache; run without --no-cache")
         self.counter = Counter(suite.measure.batch_size, cache)
-        self.work_process = work.Process(task, log)  # started at the first group's work pass, ended with the run
+        self.work_process = work.Process(task, log)  # begun at the run's start (_run), ended with the run
         self.recorder: Recorder | None = None  # once the run folder's environment is written (start)
         self.folder = rundir.Writer(out_dir, log)
 
@@ -161,6 +161,10 @@ class Runner:
 
     def _run(self, done: set[str]) -> Path:
         todo = [s for s in self.todo if s.key not in done]
+        measured = [s for s in todo if s.trial is None]
+        if measured and self.suite.measure.work != work.NONE and not self.work_skip:
+            # begun now, its start-up overlaps the run's own work; stopped in every window
+            self.monitor.hold(self.work_process.begin(work.imports(measured, self.task.kind)))
         progress = Progress(len(todo))
         for spec in (s for s in todo if s.trial is not None):  # a sweep's trials: all of them before any selection
             self.log(progress.step(f"{self.suite.name}: {spec.key} (sweep trial: {describe(spec.trial)})"))

@@ -6,14 +6,14 @@ of instructions a forward pass executes does not: it is the same on every run of
 same code on the same inputs. So after a group's energy rounds, every measured target
 (variant x batch size) has its work counted:
 
-- **One valgrind process per run** (``Process``), not one per group or variant:
-  starting Python and importing torch under valgrind costs ~13 s. It runs
-  ``harness.counting``, started at the first group's work pass and then handed one job
-  per group (after that group's energy rounds, so it is idle, blocked on its input,
-  while any window is open). A job rebuilds the group's variants from the artifact
-  cache (safetensors and the technique's recipe; the cached ``.onnx`` for onnxruntime
-  rows; a technique that is not cached, such as dynamic int8, is redone), stages the
-  same eval batches the energy windows ran (``measure.stage``), takes the declared
+- **One valgrind process per run** (``Process``): starting Python and torch under
+  valgrind costs ~12 s, the suite's libraries (``imports``) 5-10 s more. It runs
+  ``harness.counting``, begun at the run's start so that its start-up overlaps the run's
+  own work between windows, stopped while any window is open (``meters/held.py``), and
+  is handed one job per group after that group's energy rounds. A job rebuilds the
+  group's variants from the artifact cache (a technique it does not keep, such as
+  dynamic int8, is redone), stages the same eval batches the energy windows ran
+  (``measure.stage``), takes the declared
   sample of them (``measure.work_batches``), warms each target up on one batch of each
   shape, then switches callgrind's instrumentation on (``callgrind_control -i on``,
   and off again after the job: loading runs uninstrumented) and toggles collection
@@ -25,17 +25,14 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   would only cost time; the count is of the single-threaded code path. Valgrind also
   implements no AVX-512, so under it the libraries pick their AVX2 (or older) kernels on
   every machine alike: the count is of that code path, not of the native one.
-- **MKL's SSE4.2 kernels** (``MKL_ENABLE_INSTRUCTIONS=SSE4_2`` in the counting process
-  only): under valgrind MKL's AVX2 matrix products ran ~1,500x slower than natively
-  (an fp32 2560x128x512 product: 8.7 s against 0.0056 s; its SSE4.2 kernels: 0.06 s),
-  which made a BERT-tiny work pass take hours. So the count is of MKL's SSE4.2 code
-  path (more instructions per product than the AVX2 one the energy windows ran); the
-  tool string says so, and counts made with another code path are not compared.
-- **oneDNN's SSE4.1 kernels** (``ONEDNN_MAX_CPU_ISA=SSE41``, the same way): valgrind
-  emulates AVX2's fused multiply-adds through helper calls, so oneDNN's AVX2 convolution
-  kernels (which PyTorch's CPU convolutions run) made a digits CNN's pass take 6 s under
-  valgrind, warm-up or count alike; its SSE4.1 kernels take 0.8 s for 3x the
-  instructions. ONNX Runtime's kernels (MLAS) have no such switch: its rows stay slow.
+- **MKL's SSE4.2 kernels** (``MKL_ENABLE_INSTRUCTIONS=SSE4_2``, counting process only):
+  under valgrind MKL's AVX2 products ran ~1,500x slower than natively (fp32 2560x128x512:
+  8.7 s against 0.0056 s; SSE4.2: 0.06 s). The count is of that code path (more
+  instructions than the AVX2 one the windows ran); the tool string says so, and counts
+  of another code path are not compared. **oneDNN's SSE4.1 kernels**
+  (``ONEDNN_MAX_CPU_ISA=SSE41``) likewise: valgrind emulates AVX2's fused multiply-adds
+  by helper calls (a digits CNN's pass: 6 s; SSE4.1: 0.8 s for 3x the instructions).
+  ONNX Runtime's kernels (MLAS) have no such switch: its rows stay slow.
 - **The C allocator's calls left out** (``callgrind.py``): what glibc's malloc executes
   depends on the process's heap history, not on the passes; its count is kept beside
   (``allocator``). Python's collector is off while counting (as in ``timeit``): when it
@@ -54,6 +51,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -98,8 +96,7 @@ FORKS_ENV = "JOULEBENCH_WORK_FORKS"
 
 def forks() -> int:
     """How many forks count at once: ``$JOULEBENCH_WORK_FORKS``, or one per CPU this
-    process may run on (each fork is one thread; the run waits meanwhile). A count does
-    not depend on it. A value that is not a positive integer is a UserError."""
+    process may run on. A count does not depend on it. Not a positive integer: UserError."""
     given = os.environ.get(FORKS_ENV, "").strip()
     if not given:
         return max(1, len(os.sched_getaffinity(0)))
@@ -147,6 +144,20 @@ def tool_version() -> str:
             "each target in a fork of the warmed process")
 
 
+def imports(specs: list[Any], task_kind: str) -> list[str]:
+    """The modules the counting process will import to rebuild ``specs``' variants (their
+    model families' and runtimes' ``imports``; none for a runtime it does not count on
+    this task), for it to import at its start."""
+    from harness import models, runtimes
+
+    names: list[str] = []
+    for spec in specs:
+        runtime = runtimes.create(spec.runtime)
+        if runtime.work_skip_on(task_kind) is None:
+            names += [*models.imports(models.MODELS.get(spec.model.family)), *runtime.imports]
+    return list(dict.fromkeys(names))
+
+
 def skipped(reason: str) -> dict[str, Any]:
     """The record's work block where nothing was counted, and why."""
     return {"metric": INSTRUCTIONS, "instructions": None, "skipped": reason}
@@ -160,9 +171,10 @@ def sample_error(batches: list[int] | None) -> str | None:
 
 
 class Process:
-    """The run's one counting process (``harness.counting`` under callgrind), started at
-    the first group's work pass and then handed one job per group: imports, the suite and
-    the examples are paid for once per run, not once per group. ``close`` ends it."""
+    """The run's one counting process (``harness.counting`` under callgrind), begun at
+    the run's start (``begin``; else at the first group's work pass) and then handed one
+    job per group: imports, the suite and the examples are paid for once per run, not
+    once per group. ``close`` ends it."""
 
     def __init__(self, task: Any, log: Callable[[str], None], timeout_s: float = TIMEOUT_S) -> None:
         self.task, self.log, self.timeout_s = task, log, timeout_s
@@ -171,10 +183,13 @@ class Process:
         self.jobs = 0
         self.tool = ""
         self.stderr: Any = None
+        self.begun = 0.0  # time.time() at begin
+        self.started_s: float | None = None  # begin to ready, once ready has been read
 
-    def _start(self) -> float:
-        """Start the process and wait for its ``ready``; returns the seconds it took."""
-        t0 = time.perf_counter()
+    def begin(self, imports: list[str]) -> int:
+        """Start the process without waiting for it; it imports ``imports`` (modules the
+        suite's variants load when rebuilt) before it says ``ready``. Returns its pid."""
+        self.begun = time.time()
         self.tmp = tempfile.TemporaryDirectory(prefix="joulebench-work-")
         root = Path(self.tmp.name)
         from harness import tasks
@@ -183,22 +198,29 @@ class Process:
         tasks.save(self.task, root / "task")
         self.tool = tool_version()
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-               f"--callgrind-out-file={root / 'cg.out.%p'}", sys.executable, "-m", "harness.counting"]
+               f"--callgrind-out-file={root / 'cg.out.%p'}", sys.executable, "-m", "harness.counting", *imports]
         env = {**os.environ, **ENV}
         self.stderr = open(root / "stderr.txt", "w")
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.stderr, text=True, bufsize=1)
-        self._answer("ready", t0)
-        return time.perf_counter() - t0
+        return self.proc.pid
 
-    def _answer(self, want: str, t0: float) -> None:
-        """Wait for the process's ``want`` line; a timeout or an exit is WorkFailed (its
-        last line of stderr), and the process is ended."""
+    def _ready(self, t0: float) -> float:
+        """Wait for the begun process's ``ready TIME``; returns the seconds from begin to
+        ready (much of it, where it was begun at the run's start, spent while the run did
+        its own work)."""
+        line = self._answer("ready", t0)
+        self.started_s = max(0.0, float(line.split()[1]) - self.begun)
+        return self.started_s
+
+    def _answer(self, want: str, t0: float) -> str:
+        """Wait for the process's line starting with ``want`` and return it; a timeout or
+        an exit is WorkFailed (its last line of stderr), and the process is ended."""
         assert self.proc is not None and self.proc.stdout is not None and self.tmp is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], max(1.0, self.timeout_s - (time.perf_counter() - t0)))
         line = self.proc.stdout.readline().strip() if ready else None
-        if line == want:
-            return
+        if line is not None and line.split()[:1] == [want]:
+            return line
         proc = self.proc
         said = (Path(self.tmp.name) / "stderr.txt").read_text(errors="replace").splitlines()
         said = [ln for ln in said if ln.strip() and not ln.startswith("==")]
@@ -212,6 +234,7 @@ class Process:
         if self.proc is not None:
             try:
                 if self.proc.poll() is None:
+                    os.kill(self.proc.pid, signal.SIGCONT)  # in case a window left open by an error still holds it
                     self.proc.stdin.write("\n")
                     self.proc.stdin.close()
                     self.proc.wait(timeout=60)
@@ -220,6 +243,7 @@ class Process:
                 self.proc.wait()
             self.proc = None
             self.stderr.close()
+        self.started_s = None  # a later count begins a new process and waits for its ready
         if self.tmp is not None:
             self.tmp.cleanup()
             self.tmp = None
@@ -230,7 +254,10 @@ class Process:
         (by ``Request.name``): the raw count, passes, inferences, tool, threads, or the
         reason one target was not counted. Raises WorkFailed when the process fails."""
         t0 = time.perf_counter()
-        started_s = self._start() if self.proc is None else None
+        if self.proc is None:
+            self.begin([])
+        started_s = self._ready(t0) if self.started_s is None else None
+        waited_s = time.perf_counter() - t0
         root = Path(self.tmp.name)
         self.jobs += 1
         job_path, out_path = root / f"job{self.jobs}.json", root / f"counted{self.jobs}.json"
@@ -261,11 +288,12 @@ class Process:
                                   "passes": entry["passes"],
                                   "inferences": entry["inferences"], "tool": self.tool, "threads": 1, "scope": SCOPE,
                                   "batches": entry.get("batches"), "sample_error": sample_error(entry.get("batches")),
-                                  "process_s": process_s, "skipped": None}
+                                  "process_s": process_s, "start_s": started_s, "skipped": None}
         slow = max((e for e in counted["targets"] if "count_s" in e), key=lambda e: e["count_s"], default=None)
         if slow is not None:
             self.log(f"  work pass: slowest target {slow['name']} ({slow['count_s']:.0f} s under instrumentation)")
-        start = (f"starting the process {started_s:.0f} s, " if started_s is not None else "")
+        start = (f"waiting {waited_s:.0f} s for the process, whose start took {started_s:.0f} s from the run's "
+                 "start, stopped in every window; " if started_s is not None else "")
         self.log(f"  work pass: {sum(1 for w in out.values() if w['instructions'])} target(s) counted under "
                  f"{self.tool} in {process_s:.0f} s ({start}loading, staging and warming {counted['load_s']:.0f} s, "
                  f"counting {counted['count_s']:.0f} s, {job['forks']} fork(s) at once)")

@@ -77,7 +77,8 @@ def work_runs(tmp_path_factory) -> tuple[Path, Path]:
     got = cli("run", str(suite), "--out", str(base), "--cache-dir", str(cache))
     assert got.returncode == 0, got.stderr[-2000:]
     assert got.stderr.count("work pass: 3 target(s) counted") == 2, got.stderr[-2000:]
-    assert got.stderr.count("starting the process") == 1, got.stderr[-2000:]  # two groups (seeds), one process
+    # two groups (seeds), one process, begun at the run's start (its start said once, at the first group's pass)
+    assert got.stderr.count("whose start took") == 1, got.stderr[-2000:]
     # one fork at a time here, as many as the CPUs there: a count does not depend on it (the A/A rows)
     got = cli("run", str(suite), "--out", str(new), "--cache-dir", str(cache),
               env={"PYTHONPATH": str(plant), work.FORKS_ENV: "1"})
@@ -108,7 +109,17 @@ def test_a_planted_pass_moves_only_its_variant_and_compare_names_it(work_runs: t
         assert "allocator's calls left out" in a[vid]["tool"] and 0 < a[vid]["allocator"] < a[vid]["instructions"]
     # the second group's job in the same process counts the same architecture on other weights: nearly
     # the same work (its first dump's summary line once read 1.8e19; the totals line is read)
+    # the counting process, begun at the run's start, is stopped while the windows are sized
+    # (measure.prepare) as well as in them: running beside the calibration it slowed the timed
+    # passes, and the eager rows' windows came out under half of measure.min_window_s (0.05 s
+    # here). The onnxruntime row is left out: its windows run faster than its calibration
+    # whatever else runs (a third of min_window_s, with and without the counting process)
+    for line in (base / "records.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        windows = sorted(w["duration_s"] for w in rec["inference"]["windows"])
+        assert rec["variant_id"] == "cnn.ort" or windows[len(windows) // 2] >= 0.6 * 0.05, (rec["variant_id"], windows)
     second = counts(base, seed=1)
+    assert a["cnn"]["start_s"] > 0 and second["cnn"]["start_s"] is None  # the start: the first group's
     for vid in ("cnn", "cnn.ort", PLANTED):
         assert abs(second[vid]["instructions"] / a[vid]["instructions"] - 1) < 0.01, (vid, second[vid], a[vid])
     change = {vid: b[vid]["instructions"] / a[vid]["instructions"] - 1 for vid in ("cnn", "cnn.ort", PLANTED)}
@@ -202,6 +213,23 @@ def test_onnxruntime_on_text_is_not_counted_and_says_why() -> None:
     assert probe.name in ort.work_skip_on("text") and "took 280 s" in ort.work_skip_on("text")
     assert "in 280 s" in probe.read_text() and "bert_tiny.ort@seed0@bs64 (105 s" in probe.read_text()
     assert RUNTIMES.get("eager")().work_skip_on("text") is None
+
+
+def test_the_counting_process_imports_what_the_suite_rebuilds_and_nothing_it_skips() -> None:
+    """work.imports: the runtimes' and model families' declared imports, for the variants
+    the pass counts on this task (onnxruntime on a text task is not counted: not imported)."""
+    import importlib.util
+
+    from harness.plan import expand
+    from harness.suite import load
+    from tests.conftest import ROOT
+
+    digits = work.imports(expand(load(ROOT / "benchmarks" / "digits.yaml", "quick")), "image")
+    assert digits == ["onnx", "onnxruntime"]
+    text = work.imports(expand(load(ROOT / "benchmarks" / "sst2.yaml", "quick")), "text")
+    assert "onnxruntime" not in text and "transformers.models.bert.modeling_bert" in text
+    for name in text:  # each names a module that exists (a renamed one would be skipped silently there)
+        assert importlib.util.find_spec(name) is not None, name
 
 
 def test_a_gpu_run_counts_no_instructions_and_says_why() -> None:

@@ -3,7 +3,8 @@
 A window syncs the run's device (``sync``: the GPU it uses, and only that one; nothing
 on a CPU run), snapshots every running total, and on close subtracts.
 A window of 0 J or less (gross, or net of idle power) is an error here, so it can never
-reach a table. The idle baseline is measured with the same backends, so gross and net
+reach a table. Processes of the run's own that work between windows (``hold``) are
+stopped while any window, or a ``quiet`` block, is open (meters/held.py). The idle baseline is measured with the same backends, so gross and net
 come from one meter.
 """
 
@@ -18,6 +19,7 @@ from typing import Callable, Iterator, Sequence
 from harness import environment
 from harness.errors import MeterError
 from harness.meters import sharing
+from harness.meters.held import Held
 from harness.meters.base import Backend, ComponentEnergy, Measurement
 
 
@@ -47,6 +49,33 @@ class EnergyMonitor:
         #: key -> (start, totals, cross-check totals, names in sys.modules)
         self._open: dict[str, tuple[float, list[dict[str, float]], list[dict[str, float]], frozenset[str]]] = {}
         self.idle_w: dict[tuple[int, str], float] = {}  # (backend index, component) -> W
+        self.held = Held()  # the run's own processes stopped while any window is open (meters/held.py)
+        self._quiet = 0  # open quiet() blocks
+
+    def hold(self, pid: int) -> None:
+        """Keep process ``pid`` (the run's own, working between windows) out of every
+        window from now on: stopped before a window's first reading, continued after its
+        last (meters/held.py)."""
+        self.held.add(pid)
+
+    def _forget(self, key: str) -> None:
+        """``key`` closed or abandoned; the held processes continue once no window is open."""
+        self._open.pop(key, None)
+        if not self._open and not self._quiet:
+            self.held.resume()
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """The held processes stopped outside a window too: for a timing that sizes the
+        windows (measure.prepare's calibration), which they would otherwise slow."""
+        self._quiet += 1
+        self.held.stop()
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+            if not self._open and not self._quiet:
+                self.held.resume()
 
     @property
     def method(self) -> str:
@@ -78,10 +107,15 @@ class EnergyMonitor:
     def begin_window(self, key: str) -> None:
         if key in self._open:
             raise RuntimeError(f"energy window {key!r} is already open")
-        modules = frozenset(sys.modules)  # before the first reading: its cost stays outside
-        others = (sharing.snapshot(), self._on_gpu())
-        totals = self._read()
-        self._open[key] = (self._clock(), totals, self._read_checks(), modules, others)
+        self.held.stop()  # before anything is read: nothing of theirs runs inside
+        try:
+            modules = frozenset(sys.modules)  # before the first reading: its cost stays outside
+            others = (sharing.snapshot(), self._on_gpu())
+            totals = self._read()
+            self._open[key] = (self._clock(), totals, self._read_checks(), modules, others)
+        except BaseException:
+            self._forget(key)
+            raise
 
     def end_window(self, key: str, checked: bool = True) -> Measurement:
         """Close ``key``. ``checked=False`` admits a 0 J reading (never a negative one):
@@ -92,14 +126,16 @@ class EnergyMonitor:
             totals = self._read()
             checks = self._read_checks()
         except BaseException:
-            self._open.pop(key, None)
+            self._forget(key)
             raise
         end = self._clock()
         read_s = time.perf_counter() - t_read
-        start, before, checks_before, modules, others_before = self._open.pop(key)
+        start, before, checks_before, modules, others_before = self._open[key]
+        others_after = sharing.snapshot()
+        self._forget(key)  # after the last reading
         m = self._measurement(end - start, before, totals, checks_before, checks, read_s, imported(modules))
         # who else used the machine meanwhile (meters/sharing.py): its CPUs, its GPUs
-        cpu = sharing.others(others_before[0], sharing.snapshot())
+        cpu = sharing.others(others_before[0], others_after)
         gpu_before, gpu_after = others_before[1], self._on_gpu()
         gpu = None if gpu_before is None and gpu_after is None else len((gpu_before or set()) | (gpu_after or set()))
         if cpu is not None or gpu is not None:
@@ -193,7 +229,7 @@ class EnergyMonitor:
         try:
             yield out
         except BaseException:
-            self._open.pop(key, None)
+            self._forget(key)
             raise
         work_s = self._clock() - start
         floor = self.creation_min_s()
@@ -252,7 +288,7 @@ class EnergyMonitor:
         try:
             yield out
         except BaseException:
-            self._open.pop(key, None)
+            self._forget(key)
             raise
         out.append(self.end_window(key, checked))
 

@@ -81,4 +81,10 @@ def count_params(module: nn.Module) -> tuple[int, int]:
 ModelBuilder = Callable[..., ModelBundle]
 MODELS: Registry[ModelBuilder] = Registry("model family")
 
+def imports(builder: Callable[..., Any]) -> tuple[str, ...]:
+    """Modules a family's builder imports when it runs (its ``imports`` attribute, where
+    it declares one): the work pass's counting process imports them at its start."""
+    return tuple(getattr(builder, "imports", ()))
+
+
 discover(__name__, __path__)  # every file of this package registers its entries as it loads

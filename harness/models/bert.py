@@ -174,3 +174,12 @@ def build_transformers(task: TaskData, *, config: ModelConfigFields = None, pret
         "tokenizer": tok_name,
         "vocab_size": len(tok),
     })
+
+
+#: What building one imports, named for a process that rebuilds it from the cache (work.py):
+#: the model and tokenizer classes transformers loads lazily, and the weight-init switch
+#: counting.py uses.
+build_transformers.imports = (  # type: ignore[attr-defined]
+    "transformers.models.auto.modeling_auto", "transformers.models.bert.modeling_bert",
+    "transformers.models.auto.tokenization_auto", "transformers.models.bert.tokenization_bert",
+    "transformers.convert_slow_tokenizer", "transformers.initialization")

@@ -120,6 +120,9 @@ class Runtime:
     work_skip: str | None = None
     #: What the report says under a table with rows run by this runtime.
     footnote: str = ""
+    #: Modules a deployment of it imports when rebuilt from the cache: the work pass's
+    #: counting process imports them at its start, outside the work pass's wait.
+    imports: tuple[str, ...] = ()
     #: The suite models the conformance tests deploy it on (tests/test_runtimes.py).
     examples: tuple[str, ...] = ("cnn",)
 

@@ -54,6 +54,7 @@ class OnnxRuntime(Runtime):
     performs = frozenset({"int8_dynamic"})
     cacheable = True
     flops_note = "counted by torch on the PyTorch module that was exported (ONNX Runtime's kernels are not seen)"
+    imports = ("onnx", "onnxruntime")
 
     def __init__(self, opset: int = 18, optimization: str = "all", per_channel: bool = False,
                  path: str | None = None, creation_J: between(0, 1e15, open_low=True) | None = None) -> None:
