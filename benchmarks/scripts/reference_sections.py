@@ -98,7 +98,8 @@ def _work_file(path: Path) -> dict[str, Any]:
     final = False
     for line in lines:
         parts = line.split()
-        if line.startswith(("largest A/A CV", "largest change with a grown heap", "cost:", "largest sample error",
+        if line.startswith(("largest A/A CV", "largest change with a grown heap", "cost:", "cost, whole run:",
+                            "largest sample error",
                             "the default sample covers")):
             out["said"].append(line)
         elif line.startswith("variant_id"):
