@@ -4,8 +4,8 @@ A window syncs the run's device (``sync``: the GPU it uses, and only that one; n
 on a CPU run), snapshots every running total, and on close subtracts.
 A window of 0 J or less (gross, or net of idle power) is an error here, so it can never
 reach a table. Processes of the run's own that work between windows (``hold``) are
-stopped while any window, or a ``quiet`` block, is open (meters/held.py). The idle baseline is measured with the same backends, so gross and net
-come from one meter.
+stopped while any window, or a ``quiet`` block, is open (meters/held.py). The idle
+baseline is measured with the same backends, so gross and net come from one meter.
 """
 
 from __future__ import annotations
