@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness import callgrind
+from harness.meters import held
 from harness.errors import UserError
 
 NONE, INSTRUCTIONS = "none", "instructions"
@@ -90,8 +91,7 @@ AA_SPREAD = ("max/min at most 1.00011 (digits' mlp rows; 1.00000 for its cnn row
              "BERT-tiny rows; 3 processes each)")
 
 
-#: How many targets are counted at once (``counting.forked``); unset: one per CPU the run may use.
-FORKS_ENV = "JOULEBENCH_WORK_FORKS"
+FORKS_ENV = "JOULEBENCH_WORK_FORKS"  # how many targets count at once (counting.forked); unset: one per CPU
 
 
 def forks() -> int:
@@ -202,7 +202,7 @@ class Process:
         env = {**os.environ, **ENV}
         self.stderr = open(root / "stderr.txt", "w")
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, text=True, bufsize=1)
+                                     stderr=self.stderr, text=True, bufsize=1, preexec_fn=held.die_with_parent())
         return self.proc.pid
 
     def _ready(self, t0: float) -> float:

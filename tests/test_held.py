@@ -94,3 +94,34 @@ def test_a_held_process_that_ended_is_forgotten() -> None:
     held.stop()
     held.resume()
     assert held.pids == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_held_process_dies_with_the_run_that_started_it(tmp_path) -> None:
+    """A run killed (SIGKILL) while it holds its child stopped: the child is killed too
+    (held.die_with_parent), not left stopped; without it the child stays (the plant's
+    absence: the kernel hangs up a stopped orphan only in some process-group layouts)."""
+    import signal
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, signal, subprocess, sys, time\n"
+        "from harness.meters import held\n"
+        "guard = held.die_with_parent() if sys.argv[1] == 'guarded' else None\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=guard)\n"
+        "os.kill(child.pid, signal.SIGSTOP)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n")
+    for mode, survives in (("guarded", False), ("bare", True)):
+        run = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)
+        pid = int(run.stdout.readline())
+        run.kill()
+        run.wait()
+        deadline = time.monotonic() + 5
+        while state(pid) not in (set(), {"Z"}) and time.monotonic() < deadline and not survives:
+            time.sleep(0.05)
+        alive = state(pid) not in (set(), {"Z"})
+        if alive:
+            os.kill(pid, signal.SIGKILL)
+        assert alive == survives, mode

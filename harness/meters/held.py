@@ -7,14 +7,17 @@ windows. It is a child of the run, so the estimate meter would count its CPU tim
 as the window's and a RAPL or NVML reading would hold its joules: stopped, it spends
 nothing. A stop is waited for until every thread of the process reads stopped in
 /proc (a signal is delivered asynchronously); where there is no /proc the signal is
-trusted. A process that has ended is forgotten.
+trusted. A process that has ended is forgotten. A held process dies with the run
+(``die_with_parent``): a run killed while it holds one leaves nothing stopped behind.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
+from typing import Callable
 
 #: The longest wait for a stop to show in /proc.
 STOP_WAIT_S = 5.0
@@ -78,3 +81,14 @@ class Held:
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
                 self.pids.remove(pid)
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """For Popen's ``preexec_fn``: the child gets SIGKILL when the run that started it
+    dies (Linux's PR_SET_PDEATHSIG; it survives exec), stopped or not; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
