@@ -58,11 +58,7 @@ class Held:
         if self.stopped or not self.pids:
             return
         self.stopped = True
-        for pid in list(self.pids):
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                self.pids.remove(pid)
+        self._signal(signal.SIGSTOP)
         deadline = time.monotonic() + STOP_WAIT_S
         for pid in self.pids:
             while True:
@@ -73,12 +69,15 @@ class Held:
                 time.sleep(0.001)
 
     def resume(self) -> None:
-        if not self.stopped:
-            return
-        self.stopped = False
+        if self.stopped:
+            self.stopped = False
+            self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: int) -> None:
+        """``sig`` to every held pid; one that has ended is forgotten."""
         for pid in list(self.pids):
             try:
-                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, sig)
             except ProcessLookupError:
                 self.pids.remove(pid)
 

@@ -61,6 +61,10 @@ class EnergyMonitor:
     def _forget(self, key: str) -> None:
         """``key`` closed or abandoned; the held processes continue once no window is open."""
         self._open.pop(key, None)
+        self._release()
+
+    def _release(self) -> None:
+        """The held processes continue once neither a window nor a quiet block is open."""
         if not self._open and not self._quiet:
             self.held.resume()
 
@@ -74,8 +78,7 @@ class EnergyMonitor:
             yield
         finally:
             self._quiet -= 1
-            if not self._open and not self._quiet:
-                self.held.resume()
+            self._release()
 
     @property
     def method(self) -> str:
