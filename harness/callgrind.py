@@ -14,13 +14,22 @@ executed.
   processes counting the same passes of a digits CNN, one with a larger heap from its
   start, differed by 0.14-0.26%, and by at most 0.01% without the allocator's calls. The work
   figure leaves them out and keeps their count beside it.
+- **Switching instrumentation on from inside** (``request``): valgrind's client requests
+  (valgrind.h's ``VALGRIND_DO_CLIENT_REQUEST``; callgrind.h's codes) let the counting
+  process switch callgrind's instrumentation on and off for itself, in place of a
+  ``callgrind_control -i`` process (a Perl script talking to valgrind through vgdb, which
+  the process had to poll for until it answered, and which cannot reach a fork).
 """
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: The C heap allocator's entry points (glibc's exported names).
 ALLOCATOR = frozenset({"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
@@ -73,3 +82,37 @@ def parse(text: str, name: str = "dump") -> Dump:
 
 def read(path: Path) -> Dump:
     return parse(path.read_text(errors="replace"), path.name)
+
+
+#: callgrind.h's client requests: VG_USERREQ_TOOL_BASE('C','T') + their place in its enum.
+_TOOL_BASE = (ord("C") << 24) | (ord("T") << 16)
+DUMP_STATS, TOGGLE_COLLECT = _TOOL_BASE + 0, _TOOL_BASE + 2
+START_INSTRUMENTATION, STOP_INSTRUMENTATION = _TOOL_BASE + 4, _TOOL_BASE + 5
+#: ``long request(long *args)``: valgrind.h's client-request sequence on amd64 (args in
+#: %rax, the default answer 0 in %rdx, the special preamble, ``xchgq %rbx,%rbx``; the
+#: answer comes back in %rdx). Run natively it changes nothing and answers 0.
+_AMD64 = bytes.fromhex("53" "4889f8" "31d2" "48c1c703" "48c1c70d" "48c1c73d" "48c1c733" "4887db" "4889d0" "5b" "c3")
+_call: Any = None
+
+
+def supported() -> str | None:
+    """Why ``request`` cannot reach valgrind on this machine (one line), or None."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return (f"instructions not counted: the counting process switches callgrind on with an x86-64 client "
+                f"request, and this machine is {platform.machine() or 'of an unknown architecture'}")
+    return None
+
+
+def request(code: int, *args: int) -> int:
+    """Valgrind's client request ``code`` with up to five arguments, from this process;
+    its answer (0 when not under valgrind). x86-64 only (``supported``)."""
+    global _call
+    if supported() is not None:
+        raise OSError(supported())
+    if _call is None:
+        page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        page.write(_AMD64)
+        _call = (page, ctypes.CFUNCTYPE(ctypes.c_long, ctypes.POINTER(ctypes.c_long))(
+            ctypes.addressof(ctypes.c_char.from_buffer(page))))
+    block = (ctypes.c_long * 6)(code, *args, *([0] * (5 - len(args))))
+    return _call[1](block)

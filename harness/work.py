@@ -13,14 +13,14 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   is handed one job per group after that group's energy rounds. A job rebuilds the
   group's variants from the artifact cache (a technique it does not keep, such as
   dynamic int8, is redone), stages the same eval batches the energy windows ran
-  (``measure.stage``), takes the declared
-  sample of them (``measure.work_batches``), warms each target up on one batch of each
-  shape, then switches callgrind's instrumentation on (``callgrind_control -i on``,
-  and off again after the job: loading runs uninstrumented) and toggles collection
-  around the counted passes only (``torch._C._valgrind_toggle`` and
-  ``_valgrind_toggle_and_dump_stats``, one dump per target), each target in a fork of
-  the warmed process (``counting.forked``: its count starts from the same state
-  whatever was counted before or beside it), ``forks()`` of them at once.
+  (``measure.stage``), takes the declared sample of them (``measure.work_batches``) and
+  warms each target up on one batch of each shape, all uninstrumented; then switches
+  callgrind's instrumentation on (a client request, ``callgrind.request``; off again
+  after the job) and counts each target in a fork of the warmed process
+  (``counting.forked``: its count starts from the same state whatever was counted before
+  or beside it), ``forks()`` of them at once, toggling collection around the counted
+  passes only (``torch._C._valgrind_toggle`` and ``_valgrind_toggle_and_dump_stats``,
+  one dump per target).
 - **One intra-op thread**: valgrind runs a process's threads one at a time, so more
   would only cost time; the count is of the single-threaded code path. Valgrind also
   implements no AVX-512, so under it the libraries pick their AVX2 (or older) kernels on
@@ -128,10 +128,9 @@ def unavailable(device_type: str = "cpu") -> str | None:
     if device_type != "cpu":
         return (f"instructions not counted on {device_type}: under valgrind the count would cover host instructions "
                 "only (launches, Python, copies), not the kernels; count a CPU run")
-    for tool in ("valgrind", "callgrind_control"):
-        if shutil.which(tool) is None:
-            return f"instructions not counted: {tool} not found; install valgrind ({INSTALL})"
-    return None
+    if shutil.which("valgrind") is None:
+        return f"instructions not counted: valgrind not found; install valgrind ({INSTALL})"
+    return callgrind.supported()
 
 
 def tool_version() -> str:
@@ -141,7 +140,7 @@ def tool_version() -> str:
         return "valgrind"
     return ((f"{out} callgrind" if out else "valgrind callgrind")
             + f", MKL {MKL_INSTRUCTIONS} and oneDNN {ONEDNN_ISA} kernels, the C allocator's calls left out, "
-            "each target in a fork of the warmed process")
+            "each target in a fork of the warmed process, instrumentation switched on from inside it")
 
 
 def imports(specs: list[Any], task_kind: str) -> list[str]:
@@ -277,7 +276,7 @@ class Process:
             if entry.get("skipped"):
                 out[entry["name"]] = skipped(entry["skipped"])
                 continue
-            dump = root / f"cg.out.{entry['pid']}.1"  # the fork's one dump (counting.forked)
+            dump = root / f"cg.out.{entry['pid']}.1"  # the counting fork's one dump (counting.forked)
             try:
                 got = callgrind.read(dump)
             except callgrind.DumpError as exc:
