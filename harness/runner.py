@@ -28,7 +28,7 @@ from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError, VariantSkipped
 from harness.evaluate import evaluate
 from harness.counts import Counter
-from harness.measure import Target, layout, measure_rounds, prepare
+from harness.measure import Target, calibrate, layout, measure_rounds, stage
 from harness.meters import EnergyMonitor, Measurement
 from harness.plan import RunSpec, describe, expand, shard
 from harness.progress import Progress
@@ -193,7 +193,8 @@ class Runner:
                      + (f" at batch sizes {', '.join(map(str, sizes))}" if len(sizes) > 1 else "")
                      + f": {cfg.repetitions} interleaved rounds of one window each "
                      f"(>= {max(cfg.min_window_s, self.monitor.min_window_s()):g} s) on {self.device.name}")
-            results = measure_rounds([t for p in pending for t in p.targets], cfg, self.monitor,
+            targets = [calibrate(t, cfg, self.monitor) for p in pending for t in p.targets]
+            results = measure_rounds(targets, cfg, self.monitor,
                                      desc=f"measure seed {seed}",
                                      start=self.suite.seeds.index(seed) * cfg.repetitions)
             counted = self.count_work(pending)
@@ -232,8 +233,8 @@ class Runner:
                  + (f" (under {made.spec.runtime.name})" if deployed.window is not None else ""))
         counts = self.counter.count(made, deployed)
         cfg = self.suite.measure
-        targets = [prepare(f"{made.spec.key}@bs{b}", runnable, made.eval_data, cfg, self.monitor, self.device.torch, b)
-                   for b in cfg.all_batch_sizes()]
+        targets = [stage(f"{made.spec.key}@bs{b}", runnable, made.eval_data, cfg, self.device.torch, b)
+                   for b in cfg.all_batch_sizes()]  # warmed up and calibrated right before the rounds
         return Pending(self.recorder.made(made, deployed, windows, result, counts, started), targets)
 
     def _creation_windows(self, made: Made, deployed: Deployed, seconds: float) -> dict[str, Measurement]:
