@@ -299,3 +299,43 @@ def test_a_window_that_compiled_is_flagged_in_the_report(digits_run: Path, tmp_p
     assert table.set_index("variant_id").loc["cnn.compiled", "compiles_in_windows"] == 2
     _, clean, _ = report.write([digits_run], tmp_path / "clean")
     assert "compiled inside measured windows" not in clean
+
+
+def _matmul_onnx() -> bytes:
+    """A graph whose one MatMul is large enough for onnxruntime's thread pool to share."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).random((512, 512), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 512])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 512])], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_onnxruntime_leaves_no_work_behind_its_last_run(monkeypatch, planted: bool) -> None:
+    """After a session's last run, its worker threads use no CPU (they would spin for
+    tens of ms by default, and the next window, another variant's, would be charged it).
+    Planted: onnxruntime's default config, whose spin this test sees."""
+    import time
+
+    import numpy as np
+
+    from harness.runtimes import _onnx
+
+    if planted:
+        monkeypatch.setattr(_onnx, "CONFIG", {})
+    sess = _onnx.session(_matmul_onnx(), 2, "all")
+    x = np.ones((256, 512), dtype=np.float32)
+    after = []
+    for _ in range(3):
+        for _ in range(20):
+            sess.run(None, {"x": x})
+        t0 = time.process_time()
+        time.sleep(0.2)
+        after.append(time.process_time() - t0)
+    if planted:
+        assert min(after) > 0.003, after
+    else:
+        assert max(after) < 0.003, after

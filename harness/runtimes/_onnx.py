@@ -59,6 +59,17 @@ class SessionRunnable(Runnable):
 
 
 
+#: ONNX Runtime's idle workers spin after every run by default (for about 16-50 ms on
+#: today's x86 CPUs, up to 0.5 s where the pause is tpause: onnxruntime PR 27916), burning
+#: CPU after the run has returned: 47 ms of CPU in the 200 ms after a digits CNN's last
+#: run on this project's 2-vCPU VM. After an onnxruntime row's window, the next window
+#: (another variant's, in the interleaved rounds) was charged that work, and a target
+#: calibrated right after one was timed at half speed. Spinning is stopped after each run
+#: (still allowed within one): 0.07 ms of CPU in the same 200 ms.
+CONFIG = {"session.force_spinning_stop": "1"}
+SPINNING = "stopped after each run (session.force_spinning_stop=1), allowed within one"
+
+
 def session(artifact: bytes, threads: int, optimization: str) -> Any:
     """An InferenceSession on the CPU execution provider, from a self-contained file's bytes."""
     import onnxruntime as ort
@@ -75,6 +86,8 @@ def session(artifact: bytes, threads: int, optimization: str) -> Any:
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION[optimization])
     so.log_severity_level = 3  # errors only
+    for key, value in CONFIG.items():
+        so.add_session_config_entry(key, value)
     try:
         return ort.InferenceSession(artifact, so, providers=["CPUExecutionProvider"])
     except Exception as exc:  # a file from the cache that onnxruntime cannot load
