@@ -188,6 +188,25 @@ def williams(n: int) -> list[list[int]]:
     return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
 
 
+SETTLE_STEP_S, SETTLE_MAX_S = 0.002, 0.5
+
+
+def settle() -> float:
+    """Wait until this process's other threads have stopped working (its CPU time grows by
+    under a tenth of the wall time over two 2 ms steps in a row: one quiet step can be a
+    worker descheduled), at most 0.5 s; the seconds waited.
+    An intra-op pool's workers spin on after the last pass has returned (PyTorch's OpenMP
+    pool: about 10 ms of CPU on the project's VM; onnxruntime's: 47 ms before its spin
+    was stopped after each run). Waited for inside a window, that work is charged to the
+    target that left it, not to the next window, another variant's."""
+    t0, quiet = time.perf_counter(), 0
+    while quiet < 2 and time.perf_counter() - t0 < SETTLE_MAX_S:
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(SETTLE_STEP_S)
+        quiet = quiet + 1 if time.process_time() - cpu < 0.1 * (time.perf_counter() - wall) else 0
+    return time.perf_counter() - t0
+
+
 def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMonitor,
                    desc: str = "measure", start: int = 0) -> list[InferenceResult]:
     """``cfg.repetitions`` rounds of one window per target, round r in the order of row
@@ -205,9 +224,11 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
                 t = targets[i]
                 key = f"{t.name}:{rnd}"
                 graphs = t.runnable.compilations()  # read outside the window
+                settle()  # what ran before (a calibration, the last window) has stopped working
                 monitor.begin_window(key)
                 for _ in range(t.passes):
                     t.one_pass()
+                settle()  # this target's own pool stops spinning inside its own window
                 windows[i].append(monitor.end_window(key))
                 if graphs is not None:
                     compiles[i] += t.runnable.compilations() - graphs

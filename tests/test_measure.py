@@ -11,7 +11,7 @@ from harness.config import MeasureConfig
 from harness.measure import Target, measure_rounds, williams
 from harness.meters import EnergyMonitor
 from harness.meters.estimate import EstimateBackend
-from harness.runtimes import eager
+from harness.runtimes import Runnable, eager
 
 
 def follows(rows: list[list[int]]) -> Counter:
@@ -70,3 +70,52 @@ def test_the_schedule_is_named_for_what_ran_and_seeds_continue_the_design() -> N
     order = [[slot[rnd * n + k] for k in range(n)] for rnd in range(reps)]
     assert order == williams(n)[reps:2 * reps]
     assert results[0].schedule == schedule(n, reps, reps)
+
+
+class Spinner(Runnable):
+    """A runnable whose work goes on in another thread after it returns (as a thread
+    pool's workers spin after the last pass): 60 ms of CPU after each call. Or, with
+    ``burn_s`` 0, one that sleeps 0.1 s: a window as long as a real one, with no work."""
+
+    def __init__(self, burn_s: float = 0.06) -> None:
+        self.burn_s, self.thread = burn_s, None
+
+    def __call__(self, batch) -> None:
+        import hashlib
+        import threading
+        import time
+
+        if not self.burn_s:
+            time.sleep(0.1)
+            return
+        if self.thread is not None:
+            self.thread.join()
+
+        def burn() -> None:  # hashing a large buffer runs without the GIL, as a C pool's workers do
+            chunk, end = bytes(1 << 20), time.thread_time() + self.burn_s
+            while time.thread_time() < end:
+                hashlib.sha256(chunk).digest()
+
+        self.thread = threading.Thread(target=burn)
+        self.thread.start()
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_work_left_running_after_the_last_pass_is_charged_to_its_own_window(monkeypatch, planted: bool) -> None:
+    """The window after a target that leaves work running (a spinning pool) is not
+    charged that work: the window waits for it (measure.settle). Planted: without the
+    wait, the next window, another target's, holds it."""
+    from harness import measure
+
+    if planted:
+        monkeypatch.setattr(measure, "settle", lambda: 0.0)
+    monitor = EnergyMonitor([EstimateBackend(parts=("cpu",), cpu_w_per_busy_cpu=1.0)])  # joules = CPU-seconds
+    targets = [Target(name, Spinner(burn), [{"input": torch.zeros(1)}], 1, 1, 0.0)
+               for name, burn in (("spinner", 0.06), ("quiet", 0.0))]
+    spins, after = measure_rounds(targets, MeasureConfig(repetitions=4), monitor)
+    cpu = [[w.energy_j for w in r.windows] for r in (spins, after)]
+    followed = [q for q, pos in zip(cpu[1], after.sequence) if pos % 2 == 1]  # quiet windows right after a spinner
+    if planted:
+        assert max(followed) > 0.03, cpu
+    else:
+        assert max(cpu[1]) < 0.03 and sorted(cpu[0])[2] > 0.05, cpu  # the quiet rows clean; most spin kept
