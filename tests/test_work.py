@@ -55,8 +55,10 @@ def one_pass(self):
 
 measure.Target.one_pass = one_pass
 """
-AA_TOLERANCE = 0.001  # between two processes whose heaps differ: measured up to 0.01% (0.14-0.26% with the
-#                        allocator counted and a shape-only warm-up, 1.1% once in CI)
+AA_TOLERANCE = {"cnn": 0.001, "cnn.ort": 0.005}  # between two processes whose heaps differ. The eager rows:
+#   measured up to 0.055% (0.14-0.26% with the allocator counted and a shape-only warm-up, 1.1% once in CI).
+#   onnxruntime's: its count moves with the heap's layout up to 0.46% (work_check.py's grown-heap run on quick
+#   digits; docs/limits.md), 0.12% here once; compare gates a rise of 2%
 
 
 def counts(run: Path, seed: int = 0) -> dict[str, dict]:
@@ -125,7 +127,7 @@ def test_a_planted_pass_moves_only_its_variant_and_compare_names_it(work_runs: t
     change = {vid: b[vid]["instructions"] / a[vid]["instructions"] - 1 for vid in ("cnn", "cnn.ort", PLANTED)}
     assert 0.5 < change[PLANTED] < 0.8, change
     for vid in ("cnn", "cnn.ort"):  # an A/A between two processes
-        assert abs(change[vid]) < AA_TOLERANCE, change
+        assert abs(change[vid]) < AA_TOLERANCE[vid], change
     # compile rows are not counted, and say why (declared by the runtime; not run here: a
     # cold compile in both runs would cost more than the rest of the test)
     from harness.runtimes import RUNTIMES
