@@ -57,8 +57,8 @@ measure.Target.one_pass = one_pass
 """
 AA_TOLERANCE = {"cnn": 0.001, "cnn.ort": 0.005}  # between two processes whose heaps differ. The eager rows:
 #   measured up to 0.055% (0.14-0.26% with the allocator counted and a shape-only warm-up, 1.1% once in CI).
-#   onnxruntime's: its count moves with the heap's layout up to 0.46% (work_check.py's grown-heap run on quick
-#   digits; docs/limits.md), 0.12% here once; compare gates a rise of 2%
+#   onnxruntime's: its count moves with the heap's layout, by 0.46% in work_check.py's grown-heap run on quick
+#   digits at commit 5bb0521 (0.002% at 7a30973; docs/limits.md), 0.12% here once; compare gates a rise of 2%
 
 
 def counts(run: Path, seed: int = 0) -> dict[str, dict]:
