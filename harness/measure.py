@@ -76,6 +76,7 @@ class InferenceResult:
     sequence: tuple[int, ...]  # each window's place in the group's measurement order
     schedule: str = SCHEDULE
     compiles_in_windows: int | None = None  # graphs compiled inside the windows (None: never compiles)
+    unsettled: int = 0  # windows whose end waited settle's whole cap: another thread of the process was still working
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
     windows: list[list[Measurement]] = [[] for _ in targets]
     sequence: list[list[int]] = [[] for _ in targets]
     compiles: list[int | None] = [None if t.runnable.compilations() is None else 0 for t in targets]
+    unsettled = [0] * len(targets)
     n = len(targets)
     design = williams(n)
     with torch.inference_mode(), tqdm(total=cfg.repetitions * n, desc=desc, unit="window",
@@ -228,7 +230,8 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
                 monitor.begin_window(key)
                 for _ in range(t.passes):
                     t.one_pass()
-                settle()  # this target's own pool stops spinning inside its own window
+                if settle() >= SETTLE_MAX_S:  # this target's own pool stops spinning inside its own window
+                    unsettled[i] += 1
                 windows[i].append(monitor.end_window(key))
                 if graphs is not None:
                     compiles[i] += t.runnable.compilations() - graphs
@@ -237,5 +240,5 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
     rounds = tuple(range(cfg.repetitions))
     named = schedule(n, cfg.repetitions, start)
     return [InferenceResult(t.batch_size or cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds,
-                            tuple(q), named, compiles_in_windows=c)
-            for t, w, q, c in zip(targets, windows, sequence, compiles)]
+                            tuple(q), named, compiles_in_windows=c, unsettled=u)
+            for t, w, q, c, u in zip(targets, windows, sequence, compiles, unsettled)]

@@ -28,7 +28,7 @@ from harness.device import CPU, Device, prepare as prepare_device
 from harness.errors import UserError, VariantSkipped
 from harness.evaluate import evaluate
 from harness.counts import Counter
-from harness.measure import Target, calibrate, layout, measure_rounds, stage
+from harness.measure import SETTLE_MAX_S, Target, calibrate, layout, measure_rounds, stage
 from harness.meters import EnergyMonitor, Measurement
 from harness.plan import RunSpec, describe, expand, shard
 from harness.progress import Progress
@@ -197,6 +197,11 @@ class Runner:
             results = measure_rounds(targets, cfg, self.monitor,
                                      desc=f"measure seed {seed}",
                                      start=self.suite.seeds.index(seed) * cfg.repetitions)
+            unsettled = sum(r.unsettled for r in results)
+            if unsettled:
+                self.log(f"  WARNING: {unsettled} of {sum(len(r.windows) for r in results)} window(s) ended with another "
+                         f"thread of this process still working after {SETTLE_MAX_S:g} s (a plugin's thread, a pool "
+                         "left running?): its work is inside them")
             counted = self.count_work(pending)
             for p in pending:
                 mine, results = results[:len(p.targets)], results[len(p.targets):]

@@ -119,3 +119,43 @@ def test_work_left_running_after_the_last_pass_is_charged_to_its_own_window(monk
         assert max(followed) > 0.03, cpu
     else:
         assert max(cpu[1]) < 0.03 and sorted(cpu[0])[2] > 0.05, cpu  # the quiet rows clean; most spin kept
+
+
+class Busy(Runnable):
+    """A runnable whose first call leaves a thread working (GIL-free) for ``busy_s``."""
+
+    def __init__(self, busy_s: float) -> None:
+        self.busy_s, self.started = busy_s, False
+
+    def __call__(self, batch) -> None:
+        import hashlib
+        import threading
+        import time
+
+        def work() -> None:
+            chunk, end = bytes(1 << 20), time.monotonic() + self.busy_s
+            while time.monotonic() < end:
+                hashlib.sha256(chunk).digest()
+
+        if not self.started and self.busy_s:
+            self.started = True
+            threading.Thread(target=work, daemon=True).start()
+
+
+@pytest.mark.parametrize("busy_s", [0.0, 1.2])
+def test_a_window_that_never_settles_is_counted(busy_s: float) -> None:
+    """A thread of the process still working when settle's cap runs out is not waited
+    for past the cap; the windows it kept busy are counted (``unsettled``: the run warns
+    that their joules hold its work). Absence: no such thread, none counted."""
+    from harness.measure import SETTLE_MAX_S
+
+    monitor = EnergyMonitor([EstimateBackend(parts=("cpu",), cpu_w_per_busy_cpu=1.0)])
+    targets = [Target(name, Busy(s), [{"input": torch.zeros(1)}], 1, 1, 0.0)
+               for name, s in (("busy", busy_s), ("other", 0.0))]
+    results = measure_rounds(targets, MeasureConfig(repetitions=2), monitor)
+    unsettled = sum(r.unsettled for r in results)
+    longest = max(w.duration_s for r in results for w in r.windows)
+    if busy_s:
+        assert unsettled >= 1 and longest >= SETTLE_MAX_S, (unsettled, longest)
+    else:
+        assert unsettled == 0 and longest < SETTLE_MAX_S, (unsettled, longest)
