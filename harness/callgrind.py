@@ -107,8 +107,9 @@ def request(code: int, *args: int) -> int:
     """Valgrind's client request ``code`` with up to five arguments, from this process;
     its answer (0 when not under valgrind). x86-64 only (``supported``)."""
     global _call
-    if supported() is not None:
-        raise OSError(supported())
+    why = supported()
+    if why is not None:
+        raise OSError(why)
     if _call is None:
         page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
         page.write(_AMD64)

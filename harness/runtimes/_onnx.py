@@ -67,7 +67,15 @@ class SessionRunnable(Runnable):
 #: calibrated right after one was timed at half speed. Spinning is stopped after each run
 #: (still allowed within one): 0.07 ms of CPU in the same 200 ms.
 CONFIG = {"session.force_spinning_stop": "1"}
-SPINNING = "stopped after each run (session.force_spinning_stop=1), allowed within one"
+
+
+def described(sess: Any, threads: int, optimization: str) -> dict[str, Any]:
+    """How a ``session`` runs, for the record's runtime: providers, threads, spinning,
+    graph optimization."""
+    return {"providers": sess.get_providers(), "intra_op_threads": threads, "inter_op_threads": 1,
+            "spinning": "stopped after each run (" + ", ".join(f"{k}={v}" for k, v in CONFIG.items())
+                        + "), allowed within one",
+            "graph_optimization": optimization}
 
 
 def session(artifact: bytes, threads: int, optimization: str) -> Any:

@@ -42,8 +42,8 @@ from harness.device import CPU, Device
 from harness.errors import UserError, VariantSkipped
 from harness.registry import between
 from harness.runtimes import RUNTIMES, DeployContext, Deployment, Runtime, check_logits
-from harness.runtimes._onnx import (FOREIGN_TIMEOUT_S, INT8_OPS, NOT_ONNX, OPTIMIZATION, SPINNING, SessionRunnable,
-                                    _first_line, _quiet, external_data, missing, session, without_provenance)
+from harness.runtimes._onnx import (FOREIGN_TIMEOUT_S, INT8_OPS, NOT_ONNX, OPTIMIZATION, SessionRunnable, _first_line,
+                                    _quiet, described, external_data, missing, session, without_provenance)
 
 @RUNTIMES.register("onnxruntime")
 class OnnxRuntime(Runtime):
@@ -214,8 +214,7 @@ class OnnxRuntime(Runtime):
         if artifact is None:
             artifact = self._export(ctx)
         sess = session(artifact, ctx.threads, self.optimization)
-        info.update({"providers": sess.get_providers(), "intra_op_threads": ctx.threads, "inter_op_threads": 1, "spinning": SPINNING,
-                     "graph_optimization": self.optimization, "size": "the .onnx file"})
+        info.update({**described(sess, ctx.threads, self.optimization), "size": "the .onnx file"})
         return Deployment(SessionRunnable(sess), info, artifact, len(artifact))
 
     def _given(self, ctx: DeployContext) -> Deployment:
@@ -250,8 +249,7 @@ class OnnxRuntime(Runtime):
         params = (int(sum(w.size for w in weights)), int(sum(np.count_nonzero(w) for w in weights)))
         info = {"model": "an ONNX file made outside joulebench", "path": self.path,
                 "sha256": outside.sha256(Path(self.path).expanduser()), "onnxruntime": metadata.version("onnxruntime"),
-                "providers": sess.get_providers(), "intra_op_threads": ctx.threads, "inter_op_threads": 1, "spinning": SPINNING,
-                "graph_optimization": self.optimization, "size": "the given .onnx file",
+                **described(sess, ctx.threads, self.optimization), "size": "the given .onnx file",
                 "params": "the file's float and 8-bit initializers"}
         return Deployment(runnable, info, None, len(artifact), params)
 
