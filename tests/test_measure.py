@@ -159,3 +159,40 @@ def test_a_window_that_never_settles_is_counted(busy_s: float) -> None:
         assert unsettled >= 1 and longest >= SETTLE_MAX_S, (unsettled, longest)
     else:
         assert unsettled == 0 and longest < SETTLE_MAX_S, (unsettled, longest)
+
+
+class Hiccup(Runnable):
+    """A runnable of 2 ms a call whose second call (the first timed one after a single
+    warm-up) takes 40 ms: the process descheduled once while the window was sized."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def stage(self, batch):
+        return batch
+
+    def __call__(self, batch) -> None:
+        import time
+
+        self.calls += 1
+        time.sleep(0.04 if self.calls == 2 else 0.002)
+
+
+@pytest.mark.parametrize("timings", [1, 3])
+def test_one_slowed_timing_does_not_shorten_the_windows(monkeypatch, timings: int) -> None:
+    """Calibration keeps the fastest of CALIBRATION_TIMINGS timings: one slowed timing
+    still fills a window. Planted: a single timing, and the windows come out at a tenth
+    of the length asked for."""
+    from harness import measure
+    from harness.models import Encoded
+
+    monkeypatch.setattr(measure, "CALIBRATION_TIMINGS", timings)
+    monitor = EnergyMonitor([EstimateBackend(parts=("cpu",))])
+    cfg = MeasureConfig(batch_size=1, warmup=1, repetitions=2, min_window_s=0.1, idle_s=0)
+    data = Encoded({"x": torch.zeros(1, 1)}, torch.zeros(1, dtype=torch.long))
+    target = measure.prepare("t", Hiccup(), data, cfg, monitor)
+    window = min(w.duration_s for w in measure_rounds([target], cfg, monitor)[0].windows)
+    if timings == 1:
+        assert target.passes <= 4 and window < 0.05, (target.passes, window)
+    else:
+        assert target.passes >= 40 and window >= 0.1, (target.passes, window)
