@@ -139,6 +139,8 @@ COLUMNS: tuple[Column, ...] = (
     _c("shared_windows", "float", "count", "inference windows during which other processes used more than a quarter "
                                            "of the machine's CPU, or held its GPU (their work is in a RAPL or NVML "
                                            "reading of them); null where neither can be told"),
+    _c("unsettled_windows", "float", "count", "inference windows that ended while another thread of this process "
+       "still worked after measure.settle's whole wait (their joules hold its work); null in records before this check"),
     _c("compiles_in_windows", "float", "count", "graphs compiled inside measured windows (compile rows; must be 0)"),
     _c("pareto", "bool", "", "no row of the task is as accurate and cheaper per inference, and better in one"),
     _c("p_frontier", "float", "probability", "share of bootstrap replicates (examples, seeds and J/inference units "
@@ -206,9 +208,8 @@ DECISIONS = ("p_frontier", "verdict", "verdict_energy_p", "verdict_accuracy_p", 
              "break_even_ci95_lo", "break_even_ci95_hi", "break_even_status")
 
 #: Added by lifecycle.add_lifecycle, from the table's own columns.
-LIFECYCLE = ("pareto", "lineage_train_J",
-             "lineage_train_J_is_bound", "J_at_1e3_queries", "J_at_1e6_queries", "J_at_1e9_queries",
-             "lifecycle_is_bound", "train_gCO2e", "gCO2e_per_1e6_queries")
+LIFECYCLE = ("pareto", "lineage_train_J", "lineage_train_J_is_bound", "J_at_1e3_queries", "J_at_1e6_queries",
+             "J_at_1e9_queries", "lifecycle_is_bound", "train_gCO2e", "gCO2e_per_1e6_queries")
 
 #: A figure that may be an upper bound, and the flag column that says so: every output
 #: that prints the figure reads its flag here (md and the plots mark it, tex $\le$).
@@ -237,9 +238,7 @@ PAPER = ("variant_id", "accuracy", "accuracy_delta_vs_parent", "J_per_inference"
 
 def _value(value: Any) -> Any:
     """A computed value as a cell: NaN and "-" are null."""
-    if value is None:
-        return pd.NA
-    if isinstance(value, float) and value != value:
+    if value is None or (isinstance(value, float) and value != value):
         return pd.NA
     return value
 

@@ -82,7 +82,11 @@ class InferenceResult:
     sequence: tuple[int, ...]  # each window's place in the group's measurement order
     schedule: str = SCHEDULE
     compiles_in_windows: int | None = None  # graphs compiled inside the windows (None: never compiles)
-    unsettled: int = 0  # windows whose end waited settle's whole cap: another thread of the process was still working
+
+    @property
+    def unsettled(self) -> int:
+        """Windows whose end waited settle's whole cap: another thread of the process was still working."""
+        return sum(bool(w.unsettled) for w in self.windows)
 
 
 @dataclass(frozen=True)
@@ -201,19 +205,47 @@ SETTLE_STEP_S, SETTLE_MAX_S = 0.002, 0.5
 
 
 def settle() -> float:
-    """Wait until this process's other threads have stopped working (its CPU time grows by
-    under a tenth of the wall time over two 2 ms steps in a row: one quiet step can be a
-    worker descheduled), at most 0.5 s; the seconds waited.
+    """Wait until this process's other threads have stopped working (over two 2 ms steps
+    in a row, its CPU time grows by under a tenth of the wall time and no other thread of
+    it is runnable: one quiet step can be a worker descheduled), at most 0.5 s; the
+    seconds waited.
     An intra-op pool's workers spin on after the last pass has returned (PyTorch's OpenMP
     pool: about 10 ms of CPU on the project's VM; onnxruntime's: 47 ms before its spin
     was stopped after each run). Waited for inside a window, that work is charged to the
-    target that left it, not to the next window, another variant's."""
+    target that left it, not to the next window, another variant's. A worker the VM
+    descheduled for two steps spends no CPU time but is still runnable (its state R):
+    by the CPU clock alone a test's busy thread once looked settled."""
     t0, quiet = time.perf_counter(), 0
     while quiet < 2 and time.perf_counter() - t0 < SETTLE_MAX_S:
         cpu, wall = time.process_time(), time.perf_counter()
         time.sleep(SETTLE_STEP_S)
-        quiet = quiet + 1 if time.process_time() - cpu < 0.1 * (time.perf_counter() - wall) else 0
+        still = time.process_time() - cpu >= 0.1 * (time.perf_counter() - wall) or others_runnable()
+        quiet = 0 if still else quiet + 1
     return time.perf_counter() - t0
+
+
+def others_runnable(task: str = "/proc/self/task") -> bool:
+    """Whether another thread of this process is running or waiting for a CPU (state R
+    in its /proc stat); False where /proc cannot say (the CPU clock alone decides)."""
+    import os
+    import threading
+
+    me = str(threading.get_native_id())
+    try:
+        tids = os.listdir(task)
+    except OSError:
+        return False
+    for tid in tids:
+        if tid == me:
+            continue
+        try:
+            with open(f"{task}/{tid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        if stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R":
+            return True
+    return False
 
 
 def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMonitor,
@@ -224,7 +256,6 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
     windows: list[list[Measurement]] = [[] for _ in targets]
     sequence: list[list[int]] = [[] for _ in targets]
     compiles: list[int | None] = [None if t.runnable.compilations() is None else 0 for t in targets]
-    unsettled = [0] * len(targets)
     n = len(targets)
     design = williams(n)
     with torch.inference_mode(), tqdm(total=cfg.repetitions * n, desc=desc, unit="window",
@@ -238,9 +269,10 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
                 monitor.begin_window(key)
                 for _ in range(t.passes):
                     t.one_pass()
-                if settle() >= SETTLE_MAX_S:  # this target's own pool stops spinning inside its own window
-                    unsettled[i] += 1
-                windows[i].append(monitor.end_window(key))
+                # this target's own pool stops spinning inside its own window; a thread that
+                # outlasts the wait is recorded with the window (its work is in the joules)
+                unsettled = settle() >= SETTLE_MAX_S
+                windows[i].append(dataclasses.replace(monitor.end_window(key), unsettled=unsettled))
                 if graphs is not None:
                     compiles[i] += t.runnable.compilations() - graphs
                 sequence[i].append(rnd * n + k)
@@ -248,5 +280,5 @@ def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMon
     rounds = tuple(range(cfg.repetitions))
     named = schedule(n, cfg.repetitions, start)
     return [InferenceResult(t.batch_size or cfg.batch_size, t.passes, t.passes * t.n, t.warmup_s, tuple(w), rounds,
-                            tuple(q), named, compiles_in_windows=c, unsettled=u)
-            for t, w, q, c, u in zip(targets, windows, sequence, compiles, unsettled)]
+                            tuple(q), named, compiles_in_windows=c)
+            for t, w, q, c in zip(targets, windows, sequence, compiles)]

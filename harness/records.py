@@ -75,6 +75,7 @@ class Window(_Model):
     others_cpu_share: float | None = Field(default=None, ge=0)
     shared: bool = False
     others_on_gpu: int | None = Field(default=None, ge=0)  # processes of other jobs on its GPUs
+    unsettled: bool | None = None  # another thread of the process still working at its end (None: not checked)
 
     @property
     def status(self) -> str:

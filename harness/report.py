@@ -79,8 +79,10 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon, decide
     if used:
         from harness.runtimes import RUNTIMES  # torch: only where runtime rows are shown
 
-        said = [f"{name}: {RUNTIMES.get(name).footnote}" for name in used
-                if name in RUNTIMES and RUNTIMES.get(name).footnote]
+        infos = {name: [r.runtime.get("info") or {} for r in recs if r.ok and r.runtime.get("name") == name]
+                 for name in used}
+        said = [f"{name}: {RUNTIMES.get(name).noted(infos[name])}" for name in used
+                if name in RUNTIMES and RUNTIMES.get(name).noted(infos[name])]
         notes.append("runtime: how the row was evaluated and measured (eager PyTorch unless named). Accuracy is "
                      "evaluated under the runtime, so its delta vs the parent (same module, eager) is the runtime's "
                      "own effect." + "".join(" " + x for x in said))
@@ -121,6 +123,11 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon, decide
                      "its GPU: a RAPL or "
                      "NVML reading of them includes their work, and the machine's speed was shared (the estimate "
                      "counts this process tree only); rerun on an idle node (joulebench slurm: --exclusive)")
+    unsettled = table[table["unsettled_windows"].fillna(0) > 0] if "unsettled_windows" in table else table[:0]
+    if len(unsettled):  # the table's count, as the run's log warned of it
+        notes.append(f"WARNING: unsettled windows: {int(unsettled['unsettled_windows'].sum())} inference window(s) "
+                     f"({', '.join(sorted(unsettled['variant_id']))}) ended while another thread of the process was "
+                     "still working (a plugin's thread, a pool left running): their joules include its work")
     return notes
 
 

@@ -124,6 +124,8 @@ def _row(measured: list[RunRecord], by_key: dict[tuple, RunRecord]) -> dict[str,
         **comparable.provenance(group),
         "shared_windows": (None if all(w.others_cpu_share is None and w.others_on_gpu is None for w in windows)
                            else sum(w.shared for w in windows)),
+        "unsettled_windows": (None if all(w.unsettled is None for w in windows)
+                              else sum(bool(w.unsettled) for w in windows)),
         "compiles_in_windows": (None if all(r.inference.compiles_in_windows is None for r in measured) else
                                 sum(inf.compiles_in_windows or 0 for r in measured for inf in r.inferences())),
     }

@@ -196,3 +196,39 @@ def test_one_slowed_timing_does_not_shorten_the_windows(monkeypatch, timings: in
         assert target.passes <= 4 and window < 0.05, (target.passes, window)
     else:
         assert target.passes >= 40 and window >= 0.1, (target.passes, window)
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_a_descheduled_worker_is_not_taken_for_a_settled_one(monkeypatch, planted: bool) -> None:
+    """A worker the VM deschedules spends no CPU time while it waits for a CPU: the CPU
+    clock alone (planted here: it stands still) would call the process settled. It is
+    still runnable, and settle waits for it. Planted without that check: settle returns
+    at once beside a busy thread."""
+    import hashlib
+    import threading
+    import time
+
+    from harness import measure
+
+    stop = threading.Event()
+
+    def work() -> None:
+        chunk = bytes(1 << 20)
+        while not stop.is_set():
+            hashlib.sha256(chunk).digest()
+
+    monkeypatch.setattr(measure.time, "process_time", lambda: 0.0)
+    if planted:
+        monkeypatch.setattr(measure, "others_runnable", lambda: False)
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        waited = measure.settle()
+    finally:
+        stop.set()
+        thread.join()
+    if planted:
+        assert waited < 0.1, waited
+    else:
+        assert waited >= measure.SETTLE_MAX_S, waited
+        assert not measure.others_runnable()  # the thread gone, none runnable

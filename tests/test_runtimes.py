@@ -339,3 +339,21 @@ def test_onnxruntime_leaves_no_work_behind_its_last_run(monkeypatch, planted: bo
         assert min(after) > 0.003, after
     else:
         assert max(after) < 0.003, after
+
+
+def test_the_onnxruntime_footnote_says_whether_its_rows_stopped_spinning() -> None:
+    """A record says how its session ran (``spinning``); the footnote says the windows
+    after onnxruntime rows are free of their spin only where every row's record says
+    so, and counts the rows recorded before the setting (the published references')."""
+    from harness.runtimes._onnx import described
+    from harness.runtimes.ort import OnnxRuntime
+
+    class Session:
+        def get_providers(self) -> list[str]:
+            return ["CPUExecutionProvider"]
+
+    now = described(Session(), 2, "all")
+    before = {k: v for k, v in now.items() if k != "spinning"}
+    assert "stop spinning after each run" in OnnxRuntime.noted([now, now])
+    said = OnnxRuntime.noted([now, before])
+    assert "1 of 2 such row(s) ran before" in said and "stop spinning after each run, so" not in said

@@ -1,7 +1,9 @@
 """Shared-node honesty: a window records the CPU share other processes took of the
 machine meanwhile (/proc/stat less our own process tree) and is flagged ``shared`` above
 a quarter; the table counts such windows and a footnote says what they mean. Planted: a
-busy process outside our tree beside a window and beside a run; and its absence."""
+busy process outside our tree beside a window and beside a run; and its absence. Its
+sibling inside the process: a window that ended with another of our threads still
+working is recorded ``unsettled``, counted and named likewise."""
 
 from __future__ import annotations
 
@@ -104,3 +106,30 @@ def test_a_share_is_a_fraction_or_unknown() -> None:
     assert others(Snapshot(0.0, 0.0, 0.0), Snapshot(1.0, 0.0, 1.0), cpus=2) == (0.5, True)
     assert others(Snapshot(0.0, 0.0, 0.0), Snapshot(2.04, 0.0, 1.0), cpus=2) == (1.0, True)  # a tick over: held at 1
     assert others(Snapshot(0.0, 0.0, 0.0), Snapshot(1.0, 1.0, 1.0), cpus=2) == (0.0, False)  # our own work only
+
+
+def test_unsettled_windows_are_counted_in_the_table_and_named_under_it(digits_run: Path, tmp_path: Path) -> None:
+    """A window that ended with another thread of the process still working (measure.settle
+    ran out; tests/test_measure.py plants the thread) is recorded with the window, counted
+    per row and named under the table. Absence: the real run has every window checked
+    and none unsettled. Planted: its records with two cnn windows marked, reported again."""
+    table = pd.read_csv(digits_run / "table.csv")
+    assert table["unsettled_windows"].tolist() == [0] * len(table)
+    assert "unsettled windows" not in (digits_run / "table.md").read_text()
+    lines = []
+    for line in (digits_run / "records.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        windows = (rec.get("inference") or {}).get("windows", [])  # a skipped row has none
+        assert all(w["unsettled"] is False for w in windows)  # checked, not left out
+        if rec["variant_id"] == "cnn" and rec["seed"] == 0:
+            for w in rec["inference"]["windows"][:2]:
+                w["unsettled"] = True
+        lines.append(json.dumps(rec))
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "records.jsonl").write_text("\n".join(lines) + "\n")
+    proc = cli("report", str(planted), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = pd.read_csv(tmp_path / "report" / "table.csv").set_index("variant_id")["unsettled_windows"]
+    assert got["cnn"] == 2 and (got.drop("cnn") == 0).all(), got
+    assert "WARNING: unsettled windows: 2 inference window(s) (cnn)" in (tmp_path / "report" / "table.md").read_text()

@@ -165,6 +165,10 @@ class Measurement:
     shared: bool = False
     #: processes outside this tree seen on the window's GPUs at its edges (None: no GPU meter)
     others_on_gpu: int | None = None
+    #: An inference window that ended while another thread of this process still worked
+    #: after measure.settle's whole wait (its joules hold that thread's work); None: a
+    #: creation window, which is not settled.
+    unsettled: bool | None = None
 
     @property
     def status(self) -> str:
@@ -206,6 +210,8 @@ class Measurement:
             out.update(others_cpu_share=self.others_cpu_share, shared=self.shared)
         if self.others_on_gpu is not None:
             out["others_on_gpu"] = self.others_on_gpu
+        if self.unsettled is not None:
+            out["unsettled"] = self.unsettled
         return out
 
     @classmethod
@@ -213,7 +219,8 @@ class Measurement:
         return cls(raw["duration_s"], tuple(ComponentEnergy(**c) for c in raw["components"]), raw.get("read_s", 0.0),
                    raw.get("host", ""), tuple(ComponentEnergy(**c) for c in raw.get("cross_check", [])),
                    raw.get("imports") or 0, raw.get("work_s"), bool(raw.get("below_resolution", False)),
-                   raw.get("others_cpu_share"), bool(raw.get("shared", False)), raw.get("others_on_gpu"))
+                   raw.get("others_cpu_share"), bool(raw.get("shared", False)), raw.get("others_on_gpu"),
+                   raw.get("unsettled"))
 
 
 #: Every meter by name: each backend file registers its class (``@METERS.register``);

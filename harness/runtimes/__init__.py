@@ -129,6 +129,12 @@ class Runtime:
     def options(self) -> dict[str, Any]:
         return {}
 
+    @classmethod
+    def noted(cls, infos: list[dict[str, Any]]) -> str:
+        """The report's footnote for rows run by this runtime, given each row's recorded
+        runtime info (a record says how it ran; an older one may have run otherwise)."""
+        return cls.footnote
+
     def work_skip_on(self, task_kind: str) -> str | None:
         """Why the work pass does not count this runtime on a task of ``task_kind``
         ("text", "image"), or None: ``work_skip`` by default."""

@@ -49,13 +49,23 @@ from harness.runtimes._onnx import (FOREIGN_TIMEOUT_S, INT8_OPS, NOT_ONNX, OPTIM
 class OnnxRuntime(Runtime):
     footnote = ("the module exported to ONNX (or the .onnx file given by path) and run on the CPU execution "
                 "provider; int8 there is onnxruntime's quantize_dynamic; size = the .onnx file; FLOPs are counted on "
-                "the PyTorch module that was exported; its worker threads stop spinning after each run, so no later "
-                "window is charged their spin.")
+                "the PyTorch module that was exported.")
     examples = ("cnn", "bert")
     performs = frozenset({"int8_dynamic"})
     cacheable = True
     flops_note = "counted by torch on the PyTorch module that was exported (ONNX Runtime's kernels are not seen)"
     imports = ("onnx", "onnxruntime")
+
+    @classmethod
+    def noted(cls, infos: list[dict[str, Any]]) -> str:
+        """The footnote, and whether the rows' sessions stopped spinning after each run (their
+        records say: ``spinning``; records made before that setting have no such key)."""
+        spun = sum(1 for info in infos if "spinning" not in info)
+        if not spun:
+            return cls.footnote[:-1] + "; its worker threads stop spinning after each run, so no later window is " \
+                                       "charged their spin."
+        return cls.footnote[:-1] + f"; {spun} of {len(infos)} such row(s) ran before its sessions stopped spinning " \
+                                   "after each run: the window after one of them may hold its idle workers' spin."
 
     def __init__(self, opset: int = 18, optimization: str = "all", per_channel: bool = False,
                  path: str | None = None, creation_J: between(0, 1e15, open_low=True) | None = None) -> None:
