@@ -86,26 +86,34 @@ def no_init(wanted: bool) -> Iterator[None]:
         yield
 
 
-def forked(targets: list[tuple[dict[str, Any], Target]], passes: int, out: Path, at_once: int) -> None:
-    """Each target's passes counted in a fork of this process, taken after every target
-    was rebuilt, staged and warmed and before any was counted, at most ``at_once`` forks
-    at a time: a target's count starts from the same state whichever targets precede it
-    and however many count beside it (nothing a count does stays in the process; its
-    allocations and caches leave with its fork). The fork toggles collection around its
-    passes, dumps once (callgrind names the dump ``cg.out.PID.1``) and exits; ``entry``
-    gets the fork's pid and its seconds, or ``skipped`` where it failed. (Warming a
-    target's shapes in its fork instead, beside the other forks, was slower on quick
-    digits, 38 s against 35 s: each fork translated the same code again.)"""
-    queue = list(enumerate(targets))
-    running: dict[int, tuple[dict[str, Any], Path]] = {}
-    while queue or running:
-        while queue and len(running) < at_once:
-            i, (entry, target) = queue.pop(0)
-            said = out.parent / f"{out.name}.fork{i}.json"
-            pid = os.fork()
-            if pid == 0:  # the fork: count, say how long, leave without any teardown
-                code = 1
-                try:
+def forked(targets: list[tuple[dict[str, Any], Target]], passes: int, out: Path, at_once: int,
+           order: list[int] | None = None) -> None:
+    """Each target's passes counted in a fork of this process. Every fork is taken first,
+    one after another, after every target was rebuilt, staged and warmed and before any was
+    counted; each waits on a pipe of its own until it is let go, at most ``at_once`` at a
+    time, in ``order`` (default: as listed). A target's count so starts from the same state
+    whichever targets precede it, in whatever order they are let go and however many count
+    beside it (nothing a count does stays in the process; its allocations and caches leave
+    with its fork; and the process does nothing between the forks but take them: forked
+    while earlier ones were reaped, the last targets' counts moved with the heap's layout,
+    quick digits' mlp rows by 0.6% once the slowest were let go first). The fork toggles
+    collection around its passes, dumps once (callgrind names the dump ``cg.out.PID.1``) and
+    exits; ``entry`` gets the fork's pid and its seconds, or ``skipped`` where it failed. A
+    fork whose pipe closes unwritten (this process gone) leaves without counting. (Warming a
+    target's shapes in its fork instead, beside the other forks, was slower on quick digits,
+    38 s against 35 s: each fork translated the same code again.)"""
+    waiting: list[tuple[int, int, dict[str, Any], Path]] = []
+    for i, (entry, target) in enumerate(targets):
+        said = out.parent / f"{out.name}.fork{i}.json"
+        go, let_go = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the fork: wait to be let go, count, say how long, leave without any teardown
+            code = 1
+            try:
+                for _, other, _, _ in waiting:
+                    os.close(other)  # only the process holds each pipe's end: its death is every fork's EOF
+                os.close(let_go)
+                if os.read(go, 1):
                     t0 = time.perf_counter()
                     with torch.inference_mode():
                         torch._C._valgrind_toggle()
@@ -114,8 +122,17 @@ def forked(targets: list[tuple[dict[str, Any], Target]], passes: int, out: Path,
                         torch._C._valgrind_toggle_and_dump_stats()
                     said.write_text(json.dumps({"count_s": time.perf_counter() - t0}))
                     code = 0
-                finally:
-                    os._exit(code)
+            finally:
+                os._exit(code)
+        os.close(go)
+        waiting.append((pid, let_go, entry, said))
+    queue = [waiting[i] for i in (order if order is not None else range(len(waiting)))]
+    running: dict[int, tuple[dict[str, Any], Path]] = {}
+    while queue or running:
+        while queue and len(running) < at_once:
+            pid, let_go, entry, said = queue.pop(0)
+            os.write(let_go, b"1")
+            os.close(let_go)
             running[pid] = (entry, said)
         pid, status = os.wait()
         entry, said = running.pop(pid)
@@ -198,14 +215,14 @@ class Counting:
                     for batch in shapes(target.batches):
                         target.runnable(batch)
                 warm_s.append(time.perf_counter() - t0)
-        # the slowest first (by its warm-up, uninstrumented): the forks share the CPUs evenly to the
+        # let go slowest first (by its warm-up, uninstrumented): the forks share the CPUs evenly to the
         # end instead of the last slow target counting alone (quick digits: counting 15 s against 17-18 s
-        # in the order the suite lists, two interleaved pairs; the counts are the same, forks of one state)
-        targets = [t for _, t in sorted(zip(warm_s, targets), key=lambda x: -x[0])]
+        # in the order the suite lists, two interleaved pairs)
+        slowest = sorted(range(len(targets)), key=lambda i: -warm_s[i])
         loaded = time.perf_counter()
         if targets:
             callgrind.request(callgrind.START_INSTRUMENTATION)  # the forks inherit it (a client request: it
-            forked(targets, job["passes"], out, job["forks"])  # reaches only the process that makes it)
+            forked(targets, job["passes"], out, job["forks"], slowest)  # reaches only the process that makes it)
             callgrind.request(callgrind.STOP_INSTRUMENTATION)  # the next job's loading runs uninstrumented again
         gc.enable()
         return {"targets": entries, "load_s": loaded - started, "count_s": time.perf_counter() - loaded}

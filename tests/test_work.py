@@ -346,3 +346,37 @@ def test_a_fork_that_fails_leaves_its_target_uncounted_and_the_others_counted(tm
     assert a["count_s"] >= 0 and b["count_s"] >= 0 and touched.exists()
     assert planted["skipped"].startswith("not counted: its counting fork ended with wait status") and "pid" not in planted
     assert list(tmp_path.glob("counted1.json.fork*")) == []  # what the forks said was read and removed
+
+
+def test_forks_are_taken_first_and_let_go_in_the_order_asked(tmp_path: Path) -> None:
+    """counting.forked takes every fork before any counts (each waits on its own pipe) and
+    lets them go ``at_once`` at a time in ``order``: here one at a time, the last target
+    first. The forks were taken in the listed order, before any was let go: their pids
+    rise in the listed order, not in the order they ran (forked as they were let go, the
+    last target's fork would have the lowest pid)."""
+    import time
+
+    import torch
+
+    from harness.counting import forked
+    from harness.measure import Target
+
+    log = tmp_path / "ran.txt"
+
+    class Logged:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __call__(self, batch) -> None:
+            with open(log, "a") as fh:
+                fh.write(f"{self.name} {time.monotonic()}\n")
+
+    targets = [({"name": n}, Target(n, Logged(n), [{"x": torch.zeros(1)}], 1, 1, 0.0)) for n in ("a", "b", "c")]
+    before = time.monotonic()
+    forked(targets, 2, tmp_path / "out.json", 1, [2, 0, 1])
+    ran = [line.split() for line in log.read_text().splitlines()]
+    assert [name for name, _ in ran] == ["c", "c", "a", "a", "b", "b"]
+    assert all(float(t) > before for _, t in ran)
+    entries = [e for e, _ in targets]
+    assert all("pid" in e and e["count_s"] >= 0 and "skipped" not in e for e in entries), entries
+    assert entries[0]["pid"] < entries[1]["pid"] < entries[2]["pid"], entries  # taken in the listed order
