@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -229,9 +231,6 @@ def settle() -> float:
 def others_runnable(task: str = "/proc/self/task") -> bool:
     """Whether another thread of this process is running or waiting for a CPU (state R
     in its /proc stat); False where /proc cannot say (the CPU clock alone decides)."""
-    import os
-    import threading
-
     me = str(threading.get_native_id())
     try:
         tids = os.listdir(task)
@@ -245,7 +244,8 @@ def others_runnable(task: str = "/proc/self/task") -> bool:
                 stat = fh.read()
         except OSError:
             continue  # the thread ended meanwhile
-        if stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R":
+        state = stat.rindex(b")") + 2  # after the command name, which may itself hold ")"
+        if stat[state:state + 1] == b"R":
             return True
     return False
 

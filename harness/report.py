@@ -81,8 +81,8 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon, decide
 
         infos = {name: [r.runtime.get("info") or {} for r in recs if r.ok and r.runtime.get("name") == name]
                  for name in used}
-        said = [f"{name}: {RUNTIMES.get(name).noted(infos[name])}" for name in used
-                if name in RUNTIMES and RUNTIMES.get(name).noted(infos[name])]
+        noted = {name: RUNTIMES.get(name).noted(infos[name]) for name in used if name in RUNTIMES}
+        said = [f"{name}: {text}" for name, text in noted.items() if text]
         notes.append("runtime: how the row was evaluated and measured (eager PyTorch unless named). Accuracy is "
                      "evaluated under the runtime, so its delta vs the parent (same module, eager) is the runtime's "
                      "own effect." + "".join(" " + x for x in said))
@@ -114,21 +114,27 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon, decide
     if noisy:  # one line naming every such row, not one per row
         notes.append(f"WARNING: J/inference CV above {CV_WARN:.0%} in {len(noisy)} row(s): {', '.join(noisy)}; the "
                      "machine was noisy: rerun on a quieter machine, or lengthen the windows (measure.min_window_s)")
-    shared = table[table["shared_windows"].fillna(0) > 0] if "shared_windows" in table else table[:0]
-    if len(shared):  # the table's count (table._row), named here with what it means
+    shared = _flagged(table, "shared_windows")
+    if shared:  # the table's count (table._row), named here with what it means
         windows = sum(len(r.inference.windows) for r in recs if r.status == "ok" and r.inference)
-        notes.append(f"WARNING: shared windows: {int(shared['shared_windows'].sum())} of {windows} inference windows "
-                     f"({', '.join(sorted(shared['variant_id']))}) "
+        notes.append(f"WARNING: shared windows: {shared[0]} of {windows} inference windows ({shared[1]}) "
                      f"ran while other processes used more than {SHARED_SHARE:.0%} of the machine's CPU, or held "
                      "its GPU: a RAPL or "
                      "NVML reading of them includes their work, and the machine's speed was shared (the estimate "
                      "counts this process tree only); rerun on an idle node (joulebench slurm: --exclusive)")
-    unsettled = table[table["unsettled_windows"].fillna(0) > 0] if "unsettled_windows" in table else table[:0]
-    if len(unsettled):  # the table's count, as the run's log warned of it
-        notes.append(f"WARNING: unsettled windows: {int(unsettled['unsettled_windows'].sum())} inference window(s) "
-                     f"({', '.join(sorted(unsettled['variant_id']))}) ended while another thread of the process was "
-                     "still working (a plugin's thread, a pool left running): their joules include its work")
+    unsettled = _flagged(table, "unsettled_windows")
+    if unsettled:  # the table's count, as the run's log warned of it
+        notes.append(f"WARNING: unsettled windows: {unsettled[0]} inference window(s) ({unsettled[1]}) ended while "
+                     "another thread of the process was still working (a plugin's thread, a pool left running): their "
+                     "joules include its work")
     return notes
+
+
+def _flagged(table: pd.DataFrame, count: str) -> tuple[int, str] | None:
+    """A window count column's total over the rows where it is above 0, and those rows'
+    variant ids; None where no row has one."""
+    rows = table[table[count].fillna(0) > 0] if count in table else table[:0]
+    return (int(rows[count].sum()), ", ".join(sorted(rows["variant_id"]))) if len(rows) else None
 
 
 def curve_notes(recs: list[RunRecord], table: pd.DataFrame) -> list[str]:

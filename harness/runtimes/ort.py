@@ -61,11 +61,10 @@ class OnnxRuntime(Runtime):
         """The footnote, and whether the rows' sessions stopped spinning after each run (their
         records say: ``spinning``; records made before that setting have no such key)."""
         spun = sum(1 for info in infos if "spinning" not in info)
-        if not spun:
-            return cls.footnote[:-1] + "; its worker threads stop spinning after each run, so no later window is " \
-                                       "charged their spin."
-        return cls.footnote[:-1] + f"; {spun} of {len(infos)} such row(s) ran before its sessions stopped spinning " \
-                                   "after each run: the window after one of them may hold its idle workers' spin."
+        said = (f"{spun} of {len(infos)} such row(s) ran before its sessions stopped spinning after each run: the "
+                "window after one of them may hold its idle workers' spin" if spun else
+                "its worker threads stop spinning after each run, so no later window is charged their spin")
+        return f"{cls.footnote.rstrip('.')}; {said}."
 
     def __init__(self, opset: int = 18, optimization: str = "all", per_channel: bool = False,
                  path: str | None = None, creation_J: between(0, 1e15, open_low=True) | None = None) -> None:
