@@ -36,7 +36,7 @@ from harness.config import Suite
 from harness.errors import DataUnavailable, UserError
 from harness.files import check_creatable
 from harness.bench import bench
-from harness.execute import Interrupted, Result, execute, typed as _typed
+from harness.execute import Interrupted, Result, execute, flag, typed as _typed
 from harness.progress import log as _log
 from harness.track import Window, track
 
@@ -92,14 +92,16 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
         resume: str | Path | None = None, shard: tuple[int, int] | None = None, data_dir: str | Path | None = None,
         meter: str | None = None, device: str | None = None, allow_estimate: bool = False,
         cache_dir: str | Path | None = None, no_cache: bool = False, work: str | None = None,
-        work_batches: int | str | None = None,
+        work_batches: int | str | None = None, plots: bool = True,
         carbon: Any = None, command: list[str] | None = None, log: Callable[[str], None] = _log,
         **overrides: Any) -> Result:
     """Plan -> obtain each variant (make or load) -> deploy -> evaluate -> count ->
-    measure -> record, then the tables. ``overrides`` are suite keys (``measure={...}``,
-    ``seeds=[0]``) merged into the suite as if written there."""
+    measure -> record, then the tables (and the figures, unless ``plots=False``).
+    ``overrides`` are suite keys (``measure={...}``, ``seeds=[0]``) merged into the suite
+    as if written there."""
     from harness import device as device_mod
 
+    plots = flag(plots, "api.run plots")
     if shard is not None:
         from harness.plan import check_shard
 
@@ -141,15 +143,18 @@ def run(suite: str | Path | Mapping[str, Any] | Suite, *, quick: bool = False, o
         raise
     cache = None if no_cache else ArtifactCache(Path(cache_dir) if cache_dir else None)
     return execute(s, task, run_dir, dev, cache=cache, meter=meter, allow_estimate=allow_estimate, shard=shard,
-                   resume=bool(resume), command=command, log=log, carbon=carbon)
+                   resume=bool(resume), command=command, log=log, carbon=carbon, plots=plots)
 
 
-def report(run_dirs: list[str | Path], out: str | Path | None = None, carbon: Any = None) -> pd.DataFrame:
+def report(run_dirs: list[str | Path], out: str | Path | None = None, carbon: Any = None,
+           plots: bool = True) -> pd.DataFrame:
     """The typed table of one or several run folders (written into ``out``, or into the
-    one run folder; with several and no ``out``, nothing is written)."""
+    one run folder, with the figures unless ``plots=False``; with several and no
+    ``out``, nothing is written)."""
     from harness import report as report_mod
 
-    table, _, _ = report_mod.write([Path(d) for d in run_dirs], Path(out) if out else None, carbon=carbon)
+    table, _, _ = report_mod.write([Path(d) for d in run_dirs], Path(out) if out else None, carbon=carbon,
+                                   plots=flag(plots, "api.report plots"))
     return _typed(table)
 
 

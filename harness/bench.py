@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from harness.errors import UserError
-from harness.execute import Result, execute
+from harness.execute import Result, execute, flag
 from harness.progress import log as progress_log
 
 #: The quick profile's measurement settings (a user's ``measure=`` wins over them).
@@ -167,8 +167,10 @@ def bench(model: Any, eval_data: Any, *, train_data: Any = None, variants: Itera
           creation: Any = None, seeds: Iterable[int] = (0,), out: str | Path | None = None, quick: bool = False,
           name: str = "model", train: Mapping[str, Any] | None = None, measure: Mapping[str, Any] | None = None,
           models: Mapping[str, Any] | None = None, meter: str | None = None, device: str | None = None,
-          allow_estimate: bool = False, carbon: Any = None, log: Callable[[str], None] = progress_log) -> Result:
-    """The given module and its variants, measured; the table as ``api.run`` returns it.
+          allow_estimate: bool = False, carbon: Any = None, log: Callable[[str], None] = progress_log,
+          plots: bool = True) -> Result:
+    """The given module and its variants, measured; the table as ``api.run`` returns it
+    (``plots=False``: without the figures).
     ``train``: the budget of variants that train (fine-tuning, distilling), as a suite's
     ``train:``; ``models``: further suite models (a distillation student's family)."""
     from torch import nn
@@ -181,6 +183,7 @@ def bench(model: Any, eval_data: Any, *, train_data: Any = None, variants: Itera
     from harness.tasks import Split
     from harness.tasks.tensors import checked, task_of
 
+    plots = flag(plots, "api.bench plots")
     if not isinstance(model, nn.Module):
         raise UserError(f"api.bench takes a torch.nn.Module (or a Hugging Face model), not {type(model).__name__}")
     x, y = arrays(eval_data, "eval_data")
@@ -225,4 +228,4 @@ def bench(model: Any, eval_data: Any, *, train_data: Any = None, variants: Itera
     check_creatable(run_dir, "run directory")
     with held(weights, model, given):
         return execute(s, carved(s, task), run_dir, dev, meter=meter, allow_estimate=allow_estimate,
-                       command=["harness.api.bench", name], log=log, carbon=carbon)
+                       command=["harness.api.bench", name], log=log, carbon=carbon, plots=plots)

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from harness.config import Suite
+from harness.errors import UserError
 from harness.progress import log as progress_log
 
 
@@ -39,6 +40,14 @@ class Result:
         return load_run_dirs([self.run_dir])[0]
 
 
+def flag(value: Any, name: str) -> bool:
+    """A yes/no argument of the Python API as given, or a UserError naming it (a string
+    such as "no" would otherwise read as yes)."""
+    if not isinstance(value, bool):
+        raise UserError(f"{name}= is True or False, not {type(value).__name__} {str(value)[:40]!r}")
+    return value
+
+
 def typed(table: pd.DataFrame) -> pd.DataFrame:
     from harness import columns
     from harness.report import pick_columns
@@ -48,9 +57,11 @@ def typed(table: pd.DataFrame) -> pd.DataFrame:
 
 def execute(s: Suite, task: Any, run_dir: Path, dev: Any, *, cache: Any = None, meter: str | None = None,
             allow_estimate: bool = False, shard: tuple[int, int] | None = None, resume: bool = False,
-            command: list[str] | None = None, log: Callable[[str], None] = progress_log, carbon: Any = None) -> Result:
+            command: list[str] | None = None, log: Callable[[str], None] = progress_log, carbon: Any = None,
+            plots: bool = True) -> Result:
     """Run ``s`` over ``task`` into ``run_dir`` (checked creatable by the caller) and
-    report it. Everything that can fail on bad input has failed before this is called."""
+    report it (``plots``: with the figures). Everything that can fail on bad input has
+    failed before this is called."""
     from harness import meters, report as report_mod
     from harness.runner import Runner
 
@@ -67,5 +78,5 @@ def execute(s: Suite, task: Any, run_dir: Path, dev: Any, *, cache: Any = None, 
         monitor.close()
     if cache is not None:
         log(f"joulebench: artifact cache {cache.root}: {len(cache.hits)} hit(s), {len(cache.misses)} miss(es)")
-    table, md, warnings = report_mod.write([run_dir], carbon=carbon)
+    table, md, warnings = report_mod.write([run_dir], carbon=carbon, plots=plots)
     return Result(run_dir, typed(table), md, warnings, suite=s.name, profile=s.profile)

@@ -12,13 +12,13 @@ from typing import Mapping
 
 import pandas as pd
 
-from harness import appendix, columns, finished, latex, plot_curves, plots, render, work
+from harness import appendix, columns, finished, latex, render, work
 from harness.errors import UserError
 from harness.files import ensure_dir, read_json, refuse_links_in, refuse_symlink, write_atomic
 from harness.rundir import check_environment
 from harness.lifecycle import Carbon, carbon_from
 from harness.meters.sharing import SHARED_SHARE
-from harness.records import RUN_FILES, RunRecord
+from harness.records import FIGURES, RUN_FILES, RunRecord
 from harness.comparable import load_runs
 from harness.table import CV_WARN
 from harness.tables import build_batch_table, build_sweep_table, build_trial_table, cross_check_notes
@@ -204,15 +204,31 @@ def _slurm_energy(env: dict) -> str | None:
     return f"Slurm's energy accounting: none ({str(got.get('unavailable', 'unknown'))[:200]})."
 
 
+def _draw(table: pd.DataFrame, recs: list, batches: pd.DataFrame, target: Path) -> None:
+    """The figures (records.FIGURES), each as PNG and PDF; matplotlib is imported only here."""
+    from harness import plot_curves, plots
+
+    style = plots.Style.of(table)  # one colour per variant in every figure
+    figures = {"accuracy_vs_energy": plots.accuracy_vs_energy(table, style),
+               "lifecycle_energy": plots.lifecycle_energy(table, style)}
+    if table["J_to_target_seeds_reached"].notna().any():
+        figures["training_curves"] = plot_curves.training_curves(recs, style)
+    if len(batches):
+        figures["batch_size_energy"] = plots.batch_size_energy(batches, style)
+    plots.save(figures, target)  # PNG and PDF each
+
+
 def write(run_dirs: list[Path], out_dir: Path | None = None,
           carbon: Carbon | None = None, with_appendix: bool = False,
           select: list[str] | None = None,
-          decide: Mapping[str, float] | None = None) -> tuple[pd.DataFrame, str, list[str]]:
+          decide: Mapping[str, float] | None = None, plots: bool = True) -> tuple[pd.DataFrame, str, list[str]]:
     """Build everything from run dirs and write it into ``out_dir`` (default: the single
     run dir; with several and no ``out_dir``, nothing is written). ``with_appendix`` also
     writes appendix.md and appendix.tex (one run dir: its environment describes it);
-    ``decide`` overrides the suites' decide settings (finished.overrides). Returns
-    (table, markdown, warnings)."""
+    ``decide`` overrides the suites' decide settings (finished.overrides); ``plots=False``
+    writes the tables without the figures (a nightly gate, a shard that a merge draws
+    again), and warns of figures left there by an earlier report. Returns (table,
+    markdown, warnings)."""
     carbon = carbon or carbon_from()
     env_path = Path(run_dirs[0]) / "environment.json"
     if with_appendix and (len(run_dirs) != 1 or not env_path.is_file()):
@@ -250,14 +266,13 @@ def write(run_dirs: list[Path], out_dir: Path | None = None,
         write_atomic(target / "table.csv", lambda p: columns.for_csv(data).to_csv(p, index=False))
         write_atomic(target / "table.parquet", lambda p: write_parquet(data, p))
         write_atomic(target / "columns.csv", lambda p: columns.dictionary(picked).to_csv(p, index=False))
-        style = plots.Style.of(table)  # one colour per variant in every figure
-        figures = {"accuracy_vs_energy": plots.accuracy_vs_energy(table, style),
-                   "lifecycle_energy": plots.lifecycle_energy(table, style)}
-        if table["J_to_target_seeds_reached"].notna().any():
-            figures["training_curves"] = plot_curves.training_curves(recs, style)
-        if len(batches):
-            figures["batch_size_energy"] = plots.batch_size_energy(batches, style)
-        plots.save(figures, target)  # PNG and PDF each
+        if plots:
+            _draw(table, recs, batches, target)
+        else:
+            stale = sorted(p.name for p in target.iterdir() if p.stem in FIGURES and p.suffix in (".png", ".pdf"))
+            if stale:
+                warnings.append(f"figures not drawn (plots off): {', '.join(stale)} are from an earlier report, "
+                                "not of this table; report again with plots to redraw them")
         if len(trials):
             write_atomic(target / "sweeps.csv", lambda p: sweeps.to_csv(p, index=False))
             write_atomic(target / "trials.csv", lambda p: trials.to_csv(p, index=False))

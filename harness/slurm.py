@@ -1,7 +1,7 @@
 """A suite as a Slurm job array: one shard per array task, then a merge that waits for
 all of them (``afterok``), all under one folder:
 
-    DIR/slurm/array.sbatch    one task per shard: joulebench run SUITE --shard i/N --out DIR/shardI
+    DIR/slurm/array.sbatch    one task per shard: joulebench run SUITE --shard i/N --out DIR/shardI --no-plots
     DIR/slurm/merge.sbatch    joulebench merge DIR/shard1 ... DIR/shardN --out DIR/merged
     DIR/slurm/*.out, *.err    each task's log
     DIR/cache/                the artifact cache the tasks share: a parent is trained once
@@ -87,7 +87,8 @@ def _header(job: Job, name: str, log: str) -> list[str]:
 def array_script(job: Job, tasks: list[int]) -> str:
     python = shlex.quote(sys.executable)
     run = [python, "-m", "harness", "run", shlex.quote(str(Path(job.suite).resolve())), "--shard",
-           f'"$SLURM_ARRAY_TASK_ID/{job.shards}"', "--cache-dir", shlex.quote(str(job.out / "cache"))]
+           f'"$SLURM_ARRAY_TASK_ID/{job.shards}"', "--cache-dir", shlex.quote(str(job.out / "cache")),
+           "--no-plots"]  # the merge draws the figures of the whole run
     if job.quick:
         run.append("--quick")
     if job.data_dir:

@@ -42,7 +42,7 @@ def reports(tmp_path_factory) -> list[Path]:
     out = []
     for ref in REFERENCES:
         folder = tmp_path_factory.mktemp(ref.name)
-        report.write([ref], folder, with_appendix=True)
+        report.write([ref], folder, with_appendix=True, plots=False)  # the figures: their own test below
         out.append(folder)
     return out
 
@@ -133,19 +133,47 @@ def test_a_column_declared_once_appears_in_every_output(tmp_path: Path, monkeypa
                            compute=lambda row: 100 * row["accuracy"], section="main")
     monkeypatch.setattr(columns, "COLUMNS", columns.COLUMNS + (added,))
     out = tmp_path / "report"
-    table, md, _ = report.write([REFERENCES[0]], out)
+    table, md, _ = report.write([REFERENCES[0]], out, plots=False)
     assert "accuracy_percent (%)" in md
     assert table["accuracy_percent"].tolist() == pytest.approx((100 * table["accuracy"]).tolist())
     assert "accuracy_percent" in pd.read_csv(out / "table.csv").columns
     assert "accuracy_percent" in pd.read_parquet(out / "table.parquet").columns
     assert "accuracy_percent" in set(pd.read_csv(out / "columns.csv")["name"])
-    report.write([REFERENCES[0]], out, select=["variant_id", "accuracy_percent"])  # LaTeX when selected
+    report.write([REFERENCES[0]], out, select=["variant_id", "accuracy_percent"], plots=False)  # LaTeX when selected
     assert "accuracy percent" in (out / "table.tex").read_text()
     store = tmp_path / "h.sqlite"
     history.add(store, [REFERENCES[0]])
     con = sqlite3.connect(store)
     stored = con.execute("SELECT columns FROM results LIMIT 1").fetchone()[0]
     assert "accuracy_percent" in stored
+
+
+def test_without_plots_the_tables_are_written_and_earlier_figures_are_named_stale(tmp_path: Path) -> None:
+    """--no-plots (plots=False): every table, no figure, no warning; where an earlier
+    report left figures (planted), they stay as they were, and one warning names them as
+    not of this table (a picture of the user's own is none of ours: not named)."""
+    from harness import api
+    from harness.errors import UserError
+    from tests.conftest import cli
+
+    out = tmp_path / "out"
+    _, _, warned = report.write([REFERENCES[0]], out, plots=False)
+    assert {"table.md", "table.csv", "table.parquet", "table.tex", "columns.csv"} <= {p.name for p in out.iterdir()}
+    assert not [p for p in out.iterdir() if p.suffix in (".png", ".pdf")] and not warned
+    planted = {"accuracy_vs_energy.png": b"old png", "accuracy_vs_energy.pdf": b"old pdf", "mine.png": b"mine"}
+    for name, data in planted.items():
+        (out / name).write_bytes(data)
+    got = cli("report", str(REFERENCES[0]), "--out", str(out), "--no-plots")
+    assert got.returncode == 0, got.stderr
+    assert {name: (out / name).read_bytes() for name in planted} == planted  # left as they were
+    stale = [line for line in got.stderr.splitlines() if "figures not drawn" in line]
+    assert len(stale) == 1 and "accuracy_vs_energy.pdf, accuracy_vs_energy.png are from" in stale[0], got.stderr
+    assert "mine" not in stale[0]
+    with pytest.raises(UserError, match="plots= is True or False"):  # "no" would read as yes
+        api.report([REFERENCES[0]], tmp_path / "never", plots="no")
+    with pytest.raises(UserError, match="api.run plots= is True or False"):
+        api.run("benchmarks/digits.yaml", quick=True, out=tmp_path / "never", plots="no")
+    assert not (tmp_path / "never").exists()
 
 
 def test_report_columns_picks_columns_for_every_format(tmp_path: Path) -> None:

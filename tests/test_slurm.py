@@ -46,7 +46,7 @@ def test_a_job_array_gives_the_single_process_table_and_resumes_a_killed_task(cl
     suite = tmp_path / "tiny.yaml"
     suite.write_text(yaml.safe_dump(TINY))
     single = tmp_path / "single"
-    assert run_cli("run", str(suite), "--out", str(single), "--no-cache").returncode == 0
+    assert run_cli("run", str(suite), "--out", str(single), "--no-cache", "--no-plots").returncode == 0
     out = tmp_path / "sharded"
     # the first submission: kill shard 2 of 2 once it has started (tasks run one after the
     # other: each asks for the node to itself)
@@ -80,6 +80,10 @@ def test_a_job_array_gives_the_single_process_table_and_resumes_a_killed_task(cl
     assert "| cnn.int8 |" in again.stdout  # the merged table printed
     for name in ("array.sbatch", "merge.sbatch"):
         assert (out / "slurm" / name).read_text().startswith("#!/bin/bash\n#SBATCH")
+    # a shard writes its tables only (--no-plots); the merge draws the whole run's figures
+    assert "--no-plots" in (out / "slurm" / "array.sbatch").read_text()
+    assert (out / "merged" / "accuracy_vs_energy.png").is_file() and (out / "merged" / "accuracy_vs_energy.pdf").is_file()
+    assert not list((out / "shard1").glob("*.png")) and (out / "shard1" / "table.parquet").is_file()
     # everything done: the command says so and submits nothing
     done = run_cli("slurm", str(suite), "--shards", "2", "--out", str(out), env=cluster)
     assert done.returncode == 0 and "nothing to submit" in done.stderr
@@ -108,7 +112,7 @@ def test_a_merge_records_slurms_own_energy_beside_ours(tmp_path: Path) -> None:
     shards = []
     for i, job in ((1, "78"), (2, "79")):  # each shard ran as a Slurm job: its environment says which
         shards.append(tmp_path / f"shard{i}")
-        proc = cli("run", str(suite), "--shard", f"{i}/2", "--out", str(shards[-1]), "--no-cache", "-q",
+        proc = cli("run", str(suite), "--shard", f"{i}/2", "--out", str(shards[-1]), "--no-cache", "--no-plots", "-q",
                    env={"SLURM_JOB_ID": job, "SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": str(i)})
         assert proc.returncode == 0, proc.stderr[-1500:]
     planted = _sacct(tmp_path / "bin", "78|1200\\n78.batch|1190\\n79|1300\\n")

@@ -31,6 +31,12 @@ def add_carbon_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pue", type=bounded(1, 10), help="data-centre power usage effectiveness (>= 1)")
 
 
+def add_plots_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="write the tables without the figures (seconds per run: a nightly gate, a shard that a merge "
+                        "draws again)")
+
+
 def add_decide_options(p: argparse.ArgumentParser) -> None:
     """Overrides of a suite's ``decide:`` (the verdict vs the parent; docs/statistics.md)."""
     p.add_argument("--accuracy-margin", type=bounded(0, 0.5), metavar="SHARE",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.options import add_carbon_options, add_decide_options, carbon, decide
+from harness.commands.options import add_carbon_options, add_decide_options, add_plots_option, carbon, decide
 from harness.files import check_creatable
 
 NAME = "report"
@@ -20,6 +20,7 @@ def add(sub) -> None:
                    help="also write appendix.md and appendix.tex: a paper's energy-reporting section for one run")
     p.add_argument("--columns", type=column_list, metavar="A,B,...",
                    help="only these columns, in this order, in every format (names as in columns.csv)")
+    add_plots_option(p)
     add_carbon_options(p)
     add_decide_options(p)
     p.set_defaults(func=run)
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_creatable(Path(args.out), "report folder")
     _, md, warnings = report.write(dirs, Path(args.out) if args.out else None, carbon=carbon(args),
-                                   with_appendix=args.appendix, select=args.columns, decide=decide(args))
+                                   with_appendix=args.appendix, select=args.columns, decide=decide(args),
+                                   plots=args.plots)
     for w in warnings:
         print(f"joulebench: warning: {w}", file=sys.stderr)
     print(md)

@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from harness.commands.options import add_carbon_options, bounded, carbon
+from harness.commands.options import add_carbon_options, add_plots_option, bounded, carbon
 from harness.errors import DataUnavailable, UserError
 
 NAME = "run"
@@ -35,6 +35,7 @@ def add(sub) -> None:
                    help="override measure.work_batches (default 4): count K of each target's eval batches, evenly "
                         "spaced (the figure is of those batches), or all of them")
     p.add_argument("--no-cache", action="store_true", help="retrain everything; do not read or write the cache")
+    add_plots_option(p)
     p.add_argument("--cache-dir", help="artifact cache (default $JOULEBENCH_CACHE, else ~/.cache/joulebench)")
     p.add_argument("--skip-if-no-data", action="store_true",
                    help="if the task's data is unreachable, say 'skipped' (exit 3) instead of 'error'")
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         result = api.run(args.suite, quick=args.quick, out=args.out, resume=args.resume, shard=shard,
                          data_dir=_data_dir(args.data_dir), meter=args.meter, device=args.device,
                          allow_estimate=args.allow_estimate, cache_dir=args.cache_dir, no_cache=args.no_cache,
-                         work=args.work, work_batches=args.work_batches, carbon=carbon_, command=["joulebench", "run", *args.argv])
+                         work=args.work, work_batches=args.work_batches, plots=args.plots, carbon=carbon_,
+                         command=["joulebench", "run", *args.argv])
     except DataUnavailable as exc:
         if not args.skip_if_no_data:
             raise
