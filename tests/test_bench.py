@@ -86,7 +86,7 @@ def test_a_given_module_goes_down_the_ladder(tmp_path: Path, case: str) -> None:
     mine = predict(model, x_ev)
     out = tmp_path / "run"
     result = api.bench(model, eval_data=(x_ev, y_ev), train_data=(torch.from_numpy(x_tr), torch.from_numpy(y_tr)),
-                       variants=LADDER, creation=w, out=out, measure=MEASURE)
+                       variants=LADDER, creation=w, out=out, measure=MEASURE, plots=False)
     table = result.table.set_index("variant_id")
     assert list(table.index) == ["model", "int8", "p50", "ort"]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the given module is not touched
@@ -110,7 +110,7 @@ def test_a_given_module_goes_down_the_ladder(tmp_path: Path, case: str) -> None:
     assert "api.track('fine-tune')" in recs["model"]["technique_info"]["creation"]
     # the lineage carries the tracked window into the pruned child
     assert table.loc["p50", "lineage_train_J"] == pytest.approx(w.energy_J + table.loc["p50", "train_J"], rel=1e-6)
-    assert cli("report", str(out)).returncode == 0
+    assert cli("report", str(out), "--no-plots").returncode == 0
     proc = cli("compare", str(out), str(out))
     assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
 
@@ -207,7 +207,8 @@ def test_a_hugging_face_model_on_token_ids_from_a_dataloader(tmp_path: Path) -> 
     ids = torch.randint(1, 50, (48, 8))
     labels = (ids[:, 0] > 25).long()
     result = api.bench(model, eval_data=DataLoader(TensorDataset(ids, labels), batch_size=16), creation=None,
-                       variants=LADDER[:1], out=tmp_path / "r", measure=MEASURE)
+                       variants=LADDER[:1], out=tmp_path / "r", measure=MEASURE,
+                       plots=False)
     with torch.no_grad():
         mine = model(ids).logits.argmax(dim=1)
     table = result.table.set_index("variant_id")

@@ -317,7 +317,7 @@ def test_a_repeated_sweep_comes_from_the_cache_and_shards_split_trials(sweep_run
     suite, out, cache = sweep_run
     again = tmp_path / "again"
     # runs whose every model comes from the cache: in this process (time; nothing trains)
-    proc = cli("run", str(suite), "--quick", "--out", str(again), "--cache-dir", str(cache))
+    proc = cli("run", str(suite), "--quick", "--out", str(again), "--cache-dir", str(cache), "--no-plots")
     assert proc.returncode == 0, proc.stderr
     first, second = load(out), load(again)
     for a, b in zip([r for r in first if r["status"] == "trial"], [r for r in second if r["status"] == "trial"]):
@@ -328,7 +328,8 @@ def test_a_repeated_sweep_comes_from_the_cache_and_shards_split_trials(sweep_run
     dirs = []
     for k in (1, 2):
         d = tmp_path / f"shard{k}"
-        proc = cli("run", str(suite), "--quick", "--shard", f"{k}/2", "--out", str(d), "--cache-dir", str(cache))
+        proc = cli("run", str(suite), "--quick", "--shard", f"{k}/2", "--out", str(d), "--cache-dir", str(cache),
+                   "--no-plots")
         assert proc.returncode == 0, proc.stderr
         dirs.append(d)
     shard_trials = [{r["variant_id"] for r in load(d) if r["status"] == "trial"} for d in dirs]
@@ -426,7 +427,7 @@ def test_a_sweep_killed_among_or_after_its_trials_resumes_to_the_same_selection(
     shutil.copytree(out, run)
     lines = (run / "records.jsonl").read_text().splitlines(keepends=True)
     (run / "records.jsonl").write_text("".join(lines[:kept]) + lines[kept][:40])  # a torn line too
-    proc = run_cli("run", str(suite), "--quick", "--resume", str(run), "--cache-dir", str(cache))
+    proc = run_cli("run", str(suite), "--quick", "--resume", str(run), "--cache-dir", str(cache), "--no-plots")
     assert proc.returncode == 0, proc.stderr
     assert "obtaining trial" not in proc.stderr
     recs = load(run)

@@ -178,7 +178,7 @@ def test_compare_gates_on_a_lost_non_inferiority(tmp_path: Path) -> None:
     """BASE: m.good is cheaper, not worse. NEW where it lost 2 points (cheaper, worse), its
     saving (not cheaper) or the windows to decide (undecided): exit 1, named. NEW
     unchanged (other windows): exit 0 (the absence)."""
-    from tests.conftest import run_cli
+    from tests.conftest import cli as run_cli  # in this process: compare reads records, measures nothing
 
     suite = TEMPLATE["suite"]
 

@@ -107,7 +107,8 @@ def test_a_checkpoint_and_an_onnx_file_made_elsewhere_are_measured_rows(files, t
          "train": {"epochs": 1, "max_samples": 300}},
     ]
     out = tmp_path / "run"
-    proc = run_cli("run", str(suite(tmp_path, variants, seeds=(0, 1))), "--out", str(out), "--allow-estimate")
+    proc = run_cli("run", str(suite(tmp_path, variants, seeds=(0, 1))), "--out", str(out), "--allow-estimate",
+                   "--no-plots")
     assert proc.returncode == 0, proc.stderr
     t = pd.read_parquet(out / "table.parquet").set_index("variant_id")
     # the files' own model, not the parent: the accuracy the user's model has on the eval split

@@ -486,7 +486,8 @@ def test_a_kill_during_the_idle_baseline_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("JOULEBENCH_DATA", None)
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out), "--no-cache"],
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out), "--no-cache",
+                             "--no-plots"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "environment.json").exists() and time.time() < deadline and proc.poll() is None:
@@ -499,7 +500,7 @@ def test_a_kill_during_the_idle_baseline_resumes(tmp_path: Path) -> None:
     records_file = out / "records.jsonl"
     assert env_file["idle_w"] is None  # killed inside the baseline
     assert not records_file.exists() or not records_file.read_text().strip()
-    resumed = cli("run", str(suite), "--resume", str(out), "--no-cache")
+    resumed = cli("run", str(suite), "--resume", str(out), "--no-cache", "--no-plots")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "environment.json").read_text())["idle_w"]  # measured on the resume
     assert (out / "table.csv").is_file()

@@ -224,7 +224,7 @@ def test_a_given_onnx_file_that_cannot_serve_the_task_is_one_line_before_the_fol
     file = _digits_onnx(tmp_path / f"{case}.onnx", **made)
     variant = {"id": "cnn.x", "parent": "cnn", "runtime": {"name": "onnxruntime", "path": str(file)}}
     out = tmp_path / "run"
-    proc = cli("run", str(_digits_suite(tmp_path, variant)), "--out", str(out), "--allow-estimate")
+    proc = cli("run", str(_digits_suite(tmp_path, variant)), "--out", str(out), "--allow-estimate", "--no-plots")
     errors = [x for x in proc.stderr.splitlines() if x.startswith("joulebench: error")]
     assert proc.returncode == 2 and len(errors) == 1 and needle in errors[0], proc.stderr
     assert not out.exists()
@@ -378,7 +378,7 @@ def test_an_eval_split_that_is_the_training_data_or_a_bad_hub_id_is_bad_input(tm
         (folder / "validation.tsv").write_text("sentence\tlabel\n" + "\n".join(held_out) + "\n")
     data = {"hub_empty": "hub:", "hub_escape": "hub:../../etc"}.get(case, str(folder))
     out = tmp_path / "run"
-    proc = cli("run", str(_text_suite(tmp_path, data)), "--out", str(out), "--skip-if-no-data")
+    proc = cli("run", str(_text_suite(tmp_path, data)), "--out", str(out), "--skip-if-no-data", "--no-plots")
     if case == "fine":  # absence: a held-out split gets past the data checks (the run itself is not needed)
         assert "training data" not in proc.stderr and "dataset id" not in proc.stderr
         return
@@ -409,7 +409,7 @@ def test_old_records_with_odd_fields_are_skipped_with_a_line_not_a_traceback(tmp
     loaded, warnings = recordfile.load(run / "records.jsonl")
     assert len(loaded) == 1 and len(warnings) == len(odd)  # absence: the good record loads
     (run / "environment.json").write_text((ref.parent / "environment.json").read_text())
-    proc = cli("report", str(run), "--out", str(tmp_path / "rep"))
+    proc = cli("report", str(run), "--out", str(tmp_path / "rep"), "--no-plots")
     assert "Traceback" not in proc.stderr and proc.returncode in (0, 2), proc.stderr
 
 
@@ -524,13 +524,13 @@ def test_a_run_killed_before_its_environment_resumes_and_odd_environments_are_on
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lock").write_text("")  # what a kill -9 between the folder and environment.json leaves
-    proc = cli("run", str(_mlp_suite(tmp_path)), "--out", str(out), "--resume", str(out))
+    proc = cli("run", str(_mlp_suite(tmp_path)), "--out", str(out), "--resume", str(out), "--no-plots")
     assert proc.returncode == 0 and "starting it afresh" in proc.stderr, proc.stderr
     assert (out / "environment.json").is_file() and (out / "records.jsonl").is_file()
     env = json.loads((out / "environment.json").read_text())
     for key, odd in (("suite", "digits"), ("command", [1, 2]), ("idle_w", "hot"), ("gpu", 3)):
         (out / "environment.json").write_text(json.dumps({**env, key: odd}))
-        proc = cli("report", str(out), "--appendix")
+        proc = cli("report", str(out), "--appendix", "--no-plots")
         errors = [x for x in proc.stderr.splitlines() if x.startswith("joulebench: error")]
         assert proc.returncode == 2 and len(errors) == 1 and key in errors[0] and "Traceback" not in proc.stderr, \
             proc.stderr

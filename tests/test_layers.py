@@ -215,7 +215,7 @@ def test_an_extension_is_one_file_dropped_into_its_package(tmp_path: Path) -> No
     (tmp_path / "suite.yaml").write_text(SUITE)
     env = {**os.environ, "PYTHONPATH": str(copy)}
     proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "suite.yaml"), "--out",
-                           str(tmp_path / "run"), "--no-cache"], capture_output=True, text=True,
+                           str(tmp_path / "run"), "--no-cache", "--no-plots"], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (tmp_path / "run" / "table.md").read_text()

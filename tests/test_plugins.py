@@ -97,7 +97,7 @@ def test_the_example_plugin_installs_lists_runs_and_uninstalls(plugin_env: Path,
     line = next(ln for ln in listed.stdout.splitlines() if "random_prune" in ln)
     assert "joulebench-random-prune 0.1.0" in line and "loaded" in line
     run = joulebench(plugin_env, "run", str(PLUGIN / "suite.yaml"), "--quick", "--meter", "estimate",
-                     "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"))
+                     "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--no-plots")
     assert run.returncode == 0, run.stderr[-2000:]
     table = (tmp_path / "run" / "table.csv").read_text()
     assert "cnn.random50" in table and "random_prune" in table
@@ -138,9 +138,9 @@ def test_the_python_api_gives_the_command_lines_table(tmp_path: Path) -> None:
     path = tmp_path / "apitiny.yaml"
     path.write_text(yaml.safe_dump(API_SUITE))
     cache = tmp_path / "cache"
-    got = cli("run", str(path), "--out", str(tmp_path / "cli"), "--cache-dir", str(cache))
+    got = cli("run", str(path), "--out", str(tmp_path / "cli"), "--cache-dir", str(cache), "--no-plots")
     assert got.returncode == 0, got.stderr[-1500:]
-    result = api.run(API_SUITE, out=tmp_path / "api", cache_dir=cache, log=lambda s: None)
+    result = api.run(API_SUITE, out=tmp_path / "api", cache_dir=cache, log=lambda s: None, plots=False)
     from_cli = pd.read_parquet(tmp_path / "cli" / "table.parquet")
     assert list(result.table.columns) == list(from_cli.columns)
     assert [str(t) for t in result.table.dtypes] == [str(t) for t in from_cli.dtypes]
@@ -151,7 +151,8 @@ def test_the_python_api_gives_the_command_lines_table(tmp_path: Path) -> None:
     assert api.compare([tmp_path / "cli"], [result.run_dir]).exit_code == 0  # same models, one run a side
     # no state kept between calls: trained again in this process (a cache of its own), the
     # same models as the command line's process trained
-    again = api.run(API_SUITE, out=tmp_path / "api2", cache_dir=tmp_path / "cache2", log=lambda s: None)
+    again = api.run(API_SUITE, out=tmp_path / "api2", cache_dir=tmp_path / "cache2", log=lambda s: None,
+                    plots=False)
     assert again.records[0].cached is None  # trained here, not fetched
     assert again.table["accuracy"].tolist() == from_cli["accuracy"].tolist()
     bad = {**API_SUITE, "seeds": "zero"}

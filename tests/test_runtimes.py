@@ -294,10 +294,10 @@ def test_a_window_that_compiled_is_flagged_in_the_report(digits_run: Path, tmp_p
         if rec["variant_id"] == "cnn.compiled":
             rec["inference"]["compiles_in_windows"] = 2  # planted: two graphs compiled mid-measurement
     (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    table, md, _ = report.write([run])
+    table, md, _ = report.write([run], plots=False)
     assert "WARNING: cnn.compiled (digits): 2 graph(s) were compiled inside measured windows" in md
     assert table.set_index("variant_id").loc["cnn.compiled", "compiles_in_windows"] == 2
-    _, clean, _ = report.write([digits_run], tmp_path / "clean")
+    _, clean, _ = report.write([digits_run], tmp_path / "clean", plots=False)
     assert "compiled inside measured windows" not in clean
 
 

@@ -78,7 +78,7 @@ def test_a_window_beside_a_busy_process_is_shared_and_alone_it_is_not() -> None:
 def _run(tmp_path: Path, name: str) -> tuple[pd.DataFrame, str]:
     suite = tmp_path / "tiny.yaml"
     suite.write_text(yaml.safe_dump(TINY))
-    proc = cli("run", str(suite), "--out", str(tmp_path / name), "--no-cache", "-q")
+    proc = cli("run", str(suite), "--out", str(tmp_path / name), "--no-cache", "--no-plots", "-q")
     assert proc.returncode == 0, proc.stderr[-2000:]
     return pd.read_parquet(tmp_path / name / "table.parquet"), (tmp_path / name / "table.md").read_text()
 
@@ -128,7 +128,7 @@ def test_unsettled_windows_are_counted_in_the_table_and_named_under_it(digits_ru
     planted = tmp_path / "planted"
     planted.mkdir()
     (planted / "records.jsonl").write_text("\n".join(lines) + "\n")
-    proc = cli("report", str(planted), "--out", str(tmp_path / "report"))
+    proc = cli("report", str(planted), "--out", str(tmp_path / "report"), "--no-plots")
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = pd.read_csv(tmp_path / "report" / "table.csv").set_index("variant_id")["unsettled_windows"]
     assert got["cnn"] == 2 and (got.drop("cnn") == 0).all(), got

@@ -76,7 +76,7 @@ def test_a_tensors_suite_runs_from_the_command_line(tmp_path: Path) -> None:
     (tmp_path / "wine.yaml").write_text(SUITE)
     out = tmp_path / "run"
     proc = cli("run", str(tmp_path / "wine.yaml"), "--data-dir", str(tmp_path / "data"), "--out", str(out),
-               "--no-cache", "-q")
+               "--no-cache", "--no-plots", "-q")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "[1/2]" not in proc.stderr and "eval accuracy" not in proc.stderr  # -q: warnings only
     recs = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
@@ -94,7 +94,7 @@ def test_the_same_arrays_through_api_bench_give_the_same_predictions(tmp_path: P
     (tmp_path / "wine.yaml").write_text(SUITE.replace("epochs: 30, batch_size: 32, lr: 0.01",
                                                       "epochs: 1, batch_size: 32, lr: 0.003"))
     proc = cli("run", str(tmp_path / "wine.yaml"), "--data-dir", str(tmp_path / "data"), "--out",
-               str(tmp_path / "run"), "--no-cache")
+               str(tmp_path / "run"), "--no-cache", "--no-plots")
     assert proc.returncode == 0, proc.stderr[-2000:]
     # progress over the whole run: the count, the time spent and, from the second step, what is left
     assert "[1/2] wine: mlp@seed0 (" in proc.stderr and re.search(r"\[2/2\] .* elapsed, about \S+ left\)", proc.stderr)
@@ -113,7 +113,7 @@ def test_the_same_arrays_through_api_bench_give_the_same_predictions(tmp_path: P
     train(bundle.module, bundle.encode(task.train), suite.models[0].train, 0)
     mine = api.bench(bundle.module, eval_data=(task.eval.inputs, task.eval.labels), out=tmp_path / "bench",
                      variants=[{"id": "int8", "technique": "quantize", "params": {"dtype": "int8"}}],
-                     measure={"repetitions": 6, "min_window_s": 0.05, "idle_s": 0.1}).table.set_index("variant_id")
+                     measure={"repetitions": 6, "min_window_s": 0.05, "idle_s": 0.1}, plots=False).table.set_index("variant_id")
     ran = {r["variant_id"]: r["eval"] for r in recs if r["status"] == "ok"}
     assert (mine.loc["model", "accuracy"], mine.loc["int8", "accuracy"]) == (ran["mlp"]["accuracy"],
                                                                              ran["mlp.int8"]["accuracy"])

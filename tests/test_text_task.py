@@ -78,7 +78,7 @@ def run_one_model(tmp_path: Path, options: dict, name: str, config: dict):
     suite = tmp_path / f"{name}.yaml"
     suite.write_text(yaml.safe_dump(raw))
     out = tmp_path / "run"
-    proc = run_cli("run", str(suite), "--quick", "--out", str(out))
+    proc = run_cli("run", str(suite), "--quick", "--out", str(out), "--no-plots")
     assert proc.returncode == 0, proc.stderr
     recs = {r["variant_id"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
     return out, proc, recs
@@ -90,7 +90,8 @@ def test_the_readme_example_runs_on_a_4_class_news_folder(tmp_path: Path) -> Non
     data = tmp_path / "data"
     dataset(data, "tsv").rename(data / "news")
     out = tmp_path / "run"
-    proc = run_cli("run", "benchmarks/examples/byo_news.yaml", "--quick", "--data-dir", str(data), "--out", str(out))
+    proc = run_cli("run", "benchmarks/examples/byo_news.yaml", "--quick", "--data-dir", str(data), "--out", str(out),
+                   "--no-plots")
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(out / "table.csv").set_index("variant_id")
     assert {"bert_tiny", "bert_tiny.int8", "bert_tiny.distill"} <= set(table.index)
@@ -106,7 +107,7 @@ def test_every_format_by_yaml_alone(tmp_path: Path, fmt: str, header: bool) -> N
     columns = {} if header else {"text_column": 0, "label_column": 1, "header": False}
     suite = suite_file(tmp_path, {"data": str(folder), **columns}, variants=[])
     out = tmp_path / "run"
-    proc = run_cli("run", str(suite), "--quick", "--out", str(out))
+    proc = run_cli("run", str(suite), "--quick", "--out", str(out), "--no-plots")
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(out / "table.csv")
     assert list(table["variant_id"]) == ["bert_tiny"] and table["n_eval"].iloc[0] == 48

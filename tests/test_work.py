@@ -76,13 +76,13 @@ def work_runs(tmp_path_factory) -> tuple[Path, Path]:
     plant.mkdir()
     (plant / "sitecustomize.py").write_text(SITECUSTOMIZE)
     base, new = root / "base", root / "planted"
-    got = cli("run", str(suite), "--out", str(base), "--cache-dir", str(cache))
+    got = cli("run", str(suite), "--out", str(base), "--cache-dir", str(cache), "--no-plots")
     assert got.returncode == 0, got.stderr[-2000:]
     assert got.stderr.count("work pass: 3 target(s) counted") == 2, got.stderr[-2000:]
     # two groups (seeds), one process, begun at the run's start (its start said once, at the first group's pass)
     assert got.stderr.count("whose start took") == 1, got.stderr[-2000:]
     # one fork at a time here, as many as the CPUs there: a count does not depend on it (the A/A rows)
-    got = cli("run", str(suite), "--out", str(new), "--cache-dir", str(cache),
+    got = cli("run", str(suite), "--out", str(new), "--cache-dir", str(cache), "--no-plots",
               env={"PYTHONPATH": str(plant), work.FORKS_ENV: "1"})
     assert got.returncode == 0, got.stderr[-2000:]
     assert got.stderr.count("1 fork(s) at once") == 2, got.stderr[-2000:]
@@ -141,7 +141,7 @@ def test_a_planted_pass_moves_only_its_variant_and_compare_names_it(work_runs: t
     assert "the exit code rests on accuracy and instructions per inference" in got.stdout
     assert cli("compare", str(base), str(base)).returncode == 0  # and an A/A compare passes
     # the table carries the count as work, labelled as such
-    cli("report", str(new))
+    cli("report", str(new), "--no-plots")
     import pandas as pd
 
     table = pd.read_parquet(new / "table.parquet")
@@ -195,7 +195,7 @@ def test_without_valgrind_the_work_pass_is_one_line_and_the_run_goes_on(tmp_path
     suite = tmp_path / "worktiny.yaml"
     head, _, rest = SUITE.replace("seeds: [0, 1]", "seeds: [0]").partition("variants:")
     suite.write_text(head + "measure:" + rest.partition("measure:")[2])  # cnn alone
-    got = cli("run", str(suite), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"))
+    got = cli("run", str(suite), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--no-plots")
     assert got.returncode == 0, got.stderr[-2000:]
     lines = [ln for ln in got.stderr.splitlines() if "work pass" in ln]
     assert lines == ["  work pass: instructions not counted: valgrind not found; install valgrind "
