@@ -7,10 +7,11 @@ same code on the same inputs. So after a group's energy rounds, every measured t
 (variant x batch size) has its work counted:
 
 - **One valgrind process per run** (``Process``): starting Python and torch under
-  valgrind costs ~12 s, the suite's libraries (``imports``) 5-10 s more. It runs
-  ``harness.counting``, begun at the run's start so that its start-up overlaps the run's
-  own work between windows, stopped while any window is open (``meters/held.py``), and
-  is handed one job per group after that group's energy rounds. A job rebuilds the
+  valgrind costs ~15 s of CPU, the suite's libraries (``imports``) 5-16 s more
+  (benchmarks/scripts/valgrind_start.py). It runs ``harness.counting``, begun at the
+  run's start so that its start-up overlaps the run's own work between windows, stopped
+  while any window is open (``meters/held.py``), and is handed one job per group after
+  that group's energy rounds. A job rebuilds the
   group's variants from the artifact cache (a technique it does not keep, such as
   dynamic int8, is redone), stages the same eval batches the energy windows ran
   (``measure.stage``), takes the declared sample of them (``measure.work_batches``) and
@@ -72,21 +73,16 @@ WHAT = ("instructions per inference: a deterministic count of executed instructi
         "thread, over the staged eval batches the energy windows ran, after a warm-up); it tracks CPU work, not "
         "memory stalls, frequency or an accelerator, and it is not energy")
 TIMEOUT_S = 6 * 3600
-#: MKL's instruction set in the counting process (see the module's docstring).
-MKL_INSTRUCTIONS = "SSE4_2"
-#: oneDNN's instruction set in the counting process (its convolutions; see the docstring).
-ONEDNN_ISA = "SSE41"
-#: The counting process's environment: one thread, and the libraries held to SSE4 kernels
-#: (see the module's docstring; the tool string names them).
+#: The instruction sets MKL and oneDNN (its convolutions) are held to in the counting process (the docstring).
+MKL_INSTRUCTIONS, ONEDNN_ISA = "SSE4_2", "SSE41"
+#: The counting process's environment: one thread, the libraries held to SSE4 kernels (the tool string says so).
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "MKL_ENABLE_INSTRUCTIONS": MKL_INSTRUCTIONS,
        "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA, "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
-#: How far a sample of K batches was measured to sit from every batch counted (by
-#: benchmarks/scripts/work_check.py, results/reference/work/), by K; a K not here is
-#: said to be unmeasured.
+#: How far a sample of K batches was measured to sit from every batch counted, by K (work_check.py,
+#: results/reference/work/); a K not here is said to be unmeasured.
 SAMPLE_ERROR = {4: "a 4-batch sample sat within 0.95% of every batch counted on SST-2's BERT-tiny rows "
                    "(-0.95% to +0.62% by variant; work_check.py)"}
-#: The spread of instructions per inference between repeated processes, as measured by
-#: benchmarks/scripts/work_check.py (results/reference/work/): printed by compare.
+#: The spread of instructions per inference between repeated processes (work_check.py): printed by compare.
 AA_SPREAD = ("max/min at most 1.00031 (digits' mlp rows; 1.00000 for its cnn row, at most 1.00002 on SST-2's "
              "BERT-tiny rows; 3 processes each)")
 
@@ -143,6 +139,12 @@ def tool_version() -> str:
             "each target in a fork of the warmed process, instrumentation switched on from inside it")
 
 
+def command(out_file: Path | str, args: list[str]) -> list[str]:
+    """The counting process's command line (``args``: Python's), under callgrind with nothing on at its start."""
+    return ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
+            f"--callgrind-out-file={out_file}", sys.executable, *args]
+
+
 def imports(specs: list[Any], task_kind: str) -> list[str]:
     """The modules the counting process will import to rebuild ``specs``' variants (their
     model families' and runtimes' ``imports``; none for a runtime it does not count on
@@ -196,8 +198,7 @@ class Process:
         (root / "task").mkdir()
         tasks.save(self.task, root / "task")
         self.tool = tool_version()
-        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-               f"--callgrind-out-file={root / 'cg.out.%p'}", sys.executable, "-m", "harness.counting", *imports]
+        cmd = command(root / "cg.out.%p", ["-m", "harness.counting", *imports])
         env = {**os.environ, **ENV}
         self.stderr = open(root / "stderr.txt", "w")
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
