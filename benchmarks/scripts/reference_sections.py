@@ -128,6 +128,13 @@ def work_section() -> list[str]:
             rho, p, how = stats.spearman(xs, ys)
             lines.append(f"  - Spearman rho {rho:.2f} between instructions and J per inference over "
                          f"{len(xs)} variants (p {p:.2g}, {how}; computed here from the file's table)")
+    start = REF / "work" / "valgrind_start.txt"  # the floor under the cost: the counting process's start
+    if start.is_file():
+        said = start.read_text().splitlines()
+        lines.append(f"- `valgrind_start.txt` (`{said[0].lstrip('# ')}`): starting the counting process, before "
+                     "it counts anything (wall seconds on an idle machine; in a run it overlaps the run's own work "
+                     "between windows):")
+        lines += [f"  - {line.strip()}" for line in said if line.strip() and not line.startswith("#")]
     return lines + [""]
 
 
