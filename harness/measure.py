@@ -230,24 +230,35 @@ def settle() -> float:
 
 def others_runnable(task: str = "/proc/self/task") -> bool:
     """Whether another thread of this process is running or waiting for a CPU (state R
-    in its /proc stat); False where /proc cannot say (the CPU clock alone decides)."""
+    in its /proc stat); False where /proc cannot say (the CPU clock alone decides). Read
+    inside the window, so its cost grows with the threads (benchmarks/scripts/settle_cost.py
+    prints it): plain descriptors relative to the folder, which cost about half of
+    Python's file objects here."""
     me = str(threading.get_native_id())
     try:
-        tids = os.listdir(task)
+        folder = os.open(task, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return False
-    for tid in tids:
-        if tid == me:
-            continue
-        try:
-            with open(f"{task}/{tid}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue  # the thread ended meanwhile
-        state = stat.rindex(b")") + 2  # after the command name, which may itself hold ")"
-        if stat[state:state + 1] == b"R":
-            return True
-    return False
+    try:
+        for tid in os.listdir(folder):
+            if tid == me:
+                continue
+            try:
+                fd = os.open(f"{tid}/stat", os.O_RDONLY, dir_fd=folder)
+            except OSError:
+                continue  # the thread ended meanwhile
+            try:
+                stat = os.read(fd, 1024)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+            state = stat.rfind(b")") + 2  # after the command name, which may itself hold ")"
+            if state > 1 and stat[state:state + 1] == b"R":
+                return True
+        return False
+    finally:
+        os.close(folder)
 
 
 def measure_rounds(targets: list[Target], cfg: MeasureConfig, monitor: EnergyMonitor,
