@@ -90,7 +90,6 @@ class Runner:
             if why:
                 raise UserError(f"{spec.variant_id}: {why}")
         self.workshop = Workshop(suite, task, monitor, self.specs, cache, log, device)
-        preflight.check(self.suite, self.task, self.device, self.specs, self.workshop.build)
         self.work_skip: str | None = None  # why the suite's work pass cannot count here
         self.work_forks = 1  # how many targets the work pass counts at once
         if suite.measure.work != work.NONE:
@@ -100,7 +99,17 @@ class Runner:
                 self.work_skip = ("instructions not counted: the work pass rebuilds every variant from the artifact "
                                   "cache; run without --no-cache")
         self.counter = Counter(suite.measure.batch_size, cache)
-        self.work_process = work.Process(task, log)  # begun at the run's start (_run), ended with the run
+        self.work_process = work.Process(task, log)  # ended with the run (run_all), or by a refusal below
+        measured = [s for s in self.todo if s.trial is None]
+        if measured and suite.measure.work != work.NONE and not self.work_skip:
+            # begun before the preflight and the run's start: its start-up (valgrind_start.py) overlaps
+            # them and the run's own work between windows; it is stopped in every window
+            self.monitor.hold(self.work_process.begin(work.imports(measured, task.kind)))
+        try:
+            preflight.check(self.suite, self.task, self.device, self.specs, self.workshop.build)
+        except BaseException:
+            self.work_process.close()
+            raise
         self.recorder: Recorder | None = None  # once the run folder's environment is written (start)
         self.folder = rundir.Writer(out_dir, log)
 
@@ -152,19 +161,16 @@ class Runner:
         interleaved rounds (measure.py says why), then append one record per variant.
         A skipped variant is recorded at once; a kill loses at most the seed's windows,
         and its trained variants come back from the cache on resume."""
-        done = self.start(resume)
         try:
-            return self._run(done)
+            return self._run(self.start(resume))
         finally:
             self.work_process.close()
             self.folder.close()
 
     def _run(self, done: set[str]) -> Path:
         todo = [s for s in self.todo if s.key not in done]
-        measured = [s for s in todo if s.trial is None]
-        if measured and self.suite.measure.work != work.NONE and not self.work_skip:
-            # begun now, its start-up overlaps the run's own work; stopped in every window
-            self.monitor.hold(self.work_process.begin(work.imports(measured, self.task.kind)))
+        if not any(s.trial is None for s in todo):
+            self.work_process.close()  # a resume with nothing left to measure: nothing to count
         progress = Progress(len(todo))
         for spec in (s for s in todo if s.trial is not None):  # a sweep's trials: all of them before any selection
             self.log(progress.step(f"{self.suite.name}: {spec.key} (sweep trial: {describe(spec.trial)})"))

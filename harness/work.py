@@ -175,15 +175,13 @@ class Process:
     """The run's one counting process (``harness.counting`` under callgrind), begun at
     the run's start (``begin``; else at the first group's work pass) and then handed one
     job per group: imports, the suite and the examples are paid for once per run, not
-    once per group. ``close`` ends it."""
+    once per group. ``close`` ends it (at once, where it was never given a job)."""
 
     def __init__(self, task: Any, log: Callable[[str], None], timeout_s: float = TIMEOUT_S) -> None:
         self.task, self.log, self.timeout_s = task, log, timeout_s
         self.proc: subprocess.Popen | None = None
         self.tmp: tempfile.TemporaryDirectory | None = None
-        self.jobs = 0
-        self.tool = ""
-        self.stderr: Any = None
+        self.jobs, self.tool, self.stderr = 0, "", None
         self.begun = 0.0  # time.time() at begin
         self.started_s: float | None = None  # begin to ready, once ready has been read
 
@@ -206,9 +204,8 @@ class Process:
         return self.proc.pid
 
     def _ready(self, t0: float) -> float:
-        """Wait for the begun process's ``ready TIME``; returns the seconds from begin to
-        ready (much of it, where it was begun at the run's start, spent while the run did
-        its own work)."""
+        """Wait for the begun process's ``ready TIME``; the seconds from begin to ready (much
+        of it, where it was begun at the run's start, spent while the run did its own work)."""
         line = self._answer("ready", t0)
         self.started_s = max(0.0, float(line.split()[1]) - self.begun)
         return self.started_s
@@ -233,7 +230,10 @@ class Process:
     def close(self) -> None:
         if self.proc is not None:
             try:
-                if self.proc.poll() is None:
+                if self.proc.poll() is None and not self.jobs:  # never given a job (a refused run): nothing to wait for
+                    self.proc.kill()
+                    self.proc.wait()
+                elif self.proc.poll() is None:
                     os.kill(self.proc.pid, signal.SIGCONT)  # in case a window left open by an error still holds it
                     self.proc.stdin.write("\n")
                     self.proc.stdin.close()

@@ -189,6 +189,50 @@ def test_a_sample_of_the_batches_is_evenly_spaced() -> None:
     assert "not measured" in work.sample_error([k + 1, 14])
 
 
+def counting_children() -> list[int]:
+    """Processes of ours running harness.counting (the work pass's, under valgrind)."""
+    me, found = str(os.getpid()), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if stat[stat.rindex(b")") + 2:].split()[1] == me.encode() and b"harness.counting" in cmd:
+            found.append(int(pid))
+    return found
+
+
+@needs_valgrind
+def test_a_run_refused_by_its_preflight_leaves_no_counting_process(tmp_path: Path, monkeypatch) -> None:
+    """The counting process is begun before the preflight (its start overlaps it); a
+    model the machine cannot hold is refused there, before the run's folder, and the
+    process goes with the refusal. Planted: the same refusal with ``close`` doing
+    nothing leaves the process behind, and the check sees it."""
+    import signal
+
+    from harness import fits
+
+    suite = tmp_path / "worktiny.yaml"
+    suite.write_text(SUITE)
+    monkeypatch.setattr(fits, "free_bytes", lambda device: 2**20)  # a machine with 1 MiB free
+
+    def refused(out: str) -> None:
+        got = cli("run", str(suite), "--out", str(tmp_path / out), "--cache-dir", str(tmp_path / "cache"))
+        assert got.returncode == 2 and "need about" in got.stderr and not (tmp_path / out).exists(), got.stderr
+
+    with monkeypatch.context() as planted:
+        planted.setattr(work.Process, "close", lambda self: None)
+        refused("planted")
+    left = counting_children()
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert len(left) == 1, left  # the plant: begun, never ended
+    refused("run")
+    assert counting_children() == []
+
+
 def test_without_valgrind_the_work_pass_is_one_line_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
     real = shutil.which
     monkeypatch.setattr(work.shutil, "which", lambda name: None if name == "valgrind" else real(name))
