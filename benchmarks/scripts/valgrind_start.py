@@ -48,7 +48,8 @@ def main() -> int:
     for name, (path, kind) in SUITES.items():
         names = work.imports(plan.expand(suite.load(ROOT / path, "quick")), kind)
         sets[f"harness.counting + {name}: {', '.join(names)}"] = ["harness.counting", "numpy.random", *names]
-    print(f"# {' '.join(work.command('CG', ['-c', 'import ...']))}")
+    shown = [a if a != sys.executable else "python" for a in work.command("CG", ["-c", "import ..."])]
+    print(f"# {' '.join(shown)}")  # this Python by its name, not this machine's path to it
     print(f"# environment: {' '.join(f'{k}={v}' for k, v in work.ENV.items())}; median of {args.repeat} "
           "alternating pairs (native, under valgrind), seconds of wall time on an otherwise idle machine")
     with tempfile.TemporaryDirectory() as tmp:
