@@ -7,11 +7,11 @@ variants on stdin (a line naming JOB.json and OUT.json) and answers on stdout. F
 job it rebuilds the group's variants from the artifact cache exactly as a run obtains them
 (the same suite, workshop and runtimes, and the run's examples as the parent saved them:
 ``tasks.save``, so no data loader or its imports run again), stages each target's eval batches with
-``measure.stage``, warms them all up, switches instrumentation on, and counts each
-target's passes between two collection toggles in a fork of its own (as many at once as
-the process has CPUs), which dumps once and exits (instrumentation is on only while a
-job counts). OUT.json says which fork, so which dump, holds which target. Nothing is
-recorded or measured for energy here.
+``measure.stage`` and samples them, all uninstrumented; then ``counting_forks`` warms each
+target up and counts its passes between two collection toggles in a fork of its own,
+which dumps once and exits (instrumentation is on only in the forks and the process that
+warms and takes them). OUT.json says which fork, so which dump, holds which target.
+Nothing is recorded or measured for energy here.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import torch
 
 from harness import callgrind, meters, runtimes, tasks
 from harness.cache import ArtifactCache
+from harness.counting_forks import forked
 from harness.device import CPU
 from harness.errors import UserError, VariantSkipped
 from harness.measure import Target, layout, stage
@@ -86,63 +87,6 @@ def no_init(wanted: bool) -> Iterator[None]:
         yield
 
 
-def forked(targets: list[tuple[dict[str, Any], Target]], passes: int, out: Path, at_once: int,
-           order: list[int] | None = None) -> None:
-    """Each target's passes counted in a fork of this process. Every fork is taken first,
-    one after another, after every target was rebuilt, staged and warmed and before any was
-    counted; each waits on a pipe of its own until it is let go, at most ``at_once`` at a
-    time, in ``order`` (default: as listed). A target's count so starts from the same state
-    whichever targets precede it, in whatever order they are let go and however many count
-    beside it (nothing a count does stays in the process; its allocations and caches leave
-    with its fork; and the process does nothing between the forks but take them: forked
-    while earlier ones were reaped, the last targets' counts moved with the heap's layout,
-    quick digits' mlp rows by 0.6% once the slowest were let go first). The fork toggles
-    collection around its passes, dumps once (callgrind names the dump ``cg.out.PID.1``) and
-    exits; ``entry`` gets the fork's pid and its seconds, or ``skipped`` where it failed. A
-    fork whose pipe closes unwritten (this process gone) leaves without counting. (Warming a
-    target's shapes in its fork instead, beside the other forks, was slower on quick digits,
-    38 s against 35 s: each fork translated the same code again.)"""
-    waiting: list[tuple[int, int, dict[str, Any], Path]] = []
-    for i, (entry, target) in enumerate(targets):
-        said = out.parent / f"{out.name}.fork{i}.json"
-        go, let_go = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the fork: wait to be let go, count, say how long, leave without any teardown
-            code = 1
-            try:
-                for _, other, _, _ in waiting:
-                    os.close(other)  # only the process holds each pipe's end: its death is every fork's EOF
-                os.close(let_go)
-                if os.read(go, 1):
-                    t0 = time.perf_counter()
-                    with torch.inference_mode():
-                        torch._C._valgrind_toggle()
-                        for _ in range(passes):
-                            target.one_pass()
-                        torch._C._valgrind_toggle_and_dump_stats()
-                    said.write_text(json.dumps({"count_s": time.perf_counter() - t0}))
-                    code = 0
-            finally:
-                os._exit(code)
-        os.close(go)
-        waiting.append((pid, let_go, entry, said))
-    queue = [waiting[i] for i in (order if order is not None else range(len(waiting)))]
-    running: dict[int, tuple[dict[str, Any], Path]] = {}
-    while queue or running:
-        while queue and len(running) < at_once:
-            pid, let_go, entry, said = queue.pop(0)
-            os.write(let_go, b"1")
-            os.close(let_go)
-            running[pid] = (entry, said)
-        pid, status = os.wait()
-        entry, said = running.pop(pid)
-        if status == 0 and said.exists():
-            entry.update(json.loads(said.read_text()), pid=pid)
-            said.unlink()
-        else:
-            entry["skipped"] = f"not counted: its counting fork ended with wait status {status}"
-
-
 class Counting:
     """This process's state across the run's jobs (one run: one suite, one task): the
     suite parsed and the variants' workshop built at the first job."""
@@ -167,10 +111,10 @@ class Counting:
         return self.built
 
     def job(self, job: dict[str, Any], out: Path) -> dict[str, Any]:
-        """Rebuild, stage, sample and warm the job's targets uninstrumented, then count each
-        target's passes between two collection toggles in a fork of its own (``forked``;
-        one dump per target). ``out``: where the answer will be written (the forks
-        write beside it)."""
+        """Rebuild, stage and sample the job's targets uninstrumented, then warm each one
+        up and count its passes between two collection toggles in a fork of its own
+        (``forked``; one dump per target). ``out``: where the answer will be written (the
+        forks write beside it)."""
         started = time.perf_counter()
         by_key, workshop = self.workshop(job)
         cfg = workshop.suite.measure
@@ -207,23 +151,16 @@ class Counting:
                 targets.append((entry, target))
         gc.collect()  # the collector off while counting (as timeit does): when it runs depends on the
         gc.disable()  # process's whole allocation history (imports, what else the process loaded)
-        warm_s = []
-        with torch.inference_mode():
-            for _, target in targets:  # warm: allocations, kernel selection, lazy initialisation (once per shape)
-                t0 = time.perf_counter()
+
+        def warm(target: Target) -> None:  # allocations, kernel selection, lazy initialisation (once per shape)
+            with torch.inference_mode():
                 for _ in range(cfg.warmup):
                     for batch in shapes(target.batches):
                         target.runnable(batch)
-                warm_s.append(time.perf_counter() - t0)
-        # let go slowest first (by its warm-up, uninstrumented): the forks share the CPUs evenly to the
-        # end instead of the last slow target counting alone (quick digits: counting 15 s against 17-18 s
-        # in the order the suite lists, two interleaved pairs)
-        slowest = sorted(range(len(targets)), key=lambda i: -warm_s[i])
+
         loaded = time.perf_counter()
         if targets:
-            callgrind.request(callgrind.START_INSTRUMENTATION)  # the forks inherit it (a client request: it
-            forked(targets, job["passes"], out, job["forks"], slowest)  # reaches only the process that makes it)
-            callgrind.request(callgrind.STOP_INSTRUMENTATION)  # the next job's loading runs uninstrumented again
+            forked(targets, job["passes"], out, job["forks"], warm)
         gc.enable()
         return {"targets": entries, "load_s": loaded - started, "count_s": time.perf_counter() - loaded}
 

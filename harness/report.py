@@ -68,11 +68,11 @@ def footnotes(recs: list[RunRecord], table: pd.DataFrame, carbon: Carbon, decide
                  "another runtime report their parent's FLOPs. FLOPs count work, not energy.")
     works = [inf.work for r in recs if r.ok for inf in r.inferences() if inf.work is not None]
     if works:
-        notes.append(f"{work.WHAT[0].upper()}{work.WHAT[1:]}. Valgrind implements no AVX-512, so under it the "
-                     "libraries choose their AVX2 (or older) kernels on any machine, and MKL is held to its SSE4.2 "
-                     "kernels (its AVX2 ones run ~1,500x slower under valgrind): the count is of that code path, not "
-                     "of the one the energy windows ran; instructions per correct answer = instructions per "
-                     "inference / accuracy.")
+        notes.append(f"{work.WHAT[0].upper()}{work.WHAT[1:]}. Valgrind implements no AVX-512 and emulates fused "
+                     "multiply-adds slowly, so in the counting process the libraries run older kernels on any machine, "
+                     "the ones work_method's tool string names (e.g. MKL held to SSE4.2, its AVX2 products ~1,500x "
+                     "slower under valgrind): the count is of that code path, not of the one the energy windows ran; "
+                     "instructions per correct answer = instructions per inference / accuracy.")
         skips = sorted({(w.skipped) for w in works if w.skipped})
         notes += [f"instructions not counted for some rows: {why}" for why in skips]
     used = sorted({r.runtime.get("name", "eager") for r in recs if r.ok} - {"eager"})

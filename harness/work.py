@@ -11,17 +11,14 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   (benchmarks/scripts/valgrind_start.py). It runs ``harness.counting``, begun at the
   run's start so that its start-up overlaps the run's own work between windows, stopped
   while any window is open (``meters/held.py``), and is handed one job per group after
-  that group's energy rounds. A job rebuilds the
-  group's variants from the artifact cache (a technique it does not keep, such as
-  dynamic int8, is redone), stages the same eval batches the energy windows ran
-  (``measure.stage``), takes the declared sample of them (``measure.work_batches``) and
-  warms each target up on one batch of each shape, all uninstrumented; then switches
-  callgrind's instrumentation on (a client request, ``callgrind.request``; off again
-  after the job) and counts each target in a fork of the warmed process
-  (``counting.forked``: its count starts from the same state whatever was counted before
-  or beside it), ``forks()`` of them at once, toggling collection around the counted
-  passes only (``torch._C._valgrind_toggle`` and ``_valgrind_toggle_and_dump_stats``,
-  one dump per target).
+  that group's energy rounds. A job rebuilds the group's variants from the artifact
+  cache (a technique it does not keep, such as dynamic int8, is redone), stages the same
+  eval batches the energy windows ran
+  (``measure.stage``) and takes the declared sample of them (``measure.work_batches``),
+  uninstrumented; then (``counting_forks``) warms each target up on one batch of each
+  shape and counts it in a fork taken right after, later targets warming while earlier
+  ones count, ``forks()`` counting at once, collection toggled around the counted passes
+  only (``torch._C._valgrind_toggle`` and ``_valgrind_toggle_and_dump_stats``).
 - **One intra-op thread**: valgrind runs a process's threads one at a time, so more
   would only cost time; the count is of the single-threaded code path. Valgrind also
   implements no AVX-512, so under it the libraries pick their AVX2 (or older) kernels on
@@ -33,14 +30,17 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   of another code path are not compared. **oneDNN's SSE4.1 kernels**
   (``ONEDNN_MAX_CPU_ISA=SSE41``) likewise: valgrind emulates AVX2's fused multiply-adds
   by helper calls (a digits CNN's pass: 6 s; SSE4.1: 0.8 s for 3x the instructions).
-  ONNX Runtime's kernels (MLAS) have no such switch: its rows stay slow.
+  **ATen's default kernels** (``ATEN_CPU_CAPABILITY=default``: torch's own, built for
+  any x86-64, without AVX2's fused multiply-adds) likewise: quick digits' bf16 row warmed
+  in 1.2 s and counted in 2.6 s, against 4.3 s and 10.7 s on ATen's AVX2 kernels, for
+  2.4x the instructions. ONNX Runtime's kernels (MLAS) have no such switch: slow rows.
 - **The C allocator's calls left out** (``callgrind.py``): what glibc's malloc executes
   depends on the process's heap history, not on the passes; its count is kept beside
   (``allocator``). Python's collector is off while counting (as in ``timeit``): when it
   runs depends on that history too.
-- **Work, never energy**: a deterministic count of executed instructions. It tracks
-  the CPU's work, not memory stalls, frequency, or an accelerator; on a GPU run it would
-  cover host instructions only (launches, Python, copies), so it is not counted there.
+- **Work, never energy**: a deterministic count of executed instructions (the CPU's
+  work, not memory stalls, frequency, or an accelerator; on a GPU run it would cover
+  host instructions only, so it is not counted there).
 
 This module is the parent's side (what to count, the job, reading the dumps); the
 process valgrind runs is ``counting.py``. Nothing here imports torch at import time.
@@ -73,11 +73,12 @@ WHAT = ("instructions per inference: a deterministic count of executed instructi
         "thread, over the staged eval batches the energy windows ran, after a warm-up); it tracks CPU work, not "
         "memory stalls, frequency or an accelerator, and it is not energy")
 TIMEOUT_S = 6 * 3600
-#: The instruction sets MKL and oneDNN (its convolutions) are held to in the counting process (the docstring).
-MKL_INSTRUCTIONS, ONEDNN_ISA = "SSE4_2", "SSE41"
-#: The counting process's environment: one thread, the libraries held to SSE4 kernels (the tool string says so).
+#: The kernels MKL, oneDNN (its convolutions) and ATen (torch's own) are held to in the counting process (the docstring).
+MKL_INSTRUCTIONS, ONEDNN_ISA, ATEN_CAPABILITY = "SSE4_2", "SSE41", "default"
+#: The counting process's environment: one thread, the libraries held to SSE kernels (the tool string says so).
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "MKL_ENABLE_INSTRUCTIONS": MKL_INSTRUCTIONS,
-       "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA, "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
+       "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA, "ATEN_CPU_CAPABILITY": ATEN_CAPABILITY, "TQDM_DISABLE": "1",
+       "TOKENIZERS_PARALLELISM": "false"}
 #: How far a sample of K batches was measured to sit from every batch counted, by K (work_check.py,
 #: results/reference/work/); a K not here is said to be unmeasured.
 SAMPLE_ERROR = {4: "a 4-batch sample sat within 0.95% of every batch counted on SST-2's BERT-tiny rows "
@@ -86,8 +87,7 @@ SAMPLE_ERROR = {4: "a 4-batch sample sat within 0.95% of every batch counted on 
 AA_SPREAD = ("max/min at most 1.00031 (digits' mlp rows; 1.00000 for its cnn row, at most 1.00002 on SST-2's "
              "BERT-tiny rows; 3 processes each)")
 
-
-FORKS_ENV = "JOULEBENCH_WORK_FORKS"  # how many targets count at once (counting.forked); unset: one per CPU
+FORKS_ENV = "JOULEBENCH_WORK_FORKS"  # how many targets count at once (counting_forks); unset: one per CPU
 
 
 def forks() -> int:
@@ -135,8 +135,9 @@ def tool_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return "valgrind"
     return ((f"{out} callgrind" if out else "valgrind callgrind")
-            + f", MKL {MKL_INSTRUCTIONS} and oneDNN {ONEDNN_ISA} kernels, the C allocator's calls left out, "
-            "each target in a fork of the warmed process, instrumentation switched on from inside it")
+            + f", MKL {MKL_INSTRUCTIONS}, oneDNN {ONEDNN_ISA} and ATen {ATEN_CAPABILITY} kernels, the C allocator's "
+            "calls left out, each target in a fork taken after its warm-up and the earlier targets', instrumentation "
+            "switched on from inside it")
 
 
 def command(out_file: Path | str, args: list[str]) -> list[str]:
@@ -146,9 +147,8 @@ def command(out_file: Path | str, args: list[str]) -> list[str]:
 
 
 def imports(specs: list[Any], task_kind: str) -> list[str]:
-    """The modules the counting process will import to rebuild ``specs``' variants (their
-    model families' and runtimes' ``imports``; none for a runtime it does not count on
-    this task), for it to import at its start."""
+    """The modules the counting process imports at its start to rebuild ``specs``' variants (their model
+    families' and runtimes' ``imports``; none for a runtime it does not count on this task)."""
     from harness import models, runtimes
 
     names: list[str] = []
@@ -277,7 +277,7 @@ class Process:
             if entry.get("skipped"):
                 out[entry["name"]] = skipped(entry["skipped"])
                 continue
-            dump = root / f"cg.out.{entry['pid']}.1"  # the counting fork's one dump (counting.forked)
+            dump = root / f"cg.out.{entry['pid']}.1"  # the counting fork's one dump (counting_forks)
             try:
                 got = callgrind.read(dump)
             except callgrind.DumpError as exc:
@@ -295,6 +295,6 @@ class Process:
         start = (f"waiting {waited_s:.0f} s for the process, whose start took {started_s:.0f} s from the run's "
                  "start, stopped in every window; " if started_s is not None else "")
         self.log(f"  work pass: {sum(1 for w in out.values() if w['instructions'])} target(s) counted under "
-                 f"{self.tool} in {process_s:.0f} s ({start}loading, staging and warming {counted['load_s']:.0f} s, "
-                 f"counting {counted['count_s']:.0f} s, {job['forks']} fork(s) at once)")
+                 f"{self.tool} in {process_s:.0f} s ({start}loading and staging {counted['load_s']:.0f} s, "
+                 f"warming and counting {counted['count_s']:.0f} s, {job['forks']} fork(s) at once)")
         return out

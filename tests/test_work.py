@@ -366,13 +366,14 @@ def test_a_counting_process_that_dies_fails_its_group_in_one_line(tmp_path: Path
 
 
 def test_a_fork_that_fails_leaves_its_target_uncounted_and_the_others_counted(tmp_path: Path) -> None:
-    """counting.forked outside valgrind (its collection toggles are then no-ops): a target
-    whose pass raises ends its fork with a non-zero status and is marked not counted, in
-    one line; the targets beside it are counted, each in a fork of its own (its pid), and
-    nothing a fork did reaches this process."""
+    """counting_forks.forked outside valgrind (its client requests and collection toggles
+    are then no-ops): a target whose pass raises ends its fork with a non-zero status, and
+    one whose warm-up raises is never forked; each is marked not counted, in one line
+    naming which; the targets beside them are counted, each in a fork of its own (its
+    pid), and nothing a fork did reaches this process."""
     from types import SimpleNamespace
 
-    from harness import counting
+    from harness.counting_forks import forked
 
     touched = tmp_path / "touched"
 
@@ -382,45 +383,60 @@ def test_a_fork_that_fails_leaves_its_target_uncounted_and_the_others_counted(tm
     def fails() -> None:
         raise RuntimeError("planted")
 
-    entries = [{"name": n} for n in ("a@bs1", "planted@bs1", "b@bs1")]
-    targets = [(e, SimpleNamespace(one_pass=p)) for e, p in zip(entries, (ok, fails, ok))]
-    counting.forked(targets, 2, tmp_path / "counted1.json", at_once=2)
-    a, planted, b = entries
+    def warm(target) -> None:
+        if target.cold:
+            raise ValueError("planted cold")
+
+    entries = [{"name": n} for n in ("a@bs1", "planted@bs1", "b@bs1", "cold@bs1")]
+    targets = [(e, SimpleNamespace(one_pass=p, cold=c)) for e, p, c in
+               zip(entries, (ok, fails, ok, ok), (False, False, False, True))]
+    forked(targets, 2, tmp_path / "counted1.json", at_once=2, warm=warm)
+    a, planted, b, cold = entries
     assert "skipped" not in a and "skipped" not in b and a["pid"] != b["pid"] != os.getpid()
     assert a["count_s"] >= 0 and b["count_s"] >= 0 and touched.exists()
     assert planted["skipped"].startswith("not counted: its counting fork ended with wait status") and "pid" not in planted
-    assert list(tmp_path.glob("counted1.json.fork*")) == []  # what the forks said was read and removed
+    assert cold["skipped"] == "not counted: its warm-up failed (ValueError: planted cold)" and "pid" not in cold
+    assert list(tmp_path.glob("counted1.json.*")) == []  # what the forks and the warmer said was read and removed
 
 
-def test_forks_are_taken_first_and_let_go_in_the_order_asked(tmp_path: Path) -> None:
-    """counting.forked takes every fork before any counts (each waits on its own pipe) and
-    lets them go ``at_once`` at a time in ``order``: here one at a time, the last target
-    first. The forks were taken in the listed order, before any was let go: their pids
-    rise in the listed order, not in the order they ran (forked as they were let go, the
-    last target's fork would have the lowest pid)."""
+def test_each_fork_counts_from_every_target_up_to_it_warmed_and_they_count_at_once_as_asked(tmp_path: Path) -> None:
+    """counting_forks.forked: the warmer warms the targets in the order listed and takes
+    each one's fork right after its warm-up, so the fork of the i-th target starts from
+    the first i targets warmed, never a later one (what each pass saw, written by the
+    forks); the warm-ups happen in a process of their own, not this one. Let go at most
+    ``at_once`` at a time: with one, no two forks' passes overlap; with three, the three
+    slow passes do (planted: each sleeps)."""
     import time
 
     import torch
 
-    from harness.counting import forked
+    from harness.counting_forks import forked
     from harness.measure import Target
 
     log = tmp_path / "ran.txt"
+    warmed: list[str] = []
 
     class Logged:
         def __init__(self, name: str) -> None:
             self.name = name
 
         def __call__(self, batch) -> None:
+            t0 = time.monotonic()
+            time.sleep(0.3)
             with open(log, "a") as fh:
-                fh.write(f"{self.name} {time.monotonic()}\n")
+                fh.write(f"{self.name} {'+'.join(warmed)} {t0} {time.monotonic()}\n")
 
-    targets = [({"name": n}, Target(n, Logged(n), [{"x": torch.zeros(1)}], 1, 1, 0.0)) for n in ("a", "b", "c")]
-    before = time.monotonic()
-    forked(targets, 2, tmp_path / "out.json", 1, [2, 0, 1])
-    ran = [line.split() for line in log.read_text().splitlines()]
-    assert [name for name, _ in ran] == ["c", "c", "a", "a", "b", "b"]
-    assert all(float(t) > before for _, t in ran)
-    entries = [e for e, _ in targets]
-    assert all("pid" in e and e["count_s"] >= 0 and "skipped" not in e for e in entries), entries
-    assert entries[0]["pid"] < entries[1]["pid"] < entries[2]["pid"], entries  # taken in the listed order
+    def runs(at_once: int) -> list[list[str]]:
+        log.unlink(missing_ok=True)
+        targets = [({"name": n}, Target(n, Logged(n), [{"x": torch.zeros(1)}], 1, 1, 0.0)) for n in ("a", "b", "c")]
+        forked(targets, 1, tmp_path / "out.json", at_once, warm=lambda t: warmed.append(t.name))
+        assert all("pid" in e and e["count_s"] >= 0 and "skipped" not in e for e, _ in targets), targets
+        return sorted(line.split() for line in log.read_text().splitlines())
+
+    one = runs(1)
+    assert [(name, seen) for name, seen, _, _ in one] == [("a", "a"), ("b", "a+b"), ("c", "a+b+c")]
+    assert warmed == []  # warmed in the warmer, not here
+    spans = sorted((float(t0), float(t1)) for _, _, t0, t1 in one)
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    spans = sorted((float(t0), float(t1)) for _, _, t0, t1 in runs(3))
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
