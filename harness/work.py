@@ -79,13 +79,13 @@ MKL_INSTRUCTIONS, ONEDNN_ISA, ATEN_CAPABILITY = "SSE4_2", "SSE41", "default"
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "MKL_ENABLE_INSTRUCTIONS": MKL_INSTRUCTIONS,
        "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA, "ATEN_CPU_CAPABILITY": ATEN_CAPABILITY, "TQDM_DISABLE": "1",
        "TOKENIZERS_PARALLELISM": "false"}
-#: How far a sample of K batches was measured to sit from every batch counted, by K (work_check.py,
-#: results/reference/work/); a K not here is said to be unmeasured.
+CHECKED = "87306f3"  # the commit of the work_check.py outputs the next two quote (reference/work/work_check-*-CHECKED.txt)
+#: How far a sample of K batches was measured to sit from every batch counted, by K; a K not here: unmeasured.
 SAMPLE_ERROR = {4: "a 4-batch sample sat within 0.92% of every batch counted on SST-2's BERT-tiny rows "
-                   "(-0.92% to +0.61% by variant; work_check.py)"}
-#: The spread of instructions per inference between repeated processes (work_check.py): printed by compare.
+                   f"(-0.92% to +0.61% by variant; work_check.py at {CHECKED})"}
+#: The spread of instructions per inference between repeated processes: printed by compare.
 AA_SPREAD = ("max/min at most 1.00064 (digits' mlp rows; 1.00000 for its cnn row and on SST-2's BERT-tiny "
-             "rows; 3 processes each)")
+             f"rows; 3 processes each, work_check.py at {CHECKED})")
 
 FORKS_ENV = "JOULEBENCH_WORK_FORKS"  # how many targets count at once (counting_forks); unset: one per CPU
 

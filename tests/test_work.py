@@ -326,13 +326,15 @@ def test_the_command_line_work_options_reach_the_suite(tmp_path: Path) -> None:
 
 def test_the_stated_spread_and_sample_error_quote_the_committed_outputs() -> None:
     """work.AA_SPREAD and work.SAMPLE_ERROR are printed beside counts: each figure in them
-    is in the committed work_check.py output it cites (results/reference/work/)."""
+    is in the committed work_check.py outputs of the commit they cite (work.CHECKED,
+    results/reference/work/)."""
     import re
 
     from tests.conftest import ROOT
 
     ref = ROOT / "results" / "reference" / "work"
-    digits, sst2 = ((ref / f"work_check-{n}.txt").read_text() for n in ("digits-quick", "sst2_bert_tiny"))
+    digits, sst2 = ((ref / f"work_check-{n}-{work.CHECKED}.txt").read_text() for n in ("digits-quick", "sst2_bert_tiny"))
+    assert f"at {work.CHECKED}" in work.SAMPLE_ERROR[4] and f"at {work.CHECKED}" in work.AA_SPREAD
     largest = re.search(r"largest sample error: ([0-9.]+)%", sst2).group(1)
     assert f"within {largest}%" in work.SAMPLE_ERROR[4]
     errors = re.findall(r"4 of \d+ .* ([+-][0-9.]+)%", sst2)
