@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 import torch
 
-from harness import callgrind, meters, runtimes, tasks
+from harness import meters, runtimes, tasks, work
 from harness.cache import ArtifactCache
 from harness.counting_forks import forked
 from harness.device import CPU
@@ -171,7 +171,7 @@ def main(argv: list[str]) -> int:
     serve the parent's jobs, one line each on stdin (``JOB.json OUT.json``), answering
     each with a line on stdout once OUT.json is written; an empty line or end of input ends."""
     torch.set_num_threads(1)
-    for name in ["numpy.random", *argv]:  # numpy.random: seed_everything's first call would import it
+    for name in [*work.ALWAYS_IMPORTED, *argv]:
         try:
             importlib.import_module(name)
         except ImportError:

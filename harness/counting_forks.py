@@ -86,7 +86,7 @@ def forked(targets: list[tuple[dict[str, Any], Target]], passes: int, out: Path,
     for r, w in alive:
         os.close(w)
     let_go = {i: go[i][1] for i in range(n)}  # a fork's pipe: written (and closed) to let it go
-    ends = {alive[i][0]: i for i in range(n)}  # a fork's other pipe: its end of file is the fork's exit
+    ends = {r for r, _ in alive}  # a fork's other pipe: its end of file is the fork's exit
     queue: list[int] = []
     running: set[int] = set()
     said_by_warmer, reading = b"", True
@@ -106,7 +106,7 @@ def forked(targets: list[tuple[dict[str, Any], Target]], passes: int, out: Path,
             elif not os.read(fd, 1):  # its fork has exited
                 running.discard(fd)
                 os.close(fd)
-                ends.pop(fd)
+                ends.discard(fd)
     for fd in [*let_go.values(), *ends]:  # forks never taken (their warm-up failed, or the warmer died)
         os.close(fd)
     os.close(ready_r)

@@ -13,9 +13,8 @@ same code on the same inputs. So after a group's energy rounds, every measured t
   while any window is open (``meters/held.py``), and is handed one job per group after
   that group's energy rounds. A job rebuilds the group's variants from the artifact
   cache (a technique it does not keep, such as dynamic int8, is redone), stages the same
-  eval batches the energy windows ran
-  (``measure.stage``) and takes the declared sample of them (``measure.work_batches``),
-  uninstrumented; then (``counting_forks``) warms each target up on one batch of each
+  eval batches the energy windows ran (``measure.stage``) and takes the declared sample
+  of them (``measure.work_batches``), uninstrumented; then (``counting_forks``) warms each target up on one batch of each
   shape and counts it in a fork taken right after, later targets warming while earlier
   ones count, ``forks()`` counting at once, collection toggled around the counted passes
   only (``torch._C._valgrind_toggle`` and ``_valgrind_toggle_and_dump_stats``).
@@ -87,6 +86,7 @@ SAMPLE_ERROR = {4: "a 4-batch sample sat within 0.92% of every batch counted on 
 AA_SPREAD = ("max/min at most 1.00064 (digits' mlp rows; 1.00000 for its cnn row and on SST-2's BERT-tiny "
              f"rows; 3 processes each, work_check.py at {CHECKED})")
 
+ALWAYS_IMPORTED = ("numpy.random",)  # the counting process's start, whatever the suite (seed_everything's first call)
 FORKS_ENV = "JOULEBENCH_WORK_FORKS"  # how many targets count at once (counting_forks); unset: one per CPU
 
 

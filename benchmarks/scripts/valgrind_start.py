@@ -47,7 +47,7 @@ def main() -> int:
     sets = {"python alone": [], "torch": ["torch"], "harness.counting (torch, the harness)": ["harness.counting"]}
     for name, (path, kind) in SUITES.items():
         names = work.imports(plan.expand(suite.load(ROOT / path, "quick")), kind)
-        sets[f"harness.counting + {name}: {', '.join(names)}"] = ["harness.counting", "numpy.random", *names]
+        sets[f"harness.counting + {name}: {', '.join(names)}"] = ["harness.counting", *work.ALWAYS_IMPORTED, *names]
     shown = [a if a != sys.executable else "python" for a in work.command("CG", ["-c", "import ..."])]
     print(f"# {' '.join(shown)}")  # this Python by its name, not this machine's path to it
     print(f"# environment: {' '.join(f'{k}={v}' for k, v in work.ENV.items())}; median of {args.repeat} "
